@@ -1,0 +1,7 @@
+"""pybpf: a pure-Python eBPF toolkit."""
+from pybpf.errors import (
+    BPFError, SyscallError, ObjectError, VerifierError, NotSupportedError, CompileError,
+    MapError, MapFullError, KeyNotFoundError, LinkError,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,351 @@
+"""ctypes layouts of the bpf(2) attribute structs and the info structs.
+
+Each ``*Attr`` class is the anonymous struct of ``union bpf_attr`` that one
+command reads, laid out as in Linux 6.18's UAPI (``include/uapi/linux/bpf.h``).
+The kernel accepts a shorter struct from older user space and checks that
+bytes past what it knows are zero, so one layout works on older kernels as
+long as the fields they lack are left at zero.  tests/test_sys.py compares
+every offset here with the running kernel's BTF.
+
+Example::
+
+    attr = MapCreateAttr(map_type=MapType.HASH, key_size=4, value_size=8, max_entries=16)
+    fd = bpf(Cmd.MAP_CREATE, attr)
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
+
+OBJ_NAME_LEN = 16
+
+
+class _Attr(ctypes.Structure):
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, *_ in self._fields_)
+        return f"{type(self).__name__}({fields})"
+
+
+class MapCreateAttr(_Attr):
+    _fields_ = [
+        ("map_type", c_uint32), ("key_size", c_uint32), ("value_size", c_uint32),
+        ("max_entries", c_uint32), ("map_flags", c_uint32), ("inner_map_fd", c_uint32),
+        ("numa_node", c_uint32), ("map_name", c_char * OBJ_NAME_LEN), ("map_ifindex", c_uint32),
+        ("btf_fd", c_uint32), ("btf_key_type_id", c_uint32), ("btf_value_type_id", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32), ("map_extra", c_uint64),
+        ("value_type_btf_obj_fd", c_int32), ("map_token_fd", c_int32),
+    ]
+
+
+class MapElemAttr(_Attr):
+    """BPF_MAP_LOOKUP_ELEM / UPDATE / DELETE / GET_NEXT_KEY / LOOKUP_AND_DELETE / FREEZE."""
+
+    _fields_ = [("map_fd", c_uint32), ("key", c_uint64), ("value", c_uint64), ("flags", c_uint64)]
+
+
+class MapBatchAttr(_Attr):
+    _fields_ = [
+        ("in_batch", c_uint64), ("out_batch", c_uint64), ("keys", c_uint64), ("values", c_uint64),
+        ("count", c_uint32), ("map_fd", c_uint32), ("elem_flags", c_uint64), ("flags", c_uint64),
+    ]
+
+
+class ProgLoadAttr(_Attr):
+    _fields_ = [
+        ("prog_type", c_uint32), ("insn_cnt", c_uint32), ("insns", c_uint64), ("license", c_uint64),
+        ("log_level", c_uint32), ("log_size", c_uint32), ("log_buf", c_uint64),
+        ("kern_version", c_uint32), ("prog_flags", c_uint32), ("prog_name", c_char * OBJ_NAME_LEN),
+        ("prog_ifindex", c_uint32), ("expected_attach_type", c_uint32), ("prog_btf_fd", c_uint32),
+        ("func_info_rec_size", c_uint32), ("func_info", c_uint64), ("func_info_cnt", c_uint32),
+        ("line_info_rec_size", c_uint32), ("line_info", c_uint64), ("line_info_cnt", c_uint32),
+        ("attach_btf_id", c_uint32),
+        ("attach_prog_fd", c_uint32),  # union with attach_btf_obj_fd
+        ("core_relo_cnt", c_uint32), ("fd_array", c_uint64), ("core_relos", c_uint64),
+        ("core_relo_rec_size", c_uint32), ("log_true_size", c_uint32), ("prog_token_fd", c_int32),
+        ("fd_array_cnt", c_uint32),
+    ]
+
+
+class ObjPinAttr(_Attr):
+    """BPF_OBJ_PIN / BPF_OBJ_GET."""
+
+    _fields_ = [("pathname", c_uint64), ("bpf_fd", c_uint32), ("file_flags", c_uint32), ("path_fd", c_int32)]
+
+
+class ProgAttachAttr(_Attr):
+    """BPF_PROG_ATTACH / BPF_PROG_DETACH."""
+
+    _fields_ = [
+        ("target_fd", c_uint32), ("attach_bpf_fd", c_uint32), ("attach_type", c_uint32),
+        ("attach_flags", c_uint32), ("replace_bpf_fd", c_uint32), ("relative_fd", c_uint32),
+        ("expected_revision", c_uint64),
+    ]
+
+
+class TestRunAttr(_Attr):
+    __test__ = False  # not a pytest test class
+    _fields_ = [
+        ("prog_fd", c_uint32), ("retval", c_uint32), ("data_size_in", c_uint32),
+        ("data_size_out", c_uint32), ("data_in", c_uint64), ("data_out", c_uint64),
+        ("repeat", c_uint32), ("duration", c_uint32), ("ctx_size_in", c_uint32),
+        ("ctx_size_out", c_uint32), ("ctx_in", c_uint64), ("ctx_out", c_uint64),
+        ("flags", c_uint32), ("cpu", c_uint32), ("batch_size", c_uint32),
+    ]
+
+
+class GetIdAttr(_Attr):
+    """BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID (start_id doubles as prog/map/btf/link id)."""
+
+    _fields_ = [("start_id", c_uint32), ("next_id", c_uint32), ("open_flags", c_uint32), ("fd_by_id_token_fd", c_int32)]
+
+
+class InfoAttr(_Attr):
+    _fields_ = [("bpf_fd", c_uint32), ("info_len", c_uint32), ("info", c_uint64)]
+
+
+class QueryAttr(_Attr):
+    _fields_ = [
+        ("target_fd", c_uint32), ("attach_type", c_uint32), ("query_flags", c_uint32),
+        ("attach_flags", c_uint32), ("prog_ids", c_uint64), ("prog_cnt", c_uint32),
+        ("prog_attach_flags", c_uint64), ("link_ids", c_uint64), ("link_attach_flags", c_uint64),
+        ("revision", c_uint64),
+    ]
+
+
+class RawTracepointAttr(_Attr):
+    _fields_ = [("name", c_uint64), ("prog_fd", c_uint32), ("cookie", c_uint64)]
+
+
+class BtfLoadAttr(_Attr):
+    _fields_ = [
+        ("btf", c_uint64), ("btf_log_buf", c_uint64), ("btf_size", c_uint32),
+        ("btf_log_size", c_uint32), ("btf_log_level", c_uint32), ("btf_log_true_size", c_uint32),
+        ("btf_flags", c_uint32), ("btf_token_fd", c_int32),
+    ]
+
+
+class TaskFdQueryAttr(_Attr):
+    _fields_ = [
+        ("pid", c_uint32), ("fd", c_uint32), ("flags", c_uint32), ("buf_len", c_uint32),
+        ("buf", c_uint64), ("prog_id", c_uint32), ("fd_type", c_uint32),
+        ("probe_offset", c_uint64), ("probe_addr", c_uint64),
+    ]
+
+
+# --- BPF_LINK_CREATE: a common head followed by a union chosen by attach type.
+
+class _LinkPerfEvent(_Attr):
+    _fields_ = [("bpf_cookie", c_uint64)]
+
+
+class _LinkIter(_Attr):
+    _fields_ = [("iter_info", c_uint64), ("iter_info_len", c_uint32)]
+
+
+class _LinkKprobeMulti(_Attr):
+    _fields_ = [("flags", c_uint32), ("cnt", c_uint32), ("syms", c_uint64), ("addrs", c_uint64), ("cookies", c_uint64)]
+
+
+class _LinkTracing(_Attr):
+    _fields_ = [("target_btf_id", c_uint32), ("cookie", c_uint64)]
+
+
+class _LinkNetfilter(_Attr):
+    _fields_ = [("pf", c_uint32), ("hooknum", c_uint32), ("priority", c_int32), ("flags", c_uint32)]
+
+
+class _LinkRelative(_Attr):
+    """tcx, netkit and cgroup links: position relative to another program or link."""
+
+    _fields_ = [("relative_fd", c_uint32), ("expected_revision", c_uint64)]
+
+
+class _LinkUprobeMulti(_Attr):
+    _fields_ = [
+        ("path", c_uint64), ("offsets", c_uint64), ("ref_ctr_offsets", c_uint64),
+        ("cookies", c_uint64), ("cnt", c_uint32), ("flags", c_uint32), ("pid", c_uint32),
+    ]
+
+
+class _LinkTarget(ctypes.Union):
+    _fields_ = [
+        ("target_btf_id", c_uint32), ("iter", _LinkIter), ("perf_event", _LinkPerfEvent),
+        ("kprobe_multi", _LinkKprobeMulti), ("tracing", _LinkTracing), ("netfilter", _LinkNetfilter),
+        ("tcx", _LinkRelative), ("uprobe_multi", _LinkUprobeMulti), ("netkit", _LinkRelative),
+        ("cgroup", _LinkRelative),
+    ]
+
+
+class LinkCreateAttr(_Attr):
+    _fields_ = [
+        ("prog_fd", c_uint32),  # union with map_fd (struct_ops)
+        ("target_fd", c_uint32),  # union with target_ifindex
+        ("attach_type", c_uint32), ("flags", c_uint32), ("u", _LinkTarget),
+    ]
+
+
+class LinkUpdateAttr(_Attr):
+    _fields_ = [("link_fd", c_uint32), ("new_prog_fd", c_uint32), ("flags", c_uint32), ("old_prog_fd", c_uint32)]
+
+
+class LinkDetachAttr(_Attr):
+    _fields_ = [("link_fd", c_uint32)]
+
+
+class EnableStatsAttr(_Attr):
+    _fields_ = [("type", c_uint32)]
+
+
+class IterCreateAttr(_Attr):
+    _fields_ = [("link_fd", c_uint32), ("flags", c_uint32)]
+
+
+class ProgBindMapAttr(_Attr):
+    _fields_ = [("prog_fd", c_uint32), ("map_fd", c_uint32), ("flags", c_uint32)]
+
+
+# --- BPF_OBJ_GET_INFO_BY_FD results.
+
+class ProgInfo(_Attr):
+    _fields_ = [
+        ("type", c_uint32), ("id", c_uint32), ("tag", c_uint8 * 8), ("jited_prog_len", c_uint32),
+        ("xlated_prog_len", c_uint32), ("jited_prog_insns", c_uint64), ("xlated_prog_insns", c_uint64),
+        ("load_time", c_uint64), ("created_by_uid", c_uint32), ("nr_map_ids", c_uint32),
+        ("map_ids", c_uint64), ("name", c_char * OBJ_NAME_LEN), ("ifindex", c_uint32),
+        ("gpl_compatible", c_uint32, 1), ("netns_dev", c_uint64), ("netns_ino", c_uint64),
+        ("nr_jited_ksyms", c_uint32), ("nr_jited_func_lens", c_uint32), ("jited_ksyms", c_uint64),
+        ("jited_func_lens", c_uint64), ("btf_id", c_uint32), ("func_info_rec_size", c_uint32),
+        ("func_info", c_uint64), ("nr_func_info", c_uint32), ("nr_line_info", c_uint32),
+        ("line_info", c_uint64), ("jited_line_info", c_uint64), ("nr_jited_line_info", c_uint32),
+        ("line_info_rec_size", c_uint32), ("jited_line_info_rec_size", c_uint32),
+        ("nr_prog_tags", c_uint32), ("prog_tags", c_uint64), ("run_time_ns", c_uint64),
+        ("run_cnt", c_uint64), ("recursion_misses", c_uint64), ("verified_insns", c_uint32),
+        ("attach_btf_obj_id", c_uint32), ("attach_btf_id", c_uint32),
+    ]
+
+
+class MapInfo(_Attr):
+    _fields_ = [
+        ("type", c_uint32), ("id", c_uint32), ("key_size", c_uint32), ("value_size", c_uint32),
+        ("max_entries", c_uint32), ("map_flags", c_uint32), ("name", c_char * OBJ_NAME_LEN),
+        ("ifindex", c_uint32), ("btf_vmlinux_value_type_id", c_uint32), ("netns_dev", c_uint64),
+        ("netns_ino", c_uint64), ("btf_id", c_uint32), ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32), ("btf_vmlinux_id", c_uint32), ("map_extra", c_uint64),
+    ]
+
+
+class BtfInfo(_Attr):
+    _fields_ = [
+        ("btf", c_uint64), ("btf_size", c_uint32), ("id", c_uint32), ("name", c_uint64),
+        ("name_len", c_uint32), ("kernel_btf", c_uint32),
+    ]
+
+
+class _LinkInfoRawTp(_Attr):
+    _fields_ = [("tp_name", c_uint64), ("tp_name_len", c_uint32), ("cookie", c_uint64)]
+
+
+class _LinkInfoTracing(_Attr):
+    _fields_ = [("attach_type", c_uint32), ("target_obj_id", c_uint32), ("target_btf_id", c_uint32), ("cookie", c_uint64)]
+
+
+class _LinkInfoCgroup(_Attr):
+    _fields_ = [("cgroup_id", c_uint64), ("attach_type", c_uint32)]
+
+
+class _LinkInfoIfindex(_Attr):
+    """xdp (ifindex only), tcx and netkit (ifindex + attach_type)."""
+
+    _fields_ = [("ifindex", c_uint32), ("attach_type", c_uint32)]
+
+
+class _LinkInfoKprobeMulti(_Attr):
+    _fields_ = [("addrs", c_uint64), ("count", c_uint32), ("flags", c_uint32), ("missed", c_uint64), ("cookies", c_uint64)]
+
+
+class _LinkInfoUprobeMulti(_Attr):
+    _fields_ = [
+        ("path", c_uint64), ("offsets", c_uint64), ("ref_ctr_offsets", c_uint64), ("cookies", c_uint64),
+        ("path_size", c_uint32), ("count", c_uint32), ("flags", c_uint32), ("pid", c_uint32),
+    ]
+
+
+class _LinkInfoPerfUprobe(_Attr):
+    _fields_ = [("file_name", c_uint64), ("name_len", c_uint32), ("offset", c_uint32), ("cookie", c_uint64), ("ref_ctr_offset", c_uint64)]
+
+
+class _LinkInfoPerfKprobe(_Attr):
+    _fields_ = [("func_name", c_uint64), ("name_len", c_uint32), ("offset", c_uint32), ("addr", c_uint64), ("missed", c_uint64), ("cookie", c_uint64)]
+
+
+class _LinkInfoPerfTracepoint(_Attr):
+    _fields_ = [("tp_name", c_uint64), ("name_len", c_uint32), ("cookie", c_uint64)]
+
+
+class _LinkInfoPerfEvent(_Attr):
+    _fields_ = [("config", c_uint64), ("type", c_uint32), ("cookie", c_uint64)]
+
+
+class _LinkInfoPerfUnion(ctypes.Union):
+    _fields_ = [
+        ("uprobe", _LinkInfoPerfUprobe), ("kprobe", _LinkInfoPerfKprobe),
+        ("tracepoint", _LinkInfoPerfTracepoint), ("event", _LinkInfoPerfEvent),
+    ]
+
+
+class _LinkInfoPerf(_Attr):
+    _fields_ = [("type", c_uint32), ("u", _LinkInfoPerfUnion)]
+
+
+class _LinkInfoUnion(ctypes.Union):
+    _fields_ = [
+        ("raw_tracepoint", _LinkInfoRawTp), ("tracing", _LinkInfoTracing), ("cgroup", _LinkInfoCgroup),
+        ("xdp", _LinkInfoIfindex), ("tcx", _LinkInfoIfindex), ("netkit", _LinkInfoIfindex),
+        ("kprobe_multi", _LinkInfoKprobeMulti), ("uprobe_multi", _LinkInfoUprobeMulti),
+        ("perf_event", _LinkInfoPerf), ("_pad", c_uint64 * 8),
+    ]
+
+
+class LinkInfo(_Attr):
+    _fields_ = [("type", c_uint32), ("id", c_uint32), ("prog_id", c_uint32), ("u", _LinkInfoUnion)]
+
+
+# --- perf_event_open(2)
+
+class PerfEventAttr(_Attr):
+    """``struct perf_event_attr`` (PERF_ATTR_SIZE_VER8, 136 bytes).
+
+    The flag bits (disabled, inherit, ..., sigtrap) live in ``flags``; use the
+    ``PERF_ATTR_FLAG_*`` constants of :mod:`pybpf._sys.flags`.
+    """
+
+    _fields_ = [
+        ("type", c_uint32), ("size", c_uint32), ("config", c_uint64),
+        ("sample_period", c_uint64),  # union with sample_freq
+        ("sample_type", c_uint64), ("read_format", c_uint64), ("flags", c_uint64),
+        ("wakeup_events", c_uint32),  # union with wakeup_watermark
+        ("bp_type", c_uint32),
+        ("config1", c_uint64),  # bp_addr / kprobe_func / uprobe_path
+        ("config2", c_uint64),  # bp_len / kprobe_addr / probe_offset
+        ("branch_sample_type", c_uint64), ("sample_regs_user", c_uint64),
+        ("sample_stack_user", c_uint32), ("clockid", c_int32), ("sample_regs_intr", c_uint64),
+        ("aux_watermark", c_uint32), ("sample_max_stack", c_uint16), ("_reserved_2", c_uint16),
+        ("aux_sample_size", c_uint32), ("aux_action", c_uint32), ("sig_data", c_uint64),
+        ("config3", c_uint64),
+    ]
+
+
+class PerfEventMmapPage(_Attr):
+    """The head of ``struct perf_event_mmap_page``: only what a ring reader needs.
+
+    data_head sits at byte 1024 and data_tail right after it; data_offset
+    and data_size follow (Linux 4.1+).
+    """
+
+    _fields_ = [
+        ("version", c_uint32), ("compat_version", c_uint32), ("_pad", c_uint8 * 1016),
+        ("data_head", c_uint64), ("data_tail", c_uint64), ("data_offset", c_uint64),
+        ("data_size", c_uint64), ("aux_head", c_uint64), ("aux_tail", c_uint64),
+        ("aux_offset", c_uint64), ("aux_size", c_uint64),
+    ]

@@ -1,0 +1,255 @@
+"""The bpf(2) system call, file descriptors and errno translation.
+
+This is the only module in pybpf that calls ``syscall()`` (perf_event_open
+lives beside it in :mod:`pybpf._sys.perf`).  ``bpf(cmd, attr)`` returns the
+kernel's result or raises :class:`pybpf.errors.SyscallError` naming the
+command and the errno, with a hint for the errors people meet often.
+
+Example::
+
+    from pybpf._sys import Cmd, MapCreateAttr, MapType, bpf, FD
+    attr = MapCreateAttr(map_type=MapType.ARRAY, key_size=4, value_size=8, max_entries=1)
+    with FD(bpf(Cmd.MAP_CREATE, attr), "map") as fd:
+        ...
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import platform
+import resource
+import threading
+import weakref
+from typing import Callable
+
+from pybpf.errors import SyscallError
+from pybpf._sys.uapi import Cmd
+
+_NR = {
+    # machine: (bpf, perf_event_open)
+    "x86_64": (321, 298),
+    "aarch64": (280, 241),
+    "riscv64": (280, 241),
+    "ppc64le": (361, 319),
+    "s390x": (351, 331),
+}
+try:
+    NR_BPF, NR_PERF_EVENT_OPEN = _NR[platform.machine()]
+except KeyError as exc:  # pragma: no cover - other architectures
+    raise ImportError(f"pybpf does not know the bpf(2) syscall number on {platform.machine()}") from exc
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall4 = _libc.syscall
+_syscall4.restype = ctypes.c_long
+_syscall4.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_ulong)
+
+
+
+def raw_syscall(nr: int, *args: int) -> int:
+    """Call ``syscall(nr, *args)`` with integer arguments; return the result or ``-errno``."""
+    fn = _libc.syscall
+    fn.restype = ctypes.c_long
+    res = fn(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
+    if res < 0:
+        return -ctypes.get_errno()
+    return res
+
+
+# Commands that charge RLIMIT_MEMLOCK on kernels before 5.11 (memcg accounting).
+_MEMLOCK_CMDS = frozenset({Cmd.MAP_CREATE, Cmd.PROG_LOAD, Cmd.BTF_LOAD})
+_memlock_raised = False
+_memlock_lock = threading.Lock()
+
+
+def _raise_memlock() -> bool:
+    """Lift RLIMIT_MEMLOCK to infinity once; True if it changed anything."""
+    global _memlock_raised
+    with _memlock_lock:
+        if _memlock_raised:
+            return False
+        _memlock_raised = True
+        soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if soft == resource.RLIM_INFINITY:
+            return False
+        try:
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except (ValueError, OSError):
+            return False
+        return True
+
+
+def sys_bpf(cmd: int, addr: int, size: int) -> int:
+    """Raw bpf(2): the result, or ``-errno``.  No exceptions: for hot paths."""
+    res = _syscall4(NR_BPF, cmd, addr, size)
+    if res < 0:
+        return -ctypes.get_errno()
+    return res
+
+
+def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Callable[[int], str | None] | None = None) -> int:
+    """Run bpf(``cmd``, ``attr``) and return its result; raise SyscallError on failure.
+
+    ``op`` names the operation in the error ("update", "load"); it defaults
+    to the command name.  ``hint_for(errno)`` may return a hint that replaces
+    the default one.
+    """
+    addr = ctypes.addressof(attr)
+    size = ctypes.sizeof(attr)
+    attempts = 0
+    while True:
+        res = _syscall4(NR_BPF, cmd, addr, size)
+        if res >= 0:
+            return res
+        err = ctypes.get_errno()
+        attempts += 1
+        if err == _errno.EINTR and attempts < 10:
+            continue
+        if err == _errno.EAGAIN and cmd == Cmd.PROG_LOAD and attempts < 5:
+            continue  # the verifier may give up on a signal; libbpf retries too
+        if err == _errno.EPERM and cmd in _MEMLOCK_CMDS and _raise_memlock():
+            continue  # kernels before 5.11 charge memlock; lifted once, then retried
+        raise error(err, op or cmd_name(cmd), hint=(hint_for(err) if hint_for else None))
+
+
+def cmd_name(cmd: int) -> str:
+    try:
+        return Cmd(cmd).name.lower()
+    except ValueError:
+        return f"bpf cmd {cmd}"
+
+
+def errno_name(err: int) -> str:
+    return _errno.errorcode.get(err, f"errno {err}")
+
+
+def lockdown_mode() -> str | None:
+    """The kernel lockdown mode ("none", "integrity", "confidentiality") if it can be read."""
+    try:
+        with open("/sys/kernel/security/lockdown") as f:
+            text = f.read()
+        for word in text.split():
+            if word.startswith("["):
+                return word.strip("[]")
+    except OSError:
+        pass
+    try:
+        with open("/proc/cmdline") as f:
+            for word in f.read().split():
+                if word.startswith("lockdown="):
+                    return word.split("=", 1)[1]
+    except OSError:
+        pass
+    return None
+
+
+def eperm_hint() -> str:
+    if os.geteuid() != 0:
+        return "operation not permitted: run as root or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8)"
+    mode = lockdown_mode()
+    if mode and mode != "none":
+        return f"operation not permitted: the kernel runs lockdown={mode}, which refuses this even to root"
+    return "operation not permitted: missing capability, or refused by an LSM or kernel lockdown"
+
+
+_DEFAULT_HINTS = {
+    _errno.ENOENT: "no such object",
+    _errno.E2BIG: "argument too big, or a field this kernel does not know is non-zero",
+    _errno.EINVAL: "invalid argument: this kernel may not support the request",
+    _errno.EBADF: "bad file descriptor",
+    _errno.ENOSPC: "no space left",
+    _errno.EEXIST: "already exists",
+    _errno.ENOMEM: "out of memory",
+    _errno.EOPNOTSUPP: "not supported by this kernel or object",
+    _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524: "not supported by this kernel",
+    _errno.EBUSY: "busy: something is already attached",
+    _errno.EFAULT: "bad address",
+    _errno.EACCES: "permission denied (the verifier or an LSM refused it)",
+}
+
+
+def error(err: int, op: str, *, hint: str | None = None, cls: type[SyscallError] = SyscallError) -> SyscallError:
+    """Build the exception for a failed call: ``"<op>: <ERRNAME>"`` plus a hint."""
+    if hint is None:
+        hint = eperm_hint() if err == _errno.EPERM else _DEFAULT_HINTS.get(err) or os.strerror(err)
+    return cls(f"{op}: {errno_name(err)}", errno=err, hint=hint)
+
+
+class FD:
+    """An owned kernel file descriptor: closed by ``close()``, ``with``, or GC.
+
+    >>> fd = FD(os.open("/dev/null", os.O_RDONLY), "null")
+    >>> fd.close(); fd.closed
+    True
+    """
+
+    __slots__ = ("_fd", "_finalizer", "what", "__weakref__")
+
+    def __init__(self, fd: int, what: str = "fd") -> None:
+        if fd < 0:
+            raise ValueError(f"invalid file descriptor {fd} for {what}")
+        self._fd = fd
+        self.what = what
+        self._finalizer = weakref.finalize(self, _close_quietly, fd)
+
+    def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"{self.what}: file descriptor is closed")
+        return self._fd
+
+    def __int__(self) -> int:
+        return self.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._finalizer.detach()
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def dup(self) -> "FD":
+        return FD(os.dup(self.fileno()), self.what)
+
+    def take(self) -> int:
+        """Give up ownership: return the raw fd, which the caller must close."""
+        fd = self.fileno()
+        self._finalizer.detach()
+        self._fd = -1
+        return fd
+
+    def __enter__(self) -> "FD":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FD({self._fd}, {self.what!r})" if self._fd >= 0 else f"FD(closed, {self.what!r})"
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def cstr(text: str | bytes) -> ctypes.Array:
+    """A NUL-terminated buffer that stays alive while the caller holds it."""
+    data = text.encode() if isinstance(text, str) else text
+    return ctypes.create_string_buffer(data)
+
+
+def address(buf: ctypes.Array | ctypes.Structure | None) -> int:
+    """The address of a ctypes buffer (0 for None)."""
+    return 0 if buf is None else ctypes.addressof(buf)
+
+
+def object_name(name: str) -> bytes:
+    """A kernel object name: at most 15 bytes of ``[A-Za-z0-9_.]``."""
+    cleaned = "".join(c if (c.isascii() and (c.isalnum() or c in "_.")) else "_" for c in name)
+    return cleaned[:15].encode()

@@ -1,0 +1,175 @@
+"""The pybpf exception hierarchy.
+
+Every error pybpf raises on purpose derives from :class:`BPFError`.  Errors
+gather context as they travel up through the layers, the way a path does::
+
+    map 'counts': update: E2BIG (map is full, max_entries=1024)
+
+The innermost layer raises with its own message; each outer layer calls
+:meth:`BPFError.add_context` (or uses :func:`context`) to prefix what it
+knows.  This module imports nothing from pybpf so every layer may use it.
+
+Example::
+
+    try:
+        counts[key] = 1
+    except pybpf.BPFError as err:
+        print(err)          # "map 'counts': update: E2BIG (map is full, ...)"
+        print(err.errno)    # errno.E2BIG for kernel failures, else None
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+from typing import Iterator
+
+__all__ = [
+    "BPFError",
+    "SyscallError",
+    "ObjectError",
+    "VerifierError",
+    "NotSupportedError",
+    "CompileError",
+    "MapError",
+    "MapFullError",
+    "KeyNotFoundError",
+    "LinkError",
+    "context",
+]
+
+
+class BPFError(Exception):
+    """Base class of every pybpf error.
+
+    ``str(err)`` is ``"<context>: ... : <message>"``; ``err.hint`` is advice for
+    a person (or None); ``err.errno`` is the kernel's errno when the error
+    came from a system call.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.errno = errno
+        self.contexts: list[str] = []
+
+    def add_context(self, ctx: str) -> "BPFError":
+        """Prefix ``ctx`` (outermost last added) and return self for re-raising."""
+        self.contexts.insert(0, ctx)
+        return self
+
+    def __str__(self) -> str:
+        text = ": ".join([*self.contexts, self.message])
+        if self.hint and self.hint not in text:
+            text += f" ({self.hint})"
+        return text
+
+
+class SyscallError(BPFError, OSError):
+    """A bpf(2), perf_event_open(2) or ioctl(2) call failed.
+
+    It is also an :class:`OSError` whose ``errno`` is the kernel's, so
+    ``except PermissionError`` style code keeps working through ``errno``.
+    """
+
+    def __init__(self, message: str, *, errno: int, hint: str | None = None) -> None:
+        BPFError.__init__(self, message, hint=hint, errno=errno)
+        self.args = (message,)
+
+    @property
+    def errno_name(self) -> str:
+        return _errno.errorcode.get(self.errno or 0, str(self.errno))
+
+
+class MapError(SyscallError):
+    """A map operation failed in the kernel."""
+
+
+class MapFullError(MapError):
+    """An update could not add a key because the map holds max_entries already."""
+
+
+class KeyNotFoundError(BPFError, KeyError):
+    """A lookup or delete named a key that the map does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want our text.
+        return BPFError.__str__(self)
+
+
+class ObjectError(BPFError):
+    """A BPF object (ELF, BTF, section, relocation) is malformed or unsupported."""
+
+
+class VerifierError(SyscallError):
+    """The kernel verifier rejected a program.
+
+    Attributes: ``log`` (the whole verifier log), ``summary`` (the failing
+    instruction and the kernel's message), ``source_line`` (C or Python line
+    of the failing instruction, when line info was given), ``hint``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int,
+        log: str,
+        summary: str,
+        source_line: str | None = None,
+        hint: str | None = None,
+        insn_index: int | None = None,
+    ) -> None:
+        super().__init__(message, errno=errno, hint=hint)
+        self.log = log
+        self.summary = summary
+        self.source_line = source_line
+        self.insn_index = insn_index
+
+    def __str__(self) -> str:
+        text = BPFError.__str__(self)
+        if self.source_line:
+            text += f"\n  at {self.source_line}"
+        return text
+
+
+class NotSupportedError(BPFError):
+    """The running kernel lacks a feature.
+
+    ``NotSupportedError("bpf_cookie", "5.15")`` reads
+    "bpf_cookie is not supported by this kernel (needs Linux 5.15)".
+    """
+
+    def __init__(self, feature: str, min_kernel: str | None = None, detail: str | None = None) -> None:
+        msg = f"{feature} is not supported by this kernel"
+        if min_kernel:
+            msg += f" (needs Linux {min_kernel})"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+        self.feature = feature
+        self.min_kernel = min_kernel
+
+
+class CompileError(BPFError):
+    """A Python function could not be compiled to BPF (pybpf.lang)."""
+
+
+class LinkError(BPFError):
+    """An attach or link operation failed for a reason that is not a syscall errno."""
+
+
+@contextlib.contextmanager
+def context(ctx: str) -> Iterator[None]:
+    """Add ``ctx`` to any BPFError raised inside the block.
+
+    >>> with context("map 'counts'"):
+    ...     raise BPFError("update: E2BIG")
+    Traceback (most recent call last):
+    pybpf.errors.BPFError: map 'counts': update: E2BIG
+    """
+    try:
+        yield
+    except BPFError as err:
+        err.add_context(ctx)
+        raise
