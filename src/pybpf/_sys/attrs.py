@@ -254,8 +254,12 @@ class _LinkInfoCgroup(_Attr):
     _fields_ = [("cgroup_id", c_uint64), ("attach_type", c_uint32)]
 
 
+class _LinkInfoXdp(_Attr):
+    _fields_ = [("ifindex", c_uint32)]
+
+
 class _LinkInfoIfindex(_Attr):
-    """xdp (ifindex only), tcx and netkit (ifindex + attach_type)."""
+    """tcx and netkit links: interface and direction."""
 
     _fields_ = [("ifindex", c_uint32), ("attach_type", c_uint32)]
 
@@ -301,7 +305,7 @@ class _LinkInfoPerf(_Attr):
 class _LinkInfoUnion(ctypes.Union):
     _fields_ = [
         ("raw_tracepoint", _LinkInfoRawTp), ("tracing", _LinkInfoTracing), ("cgroup", _LinkInfoCgroup),
-        ("xdp", _LinkInfoIfindex), ("tcx", _LinkInfoIfindex), ("netkit", _LinkInfoIfindex),
+        ("xdp", _LinkInfoXdp), ("tcx", _LinkInfoIfindex), ("netkit", _LinkInfoIfindex),
         ("kprobe_multi", _LinkInfoKprobeMulti), ("uprobe_multi", _LinkInfoUprobeMulti),
         ("perf_event", _LinkInfoPerf), ("_pad", c_uint64 * 8),
     ]
