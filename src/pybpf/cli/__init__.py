@@ -1,0 +1,73 @@
+"""The ``pybpf`` command.
+
+Usage::
+
+    pybpf features [--json] [-v]     what the running kernel supports
+    pybpf prog list [--json]         BPF programs loaded in the kernel
+    pybpf map list [--json]          BPF maps in the kernel
+    pybpf --version
+
+Also ``python3 -m pybpf.cli``.  Subcommands live in their own modules, listed
+in :data:`COMMANDS`; each module has ``register(subparsers)``, which adds its
+parser(s) and sets ``func`` (``func(args) -> int``, the exit status) as a
+parser default.  Adding a command is one module plus one line here.
+
+Errors: a :class:`pybpf.BPFError` prints ``pybpf: error: <message>`` on
+stderr and exits 1 (the message says "run as root" when privileges are
+missing); bad usage exits 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+import pybpf
+from pybpf.errors import BPFError
+
+# Subcommand modules, in the order ``pybpf --help`` lists them.
+COMMANDS: list[str] = [
+    "pybpf.cli.features_cmd",
+    "pybpf.cli.prog_cmd",
+    "pybpf.cli.map_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pybpf", description="pybpf: a pure-Python eBPF toolkit",
+    )
+    parser.add_argument("--version", action="version", version=f"pybpf {pybpf.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in COMMANDS:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pybpf`` command with ``argv`` (default: sys.argv[1:]); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except BPFError as err:
+        print(f"pybpf: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``pybpf prog list | head``): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]
