@@ -23,7 +23,7 @@ from pybpf._sys.flags import (
 from pybpf._sys.syscall import FD, NR_PERF_EVENT_OPEN, _libc, eperm_hint, error
 from pybpf.errors import SyscallError
 
-_perf_event_open = _libc.syscall
+_perf_event_open = _libc["syscall"]  # its own function object: _libc.syscall carries bpf(2)'s argtypes
 _perf_event_open.restype = ctypes.c_long
 
 

@@ -41,7 +41,9 @@ except KeyError as exc:  # pragma: no cover - other architectures
     raise ImportError(f"pybpf does not know the bpf(2) syscall number on {platform.machine()}") from exc
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_syscall4 = _libc.syscall
+# Indexing gives a fresh function object each time, so the argtypes set here
+# stay private to bpf(2) and do not leak into other users of syscall().
+_syscall4 = _libc["syscall"]
 _syscall4.restype = ctypes.c_long
 _syscall4.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_ulong)
 
@@ -49,7 +51,7 @@ _syscall4.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_ul
 
 def raw_syscall(nr: int, *args: int) -> int:
     """Call ``syscall(nr, *args)`` with integer arguments; return the result or ``-errno``."""
-    fn = _libc.syscall
+    fn = _libc["syscall"]
     fn.restype = ctypes.c_long
     res = fn(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
     if res < 0:

@@ -1,0 +1,729 @@
+"""The :class:`Map` base class, :func:`create` and the map-type registry.
+
+A :class:`Map` owns one kernel map fd and reads and writes it like a dict.
+The family classes (:mod:`.hash`, :mod:`.array`, :mod:`.percpu`, ...) are
+thin subclasses that fix the key type, add family operations (push/pop,
+``sum``, mmap) and say which kernel they need.
+
+Example::
+
+    from pybpf.maps import HashMap
+    with HashMap(key="u32", value="u64", max_entries=1024, name="counts") as counts:
+        counts[1] = 10
+        counts.update({2: 20, 3: 30})
+        assert dict(counts.items()) == {1: 10, 2: 20, 3: 30}
+
+Hot paths.  Every single-element operation packs the key (and value) with a
+precompiled ``struct.Struct.pack_into`` straight into a preallocated buffer
+whose address already sits in a preallocated ``MapElemAttr``, then calls the
+raw ``sys_bpf`` (no exceptions; the error is built only when the result is
+negative) and decodes with ``unpack_from``.  Nothing is allocated per call
+but the result.
+
+Threads.  The scratch buffers are per thread (see :mod:`.scratch`), so one
+Map object may be used from several threads at once; iterators and batch
+operations have buffers of their own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
+
+from pybpf._sys.attrs import MapCreateAttr, MapElemAttr
+from pybpf._sys.commands import map_fd_by_id, map_info, obj_get, obj_pin
+from pybpf._sys.flags import MapFlag, UpdateFlag
+from pybpf._sys.syscall import FD, bpf, error, object_name, sys_bpf
+from pybpf._sys.uapi import Cmd, MapType
+from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError
+from pybpf.maps import batch as _batch
+from pybpf.maps.codec import PerCPUCodec, make_codec
+from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
+from pybpf.maps.scratch import Layout, PerThread
+
+__all__ = ["Map", "MapInfo", "create", "map_class", "register", "possible_cpus", "PERCPU_TYPES"]
+
+# Plain ints: an IntEnum member costs an attribute lookup and a conversion per call.
+_LOOKUP = int(Cmd.MAP_LOOKUP_ELEM)
+_UPDATE = int(Cmd.MAP_UPDATE_ELEM)
+_DELETE = int(Cmd.MAP_DELETE_ELEM)
+_NEXT_KEY = int(Cmd.MAP_GET_NEXT_KEY)
+_LOOKUP_AND_DELETE = int(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+_ELEM_SIZE = ctypes.sizeof(MapElemAttr)
+
+# The hot paths hand sys_bpf ready-made ctypes arguments: its foreign function
+# declares argtypes (c_long, c_long, c_void_p, c_ulong), and ctypes passes an
+# instance of the declared type through as is, where a Python int would be
+# converted into a new object on every call (about 110 ns per call measured).
+_C_LOOKUP = ctypes.c_long(_LOOKUP)
+_C_UPDATE = ctypes.c_long(_UPDATE)
+_C_DELETE = ctypes.c_long(_DELETE)
+_C_LOOKUP_AND_DELETE = ctypes.c_long(_LOOKUP_AND_DELETE)
+_C_ELEM_SIZE = ctypes.c_ulong(_ELEM_SIZE)
+
+ENOENT = _errno.ENOENT
+ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
+NOT_SUPPORTED = frozenset({_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP})
+
+_NO_KEY: Any = _batch.NO_KEY
+_MISSING: Any = object()
+
+_CLASSES: dict[int, type["Map"]] = {}
+
+
+def register(cls: type["Map"], *map_types: MapType) -> type["Map"]:
+    """Make ``cls`` the class :func:`map_class` returns for ``map_types``."""
+    for t in map_types:
+        _CLASSES[int(t)] = cls
+    return cls
+
+
+def map_class(map_type: int) -> type["Map"]:
+    """The class that wraps maps of ``map_type``; the generic :class:`Map` for unknown types."""
+    return _CLASSES.get(int(map_type), Map)
+
+
+class Map:
+    """A kernel BPF map, read and written like a dict.
+
+    Attributes: ``fd``, ``name``, ``type`` (:class:`MapType`), ``key_size``,
+    ``value_size``, ``max_entries``, ``flags`` (:class:`MapFlag`), ``id``,
+    ``map_extra``.  ``close()``, ``with``, or garbage collection closes it.
+
+    Dict operations: ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``,
+    ``get``, ``keys``/``values``/``items`` (iterators), ``len`` (counts by
+    iterating: O(n) in the kernel, see :meth:`__len__`), ``clear``,
+    ``update``, ``pop``, ``setdefault``; batch operations ``lookup_batch``,
+    ``items_batch``, ``update_batch``, ``delete_batch``,
+    ``lookup_and_delete_batch``.  A missing key is a
+    :class:`~pybpf.errors.KeyNotFoundError` (a ``KeyError``).
+
+    Maps are made by :func:`create`, by a family class
+    (``HashMap(key="u32", value="u64", max_entries=16)``), or from an
+    existing map with :meth:`from_fd`, :meth:`from_id`, :meth:`from_pin`,
+    which return the family class of the kernel's map type.
+
+    Example::
+
+        m = pybpf.maps.create(MapType.HASH, key="u32", value="u64", max_entries=16, name="m")
+        m[1] = 2; assert m[1] == 2 and 1 in m and len(m) == 1
+        m.close()
+    """
+
+    __slots__ = (
+        "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "id", "map_extra",
+        "_label", "_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack",
+        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "__weakref__",
+    )
+
+    #: the kernel map type the family constructor creates (None: the generic class)
+    map_type: ClassVar[MapType | None] = None
+    #: first Linux version with this map type (None: the generic class, any type)
+    min_kernel: ClassVar[str | None] = None
+    #: the errno an update gets when the map holds max_entries already (hash: E2BIG; None: n/a)
+    _full_errno: ClassVar[int | None] = None
+    #: default key/value codec specs when none is given (None: raw bytes of the kernel's size)
+    _default_key: ClassVar[Any] = None
+    _default_value: ClassVar[Any] = None
+    #: keys are indices that always exist (arrays): iteration needs no restart bookkeeping
+    _index_keys: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Map is the base class: use pybpf.maps.create(map_type, ...), a family class "
+                        "such as HashMap(...), or Map.from_fd/from_id/from_pin")
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def _codecs(
+        cls, key: Any, key_size: int | None, value: Any, value_size: int | None, flags: int = 0,
+    ) -> tuple[Any, Any]:
+        """Key and value codecs for a new or adopted map (family classes refine this)."""
+        if key is None and cls._default_key is not None and key_size in (None, _spec_size(cls._default_key)):
+            key = cls._default_key
+        if value is None and cls._default_value is not None and value_size in (None, _spec_size(cls._default_value)):
+            value = cls._default_value
+        return (make_codec(key, size=key_size, role="key"), make_codec(value, size=value_size, role="value"))
+
+    @classmethod
+    def _create_flags(cls, flags: int) -> int:
+        return flags
+
+    def _create(
+        self, map_type: int, *, key: Any = None, value: Any = None, key_size: int | None = None,
+        value_size: int | None = None, max_entries: int, flags: int = 0, name: str = "",
+        inner_map: "Map | None" = None, numa_node: int | None = None, map_extra: int = 0,
+        btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
+        btf_vmlinux_value_type_id: int = 0,
+    ) -> None:
+        flags = int(self._create_flags(int(flags)))
+        kc, vc = self._codecs(key, key_size, value, value_size, flags)
+        if numa_node is not None:
+            flags |= MapFlag.NUMA_NODE
+        attr = MapCreateAttr(
+            map_type=int(map_type), key_size=kc.size, value_size=vc.size, max_entries=max_entries,
+            map_flags=flags, inner_map_fd=inner_map.fd if inner_map is not None else 0,
+            numa_node=numa_node or 0, map_name=object_name(name), btf_fd=btf_fd,
+            btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
+            btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
+        )
+        label = _label(name, None)
+        try:
+            res = bpf(Cmd.MAP_CREATE, attr, op="create",
+                      hint_for=lambda err: self._create_hint(err, attr))
+        except SyscallError as exc:
+            raise _as_map_error(exc).add_context(label) from None
+        fd = FD(res, label)
+        try:
+            self._setup(fd, map_info(fd.fileno()), kc, vc, name)
+        except BaseException:
+            fd.close()
+            raise
+
+    def _create_hint(self, err: int, attr: MapCreateAttr) -> str | None:
+        try:
+            kind = MapType(attr.map_type).name.lower()
+        except ValueError:
+            kind = f"type {attr.map_type}"
+        if err in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+            text = (f"invalid argument: {kind} map with key_size={attr.key_size}, value_size={attr.value_size}, "
+                    f"max_entries={attr.max_entries}, flags={flags_text(attr.map_flags)} was refused")
+            return text + (f"; {kind} maps need Linux {self.min_kernel}" if self.min_kernel else "")
+        if err == _errno.E2BIG:
+            return f"key_size={attr.key_size}/value_size={attr.value_size}/max_entries={attr.max_entries} too big"
+        return None
+
+    def _setup(self, fd: FD, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
+        info = MapInfo.from_kernel(raw_info)
+        self._fd = fd
+        self.name = name or info.name
+        self.type = info.type
+        self.key_size = info.key_size
+        self.value_size = info.value_size
+        self.max_entries = info.max_entries
+        self.flags = info.flags
+        self.id = info.id
+        self.map_extra = info.map_extra
+        self._label = _label(self.name, self.id)
+        fd.what = self._label
+        self._nobatch: set[int] = set()
+        self._no_lookup_and_delete = False
+        self._pinned: str | None = None
+        self._install_codecs(key_codec, value_codec)
+        self._layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
+        self._tls = PerThread(self._layout)
+
+    def _install_codecs(self, key_codec: Any, value_codec: Any) -> None:
+        if key_codec.size != self.key_size:
+            raise TypeError(f"{self._label}: key codec {key_codec.label} is {key_codec.size} bytes, "
+                            f"the map's key_size is {self.key_size}")
+        if value_codec.size != self.value_size:
+            raise TypeError(f"{self._label}: value codec {value_codec.label} is {value_codec.size} bytes, "
+                            f"the map's value_size is {self.value_size}")
+        self._key_codec = key_codec
+        self._value_codec = value_codec
+        self._kc = key_codec
+        self._vc = PerCPUCodec(value_codec, possible_cpus()) if self.type in PERCPU_TYPES else value_codec
+        self._kpack = self._kc.pack_into
+        self._vpack = self._vc.pack_into
+        self._vunpack = self._vc.unpack_from
+
+    def set_codecs(self, *, key: Any = None, value: Any = None) -> None:
+        """Retype keys and/or values (a codec spec each; None keeps the current one).
+
+        >>> m.set_codecs(value="<II")    # 8-byte values now read as (a, b)
+        """
+        kc, vc = self._codecs(key if key is not None else self._key_codec, self.key_size,
+                              value if value is not None else self._value_codec, self.value_size,
+                              int(self.flags))
+        self._install_codecs(kc, vc)
+
+    @classmethod
+    def from_fd(cls, fd: int, *, dup: bool = True, key: Any = None, value: Any = None) -> "Map":
+        """Wrap an existing map fd in the class of its kernel map type.
+
+        With ``dup=True`` (default) the fd is duplicated and the caller keeps
+        theirs; with ``dup=False`` the Map takes ownership and closes it.
+        ``key``/``value`` are optional codec specs (the loader passes BTF codecs).
+        """
+        owned = FD(os.dup(fd) if dup else fd, "map")
+        return cls._adopt(owned, key, value)
+
+    @classmethod
+    def from_id(cls, map_id: int, *, key: Any = None, value: Any = None) -> "Map":
+        """Open the map with kernel id ``map_id``."""
+        try:
+            fd = map_fd_by_id(map_id)
+        except SyscallError as exc:
+            raise _as_map_error(exc) from None
+        return cls._adopt(fd, key, value)
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str], *, key: Any = None, value: Any = None) -> "Map":
+        """Open the map pinned at ``path`` on a bpffs."""
+        try:
+            fd = obj_get(os.fspath(path), what="map")
+        except SyscallError as exc:
+            raise _as_map_error(exc) from None
+        return cls._adopt(fd, key, value)
+
+    @classmethod
+    def _adopt(cls, fd: FD, key: Any, value: Any) -> "Map":
+        try:
+            try:
+                raw = map_info(fd.fileno())
+            except SyscallError as exc:
+                err = _as_map_error(exc)
+                if exc.errno in (_errno.EINVAL, _errno.EBADF):
+                    err.hint = "the fd is not a BPF map"
+                raise err from None
+            target = map_class(raw.type)
+            if cls is not Map and not issubclass(target, cls):
+                have = MapType(raw.type).name if raw.type in MapType._value2member_map_ else str(raw.type)
+                raise TypeError(f"map id {raw.id} is a {have} map, not a {cls.__name__}")
+            obj = target.__new__(target)
+            kc, vc = target._codecs(key, raw.key_size, value, raw.value_size, raw.map_flags)
+            obj._setup(fd, raw, kc, vc, None)
+        except BaseException:
+            fd.close()
+            raise
+        return obj
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def fd(self) -> int:
+        """The map's file descriptor (ValueError once closed)."""
+        return self._fd.fileno()
+
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Close the fd (the kernel frees the map once nothing else holds it)."""
+        if not self._fd.closed:
+            self._release()
+            self._layout.invalidate()
+            self._fd.close()
+
+    def _release(self) -> None:
+        """Family hook: drop what refers to the fd (mmaps) before it closes."""
+
+    def __enter__(self) -> "Map":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._fd.closed else ""
+        return (f"<{type(self).__name__} {self.name!r} id={self.id} key_size={self.key_size} "
+                f"value_size={self.value_size} max_entries={self.max_entries}{state}>")
+
+    # ------------------------------------------------------------------ object operations
+
+    def info(self) -> MapInfo:
+        """Ask the kernel for the map's info (BPF_OBJ_GET_INFO_BY_FD)."""
+        try:
+            return MapInfo.from_kernel(map_info(self.fd))
+        except SyscallError as exc:
+            raise _as_map_error(exc).add_context(self._label) from None
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the map at ``path`` on a bpffs (mounted at /sys/fs/bpf usually); Linux 4.4."""
+        path = os.fspath(path)
+        try:
+            obj_pin(self.fd, path)
+        except SyscallError as exc:
+            err = _as_map_error(exc)
+            parent = os.path.dirname(os.path.abspath(path))
+            if os.path.isdir(parent) and not _on_bpffs(path):
+                err.hint = f"{os.path.dirname(path) or '.'} is not on a bpffs (mount -t bpf bpf /sys/fs/bpf)"
+            raise err.add_context(self._label) from None
+        self._pinned = path
+
+    def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Remove a pin: ``path``, or the one :meth:`pin` made."""
+        target = os.fspath(path) if path is not None else self._pinned
+        if target is None:
+            raise ValueError(f"{self._label}: not pinned by this object; give the path")
+        try:
+            os.unlink(target)
+        except OSError as exc:
+            raise MapError(f"unpin {target}: {exc.strerror}", errno=exc.errno or 0).add_context(self._label) from None
+        if target == self._pinned:
+            self._pinned = None
+
+    @property
+    def pinned(self) -> str | None:
+        """The path this object pinned the map at, if any."""
+        return self._pinned
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (BPF_MAP_FREEZE, Linux 5.2); programs still write."""
+        attr = MapElemAttr(map_fd=self.fd)
+        try:
+            bpf(Cmd.MAP_FREEZE, attr, op="freeze", hint_for=_freeze_hint)
+        except SyscallError as exc:
+            raise _as_map_error(exc).add_context(self._label) from None
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the map is frozen (from /proc/self/fdinfo, Linux 5.2+)."""
+        try:
+            with open(f"/proc/self/fdinfo/{self.fd}") as f:
+                for line in f:
+                    if line.startswith("frozen:"):
+                        return line.split()[1] != "0"
+        except OSError:
+            pass
+        return False
+
+    # ------------------------------------------------------------------ errors
+
+    def _bad(self, role: str, value: Any, exc: BaseException) -> Exception:
+        codec = self._kc if role.startswith("key") else self._vc
+        return codec.error(role, value, exc)
+
+    def _fail(self, op: str, err: int, key: Any = _NO_KEY, flags: int = 0) -> Exception:
+        """The exception for bpf(2) failing with ``err`` during ``op``, with the map's context."""
+        if err == _errno.EBADF and self._fd.closed:
+            return ValueError(f"{self._label} is closed")
+        hint = self._hint(op, err, key, flags)
+        exc: BPFError
+        if err == ENOENT and key is not _NO_KEY:
+            exc = KeyNotFoundError(f"{op}: key {key!r} not found", hint=hint, errno=err)
+        else:
+            full = err == self._full_errno and op.startswith(("update", "push"))
+            exc = error(err, op, hint=hint, cls=MapFullError if full else MapError)
+        return exc.add_context(self._label)
+
+    def _hint(self, op: str, err: int, key: Any, flags: int) -> str | None:
+        if err == self._full_errno and op.startswith(("update", "push")):
+            return f"map is full, max_entries={self.max_entries}"
+        if err == _errno.EEXIST and flags == UpdateFlag.NOEXIST:
+            return "the key exists and flags=NOEXIST"
+        if err == ENOENT and flags == UpdateFlag.EXIST:
+            return "flags=EXIST"
+        if err == _errno.EPERM and op.startswith(("update", "delete")) and self.frozen:
+            return "the map is frozen: user space may only read it"
+        return None
+
+    # ------------------------------------------------------------------ single elements (hot paths)
+
+    def __getitem__(self, key: Any) -> Any:
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            raise self._fail("lookup", -res, key)
+        return self._vunpack(s.value, 0)[0]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            if res == -ENOENT:
+                return default
+            raise self._fail("lookup", -res, key)
+        return self._vunpack(s.value, 0)[0]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        try:
+            self._vpack(s.value, 0, value)
+        except Exception as exc:
+            raise self._bad("value", value, exc) from None
+        res = sys_bpf(_C_UPDATE, s.attr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            raise self._fail("update", -res, key)
+
+    def __delitem__(self, key: Any) -> None:
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        res = sys_bpf(_C_DELETE, s.dattr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            raise self._fail("delete", -res, key)
+
+    def __contains__(self, key: Any) -> bool:
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            if res == -ENOENT:
+                return False
+            raise self._fail("lookup", -res, key)
+        return True
+
+    def put(self, key: Any, value: Any, flags: int = UpdateFlag.ANY) -> None:
+        """``m[key] = value`` with update flags (NOEXIST: only add; EXIST: only replace; LOCK)."""
+        s = self._tls.s
+        try:
+            self._kpack(s.key, 0, key)
+        except Exception as exc:
+            raise self._bad("key", key, exc) from None
+        try:
+            self._vpack(s.value, 0, value)
+        except Exception as exc:
+            raise self._bad("value", value, exc) from None
+        s.fattr.flags = flags
+        res = sys_bpf(_C_UPDATE, s.fattr_arg, _C_ELEM_SIZE)
+        if res < 0:
+            raise self._fail("update", -res, key, flags)
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value (``default`` if given and the key is missing).
+
+        Uses BPF_MAP_LOOKUP_AND_DELETE_ELEM, atomic in the kernel (hash maps
+        since Linux 5.14).  Where the map type lacks it (EINVAL/ENOTSUPP) it
+        falls back to a lookup then a delete, which a program may race.
+        """
+        if not self._no_lookup_and_delete:
+            s = self._tls.s
+            try:
+                self._kpack(s.key, 0, key)
+            except Exception as exc:
+                raise self._bad("key", key, exc) from None
+            res = sys_bpf(_C_LOOKUP_AND_DELETE, s.attr_arg, _C_ELEM_SIZE)
+            if res >= 0:
+                return self._vunpack(s.value, 0)[0]
+            if res == -ENOENT:
+                if default is _MISSING:
+                    raise self._fail("pop", ENOENT, key)
+                return default
+            if -res not in NOT_SUPPORTED:
+                raise self._fail("pop", -res, key)
+            self._no_lookup_and_delete = True
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise self._fail("pop", ENOENT, key)
+            return default
+        try:
+            del self[key]
+        except KeyNotFoundError:
+            pass  # deleted meanwhile by someone else: we still read its last value
+        return value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """Return ``m[key]``; if missing, add it with ``default`` (NOEXIST, so a racing writer wins)."""
+        value = self.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        try:
+            self.put(key, default, UpdateFlag.NOEXIST)
+        except MapError as exc:
+            if exc.errno != _errno.EEXIST:
+                raise
+            return self[key]
+        return default
+
+    # ------------------------------------------------------------------ whole-map operations
+
+    def _next_key_exists(self) -> bool:
+        next_key = ctypes.create_string_buffer(max(self.key_size, 1))
+        attr = MapElemAttr(map_fd=self.fd, key=0, value=ctypes.addressof(next_key))
+        res = sys_bpf(_NEXT_KEY, ctypes.addressof(attr), _ELEM_SIZE)
+        if res < 0:
+            if res == -ENOENT:
+                return False
+            raise self._fail("get next key", -res)
+        return True
+
+    def __bool__(self) -> bool:
+        """True if the map holds at least one key (one GET_NEXT_KEY call, not a count)."""
+        return self._next_key_exists()
+
+    def __len__(self) -> int:
+        """Count the entries by walking the map: O(n) syscalls, or O(n / batch) with batch ops.
+
+        The kernel keeps no count user space can read; for a 1M-entry hash
+        map this takes tens of milliseconds.  Entries added or removed while
+        counting may or may not be counted.
+        """
+        return _batch.count(self)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+    def keys(self) -> Iterator[Any]:
+        """Iterate over the keys (see :meth:`items` for how concurrent changes behave)."""
+        for keys, _values in _batch.chunks(self, None):
+            yield from keys
+
+    def values(self) -> Iterator[Any]:
+        for _keys, values in _batch.chunks(self, None):
+            yield from values
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """Iterate over (key, value) pairs.
+
+        Uses BPF_MAP_LOOKUP_BATCH where the map type has it (Linux 5.6: hash
+        and array families), whose cursor is a bucket or index and so
+        survives entries being deleted meanwhile.  Otherwise it walks
+        GET_NEXT_KEY; when the current key is deleted under it the kernel
+        restarts from the first key (or says ENOENT), so the walk then
+        restarts itself and skips the keys it already yielded (it remembers
+        them: O(n) memory on that fallback path only).  A key deleted between
+        being found and being read is skipped.  Either way no key is yielded
+        twice; keys added during iteration may or may not appear.
+        """
+        for keys, values in _batch.chunks(self, None):
+            yield from zip(keys, values)
+
+    def clear(self) -> None:
+        """Delete every entry (batched where possible).  Entries added meanwhile may survive."""
+        _batch.clear(self)
+
+    def update(self, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), flags: int = UpdateFlag.ANY) -> None:
+        """Write many entries: a mapping or (key, value) pairs; uses :meth:`update_batch`."""
+        pairs = other.items() if isinstance(other, Mapping) else other
+        keys: list[Any] = []
+        values: list[Any] = []
+        for k, v in pairs:
+            keys.append(k)
+            values.append(v)
+            if len(keys) >= 4096:
+                self.update_batch(keys, values, flags)
+                keys, values = [], []
+        if keys:
+            self.update_batch(keys, values, flags)
+
+    # ------------------------------------------------------------------ batch operations (Linux 5.6)
+
+    def lookup_batch(self, batch_size: int | None = None) -> Iterator[tuple[list[Any], list[Any]]]:
+        """Yield ``(keys, values)`` lists, one pair per BPF_MAP_LOOKUP_BATCH call.
+
+        ``batch_size`` is the number of entries asked for per call (default:
+        up to 4096, fewer for big values).  Map types without batch lookup
+        (EINVAL/ENOTSUPP: LPM tries, queues, stack traces, fd arrays, kernels
+        before 5.6) fall back to GET_NEXT_KEY + lookup, chunked the same way.
+        """
+        return _batch.chunks(self, batch_size)
+
+    def items_batch(self, batch_size: int | None = None) -> Iterator[tuple[Any, Any]]:
+        """(key, value) pairs read with :meth:`lookup_batch`."""
+        for keys, values in _batch.chunks(self, batch_size):
+            yield from zip(keys, values)
+
+    def update_batch(self, keys: Iterable[Any], values: Iterable[Any], flags: int = UpdateFlag.ANY) -> None:
+        """Write ``keys[i] = values[i]`` with BPF_MAP_UPDATE_BATCH.
+
+        The kernel accepts only flags ANY (and LOCK) in batch updates, so
+        NOEXIST/EXIST, and map types without batch update, fall back to
+        one update per key.  On failure the error names the key that failed;
+        the keys before it were written.
+        """
+        _batch.update_batch(self, keys, values, flags)
+
+    def delete_batch(self, keys: Iterable[Any]) -> None:
+        """Delete ``keys`` with BPF_MAP_DELETE_BATCH (per key where unsupported).
+
+        A missing key raises KeyNotFoundError naming it; the keys before it
+        were deleted.
+        """
+        _batch.delete_batch(self, keys)
+
+    def lookup_and_delete_batch(self, batch_size: int | None = None) -> list[tuple[Any, Any]]:
+        """Remove every entry and return the (key, value) pairs removed.
+
+        BPF_MAP_LOOKUP_AND_DELETE_BATCH on hash maps (5.6); elsewhere each key
+        is popped in turn (see :meth:`pop`).
+        """
+        return _batch.lookup_and_delete_all(self, batch_size)
+
+
+def _as_map_error(exc: SyscallError) -> MapError:
+    """The same error as a MapError (bpf() raises the generic SyscallError)."""
+    if isinstance(exc, MapError):
+        return exc
+    new = MapError(exc.message, errno=exc.errno or 0, hint=exc.hint)
+    new.contexts = list(exc.contexts)
+    return new
+
+
+def _spec_size(spec: Any) -> int | None:
+    try:
+        return make_codec(spec).size
+    except TypeError:
+        return None
+
+
+def _label(name: str | None, map_id: int | None) -> str:
+    if name:
+        return f"map '{name}'"
+    return f"map id {map_id}" if map_id else "map"
+
+
+def _freeze_hint(err: int) -> str | None:
+    if err == _errno.EBUSY:
+        return "the map is mmapped writable or already frozen"
+    if err in NOT_SUPPORTED:
+        return "freezing maps needs Linux 5.2 (and not every map type can be frozen)"
+    return None
+
+
+def _on_bpffs(path: str) -> bool:
+    """Whether ``path``'s directory is on a bpf filesystem (from /proc/self/mounts)."""
+    target = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    best, fstype = "", ""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = target == point or target.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, fstype = point, fields[2]
+    except OSError:
+        return False
+    return fstype == "bpf"
+
+
+def create(
+    map_type: MapType | int, *, key_size: int | None = None, value_size: int | None = None, key: Any = None,
+    value: Any = None, max_entries: int, flags: int = 0, name: str = "", inner_map: Map | None = None,
+    numa_node: int | None = None, map_extra: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
+    btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
+) -> Map:
+    """Create a map of any type and return it as its family class.
+
+    ``key``/``value`` are codec specs (see :mod:`pybpf.maps.codec`);
+    ``key_size``/``value_size`` alone give raw-bytes keys/values.  For
+    per-CPU maps ``value`` is one CPU's value.  Family-specific defaults
+    apply (LPM tries get NO_PREALLOC, arrays a u32 key, queues no key).
+
+    >>> m = create(MapType.HASH, key="u32", value="u64", max_entries=1024, name="counts")
+    """
+    cls = map_class(map_type)
+    obj = cls.__new__(cls)
+    obj._create(int(map_type), key=key, value=value, key_size=key_size, value_size=value_size,
+                max_entries=max_entries, flags=flags, name=name, inner_map=inner_map, numa_node=numa_node,
+                map_extra=map_extra, btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
+                btf_value_type_id=btf_value_type_id, btf_vmlinux_value_type_id=btf_vmlinux_value_type_id)
+    return obj

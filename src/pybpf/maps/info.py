@@ -1,0 +1,87 @@
+"""Plain facts about maps: :class:`MapInfo`, the possible-CPU count, flag names.
+
+Example::
+
+    >>> from pybpf.maps.info import flags_text
+    >>> flags_text(MapFlag.NO_PREALLOC | MapFlag.MMAPABLE)
+    'NO_PREALLOC|MMAPABLE'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from pybpf._sys.flags import MapFlag
+from pybpf._sys.uapi import MapType
+
+__all__ = ["MapInfo", "possible_cpus", "flags_text", "PERCPU_TYPES"]
+
+#: map types whose values hold one slot per possible CPU
+PERCPU_TYPES = frozenset({
+    MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE,
+})
+
+
+@functools.lru_cache(maxsize=None)
+def possible_cpus() -> int:
+    """How many CPUs the kernel sizes per-CPU map values for (``/sys/devices/system/cpu/possible``).
+
+    The kernel writes one slot per *possible* CPU, in CPU order, so slot ``i``
+    of a per-CPU value is the i-th possible CPU (CPU ``i`` on every machine
+    whose possible mask is ``0-N``, which is all of them in practice).
+    """
+    with open("/sys/devices/system/cpu/possible") as f:
+        text = f.read().strip()
+    count = 0
+    for part in text.split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        count += (int(high) if high else int(low)) - int(low) + 1
+    return count
+
+
+@dataclasses.dataclass(frozen=True)
+class MapInfo:
+    """What BPF_OBJ_GET_INFO_BY_FD says about a map.
+
+    >>> m.info().max_entries, m.info().flags
+    (1024, <MapFlag.NO_PREALLOC: 1>)
+    """
+
+    type: MapType | int
+    id: int
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: MapFlag
+    map_extra: int
+    ifindex: int
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    btf_vmlinux_value_type_id: int
+
+    @classmethod
+    def from_kernel(cls, raw: Any) -> "MapInfo":
+        try:
+            kind: MapType | int = MapType(raw.type)
+        except ValueError:
+            kind = raw.type
+        return cls(
+            type=kind, id=raw.id, name=raw.name.decode(errors="replace"), key_size=raw.key_size,
+            value_size=raw.value_size, max_entries=raw.max_entries, flags=MapFlag(raw.map_flags),
+            map_extra=raw.map_extra, ifindex=raw.ifindex, btf_id=raw.btf_id,
+            btf_key_type_id=raw.btf_key_type_id, btf_value_type_id=raw.btf_value_type_id,
+            btf_vmlinux_value_type_id=raw.btf_vmlinux_value_type_id,
+        )
+
+
+def flags_text(flags: int) -> str:
+    """``MapFlag`` bits as ``"NO_PREALLOC|MMAPABLE"`` (``"0"`` for none)."""
+    names = [f.name for f in MapFlag if f.name and flags & f]
+    rest = flags & ~sum(int(f) for f in MapFlag)
+    return "|".join(names + ([hex(rest)] if rest else [])) or "0"
