@@ -33,6 +33,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.features_cmd",
     "pybpf.cli.prog_cmd",
     "pybpf.cli.map_cmd",
+    "pybpf.cli.demo_cmd",
 ]
 
 
