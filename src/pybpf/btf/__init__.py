@@ -1,0 +1,51 @@
+"""BTF: the BPF Type Format — model, reader, writer, kernel BTF cache, value codec.
+
+- :mod:`pybpf.btf.types`: one slotted class per BTF kind (``Int``, ``Struct``,
+  ``Pointer``...), ``resolve``/``sizeof``/``alignof``/``type_name``.
+- :mod:`pybpf.btf.reader`: ``Spec.parse(blob)`` (lazy decoding, split BTF) and
+  ``ExtInfo.parse(btf_ext, spec)`` (func_info, line_info, CO-RE relocations).
+- :mod:`pybpf.btf.writer`: ``encode(types)`` / ``Builder`` -> a blob for
+  BPF_BTF_LOAD; ``sanitize(spec, supported_kinds)`` for older kernels.
+- :mod:`pybpf.btf.kernel`: ``kernel_spec()``, ``module_spec(name)``,
+  ``find_in_kernel(name, kind)``.
+- :mod:`pybpf.btf.codec`: ``codec_for(t).decode(raw)`` / ``.encode(value)``.
+
+No system calls here: loading the blob into the kernel is the loader's job.
+
+Example::
+
+    from pybpf import btf
+
+    task = btf.kernel_spec().find("task_struct", btf.BTFKind.STRUCT)
+    pid = task.member("pid")
+    print(pid.offset, btf.type_name(pid.type), btf.sizeof(pid.type))
+
+    spec = btf.Spec.parse(btf_section_bytes)
+    event = btf.codec_for(spec.find("event")).decode(sample)
+"""
+
+from pybpf.btf.types import (
+    BTFKind, IntEncoding, FuncLinkage, VarLinkage, POINTER_SIZE,
+    Type, Void, VOID, Int, Pointer, Array, Composite, Struct, Union, Member, Enum, Enum64,
+    EnumValue, Fwd, Typedef, Qualifier, Volatile, Const, Restrict, TypeTag, Func, FuncProto,
+    Param, Var, Datasec, VarSecinfo, Float, DeclTag,
+    resolve, sizeof, alignof, type_name, essential_name, shallow_key,
+)
+from pybpf.btf.reader import Spec, StringTable, ExtInfo, FuncInfo, LineInfo, CoreRelo, CoreRelocKind
+from pybpf.btf.writer import Builder, sanitize, encode_ext
+from pybpf.btf.writer import encode as encode_btf
+from pybpf.btf.kernel import kernel_spec, module_spec, module_names, find_in_kernel
+from pybpf.btf.codec import Codec, Record, codec_for
+
+__all__ = [
+    "BTFKind", "IntEncoding", "FuncLinkage", "VarLinkage", "POINTER_SIZE",
+    "Type", "Void", "VOID", "Int", "Pointer", "Array", "Composite", "Struct", "Union", "Member",
+    "Enum", "Enum64", "EnumValue", "Fwd", "Typedef", "Qualifier", "Volatile", "Const",
+    "Restrict", "TypeTag", "Func", "FuncProto", "Param", "Var", "Datasec", "VarSecinfo",
+    "Float", "DeclTag", "StringTable",
+    "resolve", "sizeof", "alignof", "type_name", "essential_name", "shallow_key",
+    "Spec", "ExtInfo", "FuncInfo", "LineInfo", "CoreRelo", "CoreRelocKind",
+    "Builder", "sanitize", "encode_ext", "encode_btf",
+    "kernel_spec", "module_spec", "module_names", "find_in_kernel",
+    "Codec", "Record", "codec_for",
+]

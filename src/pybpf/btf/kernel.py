@@ -1,0 +1,139 @@
+"""The running kernel's BTF: vmlinux and module BTF, parsed once per process.
+
+:func:`kernel_spec` parses /sys/kernel/btf/vmlinux lazily (an offset and a
+name index are built in one pass, ~40 ms for 125,000 types; types are
+decoded when asked for) and caches it; :func:`module_spec` parses a module's
+split BTF on top of it.  Both are thread-safe.  Kernel BTF appeared in
+Linux 5.4 (``CONFIG_DEBUG_INFO_BTF``), module BTF in 5.11
+(``CONFIG_DEBUG_INFO_BTF_MODULES``).
+
+Example::
+
+    from pybpf.btf.kernel import kernel_spec, find_in_kernel
+    from pybpf.btf.types import BTFKind
+
+    task = kernel_spec().find("task_struct", BTFKind.STRUCT)
+    for spec, t in find_in_kernel("nf_conn", BTFKind.STRUCT):
+        print(spec, t)      # vmlinux first, then modules (e.g. nf_conntrack)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from pybpf.errors import NotSupportedError, ObjectError
+from pybpf.btf.reader import Spec
+from pybpf.btf.types import BTFKind, Type
+
+__all__ = ["BTF_DIR", "kernel_spec", "module_spec", "module_names", "find_in_kernel", "clear_cache"]
+
+#: Where the kernel exposes its BTF (tests may point this elsewhere, then call clear_cache()).
+BTF_DIR = Path("/sys/kernel/btf")
+
+_lock = threading.Lock()
+_vmlinux: Spec | None = None
+_modules: dict[str, Spec] = {}
+
+
+def _read(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def kernel_spec() -> Spec:
+    """vmlinux BTF, parsed on first use and cached (NotSupportedError if the kernel has none)."""
+    spec = _vmlinux
+    if spec is not None:
+        return spec
+    with _lock:
+        return _load_vmlinux()
+
+
+def _load_vmlinux() -> Spec:
+    global _vmlinux
+    if _vmlinux is None:
+        path = BTF_DIR / "vmlinux"
+        try:
+            data = _read(path)
+        except FileNotFoundError:
+            raise NotSupportedError("kernel BTF", "5.4",
+                                    f"{path} is missing (CONFIG_DEBUG_INFO_BTF)") from None
+        except OSError as err:
+            raise ObjectError(f"kernel BTF: cannot read {path}: {err.strerror}") from None
+        try:
+            _vmlinux = Spec.parse(data, lazy=True)
+        except ObjectError as err:
+            raise err.add_context(f"kernel BTF {path}")
+    return _vmlinux
+
+
+def module_names() -> list[str]:
+    """Names of the loaded modules that have BTF, sorted."""
+    try:
+        names = os.listdir(BTF_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n != "vmlinux")
+
+
+def module_spec(name: str) -> Spec:
+    """Split BTF of kernel module ``name`` on top of :func:`kernel_spec`, cached."""
+    spec = _modules.get(name)
+    if spec is not None:
+        return spec
+    if not name or "/" in name or name in (".", "..", "vmlinux"):
+        raise ObjectError(f"kernel module {name!r}: not a module name")
+    with _lock:
+        spec = _modules.get(name)
+        if spec is None:
+            base = _load_vmlinux()
+            path = BTF_DIR / name
+            try:
+                data = _read(path)
+            except FileNotFoundError:
+                if not (BTF_DIR / "vmlinux").exists():
+                    raise NotSupportedError("kernel module BTF", "5.11") from None
+                raise ObjectError(f"kernel module {name!r}: no BTF at {path} "
+                                  "(module not loaded, or built without CONFIG_DEBUG_INFO_BTF_MODULES)") from None
+            except OSError as err:
+                raise ObjectError(f"kernel module {name!r}: cannot read {path}: {err.strerror}") from None
+            try:
+                spec = Spec.parse(data, base, lazy=True)
+            except ObjectError as err:
+                raise err.add_context(f"kernel module {name!r} BTF {path}")
+            _modules[name] = spec
+    return spec
+
+
+def find_in_kernel(name: str, kind: BTFKind | type | None = None) -> list[tuple[Spec, Type]]:
+    """Every type called ``name`` (of ``kind``) in vmlinux, then in each module's own types."""
+    out: list[tuple[Spec, Type]] = []
+    vmlinux = kernel_spec()
+    out.extend((vmlinux, t) for t in vmlinux.types_by_name(name) if _matches(t, kind))
+    for mod in module_names():
+        try:
+            spec = module_spec(mod)
+        except ObjectError:
+            if not (BTF_DIR / mod).exists():
+                continue    # the module was unloaded meanwhile
+            raise
+        out.extend((spec, t) for t in spec.types_by_name(name, include_base=False) if _matches(t, kind))
+    return out
+
+
+def _matches(t: Type, kind: BTFKind | type | None) -> bool:
+    if kind is None:
+        return True
+    if isinstance(kind, int):
+        return t.kind == kind
+    return isinstance(t, kind)
+
+
+def clear_cache() -> None:
+    """Forget the parsed specs (after changing BTF_DIR, or when modules come and go)."""
+    global _vmlinux
+    with _lock:
+        _vmlinux = None
+        _modules.clear()
