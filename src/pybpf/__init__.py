@@ -7,3 +7,4 @@ from pybpf.errors import (
 __version__ = "0.1.0"
 from pybpf.program import Program, ProgramInfo, TestRunResult
 from pybpf import features
+from pybpf.object import ObjectSpec, Object, load

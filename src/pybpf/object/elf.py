@@ -1,0 +1,269 @@
+"""ELF → :class:`~pybpf.object.spec.ObjectSpec`: pure parsing, no system calls.
+
+The steps, in order:
+
+1. read sections, symbols and relocations (:mod:`.elffile`);
+2. parse ``.BTF``/``.BTF.ext`` (:mod:`pybpf.btf.reader`);
+3. collect externs and lay out ``.kconfig`` (:mod:`.externs`);
+4. fix DATASEC sizes and offsets from the symbol table (:mod:`.btf_fixup`);
+5. build maps: ``.maps``, legacy ``maps``, global data (:mod:`.maps_def`);
+6. split code sections into functions, apply relocations, link each
+   entry program with the subprograms it reaches (:mod:`.linker`);
+7. fill map-in-map and prog-array initial values from ``.rel.maps``;
+8. variables of the global data sections, and the kernel-ready BTF blob.
+
+Any malformed input raises :class:`~pybpf.errors.ObjectError` prefixed
+with ``object '<name>'``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+
+from pybpf.btf.types import BTFKind, Datasec, Var
+from pybpf.errors import BPFError, ObjectError
+from pybpf.object import btf_fixup, externs as _externs, linker, maps_def
+from pybpf.object.elffile import (
+    SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, STV_HIDDEN, STV_INTERNAL, ElfFile, Section,
+)
+from pybpf.object.sections import parse_section
+from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
+
+__all__ = ["parse"]
+
+_IGNORED = (".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab")
+
+
+def parse(data: bytes, *, name: str = "object", path: str | None = None) -> ObjectSpec:
+    try:
+        return _Parser(data, name, path).run()
+    except BPFError as exc:
+        raise exc.add_context(f"object '{name}'")
+    except (IndexError, KeyError, struct.error, ValueError, TypeError, UnicodeDecodeError, OverflowError,
+            RecursionError) as exc:
+        # Every check above should have caught bad input; never let an internal error out.
+        raise ObjectError(f"malformed object: {type(exc).__name__}: {exc}").add_context(f"object '{name}'") \
+            from None
+
+
+def _is_subprog_section(name: str) -> bool:
+    return name == ".text" or name.startswith(".text.")
+
+
+class _Parser:
+    def __init__(self, data: bytes, name: str, path: str | None) -> None:
+        self.data = data
+        self.name = name
+        self.path = path
+        self.notes: list[str] = []
+        self.object_name = name.split(".", 1)[0] or name
+
+    def run(self) -> ObjectSpec:
+        elf = self.elf = ElfFile(self.data)
+        btf, ext, raw_btf = self._btf()
+        license, kern_version = self._license_version()
+        externs, extern_problems = _externs.collect_externs(elf, btf)
+        kconfig_size = _externs.kconfig_layout(externs)
+        if btf is not None:
+            btf_fixup.fix_datasecs(btf, elf, externs, kconfig_size, self.notes)
+
+        maps: dict[str, MapSpec] = {}
+        map_sections: set[int] = set()
+        data_sections: dict[int, str] = {}
+        code: list[Section] = []
+        maps_sec: Section | None = None
+        for sec in elf.sections:
+            if not sec.name or sec.name in _IGNORED or sec.name.startswith((".rel", ".debug")):
+                continue
+            if sec.is_code:
+                if sec.size:
+                    code.append(sec)
+                continue
+            if sec.name == ".maps":
+                maps_sec = sec
+                map_sections.add(sec.index)
+                self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf))
+                continue
+            if sec.name == "maps":
+                map_sections.add(sec.index)
+                self._add_maps(maps, maps_def.parse_legacy_maps(elf, sec, btf))
+                continue
+            kind = maps_def.data_section_kind(sec)
+            if kind is not None:
+                datasec = btf.find(sec.name, BTFKind.DATASEC) if btf is not None else None
+                m = maps_def.global_data_map(self.object_name, sec.name, sec.size, sec.data,
+                                             datasec if isinstance(datasec, Datasec) else None,
+                                             readonly=kind == "rodata")
+                self._add_maps(maps, {m.name: m})
+                data_sections[sec.index] = m.name
+            elif sec.type in (SHT_PROGBITS, SHT_NOBITS) and sec.name not in ("license", "version") \
+                    and sec.size:
+                self.notes.append(f"section '{sec.name}' skipped: not a program, map or global data section")
+        if kconfig_size:
+            ds = btf.find(".kconfig", BTFKind.DATASEC) if btf is not None else None
+            m = maps_def.global_data_map(self.object_name, ".kconfig", kconfig_size, bytes(kconfig_size),
+                                         ds if isinstance(ds, Datasec) else None, readonly=True)
+            self._add_maps(maps, {m.name: m})
+
+        programs, program_at = self._programs(code, maps, map_sections, data_sections, externs,
+                                              extern_problems, ext, license, kern_version)
+        if maps_sec is not None and btf is not None:
+            maps_def.collect_values(elf, maps_sec, maps, program_at,
+                                    maps_def.values_offsets(btf, maps_sec, maps))
+        variables = self._variables(maps, data_sections, btf, externs)
+
+        spec = ObjectSpec(self.name, programs=programs, maps=maps, variables=variables, btf=btf,
+                          license=license, kern_version=kern_version, externs=externs, path=self.path,
+                          notes=self.notes)
+        if raw_btf is not None and btf is not None:
+            strings = sorted({s for p in programs.values() for li in p.line_info
+                              for s in (li.file_name, li.line_text)})
+            hidden = {s.name for s in elf.symbols if s.type == STT_FUNC and s.bind in (STB_GLOBAL, STB_WEAK)
+                      and s.visibility in (STV_HIDDEN, STV_INTERNAL)}
+            blob, offsets = btf_fixup.kernel_blob(raw_btf, btf, externs, strings, hidden)
+            spec._kernel_btf = blob
+            spec._btf_strings = offsets  # type: ignore[attr-defined]
+        return spec
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def _add_maps(self, maps: dict[str, MapSpec], new: dict[str, MapSpec]) -> None:
+        for name, m in new.items():
+            if name in maps:
+                raise ObjectError(f"map '{name}' is defined twice (sections '{maps[name].section}' and "
+                                  f"'{m.section}')")
+            maps[name] = m
+
+    def _btf(self):
+        from pybpf.btf.reader import ExtInfo, Spec
+
+        sec = self.elf.section_by_name(".BTF")
+        if sec is None:
+            return None, None, None
+        raw = sec.data
+        try:
+            btf = Spec.parse(raw, lazy=True)  # types decode on use; the kernel checks the rest
+        except ObjectError as exc:
+            raise exc.add_context("section '.BTF'")
+        ext = None
+        ext_sec = self.elf.section_by_name(".BTF.ext")
+        if ext_sec is not None:
+            try:
+                ext = ExtInfo.parse(ext_sec.data, btf)
+            except ObjectError as exc:
+                raise exc.add_context("section '.BTF.ext'")
+        return btf, ext, raw
+
+    def _license_version(self) -> tuple[str, int]:
+        license = ""
+        sec = self.elf.section_by_name("license")
+        if sec is not None:
+            license = sec.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        version = 0
+        sec = self.elf.section_by_name("version")
+        if sec is not None:
+            if sec.size != 4:
+                raise ObjectError(f"section 'version': {sec.size} bytes, expected a 4-byte kernel version")
+            version = struct.unpack("<I", sec.data)[0]
+        return license, version
+
+    def _programs(self, code: list[Section], maps, map_sections, data_sections, externs, extern_problems,
+                  ext, license: str, kern_version: int):
+        elf = self.elf
+        ctx = linker.RelocationContext(elf, maps, map_sections, data_sections, externs,
+                                       extern_problems.get)
+        funcs_by_sec: dict[int, list[linker.Function]] = {}
+        starts: dict[int, list[int]] = {}
+        entries: list[tuple[linker.Function, str, object, bool]] = []
+        for sec in code:
+            insns = linker.decode_section(sec)
+            calls: dict[int, tuple[int, int]] = {}
+            linker.apply_relocations(ctx, sec, insns, calls)
+            sub = _is_subprog_section(sec.name)
+            info = None
+            autoload = True
+            if not sub:
+                sec_name = sec.name
+                if sec_name.startswith("?"):
+                    sec_name, autoload = sec_name[1:], False
+                info = parse_section(sec_name)
+                if info is None:
+                    raise ObjectError(f"section '{sec.name}' holds code but its name is not a known program "
+                                      "type (see pybpf.object.sections for SEC() names)")
+            fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
+            funcs = linker.split_functions(elf, sec, insns, entry=not sub, fallback_name=fallback)
+            for f in funcs:
+                f.calls = {slot - f.start: target for slot, target in calls.items()
+                           if f.start <= slot < f.start + f.count}
+                if not sub:
+                    entries.append((f, sec.name, info, autoload))
+            funcs_by_sec[sec.index] = funcs
+            starts[sec.index] = [f.start for f in funcs]
+
+        def find(sec_index: int, slot: int):
+            funcs = funcs_by_sec.get(sec_index)
+            if not funcs:
+                return None
+            i = bisect.bisect_right(starts[sec_index], slot) - 1
+            if i < 0:
+                return None
+            f = funcs[i]
+            return f if slot < f.start + f.count else None
+
+        index = linker.ExtInfoIndex(ext)
+        programs: dict[str, ProgramSpec] = {}
+        program_at: dict[tuple[int, int], str] = {}
+        for f, sec_name, info, autoload in entries:
+            if f.name in programs:
+                raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
+                                  f"and '{sec_name}')")
+            try:
+                linked = linker.link(f, find, index)
+            except ObjectError as exc:
+                raise exc.add_context(f"program '{f.name}'")
+            func_info, line_info = linked.func_info, linked.line_info
+            if not linked.complete_func_info:
+                if func_info:
+                    self.notes.append(f"program '{f.name}': func_info does not cover every function; "
+                                      "loaded without func_info/line_info")
+                func_info, line_info = [], []
+            programs[f.name] = ProgramSpec(
+                name=f.name, section=sec_name, type=info.prog_type, attach_type=info.attach_type,
+                attach_target=info.target, sleepable=info.sleepable, flags=info.prog_flags,
+                instructions=linked.insns, license=license, kern_version=kern_version, autoload=autoload,
+                func_info=func_info, line_info=line_info, core_relos=linked.core_relos,
+            )
+            program_at[(f.section.index, 8 * f.start)] = f.name
+        return programs, program_at
+
+    def _variables(self, maps: dict[str, MapSpec], data_sections: dict[int, str], btf, externs):
+        elf = self.elf
+        variables: dict[str, VariableSpec] = {}
+        for index, map_name in data_sections.items():
+            sec = elf.sections[index]
+            m = maps[map_name]
+            types: dict[tuple[str, int], object] = {}
+            ds = m.value_type
+            if isinstance(ds, Datasec):
+                for vs in ds.vars:
+                    var = vs.var
+                    if isinstance(var, Var):
+                        types[(var.name, vs.offset)] = var.type
+            for sym in maps_def.data_symbols(elf, sec):
+                if sym.size == 0 or sym.value + sym.size > sec.size or sym.name in variables:
+                    continue
+                variables[sym.name] = VariableSpec(sym.name, sec.name, sym.value, sym.size,
+                                                   types.get((sym.name, sym.value)), m)
+        kconfig = maps.get(".kconfig")
+        if kconfig is not None:
+            types = {}
+            ds = kconfig.value_type
+            if isinstance(ds, Datasec):
+                types = {vs.var.name: vs.var.type for vs in ds.vars if isinstance(vs.var, Var)}
+            for e in sorted(externs.values(), key=lambda e: e.offset):
+                if e.kind == "kconfig" and e.name not in variables:
+                    variables[e.name] = VariableSpec(e.name, ".kconfig", e.offset, e.size, types.get(e.name),
+                                                     kconfig)
+        return variables
+

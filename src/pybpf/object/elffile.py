@@ -1,0 +1,241 @@
+"""A small, strict reader for 64-bit little-endian BPF ELF relocatable objects.
+
+Only what a BPF loader needs: section headers, the symbol table and REL
+relocation entries, read straight with :mod:`struct` (pyelftools builds an
+object per symbol and is an order of magnitude slower on large objects).
+Every malformed input raises :class:`~pybpf.errors.ObjectError` naming the
+section and byte offset; nothing here raises IndexError or struct.error.
+
+Example::
+
+    elf = ElfFile(open("x.bpf.o", "rb").read())
+    text = elf.section_by_name(".text")
+    for off, sym, rtype in elf.relocations_for(text.index):
+        print(off, elf.symbols[sym].name, rtype)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from pybpf.errors import ObjectError
+
+__all__ = [
+    "ElfFile", "Section", "Symbol", "Relocation",
+    "SHT_PROGBITS", "SHT_SYMTAB", "SHT_STRTAB", "SHT_NOBITS", "SHT_REL", "SHF_EXECINSTR",
+    "STT_NOTYPE", "STT_OBJECT", "STT_FUNC", "STT_SECTION", "STB_LOCAL", "STB_GLOBAL", "STB_WEAK",
+    "SHN_UNDEF", "R_BPF_NONE", "R_BPF_64_64", "R_BPF_64_ABS64", "R_BPF_64_ABS32", "R_BPF_64_32",
+]
+
+EM_BPF = 247
+ET_REL = 1
+SHT_NULL = 0
+SHT_PROGBITS = 1
+SHT_SYMTAB = 2
+SHT_STRTAB = 3
+SHT_NOBITS = 8
+SHT_REL = 9
+SHF_WRITE = 0x1
+SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
+STT_NOTYPE = 0
+STT_OBJECT = 1
+STT_FUNC = 2
+STT_SECTION = 3
+STT_FILE = 4
+STB_LOCAL = 0
+STB_GLOBAL = 1
+STB_WEAK = 2
+STV_HIDDEN = 2
+STV_INTERNAL = 1
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+
+# Relocation types of the BPF target (llvm/BinaryFormat/ELFRelocs/BPF.def).
+R_BPF_NONE = 0
+R_BPF_64_64 = 1         # ld_imm64
+R_BPF_64_ABS64 = 2      # data (.maps initial values)
+R_BPF_64_ABS32 = 3      # data (.BTF)
+R_BPF_64_NODYLD32 = 4   # .BTF.ext
+R_BPF_64_32 = 10        # call
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
+
+
+class Section:
+    """One section header; ``data`` is its bytes (zeros are not materialised for NOBITS)."""
+
+    __slots__ = ("index", "name", "type", "flags", "offset", "size", "link", "info", "entsize", "_file")
+
+    def __init__(self, index: int, name: str, type: int, flags: int, offset: int, size: int,
+                 link: int, info: int, entsize: int, file: "ElfFile") -> None:
+        self.index = index
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.offset = offset
+        self.size = size
+        self.link = link
+        self.info = info
+        self.entsize = entsize
+        self._file = file
+
+    @property
+    def data(self) -> bytes:
+        if self.type == SHT_NOBITS:
+            return bytes(self.size)
+        return self._file.data[self.offset:self.offset + self.size]
+
+    @property
+    def is_code(self) -> bool:
+        return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
+
+    def __repr__(self) -> str:
+        return f"<Section [{self.index}] {self.name!r} type={self.type} size={self.size}>"
+
+
+class Symbol(NamedTuple):
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    visibility: int
+    shndx: int
+
+    @property
+    def is_undefined(self) -> bool:
+        return self.shndx == SHN_UNDEF
+
+
+class Relocation(NamedTuple):
+    offset: int      # byte offset in the target section
+    symbol: int      # index into ElfFile.symbols
+    type: int
+
+
+def _cstr(table: bytes, off: int, what: str) -> str:
+    if off >= len(table) and off:
+        raise ObjectError(f"{what}: name offset {off} is past the end of the string table ({len(table)} bytes)")
+    end = table.find(b"\0", off)
+    if end < 0:
+        end = len(table)
+    return table[off:end].decode("utf-8", "surrogateescape")
+
+
+class ElfFile:
+    """Sections, symbols and relocations of a BPF ELF object held in ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.sections: list[Section] = []
+        self.symbols: list[Symbol] = []
+        self._by_name: dict[str, Section] = {}
+        self._rels: dict[int, list[Section]] = {}
+        self._parse_header()
+        self._parse_sections()
+        self._parse_symbols()
+
+    # -- headers ----------------------------------------------------------------------
+
+    def _parse_header(self) -> None:
+        data = self.data
+        if len(data) < 4 or data[:4] != b"\x7fELF":
+            raise ObjectError("not an ELF file (bad magic at byte 0)")
+        if len(data) < _EHDR.size:
+            raise ObjectError(f"ELF header truncated: {len(data)} bytes, need {_EHDR.size}")
+        ident = data[:16]
+        if ident[4] != 2:
+            raise ObjectError(f"ELF class {ident[4]} at byte 4: only 64-bit objects are BPF objects")
+        if ident[5] == 2:
+            raise ObjectError("big-endian BPF object (-target bpfeb) at byte 5: only little-endian is supported")
+        if ident[5] != 1:
+            raise ObjectError(f"ELF data encoding {ident[5]} at byte 5 is invalid")
+        (_, e_type, machine, _ver, _entry, _phoff, shoff, _flags, _ehsize, _phentsize, _phnum,
+         shentsize, shnum, shstrndx) = _EHDR.unpack_from(data, 0)
+        if machine != EM_BPF:
+            raise ObjectError(f"ELF machine {machine} at byte 18 is not BPF ({EM_BPF})")
+        if e_type != ET_REL:
+            raise ObjectError(f"ELF type {e_type} at byte 16: a BPF object is a relocatable file (1)")
+        if shnum == 0 or shstrndx >= SHN_LORESERVE:
+            raise ObjectError("ELF uses extended section numbering (more than 65279 sections): not supported")
+        if shentsize != _SHDR.size:
+            raise ObjectError(f"ELF section header size {shentsize} at byte 58, expected {_SHDR.size}")
+        if shoff + shnum * shentsize > len(data):
+            raise ObjectError(f"ELF section headers at byte {shoff} ({shnum} of {shentsize} bytes) run past "
+                              f"the end of the {len(data)}-byte file")
+        if shstrndx >= shnum:
+            raise ObjectError(f"ELF section name table index {shstrndx} out of range ({shnum} sections)")
+        self._shoff, self._shnum, self._shstrndx = shoff, shnum, shstrndx
+
+    def _parse_sections(self) -> None:
+        data, size = self.data, len(self.data)
+        raw = [_SHDR.unpack_from(data, self._shoff + i * _SHDR.size) for i in range(self._shnum)]
+        st = raw[self._shstrndx]
+        if st[1] != SHT_STRTAB or st[4] + st[5] > size:
+            raise ObjectError(f"section name table [{self._shstrndx}] is not a string table inside the file")
+        names = data[st[4]:st[4] + st[5]]
+        for i, (name_off, stype, flags, _addr, offset, ssize, link, info, _align, entsize) in enumerate(raw):
+            name = _cstr(names, name_off, f"section [{i}]") if i else ""
+            if stype not in (SHT_NOBITS, SHT_NULL) and offset + ssize > size:
+                raise ObjectError(f"section [{i}] {name!r}: data at byte {offset} (+{ssize}) runs past the "
+                                  f"end of the {size}-byte file")
+            sec = Section(i, name, stype, flags, offset, ssize, link, info, entsize, self)
+            self.sections.append(sec)
+            if name and name not in self._by_name:
+                self._by_name[name] = sec
+            if stype == SHT_REL:
+                self._rels.setdefault(info, []).append(sec)
+
+    def _parse_symbols(self) -> None:
+        symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
+        if not symtabs:
+            return
+        if len(symtabs) > 1:
+            raise ObjectError(f"{len(symtabs)} symbol tables: a BPF object has one")
+        symtab = symtabs[0]
+        if symtab.entsize not in (0, _SYM.size) or symtab.size % _SYM.size:
+            raise ObjectError(f"section {symtab.name!r}: symbol table of {symtab.size} bytes with entry size "
+                              f"{symtab.entsize} (expected {_SYM.size})")
+        if not 0 < symtab.link < len(self.sections) or self.sections[symtab.link].type != SHT_STRTAB:
+            raise ObjectError(f"section {symtab.name!r}: string table index {symtab.link} is not a string table")
+        strtab = self.sections[symtab.link].data
+        nsec = len(self.sections)
+        out = self.symbols
+        for i, (name_off, info, other, shndx, value, ssize) in enumerate(_SYM.iter_unpack(symtab.data)):
+            if shndx >= nsec and shndx < SHN_LORESERVE:
+                raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
+                                  f"refers to section {shndx}, out of range ({nsec} sections)")
+            name = _cstr(strtab, name_off, f"symbol {i}") if name_off else ""
+            stype = info & 0xF
+            if stype == STT_SECTION and not name and shndx < nsec:
+                name = self.sections[shndx].name
+            out.append(Symbol(i, name, value, ssize, stype, info >> 4, other & 3, shndx))
+
+    # -- queries ----------------------------------------------------------------------
+
+    def section_by_name(self, name: str) -> Section | None:
+        return self._by_name.get(name)
+
+    def relocations_for(self, index: int) -> list[Relocation]:
+        """The REL entries that apply to section ``index`` (all its .rel sections)."""
+        out: list[Relocation] = []
+        nsym = len(self.symbols)
+        for rel in self._rels.get(index, ()):
+            if rel.size % _REL.size or rel.entsize not in (0, _REL.size):
+                raise ObjectError(f"section {rel.name!r}: {rel.size} bytes of relocations with entry size "
+                                  f"{rel.entsize} (expected {_REL.size})")
+            for j, (offset, info) in enumerate(_REL.iter_unpack(rel.data)):
+                sym = info >> 32
+                if sym >= nsym:
+                    raise ObjectError(f"section {rel.name!r}: relocation {j} at byte {rel.offset + j * _REL.size} "
+                                      f"refers to symbol {sym}, out of range ({nsym} symbols)")
+                out.append(Relocation(offset, sym, info & 0xFFFFFFFF))
+        return out

@@ -1,0 +1,176 @@
+"""A loaded BPF object: its programs, maps and global variables in the kernel.
+
+:class:`Object` owns every program and map (and the BTF) that
+:meth:`ObjectSpec.load` made; :meth:`Object.close`, ``with`` or garbage
+collection closes them all.  :class:`ObjectVariable` reads and writes a
+global variable straight in the memory-mapped global data map: no system
+call per access.
+
+Example::
+
+    with pybpf.load("counter.bpf.o", variables={"target_pid": 42}) as obj:
+        obj.programs["count"].test_run(b"\\0" * 64)
+        print(obj.variables["hits"].value)        # .bss, read through mmap
+        obj.variables["enabled"].value = True     # .data, seen by the program
+        print(dict(obj.maps["counts"].items()))   # typed through BTF
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pybpf.errors import BPFError
+
+if TYPE_CHECKING:
+    from pybpf.object.spec import ObjectSpec, VariableSpec
+
+__all__ = ["Object", "ObjectVariable"]
+
+
+class Object:
+    """Programs (``programs[name]``: :class:`pybpf.Program` with ``.section`` and ``.spec``),
+    maps (``maps[name]``: :class:`pybpf.maps.Map`, keys ``".rodata"``, ``".bss"``, ``"counts"``...)
+    and ``variables[name]`` (:class:`ObjectVariable`) of one loaded object.
+
+    ``btf_error`` says why the object's BTF was not loaded (None when it
+    was); ``notes`` lists what the loader adjusted or skipped.
+    """
+
+    def __init__(self, spec: "ObjectSpec") -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.programs: dict[str, Any] = {}
+        self.maps: dict[str, Any] = {}
+        self.variables: dict[str, ObjectVariable] = {}
+        self.btf_error: str | None = None
+        self.notes: list[str] = []
+        self._btf_fd: Any = None
+        self._raw_maps: dict[str, Any] = {}
+        self._reused: set[str] = set()
+        self._to_pin: list[tuple[str, str]] = []
+        self._closed = False
+
+    @property
+    def btf_fd(self) -> int | None:
+        """The fd of the object's BTF in the kernel (None if it was not loaded)."""
+        return self._btf_fd.fileno() if self._btf_fd is not None and not self._btf_fd.closed else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every program, map and the BTF (pinned maps stay in bpffs)."""
+        if self._closed:
+            return
+        self._closed = True
+        for var in self.variables.values():
+            var._release()
+        for m in self._raw_maps.values():
+            m.close()
+        self._raw_maps.clear()
+        for prog in self.programs.values():
+            prog.close()
+        for m in self.maps.values():
+            m.close()
+        if self._btf_fd is not None:
+            self._btf_fd.close()
+
+    def __enter__(self) -> "Object":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<Object {self.name!r} programs={list(self.programs)} maps={list(self.maps)}{state}>"
+
+    def _raw_map(self, name: str) -> Any:
+        """The global data map ``name`` with raw bytes values (for kernels without mmapable maps)."""
+        raw = self._raw_maps.get(name)
+        if raw is None:
+            from pybpf.maps import Map
+
+            m = self.maps[name]
+            raw = Map.from_fd(m.fd, key="u32", value=m.value_size)
+            self._raw_maps[name] = raw
+        return raw
+
+
+class ObjectVariable:
+    """A global variable of a loaded object.
+
+    ``value`` reads and writes the variable in the memory of its map
+    (``.data``, ``.bss``, ``.rodata``...): the same bytes the programs use,
+    with no system call.  ``.rodata`` and ``.kconfig`` are frozen after
+    load, so assigning their variables raises :class:`pybpf.BPFError`.
+    """
+
+    __slots__ = ("name", "section", "offset", "size", "type", "map", "_codec", "_obj")
+
+    def __init__(self, spec: "VariableSpec", map_: Any, obj: Object) -> None:
+        self.name = spec.name
+        self.section = spec.section
+        self.offset = spec.offset
+        self.size = spec.size
+        self.type = spec.type
+        self.map = map_
+        self._codec = spec.codec
+        self._obj = obj
+
+    def _memory(self) -> memoryview | None:
+        try:
+            return self.map.memory
+        except (BPFError, AttributeError):
+            return None
+
+    @property
+    def value(self) -> Any:
+        mem = self._memory()
+        off, size = self.offset, self.size
+        if mem is None:
+            raw = self._obj._raw_map(self.section)[0]
+            mem = memoryview(raw)
+        if self._codec is None:
+            return bytes(mem[off:off + size])
+        try:
+            return self._codec.decode_from(mem, off)
+        except (ValueError, TypeError) as exc:
+            raise BPFError(f"variable '{self.name}': {exc}") from None
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        mem = self._memory()
+        if (mem.readonly if mem is not None else self.map.frozen):
+            raise BPFError(f"variable '{self.name}': section '{self.section}' is read-only after load "
+                           "(frozen); set it on the ObjectSpec before loading")
+        if self._codec is None:
+            if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != self.size:
+                raise BPFError(f"variable '{self.name}': without BTF the value must be {self.size} raw bytes")
+            raw = bytes(value)
+        else:
+            try:
+                raw = self._codec.encode(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise BPFError(f"variable '{self.name}': {exc}") from None
+        off = self.offset
+        if mem is not None:
+            mem[off:off + self.size] = raw
+            return
+        rawmap = self._obj._raw_map(self.section)
+        current = bytearray(rawmap[0])
+        current[off:off + self.size] = raw
+        rawmap[0] = bytes(current)
+
+    def _release(self) -> None:
+        self.map = None
+
+    def __repr__(self) -> str:
+        return f"<ObjectVariable {self.name!r} section={self.section!r} offset={self.offset} size={self.size}>"

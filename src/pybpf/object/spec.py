@@ -1,0 +1,361 @@
+"""What a BPF object describes, before anything exists in the kernel.
+
+:class:`ObjectSpec` is built from an ELF file by :meth:`ObjectSpec.from_file`
+(or by :mod:`pybpf.lang`); building it makes no system call and gives the
+same result every time for the same bytes.  It holds :class:`ProgramSpec`
+(linked instructions, ready but for kernel file descriptors and ids),
+:class:`MapSpec` (map definitions and initial contents) and
+:class:`VariableSpec` (global variables, whose values live in the ``data``
+of their section's map and may be changed before loading: the
+``const volatile`` configuration pattern).  :meth:`ObjectSpec.load` turns it
+into an :class:`~pybpf.object.object.Object`.
+
+Relocations are kept in the instructions themselves:
+
+- ``ld_imm64`` with ``src`` PSEUDO_MAP_FD / PSEUDO_MAP_VALUE and
+  ``reference`` = a key of :attr:`ObjectSpec.maps` gets that map's fd in
+  ``imm`` at load time (the value offset stays in the second slot);
+- ``call`` with ``src`` PSEUDO_KFUNC_CALL and ``ld_imm64`` with ``src``
+  PSEUDO_BTF_ID (or 0) whose ``reference`` names an extern of
+  :attr:`ObjectSpec.externs` get the kernel's BTF id (or address);
+- bpf-to-bpf calls and callback addresses are resolved when the spec is
+  built (``reference`` names the callee for display).
+
+Example::
+
+    spec = ObjectSpec.from_file("filter.bpf.o")
+    spec.variables["target_pid"].value = 1234      # const volatile in .rodata
+    with spec.load() as obj:
+        obj.programs["handle"].test_run(ctx=b"...")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from pybpf._sys.uapi import AttachType, MapType, ProgType
+from pybpf.asm.instruction import Instruction
+from pybpf.errors import BPFError, ObjectError
+
+if TYPE_CHECKING:
+    from pybpf.btf.reader import CoreRelo, FuncInfo, LineInfo, Spec
+    from pybpf.btf.types import Type
+    from pybpf.object.object import Object
+    from pybpf.object.sections import SectionInfo
+
+__all__ = ["ObjectSpec", "ProgramSpec", "MapSpec", "VariableSpec", "ExternSpec"]
+
+
+def _type_id(t: Any) -> int | None:
+    return getattr(t, "id", None) if t is not None else None
+
+
+@dataclass(eq=False)
+class ProgramSpec:
+    """One entry-point program with its subprograms appended (libbpf style).
+
+    ``func_info``/``line_info``/``core_relos`` are the .BTF.ext records of
+    the program and its appended subprograms, with ``insn_off`` in **bytes**
+    from the first instruction of ``instructions`` (divide by 8 for the
+    kernel).  ``autoload`` is False for ``SEC("?name")`` programs, which
+    :meth:`ObjectSpec.load` skips unless they are asked for by name.
+    """
+
+    name: str
+    section: str
+    type: ProgType | int
+    attach_type: AttachType | int | None
+    attach_target: str | None
+    sleepable: bool
+    flags: int
+    instructions: list[Instruction]
+    license: str = ""
+    kern_version: int = 0
+    autoload: bool = True
+    func_info: list["FuncInfo"] = field(default_factory=list)
+    line_info: list["LineInfo"] = field(default_factory=list)
+    core_relos: list["CoreRelo"] = field(default_factory=list)
+
+    @property
+    def section_info(self) -> "SectionInfo | None":
+        """What the section name says (kind, target, retprobe...), see :mod:`pybpf.object.sections`."""
+        from pybpf.object.sections import parse_section
+
+        return parse_section(self.section.lstrip("?"))
+
+    def _key(self) -> tuple:
+        return (self.name, self.section, int(self.type), self.attach_type, self.attach_target,
+                self.sleepable, self.flags, self.license, self.kern_version, self.autoload,
+                [(i.code, i.dst, i.src, i.off, i.imm, i.reference) for i in self.instructions],
+                list(self.func_info), list(self.line_info), list(self.core_relos))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProgramSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        kind = self.type.name if isinstance(self.type, ProgType) else str(self.type)
+        return f"<ProgramSpec {self.name!r} section={self.section!r} type={kind} insns={len(self.instructions)}>"
+
+
+@dataclass(eq=False)
+class MapSpec:
+    """A map to create.
+
+    ``key_type``/``value_type`` are BTF types (None without BTF) that make
+    the loaded map typed.  ``inner`` is the template of the maps stored in a
+    map-in-map.  ``contents`` are initial entries ``(key, value)``; for
+    prog arrays and map-in-maps the value is the *name* of a program or map
+    of the same object (from ``.values = { ... }`` in C).  ``data`` is the
+    initial value of a global data section (``.data``, ``.rodata``, ``.bss``,
+    ``.kconfig``); ``freeze`` makes the map read-only for user space once
+    written.  ``kernel_name`` is the name given to the kernel (libbpf's,
+    e.g. ``"minimal.rodata"``); ``pinning`` is 1 (LIBBPF_PIN_BY_NAME) to
+    pin the map under the load's ``pin_path``.
+    """
+
+    name: str
+    type: MapType | int
+    key_size: int = 0
+    value_size: int = 0
+    max_entries: int = 0
+    flags: int = 0
+    numa_node: int | None = None
+    map_extra: int = 0
+    pinning: int = 0
+    key_type: "Type | None" = None
+    value_type: "Type | None" = None
+    inner: "MapSpec | None" = None
+    contents: list[tuple[Any, Any]] = field(default_factory=list)
+    data: bytes | None = None
+    freeze: bool = False
+    section: str = ""
+    kernel_name: str = ""
+    offset: int = 0          # byte offset of the definition in its section (relocations)
+
+    @property
+    def is_global_data(self) -> bool:
+        return self.data is not None
+
+    def _key(self) -> tuple:
+        return (self.name, int(self.type), self.key_size, self.value_size, self.max_entries, self.flags,
+                self.numa_node, self.map_extra, self.pinning, _type_id(self.key_type),
+                _type_id(self.value_type), self.inner._key() if self.inner is not None else None,
+                list(self.contents), self.data, self.freeze, self.section, self.kernel_name, self.offset)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MapSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> "MapSpec":
+        return MapSpec(self.name, self.type, self.key_size, self.value_size, self.max_entries, self.flags,
+                       self.numa_node, self.map_extra, self.pinning, self.key_type, self.value_type,
+                       self.inner.copy() if self.inner is not None else None, list(self.contents),
+                       self.data, self.freeze, self.section, self.kernel_name, self.offset)
+
+    def __repr__(self) -> str:
+        kind = self.type.name if isinstance(self.type, MapType) else str(self.type)
+        return (f"<MapSpec {self.name!r} {kind} key_size={self.key_size} value_size={self.value_size} "
+                f"max_entries={self.max_entries}>")
+
+
+class VariableSpec:
+    """A global variable: ``size`` bytes at ``offset`` of section ``section``'s map data.
+
+    ``value`` decodes (and assigning it encodes) through the BTF type: ints
+    as int, structs as records, ``char[]`` as bytes; raw bytes without BTF.
+    Assigning before :meth:`ObjectSpec.load` changes what the map starts
+    with, which for ``const volatile`` variables in ``.rodata`` lets the
+    verifier prune code that the value disables.
+    """
+
+    __slots__ = ("name", "section", "offset", "size", "type", "_map")
+
+    def __init__(self, name: str, section: str, offset: int, size: int, type: "Type | None",
+                 map_spec: MapSpec) -> None:
+        self.name = name
+        self.section = section
+        self.offset = offset
+        self.size = size
+        self.type = type
+        self._map = map_spec
+
+    @property
+    def map(self) -> MapSpec:
+        """The MapSpec whose data holds this variable."""
+        return self._map
+
+    @property
+    def codec(self) -> Any:
+        """The BTF codec of the variable's type (None without BTF)."""
+        if self.type is None:
+            return None
+        from pybpf.btf.codec import codec_for
+
+        try:
+            codec = codec_for(self.type)
+        except (ObjectError, TypeError, ValueError):
+            return None
+        return codec if codec.size == self.size else None
+
+    @property
+    def value(self) -> Any:
+        data = self._map.data or b""
+        codec = self.codec
+        raw = data[self.offset:self.offset + self.size]
+        if codec is None:
+            return bytes(raw)
+        try:
+            return codec.decode(raw)
+        except (ValueError, TypeError) as exc:
+            raise BPFError(f"variable '{self.name}': {exc}") from None
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self._map.data = encode_variable(self, bytes(self._map.data or bytes(self._map.value_size)), value)
+
+    def _key(self) -> tuple:
+        return (self.name, self.section, self.offset, self.size, _type_id(self.type))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VariableSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<VariableSpec {self.name!r} section={self.section!r} offset={self.offset} size={self.size}>"
+
+
+def encode_variable(var: VariableSpec, data: bytes, value: Any) -> bytes:
+    """``data`` with ``var`` set to ``value`` (BPFError naming the variable when it does not fit)."""
+    codec = var.codec
+    if codec is None:
+        if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != var.size:
+            raise BPFError(f"variable '{var.name}': without BTF the value must be {var.size} raw bytes, "
+                           f"got {type(value).__name__}")
+        raw = bytes(value)
+    else:
+        try:
+            raw = codec.encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BPFError(f"variable '{var.name}': {exc}") from None
+    if var.offset + var.size > len(data):
+        raise BPFError(f"variable '{var.name}': offset {var.offset} + size {var.size} is past the end of "
+                       f"section {var.section!r} ({len(data)} bytes)")
+    return data[:var.offset] + raw + data[var.offset + var.size:]
+
+
+@dataclass(eq=True)
+class ExternSpec:
+    """An ``extern`` the loader resolves: ``kind`` is "kconfig", "ksym" or "kfunc".
+
+    kconfig: ``offset``/``size`` in the ``.kconfig`` map and ``kcfg_type``
+    (bool, char, tristate, int, char_arr); ksym: ``typed`` (False for
+    ``extern const void x __ksym``, resolved through /proc/kallsyms).
+    ``weak`` externs that cannot be resolved become 0.
+    """
+
+    name: str
+    kind: str
+    weak: bool = False
+    btf_id: int = 0              # VAR or FUNC in the object's BTF
+    kcfg_type: str = ""
+    offset: int = 0
+    size: int = 0
+    align: int = 1
+    signed: bool = False
+    typed: bool = True
+
+
+class ObjectSpec:
+    """A parsed BPF object: programs, maps, variables, externs and BTF (no kernel objects yet).
+
+    Build with :meth:`from_file` / :meth:`from_bytes`; load with :meth:`load`.
+    """
+
+    def __init__(self, name: str = "object", *, programs: Mapping[str, ProgramSpec] | None = None,
+                 maps: Mapping[str, MapSpec] | None = None,
+                 variables: Mapping[str, VariableSpec] | None = None, btf: "Spec | None" = None,
+                 license: str = "", kern_version: int = 0, externs: Mapping[str, ExternSpec] | None = None,
+                 path: str | None = None, kernel_btf: bytes | None = None,
+                 notes: Iterable[str] = ()) -> None:
+        self.name = name
+        self.path = path
+        self.programs: dict[str, ProgramSpec] = dict(programs or {})
+        self.maps: dict[str, MapSpec] = dict(maps or {})
+        self.variables: dict[str, VariableSpec] = dict(variables or {})
+        self.externs: dict[str, ExternSpec] = dict(externs or {})
+        self.btf = btf
+        self.license = license
+        self.kern_version = kern_version
+        self.notes: list[str] = list(notes)
+        """What the parser skipped or adjusted (unknown data sections, ...)."""
+        self._kernel_btf = kernel_btf   # the object's BTF fixed for BPF_BTF_LOAD (None: encode btf)
+        self._btf_strings: dict[str, int] = {}  # line info strings -> offsets in _kernel_btf
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> "ObjectSpec":
+        """Parse the BPF ELF object at ``path`` (no system calls besides reading the file)."""
+        path = os.fspath(path)
+        label = os.path.basename(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ObjectError(f"cannot read {path}: {exc.strerror}").add_context(f"object '{label}'") from None
+        return cls.from_bytes(data, name=label, path=path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, name: str = "object",
+                   path: str | None = None) -> "ObjectSpec":
+        """Parse a BPF ELF object held in memory; ``name`` is used in messages and map names."""
+        from pybpf.object.elf import parse
+
+        return parse(bytes(data), name=name, path=path)
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load(self, programs: Iterable[str] | None = None, *, pin_path: str | None = "/sys/fs/bpf",
+             log_level: int = 0, variables: Mapping[str, Any] | None = None) -> "Object":
+        """Create the maps and load the programs (all with autoload, or those named).
+
+        ``variables`` sets global variables for this load only (the spec is
+        not changed).  Maps with ``pinning`` are reused from (or pinned to)
+        ``pin_path``.  Everything made is closed again if a step fails.
+        """
+        from pybpf.object.loader import load
+
+        return load(self, programs=programs, pin_path=pin_path, log_level=log_level, variables=variables)
+
+    # -- comparison -------------------------------------------------------------------
+
+    @property
+    def object_name(self) -> str:
+        """libbpf's object name: the file name up to its first dot ("minimal" for minimal.bpf.o)."""
+        return self.name.split(".", 1)[0] or self.name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectSpec):
+            return NotImplemented
+        return (self.name == other.name and self.programs == other.programs and self.maps == other.maps
+                and self.variables == other.variables and self.externs == other.externs
+                and self.license == other.license and self.kern_version == other.kern_version
+                and self._kernel_btf == other._kernel_btf)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"<ObjectSpec {self.name!r} programs={list(self.programs)} maps={list(self.maps)} "
+                f"variables={len(self.variables)}>")

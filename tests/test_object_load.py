@@ -1,0 +1,247 @@
+"""ObjectSpec.load(): every program loaded and run in the kernel, maps typed, variables mmapped."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+
+import pytest
+
+import pybpf
+from buildprogs import build
+from pybpf._sys import MapFlag, PerfEventAttr, PerfType
+from pybpf._sys import perf as _perf
+
+XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
+SK_BUFF_SIZE = 192
+
+
+def spec_of(name: str) -> pybpf.ObjectSpec:
+    return pybpf.ObjectSpec.from_file(build(name))
+
+
+def skb_ctx(mark: int) -> bytes:
+    ctx = bytearray(SK_BUFF_SIZE)
+    struct.pack_into("<I", ctx, 8, mark)  # struct __sk_buff.mark
+    return bytes(ctx)
+
+
+# -- global data ---------------------------------------------------------------------------
+
+
+def test_const_volatile_rodata_changes_behaviour():
+    with spec_of("obj_globals").load() as obj:
+        prog = obj.programs["filter"]
+        assert prog.test_run(b"\0" * 64).retval == XDP_PASS
+        baseline = prog.info().xlated_size
+    spec = spec_of("obj_globals")
+    spec.variables["min_len"].value = 100
+    with spec.load() as obj:
+        prog = obj.programs["filter"]
+        assert prog.test_run(b"\0" * 64).retval == XDP_ABORTED
+        assert prog.test_run(b"\0" * 128).retval == XDP_PASS
+        assert dict(obj.maps["counters"].items()) == {0: 128, 1: -1}
+    # variables= on load, without touching the spec
+    spec = spec_of("obj_globals")
+    with spec.load(variables={"drop_all": 1}) as obj:
+        assert obj.programs["filter"].test_run(b"\0" * 64).retval == XDP_DROP
+        # drop_all is known at load: the verifier pruned everything after it
+        assert obj.programs["filter"].info().xlated_size < baseline
+    assert spec.variables["drop_all"].value == 0
+
+
+def test_data_and_bss_read_and_written_through_mmap():
+    with pybpf.load(build("obj_globals")) as obj:
+        v = obj.variables
+        prog = obj.programs["filter"]
+        assert (v["seen"].value, v["increment"].value, v["label"].value) == (0, 1, b"pybpf")
+        prog.test_run(b"\0" * 64)
+        assert (v["seen"].value, v["last_len"].value, v["custom_hits"].value) == (1, 64, 101)
+        v["increment"].value = 10           # the program sees it on its next run
+        v["label"].value = b"changed"
+        prog.test_run(b"\0" * 80)
+        assert v["seen"].value == 11 and v["static_calls"].value == 2
+        ev = obj.maps["events"][80]
+        assert (ev.pid, ev.len, ev.total, ev.tag) == (7, 80, 11, b"changed")
+        v["seen"].value = 1000              # .bss is writable too
+        prog.test_run(b"\0" * 64)
+        assert v["seen"].value == 1010
+        # the map reads the same memory, typed by its DATASEC
+        bss = obj.maps[".bss"][0]
+        assert (bss.seen, bss.last_len) == (1010, 64)
+        with pytest.raises(pybpf.BPFError, match="read-only"):
+            v["min_len"].value = 5
+        assert obj.maps[".rodata"].frozen
+        assert obj.maps[".rodata"].name == "obj_glob.rodata"
+
+
+def test_btf_and_legacy_maps_typed():
+    with pybpf.load(build("obj_globals")) as obj:
+        obj.programs["filter"].test_run(b"\0" * 100)
+        assert obj.btf_error is None and obj.btf_fd is not None
+        ev = obj.maps["events"][100]
+        assert ev.len == 100 and ev.tag == b"pybpf"
+        assert obj.maps["counters"][0] == 100
+        legacy = dict(obj.maps["legacy_counts"].items())
+        assert struct.unpack("<Q", legacy[0])[0] == 1   # no BTF: raw bytes
+        info = obj.maps["events"].info()
+        assert info.btf_id and info.btf_value_type_id
+
+
+def test_programs_subset_and_unknown_name():
+    spec = spec_of("obj_calls")
+    with spec.load(programs=["calls_main"]) as obj:
+        assert list(obj.programs) == ["calls_main"]
+        assert obj.programs["calls_main"].test_run(b"\0" * 64).retval == 17
+    with spec.load(programs=["not_autoloaded"]) as obj:
+        assert obj.programs["not_autoloaded"].test_run(b"\0" * 64).retval == 5
+    with pytest.raises(pybpf.ObjectError, match="no program 'nope'"):
+        spec.load(programs=["nope"])
+
+
+# -- calls -----------------------------------------------------------------------------------
+
+
+def test_bpf_to_bpf_calls_and_bpf_loop_callback():
+    with spec_of("obj_calls").load() as obj:
+        assert "not_autoloaded" not in obj.programs
+        main = obj.programs["calls_main"]
+        assert main.section == "xdp" and main.spec.name == "calls_main"
+        assert main.test_run(b"\0" * 64).retval == 17
+        assert obj.programs["calls_loop"].test_run(b"\0" * 64).retval == 49
+
+
+def test_tail_calls_through_prog_array_values():
+    with spec_of("obj_calls").load() as obj:
+        entry = obj.programs["tail_entry"]
+        assert entry.test_run(b"\0" * 64, ctx=skb_ctx(1)).retval == 12
+        assert entry.test_run(b"\0" * 64, ctx=skb_ctx(2)).retval == 22
+        assert entry.test_run(b"\0" * 64, ctx=skb_ctx(3)).retval == 99
+        assert obj.maps["jumps"][1] == obj.programs["tail_target"].id
+
+
+def test_map_in_map_values():
+    with spec_of("obj_calls").load() as obj:
+        obj.maps["inner_b"][0] = 4242
+        assert obj.programs["map_in_map"].test_run(b"\0" * 64).retval == 4242
+        assert obj.maps["outer"][3] == obj.maps["inner_b"].id
+        assert obj.maps["outer"][0] == obj.maps["inner_a"].id
+
+
+def test_tail_target_not_loaded_is_noted():
+    with spec_of("obj_calls").load(programs=["tail_entry"]) as obj:
+        assert obj.programs["tail_entry"].test_run(b"\0" * 64, ctx=skb_ctx(1)).retval == 99
+        assert any("tail_target" in n for n in obj.notes)
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_verifier_error_names_the_c_line():
+    with pytest.raises(pybpf.VerifierError) as info:
+        spec_of("obj_verifier").load()
+    err = info.value
+    assert str(err).startswith("object 'obj_verifier.bpf.o': program 'null_deref': load: ")
+    assert err.source_line is not None
+    assert "obj_verifier.bpf.c:23" in err.source_line and "missing NULL check" in err.source_line
+    assert "map_value_or_null" in err.summary
+
+
+def test_failed_load_closes_everything():
+    # the conftest fixture fails the test if the maps created before the failure leak
+    with pytest.raises(pybpf.VerifierError):
+        spec_of("obj_verifier").load()
+
+
+def test_btf_refused_falls_back_without_btf(monkeypatch):
+    from pybpf._sys import commands
+
+    def refuse(data, *, log_size=0, log_level=0):
+        return None, "magic: refused for the test", errno.EINVAL
+
+    monkeypatch.setattr(commands, "btf_load", refuse)
+    with spec_of("obj_calls").load(programs=["calls_main", "tail_entry", "tail_target"]) as obj:
+        assert obj.btf_fd is None and "EINVAL" in obj.btf_error
+        assert obj.programs["calls_main"].test_run(b"\0" * 64).retval == 17
+        assert obj.programs["calls_main"].info().btf_id == 0
+        assert obj.programs["tail_entry"].test_run(b"\0" * 64, ctx=skb_ctx(1)).retval == 12
+    # callbacks cannot be verified without func_info: the error says why BTF is missing
+    with pytest.raises(pybpf.VerifierError, match="func_info") as info:
+        spec_of("obj_calls").load(programs=["calls_loop"])
+    assert "BTF was not loaded" in str(info.value)
+
+
+# -- tracepoints -------------------------------------------------------------------------------
+
+
+def _tracepoint_id(group: str, name: str) -> int:
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        try:
+            with open(f"{root}/events/{group}/{name}/id") as f:
+                return int(f.read())
+        except OSError:
+            continue
+    raise pybpf.NotSupportedError("tracefs", detail=f"no events/{group}/{name}/id")
+
+
+def _perf_event_open(attr: PerfEventAttr, pid: int, cpu: int) -> int:
+    """perf_event_open(2) through a private libc handle (the tracepoint attach is not under test here)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr.size = ctypes.sizeof(PerfEventAttr)
+    fd = libc.syscall(ctypes.c_long(298), ctypes.c_void_p(ctypes.addressof(attr)), ctypes.c_int(pid),
+                      ctypes.c_int(cpu), ctypes.c_int(-1), ctypes.c_ulong(8))  # PERF_FLAG_FD_CLOEXEC
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
+def test_tracepoint_attached_through_perf_event_counts_getpid():
+    spec = spec_of("obj_tracepoint")
+    spec.variables["target_tgid"].value = os.getpid()
+    with spec.load() as obj:
+        assert obj.programs["raw_enter"].test_run(ctx=bytes(16)).retval == 0
+        prog = obj.programs["count_getpid"]
+        attr = PerfEventAttr(type=PerfType.TRACEPOINT, config=_tracepoint_id("syscalls", "sys_enter_getpid"),
+                             sample_period=1, wakeup_events=1)
+        event = _perf_event_open(attr, pid=-1, cpu=0)
+        try:
+            _perf.set_bpf(event, prog.fd)
+            _perf.enable(event)
+            libc = ctypes.CDLL(None, use_errno=True)
+            os.sched_setaffinity(0, {0})
+            try:
+                for _ in range(5):
+                    libc.getpid()       # os.getpid() may be cached by libc; call the syscall
+                    libc.syscall(39)    # __NR_getpid on x86_64
+            finally:
+                os.sched_setaffinity(0, range(os.cpu_count() or 1))
+            _perf.disable(event)
+        finally:
+            os.close(event)
+        assert obj.variables["calls"].value >= 5
+
+
+# -- ksyms --------------------------------------------------------------------------------------
+
+
+def test_ksym_variables_need_kallsyms_all():
+    """Typed ksyms load where the kernel can find variables (CONFIG_KALLSYMS_ALL), else NotSupported."""
+    spec = spec_of("obj_ksym")
+    try:
+        obj = spec.load()
+    except pybpf.NotSupportedError as exc:
+        assert "CONFIG_KALLSYMS_ALL" in str(exc) and "runqueues" in str(exc)
+        pytest.skip(f"ksym variables: {exc}")
+    with obj:
+        cpu = obj.programs["this_cpu"].test_run(ctx=bytes(8)).retval
+        assert 0 <= cpu < (os.cpu_count() or 1)
+        assert obj.variables["active_addr"].value != 0
+
+
+def test_mmapable_flags_reach_the_kernel():
+    with pybpf.load(build("obj_globals")) as obj:
+        assert obj.maps[".bss"].info().flags & MapFlag.MMAPABLE
+        assert obj.maps[".rodata"].info().flags & MapFlag.RDONLY_PROG
