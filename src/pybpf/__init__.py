@@ -8,3 +8,4 @@ __version__ = "0.1.0"
 from pybpf.program import Program, ProgramInfo, TestRunResult
 from pybpf import features
 from pybpf.object import ObjectSpec, Object, load
+from pybpf.readers import PerfBufReader, RecordBatch, RecordError, RingBufReader, UserRingBufWriter

@@ -1,0 +1,371 @@
+"""Record types for the stream readers: decoders, NumPy dtypes, :class:`RecordBatch`, :class:`RecordError`.
+
+A reader hands records over as zero-copy ``memoryview`` objects unless it is
+told their type:
+
+- ``record=`` a codec spec (what :func:`pybpf.maps.codec.make_codec` takes: a
+  struct format such as ``"<QQ"``, a ctypes type, an int size, an object with
+  ``size``/``decode``), a BTF codec (:func:`pybpf.btf.codec_for`) or a BTF
+  type: each record is decoded into a Python value;
+- ``dtype=`` anything ``numpy.dtype()`` accepts: batches become structured
+  arrays; per-record reads give ``numpy.void`` copies.
+
+When only ``record=`` is given, the dtype is derived from it where that is
+possible (BTF structs, ctypes structures, struct formats), so
+``RecordBatch.array`` works too.  NumPy is imported only when a dtype is
+needed.  A record shorter than the declared type is never decoded: it is
+reported (see ``on_error`` of the readers) and skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import struct
+from typing import Any, Callable, Iterator
+
+from pybpf.errors import BPFError
+
+__all__ = ["RecordError", "RecordBatch", "RecordType", "btf_dtype"]
+
+
+class RecordError(BPFError):
+    """A record the reader could not hand over as declared (shorter than its type).
+
+    Attributes: ``ring`` (index of the ring or CPU), ``length`` (bytes in the
+    record), ``needed`` (bytes of the declared type), ``data`` (a copy of the
+    record's bytes).
+    """
+
+    def __init__(self, message: str, *, ring: int, length: int, needed: int, data: bytes) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.length = length
+        self.needed = needed
+        self.data = data
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is an optional dependency
+        raise ImportError("NumPy is needed for dtype= and RecordBatch.array: pip install 'pybpf[numpy]'") from None
+    return numpy
+
+
+# ---------------------------------------------------------------------- dtypes
+
+def btf_dtype(t: Any) -> Any:
+    """A NumPy dtype with the layout of BTF type ``t`` (little-endian, offsets and size kept).
+
+    Integers, enums, pointers (u64), floats, ``_Bool``, arrays (char arrays
+    become ``S<n>`` bytes), structs and unions (overlapping fields) are
+    supported; bitfields are left out (their bytes are still in the record).
+    Raises TypeError for what has no dtype (functions, void).
+    """
+    from pybpf.btf import types as bt
+
+    np = _numpy()
+    t = bt.resolve(t)
+    if isinstance(t, bt.Int):
+        if t.is_bool:
+            return np.dtype("?")
+        if t.size in (1, 2, 4, 8):
+            return np.dtype(f"<{'i' if t.signed else 'u'}{t.size}")
+        return np.dtype(f"V{t.size}")
+    if isinstance(t, bt.Enum):
+        signed = bool(getattr(t, "signed", False))
+        return np.dtype(f"<{'i' if signed else 'u'}{t.size}")
+    if isinstance(t, bt.Pointer):
+        return np.dtype("<u8")
+    if isinstance(t, bt.Float):
+        return np.dtype(f"<f{t.size}")
+    if isinstance(t, bt.Array):
+        elem = bt.resolve(t.elem)
+        if isinstance(elem, bt.Int) and elem.size == 1 and elem.is_char:
+            return np.dtype(f"S{t.nelems}")
+        return np.dtype((btf_dtype(elem), (t.nelems,)))
+    if isinstance(t, bt.Composite):
+        names, formats, offsets = [], [], []
+        _btf_fields(t, 0, "", names, formats, offsets)
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size})
+    raise TypeError(f"BTF type {bt.type_name(t)!r} has no NumPy dtype")
+
+
+def _btf_fields(t: Any, base: int, prefix: str, names: list, formats: list, offsets: list) -> None:
+    from pybpf.btf import types as bt
+
+    for i, m in enumerate(t.members):
+        if m.bitfield_size or m.bit_offset % 8:
+            continue
+        mt = bt.resolve(m.type)
+        if not m.name and isinstance(mt, bt.Composite):  # anonymous struct/union: flatten
+            _btf_fields(mt, base + m.bit_offset // 8, prefix, names, formats, offsets)
+            continue
+        try:
+            dt = btf_dtype(mt)
+        except TypeError:
+            continue
+        names.append(prefix + (m.name or f"_{i}"))
+        formats.append(dt)
+        offsets.append(base + m.bit_offset // 8)
+
+
+_TOKEN = re.compile(r"\s*(\d*)([xcbB?hHiIlLqQnNefdspP])")
+_NP_CHAR = {"b": "i1", "B": "u1", "?": "?", "h": "i2", "H": "u2", "i": "i4", "I": "u4", "l": "i8", "L": "u8",
+            "q": "i8", "Q": "u8", "n": "i8", "N": "u8", "e": "f2", "f": "f4", "d": "f8", "P": "u8"}
+
+
+def _struct_dtype(fmt: str) -> Any:
+    """dtype of a struct format: fields f0, f1, ... at the offsets struct uses (one field: its own dtype)."""
+    np = _numpy()
+    order = fmt[0] if fmt[:1] in "@=<>!" else "@"
+    body = fmt[1:] if fmt[:1] in "@=<>!" else fmt
+    endian = ">" if order in ">!" else "<"
+    names: list[str] = []
+    formats: list[Any] = []
+    offsets: list[int] = []
+    done = ""
+    for count, char in _TOKEN.findall(body):
+        n = int(count) if count else 1
+        # A zero-count item aligns like the item without adding to the size: its offset.
+        start = struct.calcsize(order + done + "0" + char)
+        done += f"{count}{char}"
+        if char == "x":
+            continue
+        if char in "spc":
+            formats.append(np.dtype(f"S{n}"))
+        else:
+            base = np.dtype(endian + _NP_CHAR[char])
+            formats.append(base if n == 1 else np.dtype((base, (n,))))
+        names.append(f"f{len(names)}")
+        offsets.append(start)
+    itemsize = struct.calcsize(fmt)
+    if len(names) == 1 and offsets[0] == 0 and formats[0].itemsize == itemsize:
+        return formats[0]  # one field ("<Q", "u32"): a plain array, as decode gives a plain value
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+
+
+class RecordType:
+    """How one ring's records are decoded: ``size`` (bytes needed), ``decode(buf, off)``, ``dtype``.
+
+    Built from a reader's ``record=`` / ``dtype=`` options; ``RecordType()``
+    means raw memoryviews.
+    """
+
+    __slots__ = ("size", "decode", "_dtype", "_dtype_from", "label")
+
+    def __init__(self, record: Any = None, dtype: Any = None) -> None:
+        self.size = 0
+        self.decode: Callable[[Any, int], Any] | None = None
+        self._dtype: Any = None
+        self._dtype_from: Any = None
+        self.label = "bytes"
+        if record is not None:
+            self._set_record(record)
+        if dtype is not None:
+            np = _numpy()
+            self._dtype = np.dtype(dtype)
+            self.size = max(self.size, self._dtype.itemsize)
+            if record is None:
+                self.label = f"dtype {self._dtype}"
+                dt = self._dtype
+
+                def decode_np(buf: Any, off: int, _dt: Any = dt, _np: Any = np) -> Any:
+                    return _np.frombuffer(buf, _dt, 1, off)[0].copy()
+
+                self.decode = decode_np
+
+    def _set_record(self, record: Any) -> None:
+        from pybpf.btf import types as bt
+
+        if isinstance(record, bt.Type):
+            from pybpf.btf.codec import codec_for
+
+            record = codec_for(record)
+        btf_type = getattr(record, "type", None)
+        if hasattr(record, "decode_from") and isinstance(btf_type, bt.Type):
+            # A BTF codec: decodes straight from a buffer at an offset.
+            self.size = int(record.size)
+            self.decode = record.decode_from
+            self._dtype_from = ("btf", btf_type)
+            self.label = str(getattr(record, "label", "") or bt.type_name(btf_type))
+            return
+        from pybpf.maps.codec import make_codec
+
+        codec = make_codec(record, role="record")
+        self.size = codec.size
+        self.label = codec.label
+        unpack = codec.unpack_from
+
+        def decode(buf: Any, off: int, _unpack: Any = unpack) -> Any:
+            return _unpack(buf, off)[0]
+
+        self.decode = decode
+        if isinstance(record, str):
+            self._dtype_from = ("struct", codec.struct.format if hasattr(codec, "struct") else record)
+        elif isinstance(record, type):
+            self._dtype_from = ("ctypes", record)
+
+    @property
+    def dtype(self) -> Any:
+        """The NumPy dtype of a record (None when it cannot be known)."""
+        if self._dtype is None and self._dtype_from is not None:
+            kind, what = self._dtype_from
+            np = _numpy()
+            try:
+                if kind == "btf":
+                    self._dtype = btf_dtype(what)
+                elif kind == "struct":
+                    self._dtype = _struct_dtype(what if isinstance(what, str) else what.decode())
+                else:
+                    self._dtype = np.dtype(what)
+            except (TypeError, ValueError, struct.error):
+                self._dtype_from = None
+        return self._dtype
+
+
+# ---------------------------------------------------------------------- batches
+
+# A run: records of the same length at a fixed stride in one buffer.
+# (pos0, off0, n, stride, size, buf): ring position of the first record,
+# offset of its payload in ``buf``, count, stride, payload length.
+
+
+class RecordBatch:
+    """All the records a reader had for one ring, handed over at once, without copies.
+
+    ``len(batch)``; ``batch[i]`` and iteration give ``memoryview`` objects of
+    the records (made on access); ``batch.array`` is a NumPy structured array
+    of the reader's dtype (a zero-copy strided view of the ring when the
+    records lie back to back, which they do when they are all of one size; a
+    copy otherwise); ``batch.numpy(dtype)`` the same with another dtype;
+    ``batch.decode()`` a list of decoded records.  ``batch.nbytes`` counts
+    payload bytes, ``batch.ring`` is the ring (CPU for perf buffers).
+
+    The records stay in the ring, and the producer cannot overwrite them,
+    until the batch is released: :meth:`release`, the end of a ``with``
+    block, the next read on the same ring, or :meth:`Reader.close`.  After
+    that, views and arrays taken from the batch read memory the kernel may
+    reuse: copy what you keep (``batch.array.copy()``).
+
+    Example::
+
+        with reader.read_batch(timeout=1.0) as batch:
+            arr = batch.array                     # no copy, no per-record objects
+            total = int(arr["bytes"].sum())
+    """
+
+    __slots__ = ("ring", "_owner", "_runs", "_starts", "_count", "_type", "_end", "_released", "nbytes")
+
+    def __init__(self, owner: Any, ring: int, runs: list, end: int, rtype: RecordType) -> None:
+        self._owner = owner
+        self.ring = ring
+        self._runs = runs
+        self._type = rtype
+        self._end = end
+        self._released = False
+        count = 0
+        nbytes = 0
+        starts = []
+        for run in runs:
+            starts.append(count)
+            count += run[2]
+            nbytes += run[2] * run[4]
+        self._starts = starts
+        self._count = count
+        self.nbytes = nbytes
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    @property
+    def runs(self) -> int:
+        """How many back-to-back stretches of equal-sized records the batch has (1: ``array`` is zero-copy)."""
+        return len(self._runs)
+
+    def _check(self) -> None:
+        if self._released:
+            raise ValueError("this RecordBatch was released: its records may be overwritten")
+
+    def __getitem__(self, i: int) -> memoryview:
+        self._check()
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(f"record {i} out of range (batch of {self._count})")
+        k = bisect.bisect_right(self._starts, i) - 1
+        _pos0, off0, _n, stride, size, buf = self._runs[k]
+        off = off0 + (i - self._starts[k]) * stride
+        return buf[off:off + size]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        self._check()
+        for _pos0, off0, n, stride, size, buf in self._runs:
+            for off in range(off0, off0 + n * stride, stride):
+                yield buf[off:off + size]
+
+    def decode(self) -> list:
+        """Every record decoded with the reader's ``record=``/``dtype=`` type (a list)."""
+        self._check()
+        decode = self._type.decode
+        if decode is None:
+            return [bytes(v) for v in self]
+        out = []
+        for _pos0, off0, n, stride, _size, buf in self._runs:
+            out.extend(decode(buf, off) for off in range(off0, off0 + n * stride, stride))
+        return out
+
+    @property
+    def array(self) -> Any:
+        """The records as a NumPy structured array of the reader's dtype (see the class doc)."""
+        dtype = self._type.dtype
+        if dtype is None:
+            raise TypeError("the reader has no record dtype: give dtype= (or a record= type with a known "
+                            "layout) to the reader, or call batch.numpy(dtype)")
+        return self.numpy(dtype)
+
+    def numpy(self, dtype: Any = None) -> Any:
+        """The records as an array of ``dtype`` (default: the reader's); zero-copy for a single run.
+
+        Records shorter than ``dtype.itemsize`` make this a :class:`RecordError`
+        (the reader's own type was checked when the records were read).
+        """
+        self._check()
+        np = _numpy()
+        dt = np.dtype(dtype) if dtype is not None else self._type.dtype
+        if dt is None:
+            raise TypeError("give a dtype")
+        parts = []
+        for pos0, off0, n, stride, size, buf in self._runs:
+            if size < dt.itemsize:
+                raise RecordError(f"ring {self.ring}: records of {size} bytes are shorter than dtype {dt} "
+                                  f"({dt.itemsize} bytes)", ring=self.ring, length=size, needed=dt.itemsize,
+                                  data=bytes(buf[off0:off0 + size]))
+            parts.append(np.ndarray((n,), dt, buffer=buf, offset=off0, strides=(stride,)))
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return np.empty(0, dt)
+        return np.concatenate(parts)
+
+    def release(self) -> None:
+        """Give the records back to the ring (the consumer position moves past them)."""
+        if not self._released:
+            self._released = True
+            owner, self._owner = self._owner, None
+            if owner is not None:
+                owner._release_batch(self, self._end)
+
+    def __enter__(self) -> "RecordBatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = " released" if self._released else ""
+        return f"<RecordBatch ring={self.ring} records={self._count} runs={len(self._runs)}{state}>"
