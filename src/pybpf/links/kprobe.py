@@ -1,0 +1,200 @@
+"""Kprobes: a KPROBE program on a kernel function, one at a time or many at once.
+
+``attach_kprobe(prog, "do_sys_openat2", cookie=1, retprobe=False)`` opens a
+perf event of the ``kprobe`` PMU (``config1`` = the function's name,
+``config2`` = the offset, the ``retprobe`` bit from
+``/sys/bus/event_source/devices/kprobe/format/retprobe``) and attaches the
+program through a perf link carrying the cookie; without the PMU it writes
+a probe into tracefs ``kprobe_events`` (removed when the link closes).
+
+``attach_kprobe_multi(prog, "vfs_*", cookies=...)`` attaches to every
+matching function with one kprobe_multi link (fprobe, Linux 5.18); a list of
+names works too.  Patterns are matched against
+``available_filter_functions`` (the functions that can be probed).  Without
+the link the functions are attached one by one (``fallback=True``).
+
+Kernels built without ``CONFIG_KPROBES`` (the development VMs) raise
+:class:`pybpf.NotSupportedError` naming "kprobes" / "kprobe_multi_link".
+
+Minimum kernel: 4.1 (tracefs), 4.17 (PMU), cookies 5.15, kprobe_multi 5.18.
+
+Example::
+
+    with attach_kprobe(prog, "vfs_read", cookie=3) as link:
+        ...
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fnmatch
+import os
+from typing import Any, Mapping, Sequence
+
+from pybpf import features
+from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr
+from pybpf._sys.commands import link_create
+from pybpf._sys.flags import KPROBE_MULTI_RETURN
+from pybpf._sys.syscall import address, cstr
+from pybpf._sys.uapi import AttachType, LinkType, PerfType, ProgType
+from pybpf.errors import LinkError, SyscallError, context
+from pybpf.links import _perf, _tracefs
+from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
+from pybpf.links.fallback import acquire
+
+__all__ = ["attach_kprobe", "attach_kprobe_multi", "kprobe_functions"]
+
+_U64 = 1 << 64
+
+
+def _check_name(function: str) -> None:
+    if not isinstance(function, str) or not function or any(c in function for c in " \t\n:/"):
+        raise ValueError(f"invalid kernel function name {function!r}")
+
+
+def open_kprobe_event(function: str, offset: int, retprobe: bool) -> tuple[Any, list, dict]:
+    pmu = _perf.pmu_type("kprobe")
+    info = dict(link_type=LinkType.PERF_EVENT, perf_type="kretprobe" if retprobe else "kprobe",
+                func_name=function, offset=offset, retprobe=retprobe)
+    if pmu is not None:
+        attr = PerfEventAttr(type=pmu)
+        name = cstr(function)
+        attr.config1 = address(name)  # kprobe_func
+        attr.config2 = offset         # probe_offset
+        if retprobe:
+            _perf.set_field(attr, "kprobe", "retprobe", 1, default=("config", 0, 0))
+        event = _perf.open_event(attr, pid=-1, cpu=0, what="kprobe event")
+        del name
+        return event, [], info
+    event_name = _tracefs.new_event_name()
+    spec = function + (f"+{offset}" if offset else "")
+    tp_id = _tracefs.add_dynamic_probe("kprobe", f"{'r' if retprobe else 'p'} {spec}", event_name)
+
+    def remove() -> None:
+        _tracefs.remove_dynamic_probe("kprobe", event_name)
+    try:
+        event = _perf.open_event(PerfEventAttr(type=PerfType.TRACEPOINT, config=tp_id), pid=-1, cpu=0,
+                                 what="kprobe event")
+    except BaseException:
+        remove()
+        raise
+    return event, [remove], info
+
+
+def attach_kprobe(program: Any, function: str, *, offset: int = 0, cookie: int = 0, retprobe: bool = False,
+                  fallback: bool = True) -> Link:
+    """Attach a KPROBE program to kernel function ``function`` (+ ``offset``)."""
+    check_program(program, (ProgType.KPROBE,), "attach_kprobe")
+    _check_name(function)
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative int, not {offset!r}")
+    kind = "kretprobe" if retprobe else "kprobe"
+    desc = function + (f"+{offset:#x}" if offset else "")
+    with context(_label(program)), context(f"attach_{kind} {desc}"):
+        features.require("kprobes")
+        try:
+            event, cleanups, info = open_kprobe_event(function, offset, retprobe)
+        except SyscallError as exc:
+            if exc.errno in (2, 22):  # ENOENT/EINVAL: no such function or not probe-able
+                exc.hint = f"no probe-able kernel function {function!r} (see available_filter_functions)"
+            raise
+        info["cookie"] = cookie
+        return _perf.attach_to_event(program, event, cookie=cookie, fallback=fallback, kind=kind, target=desc,
+                                     cleanups=cleanups, local_info=info)
+
+
+def kprobe_functions(pattern: str) -> list[str]:
+    """Probe-able kernel functions matching the glob ``pattern`` (from available_filter_functions)."""
+    root = _tracefs.tracefs_root()
+    path = os.path.join(root, "available_filter_functions")
+    names: set[str] = set()
+    try:
+        with open(path) as f:
+            for line in f:
+                name = line.split(None, 1)[0] if line.strip() else ""
+                if name and fnmatch.fnmatchcase(name, pattern):
+                    names.add(name)
+    except FileNotFoundError:
+        raise LinkError(f"{path} is missing: the kernel has no function tracer (CONFIG_FUNCTION_TRACER)") from None
+    return sorted(names)
+
+
+def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
+                        cookies: Sequence[int] | Mapping[str, int] | None = None, retprobe: bool = False,
+                        fallback: bool = True) -> Link:
+    """Attach a KPROBE program to many kernel functions (a glob or a list) with one link."""
+    check_program(program, (ProgType.KPROBE,), "attach_kprobe_multi")
+    kind = "kretprobe_multi" if retprobe else "kprobe_multi"
+    desc = functions if isinstance(functions, str) else ",".join(list(functions)[:4])
+    with context(_label(program)), context(f"attach_{kind} {desc}"):
+        if not features.has("kprobe_multi_link"):
+            if not fallback:
+                features.require("kprobe_multi_link")
+            features.require("kprobes")  # the one-by-one fallback needs kprobes
+        if isinstance(functions, str):
+            if any(c in functions for c in "*?["):
+                names = kprobe_functions(functions)
+                if not names:
+                    raise LinkError(f"no probe-able kernel function matches {functions!r}")
+            else:
+                names = [functions]
+        else:
+            names = list(functions)
+            if not names:
+                raise ValueError("attach_kprobe_multi: the list of functions is empty")
+        for n in names:
+            _check_name(n)
+        values = _cookie_values(cookies, names)
+        if not features.has("kprobe_multi_link"):
+            links: list[Link] = []
+            try:
+                for i, n in enumerate(names):
+                    links.append(attach_kprobe(program, n, cookie=values[i] if values else 0, retprobe=retprobe,
+                                               fallback=fallback))
+            except BaseException:
+                close_all(links)
+                raise
+            return LinkGroup(links, program=program, kind=kind, target=desc)
+        return _attach_multi(program, names, values, retprobe, kind, desc)
+
+
+def _cookie_values(cookies: Any, names: list[str]) -> list[int] | None:
+    if cookies is None:
+        return None
+    if isinstance(cookies, Mapping):
+        known = set(names)
+        unknown = [k for k in cookies if k not in known]
+        if unknown:
+            raise ValueError(f"cookies name functions that are not probed: {', '.join(map(str, unknown[:5]))}")
+        values = [cookies.get(n, 0) for n in names]
+    else:
+        values = list(cookies)
+        if len(values) != len(names):
+            raise ValueError(f"{len(values)} cookies for {len(names)} functions: give exactly one cookie per function")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or not -(1 << 63) <= v < _U64:
+            raise ValueError(f"cookie {v!r} is not a 64-bit int")
+        out.append(v % _U64)
+    return out
+
+
+def _attach_multi(program: Any, names: list[str], cookies: list[int] | None, retprobe: bool, kind: str,
+                  desc: str) -> Link:
+    lease = acquire(program, expected_attach_type=AttachType.TRACE_KPROBE_MULTI)
+    try:
+        n = len(names)
+        bufs = [cstr(name) for name in names]
+        syms = (ctypes.c_uint64 * n)(*(address(b) for b in bufs))
+        cookie_arr = (ctypes.c_uint64 * n)(*cookies) if cookies else None
+        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_KPROBE_MULTI)
+        km = attr.u.kprobe_multi
+        km.syms, km.cnt, km.cookies = address(syms), n, address(cookie_arr)
+        km.flags = KPROBE_MULTI_RETURN if retprobe else 0
+        fd = link_create(attr, what=f"{kind} link")
+    except BaseException:
+        lease.release()
+        raise
+    return Link(fd, program=program, attached_program=lease.program, kind=kind, target=desc,
+                cleanups=[lease.release])
+

@@ -1,0 +1,71 @@
+"""Raw tracepoints: a RAW_TRACEPOINT program on a tracepoint's raw arguments.
+
+``attach_raw_tracepoint(prog, "sys_enter", cookie=3)`` uses
+``BPF_RAW_TRACEPOINT_OPEN`` (Linux 4.17), which returns a BPF link.  The
+cookie field of that command and ``bpf_get_attach_cookie()`` for raw
+tracepoint programs arrived together in Linux 6.10; on older kernels a
+non-zero cookie goes through the clones of :mod:`pybpf.links.fallback`.
+
+A BTF-typed raw tracepoint (``tp_btf``, a TRACING program) knows its
+tracepoint from its load-time BTF id; attach it with
+:func:`pybpf.links.tracing.attach_tracing` (this function forwards it).
+
+Example::
+
+    with attach_raw_tracepoint(prog, "sys_enter", cookie=3) as link:
+        assert link.info().cookie == 3
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pybpf import features
+from pybpf._sys.commands import raw_tracepoint_open
+from pybpf._sys.uapi import AttachType, HelperID, ProgType
+from pybpf.errors import SyscallError, context
+from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.fallback import prepare
+
+__all__ = ["attach_raw_tracepoint", "raw_tp_cookies"]
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_tp_cookie_probe() -> bool:
+    # The raw_tp cookie (attr.raw_tracepoint.cookie) and the helper for raw
+    # tracepoint programs came in one change (Linux 6.10, "bpf: support BPF
+    # cookie in raw tracepoint (raw_tp, tp_btf) programs"): the helper says both.
+    return features.helper_supported(ProgType.RAW_TRACEPOINT, HelperID.get_attach_cookie)
+
+
+def raw_tp_cookies() -> bool:
+    """True when raw tracepoint (and tp_btf) links carry a cookie (Linux 6.10)."""
+    return features.has("bpf_cookie") and _raw_tp_cookie_probe()
+
+
+def attach_raw_tracepoint(program: Any, name: str | None = None, *, cookie: int = 0, fallback: bool = True) -> Link:
+    """Attach a RAW_TRACEPOINT program to raw tracepoint ``name`` ("sys_enter", "sched_switch")."""
+    if getattr(program, "type", None) == ProgType.TRACING and \
+            getattr(program, "expected_attach_type", None) == AttachType.TRACE_RAW_TP:
+        from pybpf.links.tracing import attach_tracing
+
+        return attach_tracing(program, cookie=cookie, fallback=fallback)
+    check_program(program, (ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE), "attach_raw_tracepoint")
+    if not name or not isinstance(name, str):
+        raise ValueError("attach_raw_tracepoint needs the tracepoint's name, e.g. \"sys_enter\"")
+    with context(_label(program)), context(f"attach_raw_tracepoint {name}"):
+        prep = prepare(program, cookie, kernel_cookies=raw_tp_cookies(), fallback=fallback,
+                       min_kernel="6.10", feature="raw_tp cookie")
+        try:
+            try:
+                fd = raw_tracepoint_open(prog_fd(prep.program), name, prep.cookie)
+            except SyscallError as exc:
+                if exc.errno == 2:  # ENOENT
+                    exc.hint = f"no raw tracepoint {name!r} (see /sys/kernel/tracing/available_events)"
+                raise
+        except BaseException:
+            prep.lease.release()
+            raise
+        return Link(fd, program=program, attached_program=prep.program, kind="raw_tracepoint", target=name,
+                    cookie=cookie, cleanups=[prep.lease.release])

@@ -1,0 +1,179 @@
+"""Many uprobes in one system call: the uprobe_multi link (Linux 6.6).
+
+``attach_uprobe_multi(prog, target, symbols, cookies=, offsets=, pid=, retprobe=)``
+attaches one program to every function in ``symbols`` — a list of names or
+one shell glob (``"str*"``) — with one ``BPF_LINK_CREATE``.  ``cookies`` holds
+one cookie per resolved point (in the order of the list, or of the sorted
+names for a glob), or is a mapping ``{name: cookie}``.  With
+``symbols=None``, ``offsets`` are absolute file offsets; with a list of
+names they are added to each name's offset.
+
+The program must be loaded for ``BPF_TRACE_UPROBE_MULTI``
+(``SEC("uprobe.multi")``); one loaded as a plain uprobe is reloaded as a
+clone of that type (one more verification, cached while attached).
+
+Without the uprobe_multi link the points are attached one by one as single
+uprobes (perf links with cookies, or the cookie clones of
+:mod:`pybpf.links.fallback` on kernels without cookies) and returned as one
+:class:`~pybpf.links.base.LinkGroup`; ``fallback=False`` raises
+NotSupportedError instead.
+
+Minimum kernel: 6.6 (single-uprobe fallback: 4.17).
+
+Example::
+
+    link = attach_uprobe_multi(prog, "/tmp/target", ["func_a", "func_b"], cookies=[1, 2])
+    link.info().cookies            # [1, 2]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any, Mapping, Sequence
+
+from pybpf import features
+from pybpf._sys.attrs import LinkCreateAttr
+from pybpf._sys.commands import link_create
+from pybpf._sys.flags import UPROBE_MULTI_RETURN
+from pybpf._sys.syscall import address, cstr
+from pybpf._sys.uapi import AttachType, ProgType
+from pybpf.errors import NotSupportedError, context
+from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
+from pybpf.links.fallback import acquire
+from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
+from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
+
+__all__ = ["attach_uprobe_multi", "resolve_points"]
+
+_U64 = 1 << 64
+
+
+def _u64_list(values: Sequence[Any], what: str) -> list[int]:
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{what} must be ints, not {type(v).__name__}")
+        if not -(1 << 63) <= v < _U64:
+            raise ValueError(f"{what} value {v:#x} does not fit 64 bits")
+        out.append(v % _U64)
+    return out
+
+
+def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Sequence[int] | None,
+                   pid: int | None = None) -> tuple[str, list[int], list[str]]:
+    """(path, file offsets, names) of the probe points."""
+    path = resolve_target_for(target, pid)
+    if symbols is None:
+        if not offsets:
+            raise ValueError("attach_uprobe_multi needs symbols, or absolute file offsets with symbols=None")
+        offs = _u64_list(offsets, "offsets")
+        ElfFile.open(path)
+        return path, offs, [f"{o:#x}" for o in offs]
+    if isinstance(symbols, str):
+        if offsets:
+            raise ValueError("offsets cannot be combined with a glob; give a list of names")
+        syms: list[Symbol] = resolve_symbols(path, symbols)
+        return path, [s.offset for s in syms], [s.name for s in syms]
+    names = list(symbols)
+    if not names:
+        raise ValueError("attach_uprobe_multi: the list of symbols is empty")
+    syms = resolve_symbols(path, names)
+    if len(syms) != len(names):
+        # A glob inside the list expanded: offsets per name no longer line up.
+        if offsets:
+            raise ValueError("offsets cannot be combined with globs inside the list of names")
+        return path, [s.offset for s in syms], [s.name for s in syms]
+    offs = [s.offset for s in syms]
+    if offsets:
+        extra = _u64_list(offsets, "offsets")
+        if len(extra) != len(names):
+            raise ValueError(f"{len(extra)} offsets for {len(names)} symbols: give one per symbol")
+        offs = [o + e for o, e in zip(offs, extra)]
+    return path, offs, names
+
+
+def _cookie_list(cookies: Sequence[int] | Mapping[str, int] | None, names: list[str]) -> list[int] | None:
+    if cookies is None:
+        return None
+    if isinstance(cookies, Mapping):
+        known = set(names)
+        unknown = [k for k in cookies if k not in known]
+        if unknown:
+            raise ValueError(f"cookies name functions that are not probed: {', '.join(map(str, unknown[:5]))}")
+        return _u64_list([cookies.get(n, 0) for n in names], "cookies")
+    if isinstance(cookies, (str, bytes)):
+        raise TypeError("cookies must be a sequence of ints or a mapping of name to int")
+    values = list(cookies)
+    if len(values) != len(names):
+        raise ValueError(f"{len(values)} cookies for {len(names)} probe points: give exactly one cookie per point"
+                         + (f" (the points are {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+                            if len(names) <= 50 else ""))
+    return _u64_list(values, "cookies")
+
+
+def attach_uprobe_multi(
+    program: Any,
+    target: str | os.PathLike[str],
+    symbols: str | Sequence[str] | None = None,
+    *,
+    cookies: Sequence[int] | Mapping[str, int] | None = None,
+    offsets: Sequence[int] | None = None,
+    ref_ctr_offsets: Sequence[int] | None = None,
+    pid: int | None = None,
+    retprobe: bool = False,
+    fallback: bool = True,
+) -> Link:
+    """Attach ``program`` to many uprobes of one file at once (see the module docs)."""
+    check_program(program, (ProgType.KPROBE,), "attach_uprobe_multi")
+    pid = _pid_arg(pid)
+    path, offs, names = resolve_points(target, symbols, offsets, pid)
+    cookie_values = _cookie_list(cookies, names)
+    refs = _u64_list(ref_ctr_offsets, "ref_ctr_offsets") if ref_ctr_offsets is not None else None
+    if refs is not None and len(refs) != len(offs):
+        raise ValueError(f"{len(refs)} ref_ctr_offsets for {len(offs)} probe points")
+    kind = "uretprobe_multi" if retprobe else "uprobe_multi"
+    desc = f"{path}:{symbols if isinstance(symbols, str) else ','.join(names[:4]) + (',...' if len(names) > 4 else '')}"
+    with context(_label(program)), context(f"attach_uprobe_multi {desc}"):
+        if features.has("uprobe_multi_link"):
+            return _attach_multi(program, path, offs, cookie_values, refs, pid, retprobe, kind, desc)
+        if not fallback:
+            raise NotSupportedError("uprobe_multi_link", "6.6",
+                                    "fallback=False: pass fallback=True to attach the points as single uprobes")
+        links: list[Link] = []
+        try:
+            for i, off in enumerate(offs):
+                links.append(attach_uprobe(
+                    program, path, None, offset=off, pid=pid, retprobe=retprobe,
+                    cookie=cookie_values[i] if cookie_values else 0,
+                    ref_ctr_offset=refs[i] if refs else 0, fallback=fallback))
+        except BaseException:
+            close_all(links)
+            raise
+        return LinkGroup(links, program=program, kind=kind, target=desc)
+
+
+def _attach_multi(program: Any, path: str, offs: list[int], cookies: list[int] | None, refs: list[int] | None,
+                  pid: int | None, retprobe: bool, kind: str, desc: str) -> Link:
+    lease = acquire(program, expected_attach_type=AttachType.TRACE_UPROBE_MULTI)
+    try:
+        n = len(offs)
+        path_buf = cstr(path)
+        off_arr = (ctypes.c_uint64 * n)(*offs)
+        cookie_arr = (ctypes.c_uint64 * n)(*cookies) if cookies else None
+        ref_arr = (ctypes.c_uint64 * n)(*refs) if refs else None
+        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_UPROBE_MULTI)
+        um = attr.u.uprobe_multi
+        um.path = address(path_buf)
+        um.offsets = address(off_arr)
+        um.cookies = address(cookie_arr)
+        um.ref_ctr_offsets = address(ref_arr)
+        um.cnt = n
+        um.flags = UPROBE_MULTI_RETURN if retprobe else 0
+        um.pid = pid or 0
+        fd = link_create(attr, what=f"{kind} link")
+    except BaseException:
+        lease.release()
+        raise
+    return Link(fd, program=program, attached_program=lease.program, kind=kind, target=desc,
+                cookie=None, cleanups=[lease.release])

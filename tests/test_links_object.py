@@ -1,0 +1,71 @@
+"""pybpf.links with programs from a C object (tests/progs/links_cookie.bpf.c) through the ELF loader:
+auto-attach from section names, cookies, and libbpf's <bpf/usdt.bpf.h> reading USDT arguments
+from the spec map pybpf fills."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pybpf import features
+from pybpf.links import attach, attach_all, attach_uprobe
+
+from test_links_support import run_target, target
+
+N, M = 3, 5
+
+
+@pytest.fixture
+def obj():
+    from buildprogs import build
+    from pybpf.object import ObjectSpec
+
+    binary = target()
+    path = build("links_cookie", extra_flags=(f'-DTARGET_PATH="{binary}"',))
+    spec = ObjectSpec.from_file(path)
+    spec.variables["target_tgid"].value = os.getpid()
+    with spec.load() as loaded:
+        yield loaded
+
+
+def _sum_big(n: int) -> int:
+    return sum(1000 + i for i in range(n))
+
+
+def test_attach_all_from_section_names(obj):
+    binary = target()
+    links = attach_all(obj.programs, maps=obj.maps)
+    try:
+        assert set(links) == {"on_multi", "on_tick", "on_getpid"}  # "uprobe" alone names no target
+        run_target(binary, N, M)
+        for _ in range(7):
+            os.getpid()
+    finally:
+        for link in links.values():
+            link.close()
+    counts = dict(obj.maps["counts"].items())
+    assert counts == {10: N + M, 100: _sum_big(N) + _sum_big(M), 201: N, 202: M, 300: 7}
+
+
+def test_object_programs_with_cookies(obj):
+    binary = target()
+    prog = obj.programs["on_func"]
+    with attach_uprobe(prog, binary, "func_a", cookie=1), attach_uprobe(prog, binary, "func_b", cookie=2), \
+            attach(obj.programs["on_tick"], maps=obj.maps, cookie=5), \
+            attach(obj.programs["on_getpid"], cookie=6):
+        run_target(binary, N, M)
+        for _ in range(4):
+            os.getpid()
+    counts = dict(obj.maps["counts"].items())
+    assert counts == {1: N, 2: M, 105: _sum_big(N) + _sum_big(M), 201: N, 202: M, 306: 4}
+
+
+def test_object_programs_under_forced_fallback(obj):
+    """Clones of loader-made programs (bytes, BTF func/line info) per cookie."""
+    binary = target()
+    prog = obj.programs["on_func"]
+    with features.override(bpf_cookie=False, perf_link=False, uprobe_multi_link=False):
+        with attach_uprobe(prog, binary, "func_a", cookie=(1 << 40) + 1), attach_uprobe(prog, binary, "func_b", cookie=2):
+            run_target(binary, N, M)
+    assert dict(obj.maps["counts"].items()) == {(1 << 40) + 1: N, 2: M}
