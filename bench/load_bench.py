@@ -3,17 +3,30 @@
 
     python3 bench/load_bench.py [--iterations N] [--rounds K] [--cold-runs C]
 
-Builds bench/progs/ten_progs.bpf.c (10 programs of assorted types, four maps,
-global data; no CO-RE) and bench/progs/core_task.bpf.c (CO-RE reads of
-task_struct: needs the kernel's BTF) with clang-19, and bench/c/load_bench.c
-against libbpf-dev into bench/build/.  Then:
+Builds with clang-19 into bench/build/ three objects:
+
+- bench/progs/ten_progs.bpf.c: 10 programs of assorted types, four maps,
+  global data; no CO-RE, but some of its program types make libbpf read the
+  kernel's BTF on every load (pybpf caches it per process);
+- bench/progs/ten_xdp.bpf.c: 10 XDP programs, one array map, .rodata/.bss and
+  a shared subprogram; nothing needs the kernel's BTF, so this compares the
+  bare loaders;
+- bench/progs/core_task.bpf.c: CO-RE reads of task_struct (needs the kernel's
+  BTF);
+
+and bench/c/load_bench.c against libbpf-dev.  Then:
 
 1. Loader, in process: for each object, N iterations (default 30) of
    parse + create maps + load programs + close, timed per stage; the median
    of iterations 2..N is kept, and the best of K rounds (default 3; C and
    Python alternate, the machines are shared).  libbpf side:
    bpf_object__open_file + bpf_object__load + bpf_object__close.
-   Goal: pybpf total within 1.5x of libbpf.
+   Goal: pybpf total within 1.5x of libbpf.  With strace installed, the
+   bpf(2) calls of one warm load+close are counted for both (strace -c over
+   N+1 iterations minus 1 iteration, divided by N).  Then the time spent
+   inside bpf(2), by command, with bench/c/bpf_time.c preloaded (it wraps
+   libc's syscall(), which libbpf and pybpf's ctypes both call), the same
+   way; "user space and other syscalls" is the total minus that.
 2. CO-RE cold start: a fresh ``python3`` process imports pybpf and loads
    core_task (which makes pybpf parse /sys/kernel/btf/vmlinux); measured from
    just before the process is spawned to "loaded", with the interpreter start
@@ -50,7 +63,12 @@ from buildprogs import BUILD as TEST_BUILD, clang, vmlinux_h  # noqa: E402
 BUILD = HERE / "build"
 C_SOURCE = HERE / "c" / "load_bench.c"
 C_BINARY = BUILD / "load_bench"
-OBJECTS = ("ten_progs", "core_task")
+TIMER_SOURCE = HERE / "c" / "bpf_time.c"
+TIMER_LIB = BUILD / "bpf_time.so"
+OBJECTS = ("ten_progs", "ten_xdp", "core_task")
+KTIME_N = 200  # iterations of the bpf_time runs
+KERNEL_BTF = {"ten_progs": "libbpf reads kernel BTF per load", "ten_xdp": "no kernel BTF needed",
+              "core_task": "CO-RE: kernel BTF"}
 
 
 # ----------------------------------------------------------------------------- build
@@ -73,6 +91,10 @@ def build_c() -> Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     if not C_BINARY.exists() or C_BINARY.stat().st_mtime < C_SOURCE.stat().st_mtime:
         cmd = ["cc", "-O2", "-o", str(C_BINARY), str(C_SOURCE), "-lbpf", "-lelf", "-lz"]
+        print("building:", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    if not TIMER_LIB.exists() or TIMER_LIB.stat().st_mtime < TIMER_SOURCE.stat().st_mtime:
+        cmd = ["cc", "-O2", "-shared", "-fPIC", "-o", str(TIMER_LIB), str(TIMER_SOURCE), "-ldl"]
         print("building:", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return C_BINARY
@@ -107,6 +129,100 @@ def run_pybpf(obj: Path, iterations: int) -> dict[str, float]:
     med = lambda xs: statistics.median(xs[1:]) * 1e3  # noqa: E731
     return {"parse": med(parse), "load": med(load), "close": med(close), "total": med(total),
             "first": total[0] * 1e3}
+
+
+PY_COUNT_CHILD = r"""
+import sys
+sys.path.insert(0, {src!r})
+import pybpf
+for _ in range({n}):
+    pybpf.ObjectSpec.from_file({obj!r}).load().close()
+"""
+
+
+def _strace_bpf_calls(argv: list[str]) -> dict[str, int] | None:
+    """bpf(2) calls of ``argv`` by command, from ``strace -f -c -e trace=bpf`` (None without strace)."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        return None
+    res = subprocess.run(["strace", "-f", "-qq", "-e", "trace=bpf", "-e", "signal=none", "-o", "/dev/stdout",
+                          "-e", "abbrev=all", *argv], capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    counts: dict[str, int] = {}
+    for line in res.stdout.splitlines():
+        i = line.find("bpf(")
+        if i < 0:
+            continue
+        cmd = line[i + 4:].split(",", 1)[0]
+        counts[cmd] = counts.get(cmd, 0) + 1
+    return counts
+
+
+def syscalls_per_load(obj: Path, n: int = 10) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Warm bpf(2) calls per load+close, by command: (pybpf, libbpf)."""
+    def per_load(make) -> dict[str, float] | None:
+        one, many = _strace_bpf_calls(make(1)), _strace_bpf_calls(make(n + 1))
+        if one is None or many is None:
+            return None
+        return {k: (many.get(k, 0) - one.get(k, 0)) / n for k in sorted(set(one) | set(many))
+                if many.get(k, 0) != one.get(k, 0)}
+
+    py = per_load(lambda k: [sys.executable, "-c", PY_COUNT_CHILD.format(src=str(ROOT / "src"), obj=str(obj),
+                                                                             n=k)])
+    # load_bench needs ITERATIONS >= 2: count 2 and n + 2
+    c_one = _strace_bpf_calls([str(C_BINARY), str(obj), "2"])
+    c_many = _strace_bpf_calls([str(C_BINARY), str(obj), str(n + 2)])
+    if py is None or c_one is None or c_many is None:
+        return None
+    c = {k: (c_many.get(k, 0) - c_one.get(k, 0)) / n for k in sorted(set(c_one) | set(c_many))
+         if c_many.get(k, 0) != c_one.get(k, 0)}
+    return py, c
+
+
+def _bpf_time(argv: list[str]) -> tuple[dict[int, tuple[int, int]], float]:
+    """({bpf command: (calls, nanoseconds inside bpf(2))}, wall seconds) of ``argv``, run with
+    bpf_time.so preloaded."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".bpf_time") as out:
+        env = dict(os.environ, LD_PRELOAD=str(TIMER_LIB), BPF_TIME_OUT=out.name)
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        result = {}
+        for line in out.read().splitlines():
+            cmd, calls, ns = (int(x) for x in line.split())
+            result[cmd] = (calls, ns)
+    return result, wall
+
+
+def kernel_time_per_load(obj: Path, n: int = 100) -> tuple[tuple[dict[str, tuple[float, float]], float], ...]:
+    """Per warm parse+load+close, for (pybpf, libbpf): ({command: (bpf(2) calls, microseconds inside
+    bpf(2))}, mean milliseconds per iteration, from the same two runs)."""
+    from pybpf._sys.uapi import Cmd
+
+    def name(cmd: int) -> str:
+        try:
+            return Cmd(cmd).name
+        except ValueError:
+            return str(cmd)
+
+    def per_load(make) -> tuple[dict[str, tuple[float, float]], float]:
+        (few, wall_few), (many, wall_many) = _bpf_time(make(2)), _bpf_time(make(n + 2))
+        out = {}
+        for cmd in sorted(set(few) | set(many)):
+            calls = (many.get(cmd, (0, 0))[0] - few.get(cmd, (0, 0))[0]) / n
+            ns = (many.get(cmd, (0, 0))[1] - few.get(cmd, (0, 0))[1]) / n
+            if calls > 0:
+                out[name(cmd)] = (calls, ns / 1e3)
+        return out, (wall_many - wall_few) / n * 1e3
+
+    py = per_load(lambda k: [sys.executable, "-c", PY_COUNT_CHILD.format(src=str(ROOT / "src"), obj=str(obj),
+                                                                           n=k)])
+    c = per_load(lambda k: [str(C_BINARY), str(obj), str(k)])
+    return py, c
 
 
 def best(rounds: list[dict[str, float]]) -> dict[str, float]:
@@ -235,6 +351,8 @@ def main() -> int:
             py_rounds.append(run_pybpf(path, args.iterations))
         results[name] = (best(py_rounds), best(c_rounds))
 
+    counts = {name: syscalls_per_load(path) for name, path in objects.items()}
+    ktime = {name: kernel_time_per_load(path, KTIME_N) for name, path in objects.items()}
     cold = cold_start(objects["core_task"], args.cold_runs)
     cold_nopyc = cold_start(objects["core_task"], args.cold_runs, bytecode=False)
 
@@ -243,13 +361,27 @@ def main() -> int:
           f"best of {args.rounds} rounds")
     print(f"  {'':<34} {'pybpf':>10} {'libbpf':>10} {'ratio':>7}")
     for name, (py, c) in results.items():
-        print(f"  {name}.bpf.o ({program_count(objects[name])} programs)")
+        print(f"  {name}.bpf.o ({program_count(objects[name])} programs; {KERNEL_BTF[name]})")
         print(row("parse (ObjectSpec / open_file)", py["parse"], c["parse"]))
         print(row("create maps + load programs", py["load"], c["load"]))
         print(row("close", py["close"], c["close"]))
         print(row("total", py["total"], c["total"], goal="goal <= 1.5x" + (
             "  ok" if py["total"] <= 1.5 * c["total"] else "  MISSED")))
         print(row("first iteration (cold)", py["first"], c["first"]))
+        if counts.get(name):
+            pyc, cc = counts[name]
+            print(row("bpf(2) calls per warm load+close", sum(pyc.values()), sum(cc.values()), "n"))
+            print(f"    pybpf:  {_fmt_counts(pyc)}")
+            print(f"    libbpf: {_fmt_counts(cc)}")
+        (pyk, py_mean), (ck, c_mean) = ktime[name]
+        pyk_total = sum(us for _n, us in pyk.values()) / 1e3
+        ck_total = sum(us for _n, us in ck.values()) / 1e3
+        print(f"  separate runs with bench/c/bpf_time.c preloaded (means of {KTIME_N}):")
+        print(row("total (parse + load + close)", py_mean, c_mean))
+        print(row("inside bpf(2)", pyk_total, ck_total))
+        print(f"    pybpf:  {_fmt_times(pyk)}")
+        print(f"    libbpf: {_fmt_times(ck)}")
+        print(row("user space and other syscalls", py_mean - pyk_total, c_mean - ck_total))
     print()
     print(f"CO-RE cold start, fresh python3 process (best of {args.cold_runs}), core_task.bpf.o, "
           "bytecode cached as installed")
@@ -269,6 +401,15 @@ def main() -> int:
     print(row("first CO-RE load", cold_nopyc["first_load_ms"], None))
     print(row("process start -> loaded", cold_nopyc["start_to_loaded_ms"], None))
     return 0
+
+
+def _fmt_counts(counts: dict[str, float]) -> str:
+    return ", ".join(f"{k.removeprefix('BPF_')} {v:g}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _fmt_times(times: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{k.removeprefix('BPF_')} {n:g}x{us / n:.1f}us" for k, (n, us) in
+                     sorted(times.items(), key=lambda kv: -kv[1][1]))
 
 
 def libbpf_version() -> str:

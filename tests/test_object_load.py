@@ -245,3 +245,44 @@ def test_mmapable_flags_reach_the_kernel():
     with pybpf.load(build("obj_globals")) as obj:
         assert obj.maps[".bss"].info().flags & MapFlag.MMAPABLE
         assert obj.maps[".rodata"].info().flags & MapFlag.RDONLY_PROG
+
+
+# -- the fast path: linked bytes, few system calls ---------------------------------------------
+
+
+def test_edited_instructions_are_what_gets_loaded():
+    """A parsed program keeps linked bytes; once its instructions are read (and changed), they are loaded."""
+    from pybpf.asm.instruction import Instruction
+
+    spec = spec_of("obj_many")
+    with spec.load(programs=["prog_3"]) as obj:
+        assert obj.programs["prog_3"].test_run(b"\0" * 64).retval == XDP_PASS
+    prog = spec.programs["prog_3"]
+    insns = prog.instructions
+    assert insns[0].symbol == "prog_3" and any(i.reference == "hits" for i in insns)
+    insns[:] = [Instruction(0xB7, 0, 0, 0, XDP_DROP), Instruction(0x95)]  # r0 = XDP_DROP; exit
+    prog.func_info, prog.line_info = [], []
+    with spec.load(programs=["prog_3"]) as obj:
+        assert obj.programs["prog_3"].test_run(b"\0" * 64).retval == XDP_DROP
+
+
+def test_a_warm_load_makes_only_the_system_calls_it_needs(monkeypatch):
+    """No BPF_OBJ_GET_INFO_BY_FD after creating a map, no write of an all-zero .rodata/.bss."""
+    import pybpf._sys.syscall as sc
+    from pybpf._sys import Cmd
+
+    path = build("obj_many")
+    pybpf.ObjectSpec.from_file(path).load().close()  # feature probes are made once per process
+    calls: list[int] = []
+    real = sc._syscall4
+
+    def counting(nr, cmd, addr, size):
+        if int(getattr(nr, "value", nr)) == sc.NR_BPF:
+            calls.append(int(getattr(cmd, "value", cmd)))
+        return real(nr, cmd, addr, size)
+
+    monkeypatch.setattr(sc, "_syscall4", counting)
+    with pybpf.ObjectSpec.from_file(path).load() as obj:
+        assert len(obj.programs) == 10
+    assert sorted(Cmd(c).name for c in calls) == sorted(
+        ["BTF_LOAD"] + ["MAP_CREATE"] * 3 + ["MAP_FREEZE"] + ["PROG_LOAD"] * 10)

@@ -32,44 +32,28 @@ import contextlib
 import ctypes
 import errno as _errno
 import os
+import types
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 from pybpf._sys import commands as _cmd
-from pybpf._sys.attrs import ProgInfo, ProgLoadAttr, TestRunAttr
-from pybpf._sys.syscall import FD, address, bpf, eperm_hint, error, lockdown_mode, object_name
+from pybpf._sys.attrs import ProgInfo, TestRunAttr
+from pybpf._sys.syscall import FD, address, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, ProgType, StatsType
 from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
-from pybpf import verifier as _verifier
+from pybpf.program_attach import AttachMethods
+from pybpf.program_load import (
+    _ATTACH_TYPES, _PROG_TYPES, DEFAULT_LOG_SIZE, MAX_LOG_SIZE, _encode, _load_attr, _prog_load_attr, _Prepared,
+    load_back_to_back,
+)
 
 __all__ = ["Program", "ProgramInfo", "TestRunResult", "enable_stats", "DEFAULT_LOG_SIZE", "MAX_LOG_SIZE"]
-
-DEFAULT_LOG_SIZE = 64 * 1024
-"""First verifier log buffer; it grows by four (or to the size the kernel asks for) on ENOSPC."""
-
-MAX_LOG_SIZE = 0xFFFFFFFF >> 2
-"""Largest log buffer the kernel accepts (UINT_MAX >> 2 since Linux 5.2; UINT_MAX >> 8 before)."""
-
-MIN_LOG_SIZE = 128  # kernels before 6.4 refuse smaller log buffers with EINVAL
 
 _ENOTSUPP = 524  # the kernel-internal "not supported" some commands leak to user space
 
 # Program types whose BPF_PROG_TEST_RUN takes a context only: no data, no
 # data_out/ctx_out, and repeat must be 0 (net/bpf/test_run.c).
 _CTX_ONLY_TYPES = frozenset({ProgType.RAW_TRACEPOINT, ProgType.SYSCALL})
-
-# How EPERM on a trampoline-based load is explained.
-_TRACING_KINDS = {
-    AttachType.TRACE_FENTRY: "fentry",
-    AttachType.TRACE_FEXIT: "fexit",
-    AttachType.MODIFY_RETURN: "fmod_ret",
-    AttachType.LSM_MAC: "lsm",
-    AttachType.LSM_CGROUP: "lsm_cgroup",
-    AttachType.TRACE_RAW_TP: "tp_btf",
-    AttachType.TRACE_ITER: "iter",
-}
-_TRACING_TYPES = {ProgType.TRACING: "tracing", ProgType.LSM: "lsm", ProgType.EXT: "freplace"}
-
 
 @dataclass(frozen=True)
 class ProgramInfo:
@@ -118,17 +102,6 @@ class TestRunResult:
     duration_ns: int
 
 
-def _fd_number(obj: Any) -> int:
-    """An fd from an int, an :class:`FD`, or anything with ``fileno()``/``fd``."""
-    if isinstance(obj, int):
-        return obj
-    if hasattr(obj, "fileno"):
-        return int(obj.fileno())
-    if hasattr(obj, "fd"):
-        return int(obj.fd)
-    raise TypeError(f"expected a file descriptor, got {type(obj).__name__}")
-
-
 def _type_name(value: int | None, enum: type) -> str:
     if value is None:
         return "unknown"
@@ -138,55 +111,16 @@ def _type_name(value: int | None, enum: type) -> str:
         return str(value)
 
 
-def _encode(insns: bytes | bytearray | memoryview | Sequence[Any]) -> bytes:
-    if isinstance(insns, (bytes, bytearray, memoryview)):
-        code = bytes(insns)
-    else:
-        parts = []
-        for index, insn in enumerate(insns):
-            try:
-                parts.append(insn.encode())
-            except AttributeError:
-                raise BPFError(f"instruction {index}: {type(insn).__name__} has no encode()") from None
-            except (ValueError, TypeError) as exc:
-                raise BPFError(f"instruction {index}: {exc}") from None
-        code = b"".join(parts)
-    if not code:
-        raise BPFError("no instructions")
-    if len(code) % 8:
-        raise BPFError(f"instructions are {len(code)} bytes, not a multiple of 8")
-    return code
-
-
-def _decoded(insns: Any, code: bytes) -> Sequence[Any] | None:
-    """Instruction objects for the verifier analysis (decoded from bytes when pybpf.asm is there)."""
-    if not isinstance(insns, (bytes, bytearray, memoryview)):
-        return insns
-    try:
-        from pybpf.asm.instruction import decode_all
-    except ImportError:  # pragma: no cover - pybpf.asm is part of the package
-        return None
-    return decode_all(code)
-
-
-def _load_eperm_hint(prog_type: int, attach_type: int | None) -> str:
-    """Why EPERM: names the program kind when lockdown refuses trampoline-based programs."""
-    kind = _TRACING_KINDS.get(attach_type) if attach_type is not None else None  # type: ignore[arg-type]
-    kind = kind or _TRACING_TYPES.get(prog_type)  # type: ignore[call-overload]
-    if kind and os.geteuid() == 0:
-        mode = lockdown_mode()
-        if mode and mode != "none":
-            return f"{kind} is refused under lockdown={mode}"
-    return eperm_hint()
-
-
-class Program:
+class Program(AttachMethods):
     """A loaded BPF program.  Close it with :meth:`close`, ``with``, or let GC do it.
 
     Attributes: ``name`` (as given; the kernel keeps the first 15 bytes),
     ``type`` (:class:`ProgType`), ``expected_attach_type``, ``insns`` (what was
     loaded, kept for :meth:`clone`; None when opened from the kernel),
     ``license``, ``verifier_log`` (the log when ``log_level`` was given).
+    Programs loaded from an object also have ``section`` (the ELF section,
+    which :meth:`attach` reads), ``spec`` (the ProgramSpec) and ``object``.
+    The ``attach_*`` methods come from :class:`pybpf.program_attach.AttachMethods`.
     """
 
     def __init__(
@@ -208,10 +142,19 @@ class Program:
         self.insns = insns
         self.license = license
         self.verifier_log = verifier_log
-        self._load_options = dict(load_options) if load_options is not None else None
+        self._load_options = (load_options if load_options.__class__ is dict else dict(load_options)) \
+            if load_options is not None else None
         self._pinned: str | None = None
         self._id: int | None = None
         self._tag: str | None = None
+        self.section: str | None = None
+        self.spec: Any = None
+        self.object: Any = None
+
+    @property
+    def load_options(self) -> Mapping[str, Any]:
+        """The keyword arguments this program was loaded with (read-only; empty if opened from the kernel)."""
+        return types.MappingProxyType(self._load_options or {})
 
     # -- loading ------------------------------------------------------------------------
 
@@ -250,32 +193,81 @@ class Program:
         instructions) for the BTF in ``btf_fd``.  ``line_table`` maps an
         instruction index to a source line for error messages.
         """
-        with contextlib.suppress(ValueError):
-            prog_type = ProgType(prog_type)
-        if expected_attach_type is not None:
-            with contextlib.suppress(ValueError):
-                expected_attach_type = AttachType(expected_attach_type)
-        options = dict(
-            prog_type=prog_type, expected_attach_type=expected_attach_type, license=license, name=name,
+        prepared = cls._prepare(
+            insns, prog_type=prog_type, expected_attach_type=expected_attach_type, license=license, name=name,
             kern_version=kern_version, flags=flags, btf_fd=btf_fd, func_info=func_info,
             func_info_rec_size=func_info_rec_size, line_info=line_info, line_info_rec_size=line_info_rec_size,
             attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_btf_obj_fd, attach_prog_fd=attach_prog_fd,
-            fd_array=fd_array, log_level=log_level, log_size=log_size, line_table=line_table,
-        )
-        label = cls._label_for(name, prog_type)
-        kept = insns if isinstance(insns, (bytes, bytearray, memoryview)) else list(insns)
-        if isinstance(kept, (bytearray, memoryview)):
-            kept = bytes(kept)
-        with context(label):
+            fd_array=fd_array, log_level=log_level, log_size=log_size, line_table=line_table)
+        return cls._complete(prepared, None)
+
+    # Loading in two steps, so that a loader can issue its programs' BPF_PROG_LOADs back
+    # to back (see load_prepared): Python work between them evicts the caches the
+    # verifier and the JIT run in, which costs the kernel more time than the work itself.
+
+    @classmethod
+    def _prepare(cls, insns: bytes | Sequence[Any], *, prog_type: Any, expected_attach_type: Any = None,
+                 license: str = "GPL", name: str = "", kern_version: int = 0, flags: int = 0,
+                 btf_fd: Any = None, func_info: bytes | None = None, func_info_rec_size: int = 8,
+                 line_info: bytes | None = None, line_info_rec_size: int = 16, attach_btf_id: int = 0,
+                 attach_btf_obj_fd: Any = 0, attach_prog_fd: Any = 0, fd_array: Sequence[Any] | None = None,
+                 log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE,
+                 line_table: Mapping[int, str] | None = None) -> "_Prepared":
+        """Everything :meth:`load` does before BPF_PROG_LOAD: the attr and its buffers."""
+        return cls._prepare_options(insns, {
+            "prog_type": prog_type, "expected_attach_type": expected_attach_type, "license": license,
+            "name": name, "kern_version": kern_version, "flags": flags, "btf_fd": btf_fd,
+            "func_info": func_info, "func_info_rec_size": func_info_rec_size, "line_info": line_info,
+            "line_info_rec_size": line_info_rec_size, "attach_btf_id": attach_btf_id,
+            "attach_btf_obj_fd": attach_btf_obj_fd, "attach_prog_fd": attach_prog_fd, "fd_array": fd_array,
+            "log_level": log_level, "log_size": log_size, "line_table": line_table,
+        })
+
+    @classmethod
+    def _prepare_options(cls, insns: bytes | Sequence[Any], options: dict[str, Any]) -> "_Prepared":
+        """:meth:`_prepare` with its keywords in a dict (every one of them), which becomes the
+        program's load options."""
+        prog_type = options["prog_type"] = _PROG_TYPES.get(options["prog_type"], options["prog_type"])
+        eat = options["expected_attach_type"]
+        if eat is not None:
+            options["expected_attach_type"] = _ATTACH_TYPES.get(eat, eat)
+        name = options["name"]
+        if insns.__class__ is bytes:
+            kept: Any = insns
+        elif isinstance(insns, (bytes, bytearray, memoryview)):
+            kept = bytes(insns)
+        else:
+            kept = list(insns)
+        try:
+            code = _encode(kept)
+        except BPFError as exc:
+            raise exc.add_context("load").add_context(cls._label_for(name, prog_type)) from None
+        try:
+            attr, keep = _load_attr(code, options)
+        except BPFError as exc:
+            raise exc.add_context(cls._label_for(name, prog_type))
+        return _Prepared(code, kept, options, attr, keep)
+
+    @classmethod
+    def _complete(cls, prepared: "_Prepared", fd: FD | None) -> "Program":
+        """The Program for ``prepared``, loaded as :meth:`load` does unless ``fd`` already holds it."""
+        options = prepared.options
+        log = ""
+        if fd is None:
             try:
-                code = _encode(kept)
+                fd, log = _prog_load_attr(prepared.attr, prepared.code, prepared.kept, options)
             except BPFError as exc:
-                raise exc.add_context("load") from None
-            fd, log = _prog_load(code, kept, options)
+                raise exc.add_context(cls._label_for(options["name"], options["prog_type"]))
         return cls(
-            fd, name=name, type=prog_type, expected_attach_type=expected_attach_type, insns=kept,
-            license=license, verifier_log=log, load_options=options,
+            fd, name=options["name"], type=options["prog_type"],
+            expected_attach_type=options["expected_attach_type"], insns=prepared.kept,
+            license=options["license"], verifier_log=log, load_options=options,
         )
+
+    @staticmethod
+    def _load_prepared(prepared: Sequence["_Prepared"]) -> list[FD | None]:
+        """:func:`pybpf.program_load.load_back_to_back`."""
+        return load_back_to_back(prepared)
 
     def clone(self, insns: bytes | Sequence[Any] | None = None, **overrides: Any) -> "Program":
         """Load another program with this one's options; ``insns``/options may be replaced.
@@ -593,92 +585,6 @@ def _fdinfo_int(fd: int, key: str) -> int | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def _prog_load(code: bytes, insns: Any, options: dict[str, Any]) -> tuple[FD, str]:
-    """BPF_PROG_LOAD with the log strategy of :meth:`Program.load`: returns (fd, log)."""
-    prog_type = options["prog_type"]
-    eat = options["expected_attach_type"]
-    keep: list[Any] = []  # buffers that must outlive the syscall
-
-    def buffer(data: bytes) -> int:
-        buf = ctypes.create_string_buffer(data, len(data))
-        keep.append(buf)
-        return ctypes.addressof(buf)
-
-    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8, insns=buffer(code),
-                        license=buffer(options["license"].encode() + b"\0"),
-                        kern_version=options["kern_version"], prog_flags=options["flags"],
-                        prog_name=object_name(options["name"]),
-                        expected_attach_type=eat or 0, attach_btf_id=options["attach_btf_id"])
-    target_obj, target_prog = options["attach_btf_obj_fd"], options["attach_prog_fd"]
-    if target_obj and target_prog:
-        raise BPFError("load: attach_btf_obj_fd and attach_prog_fd share one field; give one of them")
-    if target_obj or target_prog:
-        attr.attach_prog_fd = _fd_number(target_obj or target_prog)
-    if options["btf_fd"] is not None:
-        attr.prog_btf_fd = _fd_number(options["btf_fd"])
-    for kind in ("func_info", "line_info"):
-        records = options[kind]
-        if not records:
-            continue
-        rec_size = options[f"{kind}_rec_size"]
-        if rec_size <= 0 or len(records) % rec_size:
-            raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
-        setattr(attr, kind, buffer(records))
-        setattr(attr, f"{kind}_rec_size", rec_size)
-        setattr(attr, f"{kind}_cnt", len(records) // rec_size)
-    if options["fd_array"] is not None:
-        fds = (ctypes.c_int32 * len(options["fd_array"]))(*(_fd_number(f) for f in options["fd_array"]))
-        keep.append(fds)
-        attr.fd_array = ctypes.addressof(fds)
-
-    log_level = options["log_level"]
-    first_errno: int | None = None
-    if not log_level:
-        # Fast path: most programs load, and the log costs time and memory.
-        try:
-            return FD(bpf(Cmd.PROG_LOAD, attr, op="load"), "program"), ""
-        except SyscallError as exc:
-            first_errno = exc.errno
-        log_level = 1
-
-    size = min(max(options["log_size"], MIN_LOG_SIZE), MAX_LOG_SIZE)
-    while True:
-        log_buf = ctypes.create_string_buffer(size)
-        attr.log_level, attr.log_size, attr.log_buf, attr.log_true_size = log_level, size, ctypes.addressof(log_buf), 0
-        try:
-            fd = FD(bpf(Cmd.PROG_LOAD, attr, op="load"), "program")
-        except SyscallError as exc:
-            err = exc.errno or 0
-        else:
-            return fd, _text(log_buf)
-        if err == _errno.ENOSPC and size < MAX_LOG_SIZE:
-            # The log did not fit.  Linux 6.4+ says how big it is (log_true_size,
-            # counting the NUL) and keeps its end; older kernels keep its start.
-            size = min(MAX_LOG_SIZE, max(size * 4, attr.log_true_size))
-            continue
-        break
-
-    log = _text(log_buf)
-    if err == _errno.ENOSPC and first_errno is not None:
-        err = first_errno  # the log stayed truncated at the maximum size; report the real failure
-    if err == _errno.EPERM and not _verifier.has_verifier_message(log):
-        raise error(err, "load", hint=_load_eperm_hint(prog_type, eat))
-    if _verifier.has_verifier_message(log):
-        raise _verifier.verifier_error(log, errno=err, insns=_decoded(insns, code),
-                                       line_table=options["line_table"])
-    hint = None
-    if err == _errno.E2BIG and len(code) // 8 > 1_000_000:
-        hint = f"{len(code) // 8} instructions: the kernel takes at most 1,000,000"
-    exc = error(err, "load", hint=hint)
-    if log.strip():
-        exc.log = log  # type: ignore[attr-defined]
-    raise exc
-
-
-def _text(buf: ctypes.Array) -> str:
-    return buf.value.decode(errors="replace")
 
 
 @contextlib.contextmanager

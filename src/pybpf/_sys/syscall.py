@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import platform
 import resource
 import threading
-import weakref
 from typing import Callable
 
 from pybpf.errors import SyscallError
@@ -90,6 +90,26 @@ def sys_bpf(cmd: int, addr: int, size: int) -> int:
     return res
 
 
+# bpf() hands _syscall4 ready-made ctypes arguments: an instance of a declared
+# argtype passes through as is, where a Python int is converted into a new
+# object on every call (about 100 ns per argument).  The command and size
+# objects are made once per command and per attr type.
+_C_NR_BPF = ctypes.c_long(NR_BPF)
+_C_CMDS: dict[int, ctypes.c_long] = {}
+_C_SIZES: dict[type, ctypes.c_ulong] = {}
+_byref = ctypes.byref
+
+
+def _c_cmd(cmd: int) -> ctypes.c_long:
+    c = _C_CMDS[cmd] = ctypes.c_long(int(cmd))
+    return c
+
+
+def _c_size(kind: type) -> ctypes.c_ulong:
+    c = _C_SIZES[kind] = ctypes.c_ulong(ctypes.sizeof(kind))
+    return c
+
+
 def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Callable[[int], str | None] | None = None) -> int:
     """Run bpf(``cmd``, ``attr``) and return its result; raise SyscallError on failure.
 
@@ -97,11 +117,12 @@ def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Ca
     to the command name.  ``hint_for(errno)`` may return a hint that replaces
     the default one.
     """
-    addr = ctypes.addressof(attr)
-    size = ctypes.sizeof(attr)
+    ccmd = _C_CMDS.get(cmd) or _c_cmd(cmd)
+    csize = _C_SIZES.get(attr.__class__) or _c_size(attr.__class__)
+    ptr = _byref(attr)
     attempts = 0
     while True:
-        res = _syscall4(NR_BPF, cmd, addr, size)
+        res = _syscall4(_C_NR_BPF, ccmd, ptr, csize)
         if res >= 0:
             return res
         err = ctypes.get_errno()
@@ -184,16 +205,19 @@ class FD:
     >>> fd = FD(os.open("/dev/null", os.O_RDONLY), "null")
     >>> fd.close(); fd.closed
     True
+
+    Garbage collection closes the fd through ``__del__`` (a ``weakref.finalize``
+    per fd cost a few microseconds to make and to detach, on every map and
+    program a loader creates).
     """
 
-    __slots__ = ("_fd", "_finalizer", "what", "__weakref__")
+    __slots__ = ("_fd", "what", "__weakref__")
 
     def __init__(self, fd: int, what: str = "fd") -> None:
         if fd < 0:
             raise ValueError(f"invalid file descriptor {fd} for {what}")
         self._fd = fd
         self.what = what
-        self._finalizer = weakref.finalize(self, _close_quietly, fd)
 
     def fileno(self) -> int:
         if self._fd < 0:
@@ -208,10 +232,19 @@ class FD:
         return self._fd < 0
 
     def close(self) -> None:
-        if self._fd >= 0:
-            self._finalizer.detach()
-            fd, self._fd = self._fd, -1
+        fd = self._fd
+        if fd >= 0:
+            self._fd = -1
             os.close(fd)
+
+    def __del__(self, _close=os.close) -> None:
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            self._fd = -1
+            try:
+                _close(fd)
+            except OSError:
+                pass
 
     def dup(self) -> "FD":
         return FD(os.dup(self.fileno()), self.what)
@@ -219,7 +252,6 @@ class FD:
     def take(self) -> int:
         """Give up ownership: return the raw fd, which the caller must close."""
         fd = self.fileno()
-        self._finalizer.detach()
         self._fd = -1
         return fd
 
@@ -251,6 +283,7 @@ def address(buf: ctypes.Array | ctypes.Structure | None) -> int:
     return 0 if buf is None else ctypes.addressof(buf)
 
 
+@functools.lru_cache(maxsize=1024)
 def object_name(name: str) -> bytes:
     """A kernel object name: at most 15 bytes of ``[A-Za-z0-9_.]``."""
     cleaned = "".join(c if (c.isascii() and (c.isalnum() or c in "_.")) else "_" for c in name)

@@ -34,6 +34,9 @@ from pybpf.maps.codec import round8
 
 __all__ = ["ArrayMap"]
 
+_MMAPABLE = int(MapFlag.MMAPABLE)
+_RDONLY_PROG = int(MapFlag.RDONLY_PROG)
+
 
 class ArrayMap(Map):
     """``BPF_MAP_TYPE_ARRAY`` — Linux 3.19; batch operations 5.6; ``mmapable=True`` 5.5.
@@ -74,8 +77,12 @@ class ArrayMap(Map):
         self._mem_writable = False
         super()._setup(fd, raw_info, key_codec, value_codec, name)
         self._stride = round8(self.value_size)
-        if self.flags & MapFlag.MMAPABLE and self.type == MapType.ARRAY:
-            self._map_memory(writable=True)
+        flags = raw_info.map_flags  # an int: MapFlag arithmetic goes through enum code
+        if flags & _MMAPABLE and self.type == MapType.ARRAY:
+            # The kernel refuses writable mappings of frozen and BPF_F_RDONLY_PROG maps
+            # (EPERM/EACCES): map those read-only at once instead of failing first.
+            readonly = flags & _RDONLY_PROG or getattr(raw_info, "frozen", False)
+            self._map_memory(writable=not readonly)
 
     # ------------------------------------------------------------------ the mapping
 

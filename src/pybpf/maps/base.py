@@ -41,7 +41,7 @@ from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, Sys
 from pybpf.maps import batch as _batch
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
-from pybpf.maps.scratch import Layout, PerThread
+from pybpf.maps.scratch import FirstUse, Layout
 
 __all__ = ["Map", "MapInfo", "create", "map_class", "register", "possible_cpus", "PERCPU_TYPES"]
 
@@ -113,7 +113,7 @@ class Map:
     """
 
     __slots__ = (
-        "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "id", "map_extra",
+        "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "_id", "map_extra",
         "_label", "_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack",
         "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "__weakref__",
     )
@@ -156,28 +156,47 @@ class Map:
         value_size: int | None = None, max_entries: int, flags: int = 0, name: str = "",
         inner_map: "Map | None" = None, numa_node: int | None = None, map_extra: int = 0,
         btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
-        btf_vmlinux_value_type_id: int = 0,
+        btf_vmlinux_value_type_id: int = 0, init: bytes | None = None, freeze: bool = False,
     ) -> None:
         flags = int(self._create_flags(int(flags)))
         kc, vc = self._codecs(key, key_size, value, value_size, flags)
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
-        attr = MapCreateAttr(
-            map_type=int(map_type), key_size=kc.size, value_size=vc.size, max_entries=max_entries,
-            map_flags=flags, inner_map_fd=inner_map.fd if inner_map is not None else 0,
-            numa_node=numa_node or 0, map_name=object_name(name), btf_fd=btf_fd,
-            btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
-            btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
-        )
+        attr = MapCreateAttr()
+        attr.map_type = map_type
+        attr.key_size = kc.size
+        attr.value_size = vc.size
+        attr.max_entries = max_entries
+        attr.map_flags = flags
+        if inner_map is not None:
+            attr.inner_map_fd = inner_map.fd
+        if numa_node:
+            attr.numa_node = numa_node
+        if name:
+            attr.map_name = object_name(name)
+        if btf_fd:
+            attr.btf_fd = btf_fd
+        if btf_key_type_id:
+            attr.btf_key_type_id = btf_key_type_id
+        if btf_value_type_id:
+            attr.btf_value_type_id = btf_value_type_id
+        if btf_vmlinux_value_type_id:
+            attr.btf_vmlinux_value_type_id = btf_vmlinux_value_type_id
+        if map_extra:
+            attr.map_extra = map_extra
         label = _label(name, None)
         try:
-            res = bpf(Cmd.MAP_CREATE, attr, op="create",
-                      hint_for=lambda err: self._create_hint(err, attr))
+            res = bpf(_MAP_CREATE, attr, op="create", hint_for=lambda err: self._create_hint(err, attr))
         except SyscallError as exc:
             raise _as_map_error(exc).add_context(label) from None
         fd = FD(res, label)
         try:
-            self._setup(fd, map_info(fd.fileno()), kc, vc, name)
+            if init is not None:
+                _write_first(fd.fileno(), kc.size, vc.size, init, label)
+            if freeze:
+                _freeze_fd(fd.fileno(), label)
+            # No BPF_OBJ_GET_INFO_BY_FD: the map is what was asked for (the id is read when needed).
+            self._setup(fd, _Created(attr, name, freeze), kc, vc, name)
         except BaseException:
             fd.close()
             raise
@@ -196,24 +215,27 @@ class Map:
         return None
 
     def _setup(self, fd: FD, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
-        info = MapInfo.from_kernel(raw_info)
+        """``raw_info``: the kernel's ``bpf_map_info``, or :class:`_Created` for a map just made."""
         self._fd = fd
-        self.name = name or info.name
-        self.type = info.type
-        self.key_size = info.key_size
-        self.value_size = info.value_size
-        self.max_entries = info.max_entries
-        self.flags = info.flags
-        self.id = info.id
-        self.map_extra = info.map_extra
-        self._label = _label(self.name, self.id)
+        self.name = name or raw_info.name.decode(errors="replace")
+        kind = raw_info.type
+        self.type = _MAP_TYPES.get(kind, kind)
+        self.key_size = raw_info.key_size
+        self.value_size = raw_info.value_size
+        self.max_entries = raw_info.max_entries
+        self.flags = _map_flags(raw_info.map_flags)
+        self._id = raw_info.id or None
+        self.map_extra = raw_info.map_extra
+        self._label = _label(self.name, None)
+        if not self.name:
+            self._label = _label(None, self.id)
         fd.what = self._label
         self._nobatch: set[int] = set()
         self._no_lookup_and_delete = False
         self._pinned: str | None = None
         self._install_codecs(key_codec, value_codec)
         self._layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
-        self._tls = PerThread(self._layout)
+        self._tls = FirstUse(self, self._layout)
 
     def _install_codecs(self, key_codec: Any, value_codec: Any) -> None:
         if key_codec.size != self.key_size:
@@ -294,6 +316,17 @@ class Map:
     # ------------------------------------------------------------------ lifetime
 
     @property
+    def id(self) -> int:
+        """The kernel's id of the map (asked once, the first time it is needed)."""
+        map_id = self._id
+        if map_id is None:
+            try:
+                map_id = self._id = map_info(self.fd).id
+            except SyscallError as exc:
+                raise _as_map_error(exc).add_context(self._label) from None
+        return map_id
+
+    @property
     def fd(self) -> int:
         """The map's file descriptor (ValueError once closed)."""
         return self._fd.fileno()
@@ -323,7 +356,13 @@ class Map:
 
     def __repr__(self) -> str:
         state = " closed" if self._fd.closed else ""
-        return (f"<{type(self).__name__} {self.name!r} id={self.id} key_size={self.key_size} "
+        map_id = self._id
+        if map_id is None and not state:
+            try:
+                map_id = self.id
+            except BPFError:
+                pass
+        return (f"<{type(self).__name__} {self.name!r} id={map_id} key_size={self.key_size} "
                 f"value_size={self.value_size} max_entries={self.max_entries}{state}>")
 
     # ------------------------------------------------------------------ object operations
@@ -672,6 +711,57 @@ def _spec_size(spec: Any) -> int | None:
         return None
 
 
+class _Created:
+    """Stands in for ``bpf_map_info`` right after BPF_MAP_CREATE: the attributes asked for (no id yet)."""
+
+    __slots__ = ("type", "id", "name", "key_size", "value_size", "max_entries", "map_flags", "map_extra",
+                 "frozen")
+
+    def __init__(self, attr: MapCreateAttr, name: str, frozen: bool = False) -> None:
+        self.frozen = frozen
+        self.type = attr.map_type
+        self.id = 0
+        self.name = name.encode()
+        self.key_size = attr.key_size
+        self.value_size = attr.value_size
+        self.max_entries = attr.max_entries
+        self.map_flags = attr.map_flags
+        self.map_extra = attr.map_extra
+
+
+_MAP_CREATE = int(Cmd.MAP_CREATE)
+_FREEZE = int(Cmd.MAP_FREEZE)
+_MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
+_FLAGS: dict[int, MapFlag] = {}
+
+
+def _map_flags(value: int) -> MapFlag:
+    flags = _FLAGS.get(value)
+    if flags is None:
+        flags = MapFlag(value)
+        if len(_FLAGS) < 256:
+            _FLAGS[value] = flags
+    return flags
+
+
+def _write_first(fd: int, key_size: int, value_size: int, value: bytes, label: str) -> None:
+    """Element 0 = ``value`` (a new array's contents, before it is mapped or frozen)."""
+    key = ctypes.create_string_buffer(max(key_size, 4))
+    val = ctypes.create_string_buffer(value, max(len(value), value_size))
+    attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(key), value=ctypes.addressof(val))
+    try:
+        bpf(_UPDATE, attr, op="update")
+    except SyscallError as exc:
+        raise _as_map_error(exc).add_context(label) from None
+
+
+def _freeze_fd(fd: int, label: str) -> None:
+    try:
+        bpf(_FREEZE, MapElemAttr(map_fd=fd), op="freeze", hint_for=_freeze_hint)
+    except SyscallError as exc:
+        raise _as_map_error(exc).add_context(label) from None
+
+
 def _label(name: str | None, map_id: int | None) -> str:
     if name:
         return f"map '{name}'"
@@ -709,7 +799,8 @@ def create(
     map_type: MapType | int, *, key_size: int | None = None, value_size: int | None = None, key: Any = None,
     value: Any = None, max_entries: int, flags: int = 0, name: str = "", inner_map: Map | None = None,
     numa_node: int | None = None, map_extra: int = 0, btf_fd: int = 0, btf_key_type_id: int = 0,
-    btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0,
+    btf_value_type_id: int = 0, btf_vmlinux_value_type_id: int = 0, init: bytes | None = None,
+    freeze: bool = False,
 ) -> Map:
     """Create a map of any type and return it as its family class.
 
@@ -717,6 +808,9 @@ def create(
     ``key_size``/``value_size`` alone give raw-bytes keys/values.  For
     per-CPU maps ``value`` is one CPU's value.  Family-specific defaults
     apply (LPM tries get NO_PREALLOC, arrays a u32 key, queues no key).
+    ``init`` (raw bytes) is written to element 0 and ``freeze`` freezes the
+    map before it is wrapped (and, for mmapable arrays, mapped): how a
+    loader fills ``.rodata``.
 
     >>> m = create(MapType.HASH, key="u32", value="u64", max_entries=1024, name="counts")
     """
@@ -725,5 +819,6 @@ def create(
     obj._create(int(map_type), key=key, value=value, key_size=key_size, value_size=value_size,
                 max_entries=max_entries, flags=flags, name=name, inner_map=inner_map, numa_node=numa_node,
                 map_extra=map_extra, btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
-                btf_value_type_id=btf_value_type_id, btf_vmlinux_value_type_id=btf_vmlinux_value_type_id)
+                btf_value_type_id=btf_value_type_id, btf_vmlinux_value_type_id=btf_vmlinux_value_type_id,
+                init=init, freeze=freeze)
     return obj

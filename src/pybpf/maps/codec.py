@@ -512,6 +512,9 @@ class _CPUCount(Exception):
 _CTYPES_BASES = (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCData)
 
 
+_SCALAR_CODECS: dict[str, "ScalarCodec"] = {}
+
+
 def make_codec(spec: Any, *, size: int | None = None, role: str = "value") -> _Base:
     """Turn a codec spec (see the module docstring) into a codec.
 
@@ -537,7 +540,11 @@ def _build(spec: Any, size: int | None, role: str) -> _Base:
         return RawCodec(spec)
     if isinstance(spec, str):
         if spec in _SCALARS:
-            return ScalarCodec(spec)
+            # Scalar codecs hold nothing but their struct: one per name serves every map.
+            codec = _SCALAR_CODECS.get(spec)
+            if codec is None:
+                codec = _SCALAR_CODECS[spec] = ScalarCodec(spec)
+            return codec
         if spec == "bool":
             return BoolCodec()
         return StructCodec(spec)

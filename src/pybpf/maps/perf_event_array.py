@@ -22,22 +22,25 @@ Example::
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map, possible_cpus, register
+from pybpf.maps.ringbuf import Watched
 
 __all__ = ["PerfEventArray"]
 
 
-class PerfEventArray(Map):
+class PerfEventArray(Watched, Map):
     """``BPF_MAP_TYPE_PERF_EVENT_ARRAY`` — Linux 4.3.
 
     ``PerfEventArray(max_entries=None, name=...)``: ``max_entries`` defaults to
     the number of possible CPUs.  ``m[cpu] = perf_fd`` stores an event;
     ``del m[cpu]`` removes it.  :meth:`reader` opens a
     :class:`pybpf.readers.PerfBufReader` on it.
+
+    >>> with PerfEventArray(name="events") as events, events.reader(pages=8) as reader:
+    ...     records = [bytes(r) for r in reader.poll(timeout=0.1)]
     """
 
     __slots__ = ("_watchers",)
@@ -51,21 +54,6 @@ class PerfEventArray(Map):
             max_entries = possible_cpus()
         self._create(self.map_type, key="u32", value="u32", max_entries=max_entries, name=name,
                      numa_node=numa_node)
-
-    def _setup(self, fd: Any, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
-        self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
-        super()._setup(fd, raw_info, key_codec, value_codec, name)
-
-    def _watch(self, watcher: Any) -> None:
-        self._watchers.add(watcher)
-
-    def _unwatch(self, watcher: Any) -> None:
-        self._watchers.discard(watcher)
-
-    def _release(self) -> None:
-        for watcher in list(self._watchers):
-            watcher._map_closed(self)
-        self._watchers.clear()
 
     def reader(self, **options: Any) -> Any:
         """A :class:`pybpf.readers.PerfBufReader` on this map (options as there)."""

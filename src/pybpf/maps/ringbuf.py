@@ -36,6 +36,12 @@ def check_ring_size(size: int, what: str = "ring buffer") -> int:
     """Validate a ring size in bytes: a power of two and a multiple of the page size.
 
     The kernel answers EINVAL without saying why; this says why.
+
+    >>> check_ring_size(1 << 20)
+    1048576
+    >>> check_ring_size(5000)
+    Traceback (most recent call last):
+    ValueError: ring buffer size must be a power of two and a multiple of the page size (4096), not 5000
     """
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError(f"{what} size must be a positive int (bytes), not {size!r}")
@@ -45,7 +51,40 @@ def check_ring_size(size: int, what: str = "ring buffer") -> int:
     return size
 
 
-class _Stream(Map):
+class Watched:
+    """Mixin of the maps that readers and writers watch: they hear when the map closes.
+
+    A reader registers with ``m._watch(reader)``; closing the map calls
+    ``reader._map_closed(m)``.  The map class lists ``_watchers`` in its
+    ``__slots__`` and puts this mixin before :class:`Map`.
+
+    >>> with RingBuf(size=4096) as rb:
+    ...     reader = rb.reader()
+    >>> reader.closed          # the map's close() ended the reader
+    True
+    """
+
+    __slots__ = ()
+
+    def _setup(self, fd: Any, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
+        self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
+        super()._setup(fd, raw_info, key_codec, value_codec, name)  # type: ignore[misc]
+
+    def _watch(self, watcher: Any) -> None:
+        """Readers and writers register here: ``watcher._map_closed(self)`` runs when the map closes."""
+        self._watchers.add(watcher)
+
+    def _unwatch(self, watcher: Any) -> None:
+        self._watchers.discard(watcher)
+
+    def _release(self) -> None:
+        for watcher in list(self._watchers):
+            watcher._map_closed(self)
+        self._watchers.clear()
+        super()._release()  # type: ignore[misc]
+
+
+class _Stream(Watched, Map):
     """What both ring buffer families share: no keys, no values, readers to notify on close."""
 
     __slots__ = ("_watchers",)
@@ -60,26 +99,10 @@ class _Stream(Map):
         self._create(self.map_type, key_size=0, value_size=0, max_entries=size, name=name,
                      numa_node=numa_node)
 
-    def _setup(self, fd: Any, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
-        self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
-        super()._setup(fd, raw_info, key_codec, value_codec, name)
-
     @property
     def size(self) -> int:
         """Bytes in the data area (``max_entries``)."""
         return self.max_entries
-
-    def _watch(self, watcher: Any) -> None:
-        """Readers and writers register here: ``watcher._map_closed(self)`` runs when the map closes."""
-        self._watchers.add(watcher)
-
-    def _unwatch(self, watcher: Any) -> None:
-        self._watchers.discard(watcher)
-
-    def _release(self) -> None:
-        for watcher in list(self._watchers):
-            watcher._map_closed(self)
-        self._watchers.clear()
 
     # Dict operations do not apply to streams.
     def _no_dict(self, *args: Any, **kwargs: Any) -> Any:

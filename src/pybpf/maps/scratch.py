@@ -18,7 +18,7 @@ import weakref
 from pybpf._sys.attrs import MapElemAttr
 from pybpf.maps.batch import buffer
 
-__all__ = ["Scratch", "Layout", "PerThread"]
+__all__ = ["Scratch", "Layout", "PerThread", "FirstUse"]
 
 
 class Scratch:
@@ -57,10 +57,12 @@ class Layout:
         self.fd = fd
         self.key_size = key_size
         self.value_size = value_size
-        self.all: weakref.WeakSet[Scratch] = weakref.WeakSet()
+        self.all: weakref.WeakSet[Scratch] | None = None   # made with the first scratch
 
     def scratch(self) -> Scratch:
         s = Scratch(self.fd, self.key_size, self.value_size)
+        if self.all is None:
+            self.all = weakref.WeakSet()
         self.all.add(s)
         return s
 
@@ -68,10 +70,35 @@ class Layout:
         # -1 as u32: every later call fails with EBADF instead of reaching
         # whatever object reuses the fd number.
         self.fd = 0xFFFFFFFF
-        for s in list(self.all):
-            s.attr.map_fd = s.fattr.map_fd = s.dattr.map_fd = 0xFFFFFFFF
+        if self.all is not None:
+            for s in list(self.all):
+                s.attr.map_fd = s.fattr.map_fd = s.dattr.map_fd = 0xFFFFFFFF
 
 
 class PerThread(threading.local):
     def __init__(self, layout: Layout) -> None:
         self.s = layout.scratch()
+
+
+class FirstUse:
+    """Stands in for a map's :class:`PerThread` until the first single-element operation.
+
+    A map made by a loader is often never read or written from Python; its
+    buffers (three attrs, a key and a value buffer) are made on first use,
+    when this object puts the real :class:`PerThread` in the map's place, so
+    the hot paths keep reading a plain attribute.
+    """
+
+    __slots__ = ("_map", "_layout")
+
+    def __init__(self, owner: object, layout: Layout) -> None:
+        self._map = weakref.ref(owner)
+        self._layout = layout
+
+    @property
+    def s(self) -> Scratch:
+        tls = PerThread(self._layout)
+        owner = self._map()
+        if owner is not None:
+            owner._tls = tls  # type: ignore[attr-defined]
+        return tls.s

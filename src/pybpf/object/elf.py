@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import struct
 
-from pybpf.btf.types import BTFKind, Datasec, Var
+from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
 from pybpf.object import btf_fixup, externs as _externs, linker, maps_def
 from pybpf.object.elffile import (
@@ -62,11 +62,14 @@ class _Parser:
     def run(self) -> ObjectSpec:
         elf = self.elf = ElfFile(self.data)
         btf, ext, raw_btf = self._btf()
+        self._btf_spec = btf
         license, kern_version = self._license_version()
         externs, extern_problems = _externs.collect_externs(elf, btf)
         kconfig_size = _externs.kconfig_layout(externs)
+        datasecs: dict[str, Datasec] = {}
         if btf is not None:
             btf_fixup.fix_datasecs(btf, elf, externs, kconfig_size, self.notes)
+            datasecs = btf_fixup.datasecs_by_name(btf)
 
         maps: dict[str, MapSpec] = {}
         map_sections: set[int] = set()
@@ -83,7 +86,7 @@ class _Parser:
             if sec.name == ".maps":
                 maps_sec = sec
                 map_sections.add(sec.index)
-                self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf))
+                self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf, datasecs.get(sec.name)))
                 continue
             if sec.name == "maps":
                 map_sections.add(sec.index)
@@ -91,39 +94,35 @@ class _Parser:
                 continue
             kind = maps_def.data_section_kind(sec)
             if kind is not None:
-                datasec = btf.find(sec.name, BTFKind.DATASEC) if btf is not None else None
                 m = maps_def.global_data_map(self.object_name, sec.name, sec.size, sec.data,
-                                             datasec if isinstance(datasec, Datasec) else None,
-                                             readonly=kind == "rodata")
+                                             datasecs.get(sec.name), readonly=kind == "rodata")
                 self._add_maps(maps, {m.name: m})
                 data_sections[sec.index] = m.name
             elif sec.type in (SHT_PROGBITS, SHT_NOBITS) and sec.name not in ("license", "version") \
                     and sec.size:
                 self.notes.append(f"section '{sec.name}' skipped: not a program, map or global data section")
         if kconfig_size:
-            ds = btf.find(".kconfig", BTFKind.DATASEC) if btf is not None else None
             m = maps_def.global_data_map(self.object_name, ".kconfig", kconfig_size, bytes(kconfig_size),
-                                         ds if isinstance(ds, Datasec) else None, readonly=True)
+                                         datasecs.get(".kconfig"), readonly=True)
             self._add_maps(maps, {m.name: m})
 
         programs, program_at = self._programs(code, maps, map_sections, data_sections, externs,
                                               extern_problems, ext, license, kern_version)
         if maps_sec is not None and btf is not None:
             maps_def.collect_values(elf, maps_sec, maps, program_at,
-                                    maps_def.values_offsets(btf, maps_sec, maps))
+                                    maps_def.values_offsets(btf, maps_sec, maps, datasecs.get(maps_sec.name)))
         variables = self._variables(maps, data_sections, btf, externs)
 
         spec = ObjectSpec(self.name, programs=programs, maps=maps, variables=variables, btf=btf,
                           license=license, kern_version=kern_version, externs=externs, path=self.path,
                           notes=self.notes)
         if raw_btf is not None and btf is not None:
-            strings = sorted({s for p in programs.values() for li in p.line_info
-                              for s in (li.file_name, li.line_text)})
             hidden = {s.name for s in elf.symbols if s.type == STT_FUNC and s.bind in (STB_GLOBAL, STB_WEAK)
                       and s.visibility in (STV_HIDDEN, STV_INTERNAL)}
-            blob, offsets = btf_fixup.kernel_blob(raw_btf, btf, externs, strings, hidden)
-            spec._kernel_btf = blob
-            spec._btf_strings = offsets  # type: ignore[attr-defined]
+            # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
+            kinds: set = set()
+            spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)
+            spec._btf_kinds = (spec._kernel_btf, frozenset(kinds))  # type: ignore[attr-defined]
         return spec
 
     # -- pieces ---------------------------------------------------------------------------
@@ -136,7 +135,8 @@ class _Parser:
             maps[name] = m
 
     def _btf(self):
-        from pybpf.btf.reader import ExtInfo, Spec
+        from pybpf.btf.reader import Spec
+        from pybpf.object.btf_ext import RawExtInfo
 
         sec = self.elf.section_by_name(".BTF")
         if sec is None:
@@ -150,7 +150,7 @@ class _Parser:
         ext_sec = self.elf.section_by_name(".BTF.ext")
         if ext_sec is not None:
             try:
-                ext = ExtInfo.parse(ext_sec.data, btf)
+                ext = RawExtInfo.parse(ext_sec.data, btf)
             except ObjectError as exc:
                 raise exc.add_context("section '.BTF.ext'")
         return btf, ext, raw
@@ -177,9 +177,10 @@ class _Parser:
         starts: dict[int, list[int]] = {}
         entries: list[tuple[linker.Function, str, object, bool]] = []
         for sec in code:
-            insns = linker.decode_section(sec)
+            data = linker.section_code(sec)
             calls: dict[int, tuple[int, int]] = {}
-            linker.apply_relocations(ctx, sec, insns, calls)
+            fixups: dict[int, tuple[int, str]] = {}
+            linker.apply_relocations(ctx, sec, data, calls, fixups)
             sub = _is_subprog_section(sec.name)
             info = None
             autoload = True
@@ -192,12 +193,10 @@ class _Parser:
                     raise ObjectError(f"section '{sec.name}' holds code but its name is not a known program "
                                       "type (see pybpf.object.sections for SEC() names)")
             fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
-            funcs = linker.split_functions(elf, sec, insns, entry=not sub, fallback_name=fallback)
-            for f in funcs:
-                f.calls = {slot - f.start: target for slot, target in calls.items()
-                           if f.start <= slot < f.start + f.count}
-                if not sub:
-                    entries.append((f, sec.name, info, autoload))
+            funcs = linker.split_functions(elf, sec, data, entry=not sub, fallback_name=fallback)
+            linker.assign(funcs, calls, fixups, ext)
+            if not sub:
+                entries.extend((f, sec.name, info, autoload) for f in funcs)
             funcs_by_sec[sec.index] = funcs
             starts[sec.index] = [f.start for f in funcs]
 
@@ -211,7 +210,7 @@ class _Parser:
             f = funcs[i]
             return f if slot < f.start + f.count else None
 
-        index = linker.ExtInfoIndex(ext)
+        strings = self._btf_spec.strings if self._btf_spec is not None else None
         programs: dict[str, ProgramSpec] = {}
         program_at: dict[tuple[int, int], str] = {}
         for f, sec_name, info, autoload in entries:
@@ -219,21 +218,15 @@ class _Parser:
                 raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
                                   f"and '{sec_name}')")
             try:
-                linked = linker.link(f, find, index)
+                linked = linker.link(f, find)
             except ObjectError as exc:
                 raise exc.add_context(f"program '{f.name}'")
-            func_info, line_info = linked.func_info, linked.line_info
-            if not linked.complete_func_info:
-                if func_info:
-                    self.notes.append(f"program '{f.name}': func_info does not cover every function; "
-                                      "loaded without func_info/line_info")
-                func_info, line_info = [], []
-            programs[f.name] = ProgramSpec(
-                name=f.name, section=sec_name, type=info.prog_type, attach_type=info.attach_type,
-                attach_target=info.target, sleepable=info.sleepable, flags=info.prog_flags,
-                instructions=linked.insns, license=license, kern_version=kern_version, autoload=autoload,
-                func_info=func_info, line_info=line_info, core_relos=linked.core_relos,
-            )
+            keep = linked.complete_func_info
+            if not keep and len(linked.func_info):
+                self.notes.append(f"program '{f.name}': func_info does not cover every function; "
+                                  "loaded without func_info/line_info")
+            programs[f.name] = ProgramSpec._from_linked(linked, strings, keep, f.name, sec_name, info, license,
+                                                        kern_version, autoload)
             program_at[(f.section.index, 8 * f.start)] = f.name
         return programs, program_at
 

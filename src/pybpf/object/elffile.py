@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 from typing import NamedTuple
 
 from pybpf.errors import ObjectError
@@ -68,33 +69,49 @@ _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 
 
-class Section:
-    """One section header; ``data`` is its bytes (zeros are not materialised for NOBITS)."""
+class Section(tuple):
+    """One section header; ``data`` is its bytes (zeros are not materialised for NOBITS).
 
-    __slots__ = ("index", "name", "type", "flags", "offset", "size", "link", "info", "entsize", "_file")
+    A tuple underneath (``index, name, type, flags, offset, size, link, info,
+    entsize``, and the file): an object has dozens of sections, most of them
+    debug info a loader never looks at, so making one must cost next to nothing.
+    """
 
-    def __init__(self, index: int, name: str, type: int, flags: int, offset: int, size: int,
-                 link: int, info: int, entsize: int, file: "ElfFile") -> None:
-        self.index = index
-        self.name = name
-        self.type = type
-        self.flags = flags
-        self.offset = offset
-        self.size = size
-        self.link = link
-        self.info = info
-        self.entsize = entsize
-        self._file = file
+    __slots__ = ()
+
+    index = property(itemgetter(0))
+    name = property(itemgetter(1))
+    type = property(itemgetter(2))
+    flags = property(itemgetter(3))
+    offset = property(itemgetter(4))
+    size = property(itemgetter(5))
+    link = property(itemgetter(6))
+    info = property(itemgetter(7))
+    entsize = property(itemgetter(8))
+
+    def __new__(cls, index: int, name: str, type: int, flags: int, offset: int, size: int,
+                link: int, info: int, entsize: int, file: "ElfFile") -> "Section":
+        return tuple.__new__(cls, (index, name, type, flags, offset, size, link, info, entsize, file))
 
     @property
     def data(self) -> bytes:
-        if self.type == SHT_NOBITS:
-            return bytes(self.size)
-        return self._file.data[self.offset:self.offset + self.size]
+        if self[2] == SHT_NOBITS:
+            return bytes(self[5])
+        off = self[4]
+        return self[9].data[off:off + self[5]]
 
     @property
     def is_code(self) -> bool:
-        return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
+        return self[2] == SHT_PROGBITS and bool(self[3] & SHF_EXECINSTR)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
 
     def __repr__(self) -> str:
         return f"<Section [{self.index}] {self.name!r} type={self.type} size={self.size}>"
@@ -139,6 +156,7 @@ class ElfFile:
         self.symbols: list[Symbol] = []
         self._by_name: dict[str, Section] = {}
         self._rels: dict[int, list[Section]] = {}
+        self._by_section: dict[int, list[Symbol]] | None = None
         self._parse_header()
         self._parse_sections()
         self._parse_symbols()
@@ -177,22 +195,42 @@ class ElfFile:
 
     def _parse_sections(self) -> None:
         data, size = self.data, len(self.data)
-        raw = [_SHDR.unpack_from(data, self._shoff + i * _SHDR.size) for i in range(self._shnum)]
+        shoff, shnum = self._shoff, self._shnum
+        raw = list(_SHDR.iter_unpack(data[shoff:shoff + shnum * _SHDR.size]))
         st = raw[self._shstrndx]
         if st[1] != SHT_STRTAB or st[4] + st[5] > size:
             raise ObjectError(f"section name table [{self._shstrndx}] is not a string table inside the file")
         names = data[st[4]:st[4] + st[5]]
-        for i, (name_off, stype, flags, _addr, offset, ssize, link, info, _align, entsize) in enumerate(raw):
-            name = _cstr(names, name_off, f"section [{i}]") if i else ""
-            if stype not in (SHT_NOBITS, SHT_NULL) and offset + ssize > size:
-                raise ObjectError(f"section [{i}] {name!r}: data at byte {offset} (+{ssize}) runs past the "
-                                  f"end of the {size}-byte file")
-            sec = Section(i, name, stype, flags, offset, ssize, link, info, entsize, self)
-            self.sections.append(sec)
-            if name and name not in self._by_name:
-                self._by_name[name] = sec
-            if stype == SHT_REL:
-                self._rels.setdefault(info, []).append(sec)
+        nlen = len(names)
+        offs = [r[0] for r in raw]
+        offs[0] = 0
+        if max(offs) >= nlen and max(offs):
+            i = next(i for i, o in enumerate(offs) if o and o >= nlen)
+            raise ObjectError(f"section [{i}]: name offset {offs[i]} is past the end of the string table "
+                              f"({nlen} bytes)")
+        if not names.endswith(b"\0"):
+            names += b"\0"
+        find = names.find
+        section_names = [names[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+        section_names[0] = ""
+        ends = [r[4] + r[5] if r[1] != SHT_NOBITS and r[1] != SHT_NULL else 0 for r in raw]
+        if max(ends) > size:
+            i = next(i for i, e in enumerate(ends) if e > size)
+            raise ObjectError(f"section [{i}] {section_names[i]!r}: data at byte {raw[i][4]} (+{raw[i][5]}) runs "
+                              f"past the end of the {size}-byte file")
+        new = tuple.__new__
+        self.sections = sections = [
+            new(Section, (i, name, r[1], r[2], r[4], r[5], r[6], r[7], r[9], self))
+            for i, (name, r) in enumerate(zip(section_names, raw))
+        ]
+        by_name = self._by_name
+        for sec in reversed(sections):
+            if sec[1]:
+                by_name[sec[1]] = sec
+        rels = self._rels
+        for sec in sections:
+            if sec[2] == SHT_REL:
+                rels.setdefault(sec[7], []).append(sec)
 
     def _parse_symbols(self) -> None:
         symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
@@ -207,27 +245,53 @@ class ElfFile:
         if not 0 < symtab.link < len(self.sections) or self.sections[symtab.link].type != SHT_STRTAB:
             raise ObjectError(f"section {symtab.name!r}: string table index {symtab.link} is not a string table")
         strtab = self.sections[symtab.link].data
-        nsec = len(self.sections)
-        out = self.symbols
-        for i, (name_off, info, other, shndx, value, ssize) in enumerate(_SYM.iter_unpack(symtab.data)):
-            if shndx >= nsec and shndx < SHN_LORESERVE:
-                raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
-                                  f"refers to section {shndx}, out of range ({nsec} sections)")
-            name = _cstr(strtab, name_off, f"symbol {i}") if name_off else ""
-            stype = info & 0xF
-            if stype == STT_SECTION and not name and shndx < nsec:
-                name = self.sections[shndx].name
-            out.append(Symbol(i, name, value, ssize, stype, info >> 4, other & 3, shndx))
+        slen = len(strtab)
+        sections = self.sections
+        nsec = len(sections)
+        raw = list(_SYM.iter_unpack(symtab.data))
+        if not raw:
+            return
+        bad = [i for i, r in enumerate(raw) if nsec <= r[3] < SHN_LORESERVE]
+        if bad:
+            i = bad[0]
+            raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
+                              f"refers to section {raw[i][3]}, out of range ({nsec} sections)")
+        offs = [r[0] for r in raw]
+        if max(offs) >= slen and max(offs):
+            i = next(i for i, o in enumerate(offs) if o and o >= slen)
+            raise ObjectError(f"symbol {i}: name offset {offs[i]} is past the end of the string table "
+                              f"({slen} bytes)")
+        if not strtab.endswith(b"\0"):
+            strtab += b"\0"
+        find = strtab.find
+        new = tuple.__new__
+        # (Unnamed section symbols take their section's name.)
+        self.symbols = [
+            new(Symbol, (i, (strtab[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "")
+                         or (sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""),
+                         value, ssize, info & 0xF, info >> 4, other & 3, shndx))
+            for i, (o, info, other, shndx, value, ssize) in enumerate(raw)
+        ]
 
     # -- queries ----------------------------------------------------------------------
 
     def section_by_name(self, name: str) -> Section | None:
         return self._by_name.get(name)
 
+    def symbols_in(self, index: int) -> list[Symbol]:
+        """The symbols defined in section ``index``, in symbol table order."""
+        by_sec = self._by_section
+        if by_sec is None:
+            by_sec = self._by_section = {}
+            for sym in self.symbols:
+                by_sec.setdefault(sym.shndx, []).append(sym)
+        return by_sec.get(index, [])
+
     def relocations_for(self, index: int) -> list[Relocation]:
         """The REL entries that apply to section ``index`` (all its .rel sections)."""
         out: list[Relocation] = []
         nsym = len(self.symbols)
+        new = tuple.__new__
         for rel in self._rels.get(index, ()):
             if rel.size % _REL.size or rel.entsize not in (0, _REL.size):
                 raise ObjectError(f"section {rel.name!r}: {rel.size} bytes of relocations with entry size "
@@ -237,5 +301,5 @@ class ElfFile:
                 if sym >= nsym:
                     raise ObjectError(f"section {rel.name!r}: relocation {j} at byte {rel.offset + j * _REL.size} "
                                       f"refers to symbol {sym}, out of range ({nsym} symbols)")
-                out.append(Relocation(offset, sym, info & 0xFFFFFFFF))
+                out.append(new(Relocation, (offset, sym, info & 0xFFFFFFFF)))
         return out

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
@@ -132,6 +133,17 @@ def kconfig_layout(externs: dict[str, ExternSpec]) -> int:
 
 def kernel_version_code(release: str | None = None) -> int:
     """KERNEL_VERSION(a, b, c) of ``release`` (uname -r), with c clamped to 255 like the kernel."""
+    if release is None:
+        return _running_kernel_version()
+    return _version_code(release)
+
+
+@functools.lru_cache(maxsize=1)
+def _running_kernel_version() -> int:
+    return _version_code(os.uname().release)
+
+
+def _version_code(release: str) -> int:
     release = release or os.uname().release
     parts = []
     for piece in release.split("-", 1)[0].split(".")[:3]:

@@ -1,34 +1,39 @@
-"""Functions, relocations and linking: ELF code sections → one instruction list per program.
+"""Functions, relocations and linking: ELF code sections → one linked bytecode per program.
 
 Each code section is split into functions by its FUNC symbols.  The
-relocations of the section are applied to its instructions in place:
+relocations of the section are applied to its bytes in place (no
+instruction objects: a parse must not cost a Python object per instruction):
 
 - ``call`` against a function (global FUNC symbol, or the section symbol of
   ``.text`` plus ``imm`` for static functions) → a pending bpf-to-bpf call;
 - ``call`` against an undefined symbol → a kfunc call (``src``
-  PSEUDO_KFUNC_CALL, ``reference`` = name, BTF id filled at load);
+  PSEUDO_KFUNC_CALL, BTF id filled at load: fixup :data:`FIX_KFUNC`);
 - ``ld_imm64`` against a function → a pending callback address
   (PSEUDO_FUNC, for bpf_loop, bpf_for_each_map_elem, timers...);
-- ``ld_imm64`` against a map → PSEUDO_MAP_FD, ``reference`` = map name;
+- ``ld_imm64`` against a map → PSEUDO_MAP_FD (fixup :data:`FIX_MAP`: the
+  map's fd goes in ``imm`` at load);
 - ``ld_imm64`` against a global data section → PSEUDO_MAP_VALUE with the
-  variable's offset in the second slot, ``reference`` = section name;
+  variable's offset in the second slot (fixup :data:`FIX_MAP`);
 - ``ld_imm64`` against an extern → ``.kconfig`` map value, or a ksym /
-  kfunc address resolved at load.
+  kfunc address resolved at load (fixup :data:`FIX_EXTERN`).
 
 Linking then builds each entry program the way libbpf does: the program's
 own instructions first, then every subprogram it reaches (directly or
 through other subprograms), each appended once, with call and callback
 offsets rewritten and the .BTF.ext records (func_info, line_info, CO-RE
-relocations) moved along with their instructions.
+relocations) moved along with their instructions.  A fixup is
+``(slot, kind, name)``: the slot of the instruction, what the loader fills
+in, and the map or extern it names (the instruction's ``reference`` once
+decoded).
 """
 
 from __future__ import annotations
 
 import bisect
-import os
+import struct
+from array import array
 from typing import TYPE_CHECKING, Callable
 
-from pybpf.asm.instruction import Instruction, decode_all
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 )
@@ -39,25 +44,52 @@ from pybpf.object.elffile import (
 from pybpf.object.spec import ExternSpec, MapSpec
 
 if TYPE_CHECKING:
-    from pybpf.btf.reader import CoreRelo, ExtInfo, FuncInfo, LineInfo
+    from pybpf.btf.reader import CoreRelo
+    from pybpf.object.btf_ext import RawExtInfo
 
-__all__ = ["Function", "split_functions", "apply_relocations", "link"]
+__all__ = ["Function", "split_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
+           "FIX_KFUNC"]
+
+FIX_MAP = 1      # ld_imm64: imm = fd of the map named (src already PSEUDO_MAP_FD / PSEUDO_MAP_VALUE)
+FIX_EXTERN = 2   # ld_imm64 of a ksym or kfunc: BTF id (+ module BTF fd) or address, src set at load
+FIX_KFUNC = 3    # call of a kfunc: BTF id in imm, fd_array slot in off
+
+_CALL = 0x85
+_LD_IMM64 = 0x18
+_IMM = struct.Struct("<i")
+_OFF_IMM = struct.Struct("<hi")
+_U32 = "I" if array("I").itemsize == 4 else "L"
+_EMPTY: array = array(_U32)
 
 
 class Function:
-    """A function of a code section: ``count`` instructions starting at slot ``start``."""
+    """A function of a code section: ``count`` instructions starting at slot ``start``.
 
-    __slots__ = ("name", "section", "start", "count", "insns", "calls", "entry")
+    ``code`` holds its relocated bytes; ``calls`` its pending calls and
+    callback addresses ``(local slot, target section index, target slot)``;
+    ``fixups`` ``(local slot, kind, name)``; ``func_info``/``line_info`` its
+    .BTF.ext records in the kernel's layout (u32 arrays, ``insn_off`` in
+    instructions from the function's first one), ``core_relos`` (``insn_off``
+    in bytes, as :mod:`pybpf.btf.core` wants them).
+    """
 
-    def __init__(self, name: str, section: Section, start: int, count: int, insns: list[Instruction],
-                 entry: bool) -> None:
+    __slots__ = ("name", "section", "start", "count", "code", "calls", "fixups", "entry", "func_info",
+                 "line_info", "core_relos", "has_func_info", "_placed")
+
+    def __init__(self, name: str, section: Section, start: int, count: int, code: bytes, entry: bool) -> None:
         self.name = name
         self.section = section
         self.start = start
         self.count = count
-        self.insns = insns
-        self.calls: dict[int, tuple[int, int]] = {}   # local slot -> (section index, target slot)
+        self.code = code
+        self.calls: list[tuple[int, int, int]] = []
+        self.fixups: list[tuple[int, int, str]] = []
         self.entry = entry
+        self.func_info: array = _EMPTY
+        self.line_info: array = _EMPTY
+        self.core_relos: list["CoreRelo"] = []
+        self.has_func_info = False
+        self._placed: dict[int, tuple] = {}   # base -> its fixups and records moved there (link)
 
     def __repr__(self) -> str:
         return f"<Function {self.name!r} in {self.section.name!r} [{self.start}, +{self.count})>"
@@ -67,28 +99,32 @@ def section_label(sec: Section) -> str:
     return f"section '{sec.name}'"
 
 
-def decode_section(sec: Section) -> list[Instruction]:
-    try:
-        return decode_all(sec.data)
-    except ObjectError as exc:
-        raise exc.add_context(section_label(sec))
+def section_code(sec: Section) -> bytearray:
+    """The bytes of code section ``sec``, checked to be whole instructions."""
+    data = sec.data
+    size = len(data)
+    if size % 8:
+        last = size - size % 8
+        raise ObjectError(f"instruction data is {size} bytes, not a multiple of 8: the instruction at byte "
+                          f"offset {last} is truncated").add_context(section_label(sec))
+    return bytearray(data)
 
 
-def split_functions(elf: ElfFile, sec: Section, insns: list[Instruction], *, entry: bool,
+def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
                     fallback_name: str) -> list[Function]:
     """The functions of ``sec`` from its FUNC symbols (the whole section if it has none)."""
-    syms = sorted((s for s in elf.symbols if s.shndx == sec.index and s.type == STT_FUNC and s.name),
+    syms = sorted((s for s in elf.symbols_in(sec.index) if s.type == STT_FUNC and s.name),
                   key=lambda s: (s.value, s.name))
-    n = len(insns)
+    n = len(code) >> 3
     if not syms:
-        return [Function(fallback_name, sec, 0, n, insns, entry)] if n else []
+        return [Function(fallback_name, sec, 0, n, bytes(code), entry)] if n else []
     out: list[Function] = []
     end = 0
     for s in syms:
         if s.value % 8 or s.size % 8:
             raise ObjectError(f"{section_label(sec)}: function '{s.name}' at offset {s.value} (size {s.size}) "
                               "is not aligned to 8-byte instructions")
-        start, count = s.value // 8, s.size // 8
+        start, count = s.value >> 3, s.size >> 3
         if start + count > n:
             raise ObjectError(f"{section_label(sec)}: function '{s.name}' at offset {s.value} (size {s.size}) "
                               f"runs past the end of the section ({sec.size} bytes)")
@@ -98,8 +134,51 @@ def split_functions(elf: ElfFile, sec: Section, insns: list[Instruction], *, ent
         if count == 0:
             continue
         end = start + count
-        out.append(Function(s.name, sec, start, count, insns[start:end], entry))
+        out.append(Function(s.name, sec, start, count, bytes(code[8 * start:8 * end]), entry))
     return out
+
+
+def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dict[int, tuple[int, str]],
+           ext: "RawExtInfo | None") -> None:
+    """Give each function of one section its calls, fixups and .BTF.ext records (function-relative)."""
+    if not funcs:
+        return
+    starts = [f.start for f in funcs]
+    for slot in sorted(calls):
+        i = bisect.bisect_right(starts, slot) - 1
+        if i >= 0:
+            f = funcs[i]
+            if slot < f.start + f.count:
+                tsec, tslot = calls[slot]
+                f.calls.append((slot - f.start, tsec, tslot))
+    for slot in sorted(fixups):
+        i = bisect.bisect_right(starts, slot) - 1
+        if i >= 0:
+            f = funcs[i]
+            if slot < f.start + f.count:
+                kind, ref = fixups[slot]
+                f.fixups.append((slot - f.start, kind, ref))
+    if ext is None:
+        return
+    name = funcs[0].section.name
+    fidx, lidx, core = ext.func.get(name), ext.line.get(name), ext.core.get(name)
+    core_offs = [r.insn_off for r in core] if core else None
+    for f in funcs:
+        lo, hi = 8 * f.start, 8 * (f.start + f.count)
+        if fidx is not None:
+            recs = fidx.between(lo, hi)
+            if recs:
+                f.has_func_info = recs[0] == lo
+                recs[0::2] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::2]])
+                f.func_info = recs
+        if lidx is not None:
+            recs = lidx.between(lo, hi)
+            if recs:
+                recs[0::4] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::4]])
+            f.line_info = recs
+        if core_offs is not None:
+            a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
+            f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
 
 
 class RelocationContext:
@@ -114,104 +193,140 @@ class RelocationContext:
         self.data_sections = data_sections    # section index -> global data map name
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
+        self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
 
 
-def apply_relocations(ctx: RelocationContext, sec: Section, insns: list[Instruction],
-                      calls: dict[int, tuple[int, int]]) -> None:
-    """Apply the relocations of code section ``sec`` to ``insns``; pending calls go to ``calls``.
+def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
+                      calls: dict[int, tuple[int, int]], fixups: dict[int, tuple[int, str]]) -> None:
+    """Apply the relocations of code section ``sec`` to its bytes ``code``.
 
-    ``calls`` maps a slot of the section to (target section index, target slot).
+    Pending calls go to ``calls`` (slot -> (target section index, target
+    slot)), what the loader fills in to ``fixups`` (slot -> (kind, name)).
     """
     elf = ctx.elf
-    n = len(insns)
+    n = len(code) >> 3
+    symbols = elf.symbols
+    unpack_imm = _IMM.unpack_from
+    pack_imm = _IMM.pack_into
     relocated: set[int] = set()
-    for rel in elf.relocations_for(sec.index):
-        if rel.type == R_BPF_NONE:
+    sections = elf.sections
+    nsec = len(sections)
+    map_sections, data_sections, map_at = ctx.map_sections, ctx.data_sections, ctx._map_at
+    for roff, symi, rtype in elf.relocations_for(sec.index):
+        if rtype == R_BPF_NONE:
             continue
-        where = f"{section_label(sec)}: relocation at offset {rel.offset}"
-        if rel.offset % 8 or rel.offset // 8 >= n:
-            raise ObjectError(f"{where}: not at an instruction (section has {n} instructions)")
-        i = rel.offset // 8
-        sym = elf.symbols[rel.symbol]
-        if rel.symbol == 0:
-            raise ObjectError(f"{where}: refers to no symbol (symbol index 0)")
-        symname = sym.name or f"#{sym.index}"
-        where = f"{where} (symbol '{symname}')"
-        insn = insns[i]
+        if roff % 8 or roff >> 3 >= n:
+            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
+                              f"(section has {n} instructions)")
+        i = roff >> 3
+        sym = symbols[symi]
+        if symi == 0:
+            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
+                              "(symbol index 0)")
+        opcode = code[roff]
         relocated.add(i)
-        if insn.is_call:
-            if rel.type != R_BPF_64_32:
-                raise ObjectError(f"{where}: relocation type {rel.type} on a call instruction")
-            if sym.is_undefined:
-                ext = _extern(ctx, sym.name, sym.bind, where)
+        shndx = sym[7]
+        if opcode == _CALL:
+            if rtype != R_BPF_64_32:
+                raise ObjectError(f"{_where(sec, roff, sym)}: relocation type {rtype} on a call instruction")
+            if shndx == 0:
+                ext = _extern(ctx, sym.name, sym.bind, _where(sec, roff, sym))
                 if ext.kind != "kfunc":
-                    raise ObjectError(f"{where}: call to extern '{sym.name}', which is not a __ksym function")
-                insn.src, insn.imm, insn.off, insn.reference = PSEUDO_KFUNC_CALL, 0, 0, sym.name
+                    raise ObjectError(f"{_where(sec, roff, sym)}: call to extern '{sym.name}', which is not a "
+                                      "__ksym function")
+                code[roff + 1] = (PSEUDO_KFUNC_CALL << 4) | (code[roff + 1] & 0xF)
+                _OFF_IMM.pack_into(code, roff + 2, 0, 0)
+                fixups[i] = (FIX_KFUNC, sym.name)
                 continue
-            if insn.src != PSEUDO_CALL:
-                raise ObjectError(f"{where}: relocation on a helper call (src {insn.src})")
-            target_sec = _code_section(elf, sym.shndx, where)
-            if sym.value % 8:
-                raise ObjectError(f"{where}: call target offset {sym.value} is not instruction-aligned")
-            calls[i] = (target_sec.index, sym.value // 8 + insn.imm + 1)
+            src = code[roff + 1] >> 4
+            if src != PSEUDO_CALL:
+                raise ObjectError(f"{_where(sec, roff, sym)}: relocation on a helper call (src {src})")
+            if shndx >= nsec or not sections[shndx].is_code:
+                raise ObjectError(f"{_where(sec, roff, sym)}: call target is not in a code section")
+            value = sym[2]
+            if value % 8:
+                raise ObjectError(f"{_where(sec, roff, sym)}: call target offset {value} is not "
+                                  "instruction-aligned")
+            calls[i] = (shndx, (value >> 3) + unpack_imm(code, roff + 4)[0] + 1)
             continue
-        if not insn.is_ld_imm64:
-            raise ObjectError(f"{where}: relocation on instruction {i} (opcode {insn.code:#04x}), which is "
-                              "neither a 64-bit immediate load nor a call")
-        if rel.type != R_BPF_64_64:
-            raise ObjectError(f"{where}: relocation type {rel.type} on a 64-bit immediate load")
+        if opcode != _LD_IMM64:
+            raise ObjectError(f"{_where(sec, roff, sym)}: relocation on instruction {i} (opcode {opcode:#04x}), "
+                              "which is neither a 64-bit immediate load nor a call")
+        if rtype != R_BPF_64_64:
+            raise ObjectError(f"{_where(sec, roff, sym)}: relocation type {rtype} on a 64-bit immediate load")
         if i + 1 >= n:
-            raise ObjectError(f"{where}: 64-bit immediate load at instruction {i} has no second slot")
-        nxt = insns[i + 1]
-        if sym.is_undefined:
-            ext = _extern(ctx, sym.name, sym.bind, where)
+            raise ObjectError(f"{_where(sec, roff, sym)}: 64-bit immediate load at instruction {i} has no "
+                              "second slot")
+        imm = unpack_imm(code, roff + 4)[0]
+        regs = code[roff + 1] & 0xF
+        if shndx == 0:
+            ext = _extern(ctx, sym.name, sym.bind, _where(sec, roff, sym))
             if ext.kind == "kconfig":
-                insn.src, nxt.imm, insn.imm = PSEUDO_MAP_VALUE, ext.offset + insn.imm, 0
-                insn.reference = ".kconfig"
+                code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
+                pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
+                pack_imm(code, roff + 4, 0)
+                fixups[i] = (FIX_MAP, ".kconfig")
             else:
-                insn.src = PSEUDO_BTF_ID if (ext.kind == "kfunc" or ext.typed) else 0
-                insn.imm = nxt.imm = 0
-                insn.reference = sym.name
+                code[roff + 1] = ((PSEUDO_BTF_ID if (ext.kind == "kfunc" or ext.typed) else 0) << 4) | regs
+                pack_imm(code, roff + 4, 0)
+                pack_imm(code, roff + 12, 0)
+                fixups[i] = (FIX_EXTERN, sym.name)
             continue
-        if sym.shndx >= len(elf.sections):
-            raise ObjectError(f"{where}: symbol is not in a section (index {sym.shndx:#x})")
-        target = elf.sections[sym.shndx]
+        if shndx >= nsec:
+            raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {shndx:#x})")
+        target = sections[shndx]
+        value = sym[2]
         if target.is_code:
-            off = sym.value + insn.imm
+            off = value + imm
             if off % 8:
-                raise ObjectError(f"{where}: function address {off} is not instruction-aligned")
-            insn.src = PSEUDO_FUNC
-            calls[i] = (target.index, off // 8)
+                raise ObjectError(f"{_where(sec, roff, sym)}: function address {off} is not instruction-aligned")
+            code[roff + 1] = (PSEUDO_FUNC << 4) | regs
+            calls[i] = (shndx, off // 8)
             continue
-        if target.index in ctx.map_sections:
-            m = _map_at(ctx.maps, target.name, sym.value)
+        if shndx in map_sections:
+            m = map_at.get((target.name, value))
             if m is None:
-                raise ObjectError(f"{where}: no map is defined at offset {sym.value} of '{target.name}'")
-            insn.src, insn.imm, insn.reference = PSEUDO_MAP_FD, 0, m.name
+                raise ObjectError(f"{_where(sec, roff, sym)}: no map is defined at offset {value} of "
+                                  f"'{target.name}'")
+            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
+            pack_imm(code, roff + 4, 0)
+            fixups[i] = (FIX_MAP, m.name)
             continue
-        data_map = ctx.data_sections.get(target.index)
+        data_map = data_sections.get(shndx)
         if data_map is not None:
-            off = insn.imm + sym.value
-            if not 0 <= off <= target.size:
-                raise ObjectError(f"{where}: offset {off} is outside '{target.name}' ({target.size} bytes)")
-            insn.src, nxt.imm, insn.imm, insn.reference = PSEUDO_MAP_VALUE, off, 0, data_map
+            off = imm + value
+            if not 0 <= off <= min(target.size, 0x7FFFFFFF):
+                raise ObjectError(f"{_where(sec, roff, sym)}: offset {off} is outside '{target.name}' "
+                                  f"({target.size} bytes)")
+            code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
+            pack_imm(code, roff + 12, off)
+            pack_imm(code, roff + 4, 0)
+            fixups[i] = (FIX_MAP, data_map)
             continue
-        raise ObjectError(f"{where}: refers to section '{target.name}', which is neither code, a map nor "
-                          "global data")
+        raise ObjectError(f"{_where(sec, roff, sym)}: refers to section '{target.name}', which is neither code, "
+                          "a map nor global data")
     # Calls inside one section need no relocation: imm is already relative.
-    for i, insn in enumerate(insns):
-        if i in relocated:
-            continue
-        if insn.code == 0x85 and insn.src == PSEUDO_CALL:
-            calls[i] = (sec.index, i + insn.imm + 1)
-        elif insn.code == 0x18 and insn.src == PSEUDO_FUNC:
+    opcodes = bytes(code[0::8])
+    i = opcodes.find(_CALL)
+    while i >= 0:
+        if i not in relocated and code[8 * i + 1] >> 4 == PSEUDO_CALL:
+            calls[i] = (sec.index, i + unpack_imm(code, 8 * i + 4)[0] + 1)
+        i = opcodes.find(_CALL, i + 1)
+    i = opcodes.find(_LD_IMM64)
+    while i >= 0:
+        if i not in relocated and code[8 * i + 1] >> 4 == PSEUDO_FUNC:
             raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
+        i = opcodes.find(_LD_IMM64, i + 1)
 
 
-def _code_section(elf: ElfFile, index: int, where: str) -> Section:
-    if index >= len(elf.sections) or not elf.sections[index].is_code:
-        raise ObjectError(f"{where}: call target is not in a code section")
-    return elf.sections[index]
+def _wrap32(v: int) -> int:
+    """``v`` as the signed 32-bit value an ``imm`` field holds."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _where(sec: Section, offset: int, sym) -> str:  # noqa: ANN001
+    return f"{section_label(sec)}: relocation at offset {offset} (symbol '{sym.name or f'#{sym.index}'}')"
 
 
 def _extern(ctx: RelocationContext, name: str, bind: int, where: str) -> ExternSpec:
@@ -223,120 +338,118 @@ def _extern(ctx: RelocationContext, name: str, bind: int, where: str) -> ExternS
     return ext
 
 
-def _map_at(maps: dict[str, MapSpec], section: str, offset: int) -> MapSpec | None:
-    for m in maps.values():
-        if m.section == section and m.offset == offset:
-            return m
-    return None
-
-
 # ---------------------------------------------------------------------- linking
 
 
-class _ExtIndex:
-    """.BTF.ext records of one section, sorted by offset, for range queries."""
-
-    __slots__ = ("offs", "recs")
-
-    def __init__(self, recs: list) -> None:
-        recs = sorted(recs, key=lambda r: r.insn_off)
-        self.recs = recs
-        self.offs = [r.insn_off for r in recs]
-
-    def between(self, lo: int, hi: int) -> list:
-        a = bisect.bisect_left(self.offs, lo)
-        b = bisect.bisect_left(self.offs, hi)
-        return self.recs[a:b]
-
-
-class ExtInfoIndex:
-    def __init__(self, ext: "ExtInfo | None") -> None:
-        self.func = {k: _ExtIndex(v) for k, v in ext.func_info.items()} if ext else {}
-        self.line = {k: _ExtIndex(v) for k, v in ext.line_info.items()} if ext else {}
-        self.core = {k: _ExtIndex(v) for k, v in ext.core_relos.items()} if ext else {}
-
-
 class Linked:
-    __slots__ = ("insns", "func_info", "line_info", "core_relos", "complete_func_info")
+    """One linked program: ``code`` (bytes), ``fixups`` ``(slot, kind, name)``, ``labels``
+    ``(slot, function name)``, ``call_refs`` ``(slot, "callee[+n]")`` and its .BTF.ext
+    records: func_info and line_info in the kernel's layout (``insn_off`` in
+    instructions), CO-RE relocations with ``insn_off`` in bytes."""
+
+    __slots__ = ("code", "fixups", "labels", "call_refs", "func_info", "line_info", "core_relos",
+                 "complete_func_info")
 
     def __init__(self) -> None:
-        self.insns: list[Instruction] = []
-        self.func_info: list["FuncInfo"] = []
-        self.line_info: list["LineInfo"] = []
+        self.code = b""
+        self.fixups: tuple[tuple[int, int, str], ...] = ()
+        self.labels: tuple[tuple[int, str], ...] = ()
+        self.call_refs: tuple[tuple[int, str], ...] = ()
+        self.func_info: array = _EMPTY
+        self.line_info: array = _EMPTY
         self.core_relos: list["CoreRelo"] = []
         self.complete_func_info = True
 
 
-def _clone(i: Instruction) -> Instruction:
-    return Instruction(i.code, i.dst, i.src, i.off, i.imm, i.symbol, i.reference, i.source)
-
-
-def link(entry: Function, find: Callable[[int, int], Function | None], ext: ExtInfoIndex) -> Linked:
+def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked:
     """The instructions of ``entry`` followed by every subprogram it reaches.
 
     ``find(section index, slot)`` returns the function containing that slot.
     """
     out = Linked()
-    insns = out.insns
-    placed: dict[int, int] = {}
-    queue: list[Function] = []
-
-    def place(f: Function) -> int:
-        pos = len(insns)
-        placed[id(f)] = pos
-        insns.extend([_clone(i) for i in f.insns])
-        insns[pos].symbol = f.name
-        queue.append(f)
-        _move_ext(f, pos, ext, out)
-        return pos
-
-    place(entry)
-    q = 0
-    while q < len(queue):
-        f = queue[q]
-        q += 1
-        base = placed[id(f)]
-        for local, (tsec, tslot) in sorted(f.calls.items()):
+    if not entry.calls:
+        out.code = entry.code
+        out.fixups = tuple(entry.fixups)
+        out.labels = ((0, entry.name),)
+        out.func_info = entry.func_info
+        out.line_info = entry.line_info
+        out.core_relos = list(entry.core_relos)
+        out.complete_func_info = entry.has_func_info
+        return out
+    order = [entry]
+    placed = {entry: 0}
+    total = entry.count
+    patches: list[tuple[int, int]] = []
+    call_refs: list[tuple[int, str]] = []
+    for f in order:  # grows while it is walked: breadth first, each function placed once
+        base = placed[f]
+        for local, tsec, tslot in f.calls:
             target = find(tsec, tslot)
-            at = base + local
             if target is None:
                 raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
                                   f"calls slot {tslot} of section {tsec}, which is not inside a function")
-            tpos = placed.get(id(target))
+            tpos = placed.get(target)
             if tpos is None:
-                tpos = place(target)
-            dest = tpos + (tslot - target.start)
-            insn = insns[at]
-            insn.imm = dest - at - 1
-            if dest != tpos:
-                insn.reference = f"{target.name}+{tslot - target.start}"
-            else:
-                insn.reference = target.name
+                tpos = placed[target] = total
+                total += target.count
+                order.append(target)
+            at = base + local
+            rel = tslot - target.start
+            patches.append((at, tpos + rel - at - 1))
+            call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
+    code = bytearray(b"".join([f.code for f in order]))
+    pack = _IMM.pack_into
+    for at, imm in patches:
+        pack(code, 8 * at + 4, imm)
+    out.code = bytes(code)
+    out.call_refs = tuple(call_refs)
+    if len(order) == 1:  # only calls to itself
+        out.fixups = tuple(entry.fixups)
+        out.labels = ((0, entry.name),)
+        out.func_info = entry.func_info
+        out.line_info = entry.line_info
+        out.core_relos = list(entry.core_relos)
+        out.complete_func_info = entry.has_func_info
+        return out
+    fixups: list[tuple[int, int, str]] = list(entry.fixups)
+    labels: list[tuple[int, str]] = [(0, entry.name)]
+    fi = array(_U32, entry.func_info)
+    li = array(_U32, entry.line_info)
+    core: list["CoreRelo"] = list(entry.core_relos)
+    complete = entry.has_func_info
+    for f in order[1:]:
+        base = placed[f]
+        labels.append((base, f.name))
+        if not f.has_func_info:
+            complete = False
+        # A subprogram shared by many programs often lands at the same place: move it once.
+        moved = f._placed.get(base)
+        if moved is None:
+            moved = f._placed[base] = _moved(f, base)
+        fixups.extend(moved[0])
+        fi.extend(moved[1])
+        li.extend(moved[2])
+        core.extend(moved[3])
+    out.fixups = tuple(fixups)
+    out.labels = tuple(labels)
+    out.func_info = fi
+    out.line_info = li
+    out.core_relos = core
+    out.complete_func_info = complete
     return out
 
 
-def _move_ext(f: Function, pos: int, ext: ExtInfoIndex, out: Linked) -> None:
-    name = f.section.name
-    lo, hi = 8 * f.start, 8 * (f.start + f.count)
-    delta = 8 * pos - lo
-    idx = ext.func.get(name)
-    recs = idx.between(lo, hi) if idx is not None else []
-    if not recs or recs[0].insn_off != lo:
-        out.complete_func_info = False
-    if recs:
-        cls = type(recs[0])
-        out.func_info.extend([cls(r.insn_off + delta, r.type_id) for r in recs])
-    idx = ext.line.get(name)
-    if idx is not None:
-        insns = out.insns
-        line_info = out.line_info
-        basename = os.path.basename
-        for r in idx.between(lo, hi):
-            off = r.insn_off + delta
-            line_info.append(type(r)(off, r.file_name, r.line_text, r.line_num, r.col))
-            insns[off >> 3].source = f"{basename(r.file_name)}:{r.line_num}: {r.line_text.strip()}"
-    idx = ext.core.get(name)
-    if idx is not None:
-        out.core_relos.extend([type(r)(r.insn_off + delta, r.type_id, r.access_str, r.kind)
-                               for r in idx.between(lo, hi)])
-
+def _moved(f: Function, base: int) -> tuple:
+    """``f``'s fixups, func_info, line_info and CO-RE relocations for ``f`` placed at slot ``base``."""
+    fixups = [(base + s, k, r) for s, k, r in f.fixups]
+    fi = f.func_info
+    if fi:
+        fi = array(_U32, fi)
+        fi[0::2] = array(_U32, [x + base for x in fi[0::2]])
+    li = f.line_info
+    if li:
+        li = array(_U32, li)
+        li[0::4] = array(_U32, [x + base for x in li[0::4]])
+    shift = 8 * base
+    core = [type(r)(r.insn_off + shift, r.type_id, r.access_str, r.kind) for r in f.core_relos]
+    return fixups, fi, li, core

@@ -188,15 +188,17 @@ def _defaults(spec: MapSpec) -> None:
         spec.value_size = spec.value_size or 4
 
 
-def parse_btf_maps(elf: ElfFile, sec: Section, btf: "Spec | None") -> dict[str, MapSpec]:
-    """MapSpecs of the ``.maps`` section, in definition order."""
+def parse_btf_maps(elf: ElfFile, sec: Section, btf: "Spec | None", datasec: Type | None = None
+                   ) -> dict[str, MapSpec]:
+    """MapSpecs of the ``.maps`` section, in definition order (``datasec``: its DATASEC, if known)."""
     if btf is None:
         raise ObjectError("BTF is required for maps in '.maps' (build with clang -g)")
-    datasec = btf.find(sec.name, BTFKind.DATASEC)
+    if datasec is None:
+        datasec = btf.find(sec.name, BTFKind.DATASEC)
     if not isinstance(datasec, Datasec):
         raise ObjectError(f"section '{sec.name}': no DATASEC in the BTF describes it")
-    syms = {s.name: s for s in elf.symbols
-            if s.shndx == sec.index and s.name and s.type in (STT_OBJECT, STT_NOTYPE)}
+    syms = {s.name: s for s in elf.symbols_in(sec.index)
+            if s.name and s.type in (STT_OBJECT, STT_NOTYPE)}
     out: list[MapSpec] = []
     for vs in datasec.vars:
         var = vs.var
@@ -289,10 +291,14 @@ def collect_values(elf: ElfFile, sec: Section, maps: dict[str, MapSpec],
         m.contents.sort()
 
 
-def values_offsets(btf: "Spec", sec: Section, maps: dict[str, MapSpec]) -> dict[str, int]:
+def values_offsets(btf: "Spec", sec: Section, maps: dict[str, MapSpec], datasec: Type | None = None
+                   ) -> dict[str, int]:
     """The byte offset of 'values' in each map definition that has one."""
     out: dict[str, int] = {}
-    datasec = btf.find(sec.name, BTFKind.DATASEC)
+    if not any(m.inner is not None or m.type == MapType.PROG_ARRAY for m in maps.values()):
+        return out  # only map-in-maps and prog arrays have 'values'
+    if datasec is None:
+        datasec = btf.find(sec.name, BTFKind.DATASEC)
     if not isinstance(datasec, Datasec):
         return out
     for vs in datasec.vars:
@@ -308,7 +314,7 @@ def values_offsets(btf: "Spec", sec: Section, maps: dict[str, MapSpec]) -> dict[
 
 def parse_legacy_maps(elf: ElfFile, sec: Section, btf: "Spec | None") -> dict[str, MapSpec]:
     """MapSpecs from ``struct bpf_map_def`` records in the legacy ``maps`` section."""
-    syms = sorted((s for s in elf.symbols if s.shndx == sec.index and s.name and s.type != STT_SECTION
+    syms = sorted((s for s in elf.symbols_in(sec.index) if s.name and s.type != STT_SECTION
                    and s.type in (STT_OBJECT, STT_NOTYPE)), key=lambda s: (s.value, s.name))
     if not syms:
         raise ObjectError(f"section '{sec.name}': no map symbols")
@@ -391,7 +397,7 @@ def data_section_kind(sec: Section) -> str | None:
 
 def data_symbols(elf: ElfFile, sec: Section) -> list[Symbol]:
     """Named variables (OBJECT symbols) of a data section, by offset."""
-    out = [s for s in elf.symbols if s.shndx == sec.index and s.type == STT_OBJECT and s.name
+    out = [s for s in elf.symbols_in(sec.index) if s.type == STT_OBJECT and s.name
            and not s.name.startswith(".")]
     out.sort(key=lambda s: (s.value, s.name))
     return out

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Object", "ObjectVariable"]
 
+_UNSET: Any = object()
+
 
 class Object:
     """Programs (``programs[name]``: :class:`pybpf.Program` with ``.section`` and ``.spec``),
@@ -76,6 +78,17 @@ class Object:
         if self._btf_fd is not None:
             self._btf_fd.close()
 
+    def attach_all(self, **kwargs: Any) -> dict[str, Any]:
+        """Attach every program whose section says where, like libbpf's auto-attach.
+
+        Returns ``{program name: Link}``; programs whose section names no
+        target (``xdp``, ``cgroup_skb/ingress``...) are left alone.  See
+        :func:`pybpf.links.attach_all`.
+        """
+        from pybpf.links.auto import attach_all
+
+        return attach_all(self.programs, maps=self.maps, **kwargs)
+
     def __enter__(self) -> "Object":
         return self
 
@@ -113,7 +126,7 @@ class ObjectVariable:
     load, so assigning their variables raises :class:`pybpf.BPFError`.
     """
 
-    __slots__ = ("name", "section", "offset", "size", "type", "map", "_codec", "_obj")
+    __slots__ = ("name", "section", "offset", "size", "type", "map", "_codec", "_obj", "_spec")
 
     def __init__(self, spec: "VariableSpec", map_: Any, obj: Object) -> None:
         self.name = spec.name
@@ -122,8 +135,15 @@ class ObjectVariable:
         self.size = spec.size
         self.type = spec.type
         self.map = map_
-        self._codec = spec.codec
+        self._codec: Any = _UNSET   # the VariableSpec's codec, fetched on first use
+        self._spec = spec
         self._obj = obj
+
+    def _get_codec(self) -> Any:
+        codec = self._codec
+        if codec is _UNSET:
+            codec = self._codec = self._spec.codec
+        return codec
 
     def _memory(self) -> memoryview | None:
         try:
@@ -138,10 +158,11 @@ class ObjectVariable:
         if mem is None:
             raw = self._obj._raw_map(self.section)[0]
             mem = memoryview(raw)
-        if self._codec is None:
+        codec = self._get_codec()
+        if codec is None:
             return bytes(mem[off:off + size])
         try:
-            return self._codec.decode_from(mem, off)
+            return codec.decode_from(mem, off)
         except (ValueError, TypeError) as exc:
             raise BPFError(f"variable '{self.name}': {exc}") from None
 
@@ -151,13 +172,14 @@ class ObjectVariable:
         if (mem.readonly if mem is not None else self.map.frozen):
             raise BPFError(f"variable '{self.name}': section '{self.section}' is read-only after load "
                            "(frozen); set it on the ObjectSpec before loading")
-        if self._codec is None:
+        codec = self._get_codec()
+        if codec is None:
             if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != self.size:
                 raise BPFError(f"variable '{self.name}': without BTF the value must be {self.size} raw bytes")
             raw = bytes(value)
         else:
             try:
-                raw = self._codec.encode(value)
+                raw = codec.encode(value)
             except (TypeError, ValueError, OverflowError) as exc:
                 raise BPFError(f"variable '{self.name}': {exc}") from None
         off = self.offset

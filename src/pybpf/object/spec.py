@@ -52,7 +52,6 @@ def _type_id(t: Any) -> int | None:
     return getattr(t, "id", None) if t is not None else None
 
 
-@dataclass(eq=False)
 class ProgramSpec:
     """One entry-point program with its subprograms appended (libbpf style).
 
@@ -61,22 +60,177 @@ class ProgramSpec:
     from the first instruction of ``instructions`` (divide by 8 for the
     kernel).  ``autoload`` is False for ``SEC("?name")`` programs, which
     :meth:`ObjectSpec.load` skips unless they are asked for by name.
+
+    A spec parsed from ELF keeps the linked program as bytes (relocated, but
+    for the map fds and extern ids filled in at load) and its func_info and
+    line_info records in the kernel's layout, which is what loading needs.
+    ``instructions``, ``func_info`` and ``line_info`` decode them on first
+    access into the lists above; from then on those lists are what a load
+    uses, so changing them (or assigning new ones) changes what is loaded.
     """
 
-    name: str
-    section: str
-    type: ProgType | int
-    attach_type: AttachType | int | None
-    attach_target: str | None
-    sleepable: bool
-    flags: int
-    instructions: list[Instruction]
-    license: str = ""
-    kern_version: int = 0
-    autoload: bool = True
-    func_info: list["FuncInfo"] = field(default_factory=list)
-    line_info: list["LineInfo"] = field(default_factory=list)
-    core_relos: list["CoreRelo"] = field(default_factory=list)
+    def __init__(self, name: str, section: str, type: ProgType | int, attach_type: AttachType | int | None,
+                 attach_target: str | None, sleepable: bool, flags: int, instructions: list[Instruction],
+                 license: str = "", kern_version: int = 0, autoload: bool = True,
+                 func_info: list["FuncInfo"] | None = None, line_info: list["LineInfo"] | None = None,
+                 core_relos: list["CoreRelo"] | None = None) -> None:
+        self.name = name
+        self.section = section
+        self.type = type
+        self.attach_type = attach_type
+        self.attach_target = attach_target
+        self.sleepable = sleepable
+        self.flags = flags
+        self.license = license
+        self.kern_version = kern_version
+        self.autoload = autoload
+        self.core_relos: list["CoreRelo"] = core_relos if core_relos is not None else []
+        self._insns: list[Instruction] | None = instructions
+        self._func_info: list["FuncInfo"] | None = func_info if func_info is not None else []
+        self._line_info: list["LineInfo"] | None = line_info if line_info is not None else []
+        # The raw form (ELF specs, see pybpf.object.linker.Linked): None once decoded.
+        self._code: bytes | None = None
+        self._fixups: tuple[tuple[int, int, str], ...] = ()
+        self._labels: tuple[tuple[int, str], ...] = ()
+        self._call_refs: tuple[tuple[int, str], ...] = ()
+        self._fi_raw: Any = None        # array of (insn_off, type_id): bpf_func_info, insn_off in instructions
+        self._li_raw: Any = None        # array of (insn_off, file_name_off, line_off, line_col): bpf_line_info
+        self._li_all: Any = None        # the line records, also when line_info was dropped (sources)
+        self._strings: Any = None       # the object's BTF string table (line_info names)
+        self._kernel_records: tuple[bytes | None, bytes | None] | None = None
+
+    @classmethod
+    def _from_linked(cls, linked: Any, strings: Any, keep_ext: bool, name: str, section: str, info: Any,
+                     license: str, kern_version: int, autoload: bool) -> "ProgramSpec":
+        """A spec in raw form from :class:`pybpf.object.linker.Linked` and the section's
+        :class:`~pybpf.object.sections.SectionInfo` (the parser makes one per program)."""
+        self = cls.__new__(cls)
+        self.name = name
+        self.section = section
+        self.type = info.prog_type
+        self.attach_type = info.attach_type
+        self.attach_target = info.target
+        self.sleepable = info.sleepable
+        self.flags = info.prog_flags
+        self.license = license
+        self.kern_version = kern_version
+        self.autoload = autoload
+        self.core_relos = linked.core_relos
+        self._insns = None
+        self._code = linked.code
+        self._fixups = linked.fixups
+        self._labels = linked.labels
+        self._call_refs = linked.call_refs
+        self._li_all = linked.line_info
+        self._strings = strings
+        self._kernel_records = None
+        if keep_ext:
+            self._func_info = self._line_info = None
+            self._fi_raw = linked.func_info
+            self._li_raw = linked.line_info
+        else:
+            self._func_info, self._line_info = [], []
+            self._fi_raw = self._li_raw = None
+        return self
+
+    # -- the lists, decoded on first access ------------------------------------------------
+
+    @property
+    def instructions(self) -> list[Instruction]:
+        if self._insns is None:
+            self._insns = self._decode_instructions()
+            self._code = None
+        return self._insns
+
+    @instructions.setter
+    def instructions(self, value: list[Instruction]) -> None:
+        self._insns = value
+        self._code = None
+
+    @property
+    def func_info(self) -> list["FuncInfo"]:
+        if self._func_info is None:
+            self._func_info = self._decode_func_info()
+            self._fi_raw = None
+            self._kernel_records = None
+        return self._func_info
+
+    @func_info.setter
+    def func_info(self, value: list["FuncInfo"]) -> None:
+        self._func_info = value
+        self._fi_raw = None
+        self._kernel_records = None
+
+    @property
+    def line_info(self) -> list["LineInfo"]:
+        if self._line_info is None:
+            self._line_info = self._decode_line_info()
+            self._li_raw = None
+            self._kernel_records = None
+        return self._line_info
+
+    @line_info.setter
+    def line_info(self, value: list["LineInfo"]) -> None:
+        self._line_info = value
+        self._li_raw = None
+        self._kernel_records = None
+
+    def _instruction_list(self) -> list[Instruction]:
+        return self._insns if self._insns is not None else self._decode_instructions()
+
+    def _decode_instructions(self) -> list[Instruction]:
+        from pybpf.asm.instruction import decode_all
+
+        insns = decode_all(self._code or b"")
+        for slot, name in self._labels:
+            insns[slot].symbol = name
+        for slot, _kind, ref in self._fixups:
+            insns[slot].reference = ref
+        for slot, ref in self._call_refs:
+            insns[slot].reference = ref
+        for slot, text in self._sources().items():
+            if slot < len(insns):
+                insns[slot].source = text
+        return insns
+
+    def _sources(self) -> dict[int, str]:
+        """Instruction index -> "file.c:line: text" from the line records (raw form)."""
+        recs = self._li_all
+        if not recs or self._strings is None:
+            return {}
+        strings = self._strings
+        basename = os.path.basename
+        out: dict[int, str] = {}
+        for k in range(0, len(recs), 4):
+            out[recs[k]] = f"{basename(strings[recs[k + 1]])}:{recs[k + 3] >> 10}: {strings[recs[k + 2]].strip()}"
+        return out
+
+    def _decode_func_info(self) -> list["FuncInfo"]:
+        from pybpf.btf.reader import FuncInfo
+
+        recs = self._fi_raw
+        if recs is None:
+            return list(self._func_info or [])
+        return [FuncInfo(8 * recs[k], recs[k + 1]) for k in range(0, len(recs), 2)]
+
+    def _decode_line_info(self) -> list["LineInfo"]:
+        from pybpf.btf.reader import LineInfo
+
+        recs = self._li_raw
+        if recs is None:
+            return list(self._line_info or [])
+        strings = self._strings
+        return [LineInfo(8 * recs[k], strings[recs[k + 1]], strings[recs[k + 2]], recs[k + 3] >> 10,
+                         recs[k + 3] & 0x3FF) for k in range(0, len(recs), 4)]
+
+    def _kernel_ext(self) -> tuple[bytes | None, bytes | None] | None:
+        """(func_info, line_info) in the kernel's layout from the raw records (None: decoded)."""
+        if self._fi_raw is None or self._li_raw is None:
+            return None
+        cached = self._kernel_records
+        if cached is None:
+            cached = self._kernel_records = (self._fi_raw.tobytes() or None, self._li_raw.tobytes() or None)
+        return cached
 
     @property
     def section_info(self) -> "SectionInfo | None":
@@ -86,10 +240,12 @@ class ProgramSpec:
         return parse_section(self.section.lstrip("?"))
 
     def _key(self) -> tuple:
+        func_info = self._func_info if self._func_info is not None else self._decode_func_info()
+        line_info = self._line_info if self._line_info is not None else self._decode_line_info()
         return (self.name, self.section, int(self.type), self.attach_type, self.attach_target,
                 self.sleepable, self.flags, self.license, self.kern_version, self.autoload,
-                [(i.code, i.dst, i.src, i.off, i.imm, i.reference) for i in self.instructions],
-                list(self.func_info), list(self.line_info), list(self.core_relos))
+                [(i.code, i.dst, i.src, i.off, i.imm, i.reference) for i in self._instruction_list()],
+                list(func_info), list(line_info), list(self.core_relos))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProgramSpec):
@@ -100,7 +256,8 @@ class ProgramSpec:
 
     def __repr__(self) -> str:
         kind = self.type.name if isinstance(self.type, ProgType) else str(self.type)
-        return f"<ProgramSpec {self.name!r} section={self.section!r} type={kind} insns={len(self.instructions)}>"
+        count = len(self._insns) if self._insns is not None else len(self._code or b"") // 8
+        return f"<ProgramSpec {self.name!r} section={self.section!r} type={kind} insns={count}>"
 
 
 @dataclass(eq=False)
@@ -177,7 +334,7 @@ class VariableSpec:
     verifier prune code that the value disables.
     """
 
-    __slots__ = ("name", "section", "offset", "size", "type", "_map")
+    __slots__ = ("name", "section", "offset", "size", "type", "_map", "_codec_cache")
 
     def __init__(self, name: str, section: str, offset: int, size: int, type: "Type | None",
                  map_spec: MapSpec) -> None:
@@ -187,6 +344,7 @@ class VariableSpec:
         self.size = size
         self.type = type
         self._map = map_spec
+        self._codec_cache: tuple[Any, int, Any] | None = None
 
     @property
     def map(self) -> MapSpec:
@@ -198,13 +356,19 @@ class VariableSpec:
         """The BTF codec of the variable's type (None without BTF)."""
         if self.type is None:
             return None
+        cached = self._codec_cache
+        if cached is not None and cached[0] is self.type and cached[1] == self.size:
+            return cached[2]
         from pybpf.btf.codec import codec_for
 
         try:
             codec = codec_for(self.type)
         except (ObjectError, TypeError, ValueError):
-            return None
-        return codec if codec.size == self.size else None
+            codec = None
+        if codec is not None and codec.size != self.size:
+            codec = None
+        self._codec_cache = (self.type, self.size, codec)
+        return codec
 
     @property
     def value(self) -> Any:

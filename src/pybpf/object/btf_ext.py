@@ -1,0 +1,227 @@
+"""``.BTF.ext`` kept packed: func_info and line_info records as arrays of u32.
+
+The loader needs these records twice: to move them along with the
+functions it links into each program, and in the kernel's layout for
+BPF_PROG_LOAD.  Decoding every record into an object (and every line into
+two strings) only to pack it again costs more than the rest of the parse, so
+here each ELF section's records stay a flat ``array("I")`` sorted by
+``insn_off``: func_info as ``(insn_off, type_id)`` pairs, line_info as
+``(insn_off, file_name_off, line_off, line_col)`` quads (string offsets into
+the object's ``.BTF`` strings, which the kernel blob keeps).  CO-RE
+relocations, rare and needed as objects by :mod:`pybpf.btf.core`, are decoded.
+
+The checks are those of :class:`pybpf.btf.reader.ExtInfo`: every malformed
+input is an :class:`~pybpf.errors.ObjectError` naming the byte offset.
+
+Example::
+
+    ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
+    recs = ext.line.get("xdp")       # RecordIndex or None
+    quads = recs.between(0, 64)      # line records of the first 8 instructions
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import sys
+from array import array
+from typing import TYPE_CHECKING, Any, Callable
+
+from pybpf.errors import ObjectError
+
+if TYPE_CHECKING:
+    from pybpf.btf.reader import Spec
+
+__all__ = ["RawExtInfo", "RecordIndex"]
+
+_U32 = "I" if array("I").itemsize == 4 else "L"
+_HEADER_LEN = 24
+_HEADER_LEN_CORE = 32
+_HDR = struct.Struct("<IIII")
+
+
+class RecordIndex:
+    """The records of one ELF section: ``width`` u32 words each, sorted by their first word."""
+
+    __slots__ = ("words", "offs", "width")
+
+    def __init__(self, words: array, width: int) -> None:
+        offs = list(words[0::width])
+        if any(offs[i] > offs[i + 1] for i in range(len(offs) - 1)):
+            order = sorted(range(len(offs)), key=offs.__getitem__)   # stable, like sorted(key=insn_off)
+            out = array(words.typecode)
+            for i in order:
+                out.extend(words[width * i:width * i + width])
+            words = out
+            offs = [offs[i] for i in order]
+        self.words = words
+        self.offs = offs
+        self.width = width
+
+    def between(self, lo: int, hi: int) -> array:
+        """The records with ``lo <= insn_off < hi``, as a new array."""
+        a = bisect.bisect_left(self.offs, lo)
+        b = bisect.bisect_left(self.offs, hi)
+        return self.words[self.width * a:self.width * b]
+
+
+class RawExtInfo:
+    """func_info/line_info by ELF section name (:class:`RecordIndex`), CO-RE relocations as lists."""
+
+    __slots__ = ("func", "line", "core")
+
+    def __init__(self) -> None:
+        self.func: dict[str, RecordIndex] = {}
+        self.line: dict[str, RecordIndex] = {}
+        self.core: dict[str, list] = {}
+
+    @classmethod
+    def parse(cls, data: bytes, spec: "Spec") -> "RawExtInfo":
+        """Parse .BTF.ext ``data`` whose strings and type ids refer to ``spec``."""
+        if len(data) < 8:
+            raise ObjectError(f"BTF.ext: truncated header ({len(data)} bytes) at byte 0")
+        if data[0] == 0x9F and data[1] == 0xEB:
+            order = "<"
+        elif data[0] == 0xEB and data[1] == 0x9F:
+            order = ">"
+        else:
+            raise ObjectError(f"BTF.ext: bad magic {data[:2].hex()} at byte 0 (want 0xeb9f)")
+        if data[2] != 1:
+            raise ObjectError(f"BTF.ext: unsupported version {data[2]} at byte 2")
+        hdr_len = struct.unpack_from(order + "I", data, 4)[0]
+        if hdr_len < _HEADER_LEN or len(data) < _HEADER_LEN or hdr_len > len(data):
+            raise ObjectError(f"BTF.ext: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
+        fi_off, fi_len, li_off, li_len = struct.unpack_from(order + "IIII", data, 8)
+        cr_off = cr_len = 0
+        if hdr_len >= _HEADER_LEN_CORE:
+            cr_off, cr_len = struct.unpack_from(order + "II", data, 24)
+        self = cls()
+        r = _Reader(data, order, hdr_len, spec)
+        for name, words in r.sections("func_info", fi_off, fi_len, 8, r.check_func_info):
+            self.func[name] = RecordIndex(words, 2)
+        for name, words in r.sections("line_info", li_off, li_len, 16, r.check_line_info):
+            self.line[name] = RecordIndex(words, 4)
+        for name, words in r.sections("core_relo", cr_off, cr_len, 16, r.check_core_relo):
+            self.core[name] = r.core_relos(words)
+        return self
+
+
+class _Reader:
+    def __init__(self, data: bytes, order: str, hdr_len: int, spec: "Spec") -> None:
+        self.data = data
+        self.order = order
+        self.hdr_len = hdr_len
+        self.spec = spec
+        self.swap = (order == "<") != (sys.byteorder == "little")
+
+    def string(self, off: int, at: int, what: str) -> str:
+        try:
+            return self.spec.strings[off]
+        except ObjectError:
+            raise ObjectError(f"BTF.ext: {what} string offset {off} out of range at byte {at}") from None
+
+    def sections(self, what: str, off: int, length: int, min_rec: int,
+                 check: Callable[[array, int, list[int]], None]) -> list[tuple[str, array]]:
+        """(section name, records) in file order; a name seen twice gets its records appended."""
+        out: dict[str, array] = {}
+        if length == 0:
+            return []
+        data = self.data
+        start = self.hdr_len + off
+        end = start + length
+        if end > len(data):
+            raise ObjectError(f"BTF.ext: {what} [{off}, +{length}) runs past the end of the "
+                              f"{len(data)}-byte section at byte {self.hdr_len}")
+        if length < 4:
+            raise ObjectError(f"BTF.ext: {what} truncated at byte {start}")
+        rec_size = struct.unpack_from(self.order + "I", data, start)[0]
+        if rec_size < min_rec or rec_size % 4:
+            raise ObjectError(f"BTF.ext: {what} record size {rec_size} invalid at byte {start}")
+        width = min_rec // 4
+        stride = rec_size // 4
+        pos = start + 4
+        while pos < end:
+            if pos + 8 > end:
+                raise ObjectError(f"BTF.ext: {what} section header truncated at byte {pos}")
+            name_off, num = struct.unpack_from(self.order + "II", data, pos)
+            name = self.string(name_off, pos, f"{what} section name")
+            recs_end = pos + 8 + num * rec_size
+            if recs_end > end:
+                raise ObjectError(f"BTF.ext: {what} of section {name!r}: {num} records of "
+                                  f"{rec_size} bytes run past the end at byte {pos + 4}")
+            words = array(_U32, data[pos + 8:recs_end])
+            if self.swap:
+                words.byteswap()
+            if stride != width:
+                packed = array(_U32, bytes(4 * width * num))
+                for k in range(width):
+                    packed[k::width] = words[k::stride]
+                words = packed
+            # where record i starts in the file, for messages
+            check(words, pos + 8, [rec_size])
+            have = out.get(name)
+            if have is None:
+                out[name] = words
+            else:
+                have.extend(words)
+            pos = recs_end
+        return list(out.items())
+
+    def _bad_record(self, words: array, width: int, field: int, limit: int, at: int, rec_size: int,
+                    message: Callable[[int, int], str]) -> ObjectError:
+        for i in range(0, len(words), width):
+            if words[i + field] >= limit:
+                return ObjectError(message(words[i + field], at + (i // width) * rec_size + 4 * field))
+        return ObjectError(message(-1, at))  # pragma: no cover - only called when one is bad
+
+    def check_func_info(self, words: array, at: int, rec: list[int]) -> None:
+        n = len(self.spec)
+        if words and max(words[1::2]) >= n:
+            raise self._bad_record(words, 2, 1, n, at, rec[0],
+                                   lambda tid, where: f"BTF.ext: func_info type id {tid} out of range at byte {where}")
+
+    def _string_limit(self) -> int | None:
+        strings = self.spec.strings
+        if getattr(strings, "base", None) is not None:
+            return None
+        return max(len(strings), 1)
+
+    def _check_strings(self, words: array, width: int, field: int, at: int, rec_size: int, what: str) -> None:
+        if not words:
+            return
+        limit = self._string_limit()
+        if limit is None:  # pragma: no cover - an object's BTF is never split
+            for i in range(0, len(words), width):
+                self.string(words[i + field], at + (i // width) * rec_size + 4 * field, what)
+            return
+        if max(words[field::width]) >= limit:
+            raise self._bad_record(
+                words, width, field, limit, at, rec_size,
+                lambda off, where: f"BTF.ext: {what} string offset {off} out of range at byte {where}")
+
+    def check_line_info(self, words: array, at: int, rec: list[int]) -> None:
+        self._check_strings(words, 4, 1, at, rec[0], "line_info file name")
+        self._check_strings(words, 4, 2, at, rec[0], "line_info line")
+
+    def check_core_relo(self, words: array, at: int, rec: list[int]) -> None:
+        from pybpf.btf.reader import CoreRelocKind
+
+        n = len(self.spec)
+        for i in range(0, len(words), 4):
+            where = at + (i // 4) * rec[0]
+            tid, access_off, kind = words[i + 1], words[i + 2], words[i + 3]
+            if kind not in CoreRelocKind._value2member_map_:
+                raise ObjectError(f"BTF.ext: unknown CO-RE relocation kind {kind} at byte {where + 12}")
+            if tid >= n:
+                raise ObjectError(f"BTF.ext: core_relo type id {tid} out of range at byte {where + 4}")
+            self.string(access_off, where + 8, "core_relo access")
+
+    def core_relos(self, words: array) -> list[Any]:
+        from pybpf.btf.reader import CoreRelo, CoreRelocKind
+
+        strings = self.spec.strings
+        recs = [CoreRelo(words[i], words[i + 1], strings[words[i + 2]], CoreRelocKind(words[i + 3]))
+                for i in range(0, len(words), 4)]
+        recs.sort(key=lambda r: r.insn_off)
+        return recs

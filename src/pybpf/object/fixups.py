@@ -1,0 +1,237 @@
+"""Loading a program's instructions: map fds and extern ids filled in, source lines for errors.
+
+A program parsed from ELF is linked bytecode plus *fixups* ``(slot, kind,
+name)`` (see :mod:`.linker`): :func:`patch_linked` writes each map's fd into
+``imm`` (``ld_imm64`` of PSEUDO_MAP_FD / PSEUDO_MAP_VALUE) and each extern's
+BTF id or address (ksyms, kfunc calls) into its instruction, in place.  A
+program given or edited as a list of :class:`~pybpf.asm.Instruction` is
+patched by :func:`patch_listed`, which follows each instruction's
+``reference`` instead.  The line tables turn an instruction index back into
+its C line for :class:`~pybpf.VerifierError`, only if an error needs it.
+
+Example::
+
+    code = bytearray(ps._code)
+    fd_array = patch_linked(code, ps._fixups, {"counts": 5}, spec.externs, resolver.resolve)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from pybpf.asm.opcodes import PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
+from pybpf.errors import ObjectError
+from pybpf.object import btf_fixup
+from pybpf.object.externs import POISON_KFUNC_BASE, KsymResolver
+from pybpf.object.linker import FIX_EXTERN, FIX_MAP
+from pybpf.object.spec import ExternSpec, ObjectSpec, ProgramSpec
+
+if TYPE_CHECKING:
+    from pybpf.asm.instruction import Instruction
+
+__all__ = ["patch_linked", "patch_listed", "LazyResolver", "RawLineTable", "LineTable", "line_strings"]
+
+_IMM = struct.Struct("<i")
+_OFF = struct.Struct("<h")
+
+
+def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_fds: Mapping[str, int],
+                 externs: Mapping[str, ExternSpec], extern: Callable[[ExternSpec], Any]) -> list[Any] | None:
+    """Fill map fds and extern ids into ``code`` at the ``fixups`` of a linked program.
+
+    ``extern(ext)`` resolves an extern: (id or address, module BTF fd or
+    None, typed) or None for a missing weak one.  Returns the fd_array
+    for kfuncs in modules, or None.
+    """
+    pack = _IMM.pack_into
+    fd_array: list[Any] | None = None
+    fd_index: dict[int, int] = {}
+    for slot, kind, ref in fixups:
+        at = 8 * slot
+        if kind == FIX_MAP:
+            fd = map_fds.get(ref)
+            if fd is None:
+                raise ObjectError(f"instruction {slot} refers to map '{ref}', which does not exist")
+            pack(code, at + 4, fd)
+            continue
+        ext = externs.get(ref)
+        if kind == FIX_EXTERN:
+            if ext is None:
+                continue
+            found = extern(ext)
+            if found is None:
+                src, lo, hi = 0, 0, 0
+            elif not found[2]:
+                src, lo, hi = 0, _s32(found[0] & 0xFFFFFFFF), _s32(found[0] >> 32)
+            else:
+                src, lo, hi = PSEUDO_BTF_ID, found[0], int(found[1].fileno()) if found[1] else 0
+            code[at + 1] = (src << 4) | (code[at + 1] & 0xF)
+            pack(code, at + 4, lo)
+            pack(code, at + 12, hi)
+            continue
+        if ext is None:
+            raise ObjectError(f"instruction {slot} calls kfunc '{ref}', which is not an extern")
+        found = extern(ext)
+        if found is None:
+            # an unresolved weak kfunc: a call the verifier refuses only if it is reachable
+            code[at + 1] = code[at + 1] & 0xF
+            _OFF.pack_into(code, at + 2, 0)
+            pack(code, at + 4, POISON_KFUNC_BASE + list(externs).index(ref))
+            continue
+        index = 0
+        if found[1]:
+            if fd_array is None:
+                fd_array = [0]
+            fd = found[1].fileno()
+            if fd not in fd_index:
+                fd_index[fd] = len(fd_array)
+                fd_array.append(fd)
+            index = fd_index[fd]
+        _OFF.pack_into(code, at + 2, index)
+        pack(code, at + 4, found[0])
+    return fd_array if fd_array is not None and len(fd_array) > 1 else None
+
+
+def patch_listed(insns: list[Instruction], code: bytearray, maps: Mapping[str, Any],
+                 externs: Mapping[str, ExternSpec], extern: Callable[[ExternSpec], Any]) -> list[Any] | None:
+    """Patch map fds and extern ids into ``code`` (the encoded ``insns``, which stay untouched),
+    following the instructions' ``reference``: programs given or edited as instruction lists."""
+    fd_array: list[Any] = [0]
+    fd_index: dict[int, int] = {}
+    ext_names = list(externs)
+    pack = _IMM.pack_into
+    for i, insn in enumerate(insns):
+        ref = insn.reference
+        if ref is None:
+            continue
+        at = 8 * i
+        op = insn.code
+        if op == 0x18:
+            if insn.src in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
+                m = maps.get(ref)
+                if m is None:
+                    raise ObjectError(f"instruction {i} refers to map '{ref}', which does not exist")
+                pack(code, at + 4, m.fd)
+                continue
+            ext = externs.get(ref)
+            if ext is None:
+                continue
+            if i + 1 >= len(insns):
+                raise ObjectError(f"instruction {i}: 64-bit load of '{ref}' has no second slot")
+            found = extern(ext)
+            if found is None:
+                src, lo, hi = 0, 0, 0
+            elif not found[2]:
+                src, lo, hi = 0, _s32(found[0] & 0xFFFFFFFF), _s32(found[0] >> 32)
+            else:
+                src, lo, hi = PSEUDO_BTF_ID, found[0], int(found[1].fileno()) if found[1] else 0
+            code[at + 1] = (src << 4) | (code[at + 1] & 0xF)
+            pack(code, at + 4, lo)
+            pack(code, at + 12, hi)
+        elif op == 0x85 and insn.src == PSEUDO_KFUNC_CALL:
+            ext = externs.get(ref)
+            if ext is None:
+                raise ObjectError(f"instruction {i} calls kfunc '{ref}', which is not an extern")
+            found = extern(ext)
+            if found is None:
+                # an unresolved weak kfunc: a call the verifier refuses only if it is reachable
+                code[at + 1] = code[at + 1] & 0xF
+                _OFF.pack_into(code, at + 2, 0)
+                pack(code, at + 4, POISON_KFUNC_BASE + ext_names.index(ref))
+                continue
+            slot = 0
+            if found[1]:
+                fd = found[1].fileno()
+                if fd not in fd_index:
+                    fd_index[fd] = len(fd_array)
+                    fd_array.append(fd)
+                slot = fd_index[fd]
+            _OFF.pack_into(code, at + 2, slot)
+            pack(code, at + 4, found[0])
+    return fd_array if len(fd_array) > 1 else None
+
+
+class LazyResolver:
+    """A :class:`~pybpf.object.externs.KsymResolver` made on first use (most objects have no externs)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self) -> None:
+        self._r: Any = None
+
+    def _get(self) -> Any:
+        if self._r is None:
+            self._r = KsymResolver()
+        return self._r
+
+    def resolve(self, ext: Any) -> Any:
+        return self._get().resolve(ext)
+
+    def _module_fd(self, module: str) -> Any:
+        return self._get()._module_fd(module)
+
+    def close(self) -> None:
+        if self._r is not None:
+            self._r.close()
+
+
+def line_strings(spec: ObjectSpec, line_info: list[Any]) -> dict[str, int] | None:
+    """Offsets in the kernel BTF blob of the strings ``line_info`` names (None if one is missing)."""
+    strings: dict[str, int] = getattr(spec, "_btf_strings", None) or {}
+    missing = {s for li in line_info for s in (li.file_name, li.line_text) if s not in strings}
+    if missing and spec._kernel_btf is not None:
+        found = btf_fixup.string_offsets(spec._kernel_btf, missing)
+        if found:
+            strings = {**strings, **found}
+            spec._btf_strings = strings
+            missing -= found.keys()
+    return None if missing else strings
+
+
+class RawLineTable(Mapping[int, str]):
+    """Instruction index -> C source line of a linked ProgramSpec, decoded only if a verifier error needs it."""
+
+    def __init__(self, ps: ProgramSpec) -> None:
+        self._ps = ps
+        self._table: dict[int, str] | None = None
+
+    def _get(self) -> dict[int, str]:
+        if self._table is None:
+            self._table = self._ps._sources()
+        return self._table
+
+    def __getitem__(self, key: int) -> str:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+class LineTable(Mapping[int, str]):
+    """Instruction index -> C source line, built only if a verifier error needs it."""
+
+    def __init__(self, insns: list[Instruction]) -> None:
+        self._insns = insns
+        self._table: dict[int, str] | None = None
+
+    def _get(self) -> dict[int, str]:
+        if self._table is None:
+            self._table = {i: str(x.source) for i, x in enumerate(self._insns) if x.source is not None}
+        return self._table
+
+    def __getitem__(self, key: int) -> str:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v & 0x80000000 else v
