@@ -14,7 +14,8 @@ import threading
 import pytest
 
 import pybpf
-from pybpf import features
+from pybpf import _probes, features
+from pybpf.btf import BTFKind
 from pybpf._sys import AttachType, HelperID, MapType, ProgType
 
 PRESENT = ["bpf_syscall", "jit", "btf", "vmlinux_btf", "bpf_cookie", "perf_link", "uprobe_multi_link",
@@ -244,7 +245,7 @@ def test_unprivileged_eperm_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     what a caller without CAP_BPF would meet on any machine.
     """
     features.clear_cache()
-    monkeypatch.setattr(features, "_privileged", lambda: False)
+    monkeypatch.setattr(_probes, "_privileged", lambda: False)
     with pytest.raises(pybpf.SyscallError) as info:
         features.has("fentry")
     assert info.value.errno == errno.EPERM
@@ -253,12 +254,23 @@ def test_unprivileged_eperm_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     assert features.has("fentry") is False  # the error was not cached
 
 
-def test_vmlinux_scanner() -> None:
-    """The fallback BTF scanner finds the ids the kernel itself accepts as attach targets."""
-    ids = features._scan_vmlinux({("btf_trace_sys_enter", 8), ("vfs_read", 12), ("vfs_read", 8)})
-    assert ("vfs_read", 8) not in ids  # kind matters: vfs_read is a FUNC, not a typedef
-    assert ids[("vfs_read", 12)] > 0
-    fd, err, log = features._load(ProgType.TRACING, attach_type=AttachType.TRACE_RAW_TP,
-                                  btf_id=ids[("btf_trace_sys_enter", 8)], log=True)
+def test_vmlinux_ids() -> None:
+    """The attach targets found in the kernel's BTF are ones the kernel itself accepts."""
+    assert _probes.vmlinux_id(("no_such_function_anywhere", "vfs_read"), BTFKind.FUNC) is not None
+    assert _probes.vmlinux_id(("vfs_read",), BTFKind.TYPEDEF) is None  # kind matters: vfs_read is a FUNC
+    tid = _probes.vmlinux_id(("btf_trace_sys_enter",), BTFKind.TYPEDEF)
+    fd, err, log = _probes.load(ProgType.TRACING, attach_type=AttachType.TRACE_RAW_TP, btf_id=tid, log=True)
     assert fd is not None, (err, log)
     fd.close()
+
+
+def test_lower_level_probes_take_names() -> None:
+    assert features.prog_type_supported("xdp") is features.prog_type_supported(ProgType.XDP) is True
+    assert features.map_type_supported("RINGBUF") is True
+    assert features.helper_supported("kprobe", "get_attach_cookie") is True
+    with pytest.raises(ValueError, match="unknown program type 'no_such_type'"):
+        features.prog_type_supported("no_such_type")
+    with pytest.raises(ValueError, match="unknown helper 'nope'"):
+        features.helper_supported(ProgType.XDP, "nope")
+    with pytest.raises(TypeError, match="map type must be"):
+        features.map_type_supported(1.5)  # type: ignore[arg-type]

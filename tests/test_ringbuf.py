@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 import tracemalloc
+import types
 
 import pytest
 
@@ -551,6 +552,27 @@ def test_wrong_map_types_are_type_errors():
             RingBufReader(object())
         with pytest.raises(TypeError, match="not a USER_RINGBUF"):
             UserRingBufWriter(h)
+        odd = types.SimpleNamespace(type="ringbuf", fd=3)  # a type that is not a number
+        with pytest.raises(TypeError, match="reads ring buffer maps, not SimpleNamespace"):
+            RingBufReader(odd)
+        with pytest.raises(TypeError, match="writes user ring buffer maps"):
+            UserRingBufWriter(types.SimpleNamespace(type=MapType.USER_RINGBUF))  # no fd
+    u.close()
+    with pytest.raises(ValueError, match="closed"):
+        UserRingBufWriter(u)
+
+
+def test_closed_user_ringbuf_writer_says_so():
+    with UserRingBuf(PAGE) as urb:
+        w = UserRingBufWriter(urb)
+        assert w.pending == 0 and w.free == PAGE
+        w.close()
+        assert w.closed and "closed" in repr(w)
+        for what in ("pending", "free"):
+            with pytest.raises(ValueError, match="writer is closed"):
+                getattr(w, what)
+        with pytest.raises(ValueError, match="writer is closed"):
+            w.write(b"12345678")
 
 
 # ---------------------------------------------------------------------- loss accounting under concurrency
@@ -612,7 +634,7 @@ class FakeRing(_Ring):
         self._data = view[16:]
         self._hdr = self._data.cast("I")
         self._seen, self._batch, self.discarded, self.fd = 0, None, 0, -1
-        self._cons_mm = self._data_mm = None
+        self._ring = None
 
     def put(self, pos: int, length: int, flags: int = 0, fill: int = 0) -> int:
         """Write a record at ``pos`` into both copies of the data area, as the kernel's double mapping shows it."""

@@ -35,6 +35,7 @@ __all__ = [
     "MapFullError",
     "KeyNotFoundError",
     "LinkError",
+    "RecordError",
     "context",
 ]
 
@@ -45,6 +46,10 @@ class BPFError(Exception):
     ``str(err)`` is ``"<context>: ... : <message>"``; ``err.hint`` is advice for
     a person (or None); ``err.errno`` is the kernel's errno when the error
     came from a system call.
+
+    >>> err = BPFError("update: E2BIG", hint="map is full").add_context("map 'counts'")
+    >>> str(err)
+    "map 'counts': update: E2BIG (map is full)"
     """
 
     def __init__(self, message: str, *, hint: str | None = None, errno: int | None = None) -> None:
@@ -71,6 +76,11 @@ class SyscallError(BPFError, OSError):
 
     It is also an :class:`OSError` whose ``errno`` is the kernel's, so
     ``except PermissionError`` style code keeps working through ``errno``.
+
+    >>> import errno
+    >>> err = SyscallError("load: permission denied", errno=errno.EPERM)
+    >>> isinstance(err, OSError), err.errno_name
+    (True, 'EPERM')
     """
 
     def __init__(self, message: str, *, errno: int, hint: str | None = None) -> None:
@@ -79,26 +89,48 @@ class SyscallError(BPFError, OSError):
 
     @property
     def errno_name(self) -> str:
+        """The errno's symbolic name ("EPERM"), or its number as text."""
         return _errno.errorcode.get(self.errno or 0, str(self.errno))
 
 
 class MapError(SyscallError):
-    """A map operation failed in the kernel."""
+    """A map operation failed in the kernel.
+
+    >>> import errno
+    >>> isinstance(MapError("update: EINVAL", errno=errno.EINVAL), SyscallError)
+    True
+    """
 
 
 class MapFullError(MapError):
-    """An update could not add a key because the map holds max_entries already."""
+    """An update could not add a key because the map holds max_entries already.
+
+    >>> import errno
+    >>> isinstance(MapFullError("update: E2BIG", errno=errno.E2BIG), MapError)
+    True
+    """
 
 
 class KeyNotFoundError(BPFError, KeyError):
-    """A lookup or delete named a key that the map does not hold."""
+    """A lookup or delete named a key that the map does not hold.
+
+    >>> try:
+    ...     raise KeyNotFoundError("lookup: key 7 not found").add_context("map 'counts'")
+    ... except KeyError as err:          # also a KeyError
+    ...     print(err)
+    map 'counts': lookup: key 7 not found
+    """
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want our text.
         return BPFError.__str__(self)
 
 
 class ObjectError(BPFError):
-    """A BPF object (ELF, BTF, section, relocation) is malformed or unsupported."""
+    """A BPF object (ELF, BTF, section, relocation) is malformed or unsupported.
+
+    >>> str(ObjectError("BTF: bad magic 0000 at byte 0").add_context("x.bpf.o"))
+    'x.bpf.o: BTF: bad magic 0000 at byte 0'
+    """
 
 
 class VerifierError(SyscallError):
@@ -107,6 +139,13 @@ class VerifierError(SyscallError):
     Attributes: ``log`` (the whole verifier log), ``summary`` (the failing
     instruction and the kernel's message), ``source_line`` (C or Python line
     of the failing instruction, when line info was given), ``hint``.
+
+    >>> import errno
+    >>> err = VerifierError("load: invalid program", errno=errno.EACCES, log="0: (95) exit\\nR0 !read_ok",
+    ...                     summary="R0 !read_ok", source_line="prog.bpf.c:12: return x;")
+    >>> print(err)
+    load: invalid program
+      at prog.bpf.c:12: return x;
     """
 
     def __init__(
@@ -138,6 +177,9 @@ class NotSupportedError(BPFError):
 
     ``NotSupportedError("bpf_cookie", "5.15")`` reads
     "bpf_cookie is not supported by this kernel (needs Linux 5.15)".
+
+    >>> str(NotSupportedError("bpf_cookie", "5.15"))
+    'bpf_cookie is not supported by this kernel (needs Linux 5.15)'
     """
 
     def __init__(self, feature: str, min_kernel: str | None = None, detail: str | None = None) -> None:
@@ -152,11 +194,40 @@ class NotSupportedError(BPFError):
 
 
 class CompileError(BPFError):
-    """A Python function could not be compiled to BPF (pybpf.lang)."""
+    """A Python function could not be compiled to BPF (pybpf.lang).
+
+    >>> str(CompileError("line 3: while loops are not supported").add_context("function 'count'"))
+    "function 'count': line 3: while loops are not supported"
+    """
 
 
 class LinkError(BPFError):
-    """An attach or link operation failed for a reason that is not a syscall errno."""
+    """An attach or link operation failed for a reason that is not a syscall errno.
+
+    >>> str(LinkError("no such symbol 'func_b'").add_context("uprobe /bin/x"))
+    "uprobe /bin/x: no such symbol 'func_b'"
+    """
+
+
+class RecordError(BPFError):
+    """A record a stream reader could not hand over as declared (shorter than its type).
+
+    Attributes: ``ring`` (index of the ring or CPU), ``length`` (bytes in the
+    record), ``needed`` (bytes of the declared type), ``data`` (a copy of the
+    record's bytes).  Also importable from :mod:`pybpf.readers`.
+
+    >>> err = RecordError("ring 0: record of 4 bytes is shorter than <QQ (16 bytes)",
+    ...                   ring=0, length=4, needed=16, data=b"abcd")
+    >>> err.needed - err.length
+    12
+    """
+
+    def __init__(self, message: str, *, ring: int, length: int, needed: int, data: bytes) -> None:
+        super().__init__(message)
+        self.ring = ring
+        self.length = length
+        self.needed = needed
+        self.data = data
 
 
 @contextlib.contextmanager

@@ -26,14 +26,15 @@ instead of a kernel address, unknown helpers read ``helper#N`` and malformed
 instructions read ``invalid ...`` rather than ``BUG_...``.
 
 Helper names come from ``helper_name(id) -> str | None``; by default from
-``HelperID`` of the kernel ABI layer (``pybpf._sys.consts`` or ``pybpf._sys.uapi``)
-when it is available, else ``helper#N``.
+``HelperID`` of the kernel ABI layer (:mod:`pybpf._sys.uapi`), ``helper#N``
+for an id it does not know.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from pybpf._sys.uapi import HelperID
 from pybpf.asm.instruction import Instruction
 
 __all__ = ["disassemble", "format_instruction", "instruction_text", "HelperName"]
@@ -53,44 +54,32 @@ _JMP_OPS = {
     0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
     0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<=",
 }
-_ATOMIC_LOCK = {0x00: "+=", 0x40: "|=", 0x50: "&=", 0xA0: "^="}
-_ATOMIC_FETCH = {0x01: "add", 0x41: "or", 0x51: "and", 0xA1: "xor"}
-_XCHG, _CMPXCHG, _LOAD_ACQ, _STORE_REL = 0xE1, 0xF1, 0x100, 0x110
+_ATOMIC = {  # STX|ATOMIC by imm, formatted with size, d, s, off and bits ("64" for DW)
+    0x00: "lock *({size} *)(r{d} {off:+d}) += r{s}",
+    0x40: "lock *({size} *)(r{d} {off:+d}) |= r{s}",
+    0x50: "lock *({size} *)(r{d} {off:+d}) &= r{s}",
+    0xA0: "lock *({size} *)(r{d} {off:+d}) ^= r{s}",
+    0x01: "r{s} = atomic{bits}_fetch_add(({size} *)(r{d} {off:+d}), r{s})",
+    0x41: "r{s} = atomic{bits}_fetch_or(({size} *)(r{d} {off:+d}), r{s})",
+    0x51: "r{s} = atomic{bits}_fetch_and(({size} *)(r{d} {off:+d}), r{s})",
+    0xA1: "r{s} = atomic{bits}_fetch_xor(({size} *)(r{d} {off:+d}), r{s})",
+    0xE1: "r{s} = atomic{bits}_xchg(({size} *)(r{d} {off:+d}), r{s})",
+    0xF1: "r0 = atomic{bits}_cmpxchg(({size} *)(r{d} {off:+d}), r0, r{s})",
+    0x100: "r{d} = load_acquire(({size} *)(r{s} {off:+d}))",
+    0x110: "store_release(({size} *)(r{d} {off:+d}), r{s})",
+}
+_LD_IMM64_SRC = {  # ld_imm64 by pseudo src; filled in with imm and hi (the second slot's imm)
+    1: "map[fd:{imm}]", 2: "map_value[fd:{imm}]+{hi}", 3: "ksym[btf_id:{imm}]", 4: "func[pc{imm:+d}]",
+    5: "map[idx:{imm}]", 6: "map_value[idx:{imm}]+{hi}",
+}
 
 
-def _no_helper_names(helper_id: int) -> str | None:
-    return None
-
-
-# Where the kernel ABI layer keeps HelperID (an IntEnum of BPF_FUNC_* without the prefix).
-_HELPER_MODULES = ("pybpf._sys.consts", "pybpf._sys.uapi")
-_found: dict[tuple[str, ...], HelperName] = {}
-
-
-def _default_helper_name() -> HelperName:
-    """``bpf_<name>`` from the kernel ABI layer's HelperID, if that module exists."""
-    import importlib
-
-    cached = _found.get(_HELPER_MODULES)
-    if cached is not None:
-        return cached
-    for module in _HELPER_MODULES:
-        try:
-            HelperID = importlib.import_module(module).HelperID
-            break
-        except (ImportError, AttributeError):
-            continue
-    else:
-        return _no_helper_names
-
-    def name(helper_id: int) -> str | None:
-        try:
-            return "bpf_" + HelperID(helper_id).name
-        except ValueError:
-            return None
-
-    _found[_HELPER_MODULES] = name
-    return name
+def _helper_name(helper_id: int) -> str | None:
+    """``bpf_<name>`` of a helper id, from the kernel ABI layer's HelperID (None when unknown)."""
+    try:
+        return "bpf_" + HelperID(helper_id).name
+    except ValueError:
+        return None
 
 
 def _invalid(insn: Instruction, what: str = "") -> str:
@@ -131,20 +120,10 @@ def _stx(insn: Instruction) -> str:
         return f"*({size} *)(r{d} {off:+d}) = r{s}"
     if mode != 0xC0:
         return _invalid(insn, f"mode 0x{mode:02x}")
-    bits = "64" if code & 0x18 == 0x18 else ""
-    if imm in _ATOMIC_LOCK:
-        return f"lock *({size} *)(r{d} {off:+d}) {_ATOMIC_LOCK[imm]} r{s}"
-    if imm in _ATOMIC_FETCH:
-        return f"r{s} = atomic{bits}_fetch_{_ATOMIC_FETCH[imm]}(({size} *)(r{d} {off:+d}), r{s})"
-    if imm == _CMPXCHG:
-        return f"r0 = atomic{bits}_cmpxchg(({size} *)(r{d} {off:+d}), r0, r{s})"
-    if imm == _XCHG:
-        return f"r{s} = atomic{bits}_xchg(({size} *)(r{d} {off:+d}), r{s})"
-    if imm == _LOAD_ACQ:
-        return f"r{d} = load_acquire(({size} *)(r{s} {off:+d}))"
-    if imm == _STORE_REL:
-        return f"store_release(({size} *)(r{d} {off:+d}), r{s})"
-    return _invalid(insn, f"atomic op 0x{imm & 0xFFFFFFFF:x}")
+    template = _ATOMIC.get(imm)
+    if template is None:
+        return _invalid(insn, f"atomic op 0x{imm & 0xFFFFFFFF:x}")
+    return template.format(size=size, d=d, s=s, off=off, bits="64" if code & 0x18 == 0x18 else "")
 
 
 def _ld_imm64(insn: Instruction, next_insn: Instruction | None) -> str:
@@ -154,18 +133,9 @@ def _ld_imm64(insn: Instruction, next_insn: Instruction | None) -> str:
     hi = next_insn.imm
     if src == 0:
         return f"r{d} = {((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF):#x}"
-    if src == 1:
-        return f"r{d} = map[fd:{imm}]"
-    if src == 2:
-        return f"r{d} = map_value[fd:{imm}]+{hi}"
-    if src == 3:
-        return f"r{d} = ksym[btf_id:{imm}]"
-    if src == 4:
-        return f"r{d} = func[pc{imm:+d}]"
-    if src == 5:
-        return f"r{d} = map[idx:{imm}]"
-    if src == 6:
-        return f"r{d} = map_value[idx:{imm}]+{hi}"
+    template = _LD_IMM64_SRC.get(src)
+    if template is not None:
+        return f"r{d} = " + template.format(imm=imm, hi=hi)
     return _invalid(insn, f"ld_imm64 src {src}")
 
 
@@ -205,13 +175,16 @@ def instruction_text(insn: Instruction, next_insn: Instruction | None = None,
     """The text of one instruction without index and opcode, e.g. ``r1 = 0``.
 
     ``next_insn`` is the following slot, needed for the high half of an ``ld_imm64``.
+
+    >>> instruction_text(Instruction(0x95))
+    'exit'
     """
     code = insn.code
     cls = code & 0x07
     if cls == 0x04 or cls == 0x07:
         return _alu(insn)
     if cls == 0x05 or cls == 0x06:
-        return _jmp(insn, helper_name or _default_helper_name())
+        return _jmp(insn, helper_name or _helper_name)
     mode = code & 0xE0
     if cls == 0x01:  # LDX
         table = _SIZE_U if mode == 0x60 else _SIZE_S if mode == 0x80 else None
@@ -239,23 +212,27 @@ def instruction_text(insn: Instruction, next_insn: Instruction | None = None,
 
 def format_instruction(insn: Instruction, index: int, next_insn: Instruction | None = None,
                        helper_name: HelperName | None = None) -> str:
-    """One verifier-log line: ``"{index}: ({code:02x}) {text}"``."""
+    """One verifier-log line: ``"{index}: ({code:02x}) {text}"``.
+
+    >>> format_instruction(Instruction(0xbf, dst=6, src=1), 3)
+    '3: (bf) r6 = r1'
+    """
     return f"{index}: ({insn.code & 0xFF:02x}) {instruction_text(insn, next_insn, helper_name)}"
 
 
 def disassemble(insns: Sequence[Instruction], *, helper_name: HelperName | None = None) -> str:
-    """The whole program, one line per instruction (``ld_imm64`` takes one line, two slots)."""
-    names = helper_name or _default_helper_name()
+    """The whole program, one line per instruction (``ld_imm64`` takes one line, two slots).
+
+    >>> print(disassemble([Instruction(0xb7), Instruction(0x95)]))
+    0: (b7) r0 = 0
+    1: (95) exit
+    """
+    names = helper_name or _helper_name
     lines = []
     n = len(insns)
     i = 0
     while i < n:
-        insn = insns[i]
-        if insn.code == 0x18:
-            nxt = insns[i + 1] if i + 1 < n else None
-            lines.append(format_instruction(insn, i, nxt, names))
-            i += 2
-            continue
-        lines.append(format_instruction(insn, i, None, names))
-        i += 1
+        wide = insns[i].code == 0x18  # ld_imm64: this slot and the next
+        lines.append(format_instruction(insns[i], i, insns[i + 1] if wide and i + 1 < n else None, names))
+        i += 2 if wide else 1
     return "\n".join(lines)

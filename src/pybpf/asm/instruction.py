@@ -58,6 +58,10 @@ class Instruction:
     ``code`` is the opcode byte, ``dst``/``src`` the 4-bit register fields,
     ``off`` a signed 16-bit and ``imm`` a signed 32-bit integer.  Values are
     stored as given; :meth:`encode` rejects those that do not fit.
+
+    >>> insn = Instruction(0xb7, dst=1, imm=42)
+    >>> str(insn), insn.is_jump
+    ('(b7) r1 = 42', False)
     """
 
     code: int
@@ -76,13 +80,17 @@ class Instruction:
     # -- encoding ----------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        """The 8 little-endian bytes of this slot; ``ValueError`` if a field does not fit."""
-        if (self.dst | self.src) & ~0xF:
-            raise ValueError(f"{self!r}: registers must be 0..15")
+        """The 8 little-endian bytes of this slot; ``ValueError`` if a field does not fit.
+
+        >>> Instruction(0x95).encode().hex()
+        '9500000000000000'
+        """
         try:
-            return _pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
+            if not (self.dst | self.src) & ~0xF:
+                return _pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
         except (struct.error, TypeError):
-            raise ValueError(_field_problem(self)) from None
+            pass
+        raise ValueError(_field_problem(self))
 
     @classmethod
     def decode(cls, buf: bytes | bytearray | memoryview, offset: int = 0) -> "Instruction":
@@ -182,6 +190,7 @@ class Instruction:
 
     @property
     def is_exit(self) -> bool:
+        """``exit``: return r0."""
         return self.code == _EXIT
 
     @property
@@ -211,13 +220,14 @@ class Instruction:
 
 
 def _field_problem(insn: Instruction) -> str:
-    for name, lo, hi in (("code", 0, 0xFF), ("off", -(1 << 15), (1 << 15) - 1),
+    for name, lo, hi in (("code", 0, 0xFF), ("dst", 0, 0xF), ("src", 0, 0xF), ("off", -(1 << 15), (1 << 15) - 1),
                          ("imm", -(1 << 31), (1 << 31) - 1)):
         value = getattr(insn, name)
         if not isinstance(value, int):
             return f"{insn!r}: {name} must be an int, not {type(value).__name__}"
         if not lo <= value <= hi:
-            return f"{insn!r}: {name}={value} does not fit ({lo}..{hi})"
+            what = "registers are " if name in ("dst", "src") else ""
+            return f"{insn!r}: {name}={value} does not fit ({what}{lo}..{hi})"
     return f"{insn!r}: cannot be encoded"
 
 
@@ -225,6 +235,9 @@ def decode_all(data: bytes | bytearray | memoryview) -> list[Instruction]:
     """Decode a whole instruction stream (an ELF section, a program's xlated insns).
 
     Raises :class:`~pybpf.errors.ObjectError` when the length is not a multiple of 8.
+
+    >>> decode_all(bytes.fromhex("b7000000000000009500000000000000"))[1].is_exit
+    True
     """
     size = len(data)
     if size % INSN_SIZE:
@@ -237,19 +250,27 @@ def decode_all(data: bytes | bytearray | memoryview) -> list[Instruction]:
 
 
 def encode_all(insns: Iterable[Instruction]) -> bytes:
-    """Encode instructions back to bytes; ``ValueError`` names the first bad slot."""
+    """Encode instructions back to bytes; ``ValueError`` names the first bad slot.
+
+    >>> encode_all([Instruction(0xb7), Instruction(0x95)]).hex()
+    'b7000000000000009500000000000000'
+    """
     insns = insns if isinstance(insns, (list, tuple)) else list(insns)
     try:
-        out = b"".join([_pack(i.code, (i.src << 4) | i.dst, i.off, i.imm) for i in insns])
-    except (struct.error, TypeError):
-        out = None
-    if out is None or any((i.dst | i.src) & ~0xF for i in insns):
-        for index, insn in enumerate(insns):
-            try:
-                insn.encode()
-            except ValueError as err:
-                raise ValueError(f"instruction {index}: {err}") from None
-    return out  # type: ignore[return-value]
+        if not any((i.dst | i.src) & ~0xF for i in insns):
+            return b"".join([_pack(i.code, (i.src << 4) | i.dst, i.off, i.imm) for i in insns])
+    except (struct.error, TypeError, AttributeError):
+        pass
+    # Something does not fit: find it and say where.
+    for index, insn in enumerate(insns):
+        if not isinstance(insn, Instruction):
+            raise TypeError(f"instruction {index} is a {type(insn).__name__}, not an Instruction "
+                            "(nested lists and labels go through assemble() first)")
+        try:
+            insn.encode()
+        except ValueError as err:
+            raise ValueError(f"instruction {index}: {err}") from None
+    return b"".join(insn.encode() for insn in insns)
 
 
 def _check_ld_imm64(insns: Sequence[Instruction], i: int) -> None:
@@ -260,13 +281,22 @@ def _check_ld_imm64(insns: Sequence[Instruction], i: int) -> None:
 
 
 def imm64(insns: Sequence[Instruction], i: int) -> int:
-    """The unsigned 64-bit constant of the ``ld_imm64`` at slot ``i``."""
+    """The unsigned 64-bit constant of the ``ld_imm64`` at slot ``i``.
+
+    >>> hex(imm64([Instruction(0x18, dst=1, imm=2), Instruction(0, imm=1)], 0))
+    '0x100000002'
+    """
     _check_ld_imm64(insns, i)
     return ((insns[i + 1].imm & 0xFFFFFFFF) << 32) | (insns[i].imm & 0xFFFFFFFF)
 
 
 def set_imm64(insns: Sequence[Instruction], i: int, value: int) -> None:
-    """Store ``value`` (signed or unsigned 64-bit) in the ``ld_imm64`` at slot ``i``."""
+    """Store ``value`` (signed or unsigned 64-bit) in the ``ld_imm64`` at slot ``i``.
+
+    >>> insns = [Instruction(0x18, dst=1), Instruction(0)]
+    >>> set_imm64(insns, 0, -1); (insns[0].imm, insns[1].imm)
+    (-1, -1)
+    """
     _check_ld_imm64(insns, i)
     if not -(1 << 63) <= value < (1 << 64):
         raise ValueError(f"ld_imm64 value {value:#x} does not fit 64 bits")

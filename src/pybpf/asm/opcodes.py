@@ -233,27 +233,47 @@ EXIT_OPCODE = JMP | EXIT   # 0x95
 
 
 def class_of(code: int) -> int:
-    """The class bits of an opcode (``BPF_CLASS``)."""
+    """The class bits of an opcode (``BPF_CLASS``).
+
+    >>> Class(class_of(0x85)).name
+    'JMP'
+    """
     return code & 0x07
 
 
 def op_of(code: int) -> int:
-    """The operation bits of an ALU/JMP opcode (``BPF_OP``)."""
+    """The operation bits of an ALU/JMP opcode (``BPF_OP``).
+
+    >>> JmpOp(op_of(0x85)).name
+    'CALL'
+    """
     return code & 0xF0
 
 
 def size_of(code: int) -> int:
-    """The size bits of a load/store opcode (``BPF_SIZE``)."""
+    """The size bits of a load/store opcode (``BPF_SIZE``).
+
+    >>> Size(size_of(0x79)).name
+    'DW'
+    """
     return code & 0x18
 
 
 def mode_of(code: int) -> int:
-    """The mode bits of a load/store opcode (``BPF_MODE``)."""
+    """The mode bits of a load/store opcode (``BPF_MODE``).
+
+    >>> Mode(mode_of(0x79)).name
+    'MEM'
+    """
     return code & 0xE0
 
 
 def source_of(code: int) -> int:
-    """The source bit of an ALU/JMP opcode (``BPF_SRC``)."""
+    """The source bit of an ALU/JMP opcode (``BPF_SRC``).
+
+    >>> Source(source_of(0xbf)).name
+    'X'
+    """
     return code & 0x08
 
 

@@ -1,7 +1,8 @@
 """BTF: the BPF Type Format — model, reader, writer, kernel BTF cache, value codec.
 
 - :mod:`pybpf.btf.types`: one slotted class per BTF kind (``Int``, ``Struct``,
-  ``Pointer``...), ``resolve``/``sizeof``/``alignof``/``type_name``.
+  ``Pointer``...); :mod:`pybpf.btf.typeinfo`: ``resolve``/``sizeof``/``alignof``/
+  ``type_name`` (also importable from ``types``).
 - :mod:`pybpf.btf.reader`: ``Spec.parse(blob)`` (lazy decoding, split BTF) and
   ``ExtInfo.parse(btf_ext, spec)`` (func_info, line_info, CO-RE relocations).
 - :mod:`pybpf.btf.writer`: ``encode(types)`` / ``Builder`` -> a blob for

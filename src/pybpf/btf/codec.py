@@ -67,6 +67,14 @@ class Codec:
     bytes (ValueError if shorter; extra bytes are ignored).  ``decode_from`` /
     ``encode_into`` work at an offset of a larger buffer.  ``record`` is the
     generated :class:`Record` subclass for structs, unions and datasecs.
+
+    >>> from pybpf.btf.types import Int, IntEncoding, Member, Struct
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> c = codec_for(Struct("point", 8, [Member("x", i32, 0), Member("y", i32, 32)]))
+    >>> c.size, c.decode(bytes([1, 0, 0, 0, 2, 0, 0, 0]))
+    (8, point(x=1, y=2))
+    >>> c.encode({"x": 3, "y": 4})
+    b'\\x03\\x00\\x00\\x00\\x04\\x00\\x00\\x00'
     """
 
     __slots__ = ("type", "size", "label", "decode", "encode", "_unpack", "_pack", "fmt", "post",
@@ -100,11 +108,13 @@ class Codec:
         self.encode = encode_
 
     def decode_from(self, buf: Any, offset: int = 0) -> Any:
+        """Decode the value at ``offset`` of ``buf`` (ValueError if the buffer is too short there)."""
         if offset < 0 or len(buf) < offset + self.size:
             raise ValueError(f"{self.label}: need {self.size} bytes at offset {offset}, buffer has {len(buf)}")
         return self._unpack(buf, offset)
 
     def encode_into(self, buf: bytearray, offset: int, value: Any) -> None:
+        """Encode ``value`` into ``buf`` at ``offset`` (ValueError if it does not fit there)."""
         if offset < 0 or len(buf) < offset + self.size:
             raise ValueError(f"{self.label}: need {self.size} bytes at offset {offset}, buffer has {len(buf)}")
         self._pack(buf, offset, value)
@@ -114,7 +124,12 @@ class Codec:
 
 
 def codec_for(t: Type) -> Codec:
-    """The codec of ``t`` (compiled on first use, then cached on the type)."""
+    """The codec of ``t`` (compiled on first use, then cached on the type).
+
+    >>> from pybpf.btf.types import Int
+    >>> codec_for(Int("unsigned int", 4)).decode(b"\\x2a\\x00\\x00\\x00")
+    42
+    """
     c = t._codec
     if c is None:
         c = _compile(t, set())
@@ -122,12 +137,22 @@ def codec_for(t: Type) -> Codec:
 
 
 def decode(t: Type, data: bytes | bytearray | memoryview) -> Any:
-    """Decode ``data`` as a value of type ``t``."""
+    """Decode ``data`` as a value of type ``t``.
+
+    >>> from pybpf.btf.types import Int, IntEncoding
+    >>> decode(Int("int", 4, IntEncoding.SIGNED), b"\\xff\\xff\\xff\\xff")
+    -1
+    """
     return codec_for(t).decode(data)
 
 
 def encode(t: Type, value: Any) -> bytes:
-    """Encode ``value`` as ``sizeof(t)`` bytes (TypeError if it does not fit)."""
+    """Encode ``value`` as ``sizeof(t)`` bytes (TypeError if it does not fit).
+
+    >>> from pybpf.btf.types import Int
+    >>> encode(Int("unsigned short", 2), 258)
+    b'\\x02\\x01'
+    """
     return codec_for(t).encode(value)
 
 
@@ -135,7 +160,13 @@ def encode(t: Type, value: Any) -> bytes:
 
 
 class Record:
-    """Base of the generated per-type value classes (see the module docstring)."""
+    """Base of the generated per-type value classes (see the module docstring).
+
+    >>> from pybpf.btf.types import Int, Member, Struct
+    >>> Point = codec_for(Struct("point", 8, [Member("x", Int("int", 4)), Member("y", Int("int", 4), 32)])).record
+    >>> Point(1, y=2)._asdict()
+    {'x': 1, 'y': 2}
+    """
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()

@@ -88,6 +88,10 @@ class CoreResult:
     ``target_type_id`` the matched root type's id there.  ``reason`` says
     why nothing matched (set for poisoned instructions and for zeros produced
     because the thing does not exist).
+
+    >>> results = apply_relocations(insns, ext.core_relos[sec], local_spec, section=sec)  # doctest: +SKIP
+    >>> print(results[0])                                                                 # doctest: +SKIP
+    #0 insn 0 FIELD_BYTE_OFFSET task_struct.pid: 0 -> 1264 (vmlinux)
     """
 
     index: int
@@ -335,7 +339,12 @@ def _kind_word(t: Type) -> str:
 
 
 def is_poison(insn: Instruction) -> bool:
-    """Whether ``insn`` is an instruction poisoned by a failed CO-RE relocation."""
+    """Whether ``insn`` is an instruction poisoned by a failed CO-RE relocation.
+
+    >>> from pybpf.asm import builder as b
+    >>> is_poison(b.call_helper(POISON_HELPER_ID)), is_poison(b.exit_())
+    (True, False)
+    """
     return insn.code == _CALL and insn.src == 0 and insn.imm == POISON_HELPER_ID
 
 
@@ -439,6 +448,14 @@ def apply_relocations(insns: list[Instruction], relos: Sequence[CoreRelo], local
     vmlinux then module BTF).  Returns one :class:`CoreResult` per
     relocation, in order.  Raises :class:`~pybpf.errors.ObjectError` for a
     malformed or ambiguous relocation; then no instruction is changed.
+
+    >>> from pybpf.asm import builder as b, opcodes as op
+    >>> from pybpf.btf import BTFKind, CoreRelo, Int, IntEncoding, Member, Struct, encode_btf, kernel_spec
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", Int("int", 4, IntEncoding.SIGNED))])]))
+    >>> insns = [b.ldx_mem(op.W, 0, 1, 0), b.exit_()]             # r0 = task->pid
+    >>> [r] = apply_relocations(insns, [CoreRelo(0, 1, "0:0", CoreRelocKind.FIELD_BYTE_OFFSET)], local)
+    >>> insns[0].off == kernel_spec().find("task_struct", BTFKind.STRUCT).member("pid").offset == r.value
+    True
     """
     label = "kernel BTF" if target is None else "target BTF"
     plans: list[tuple[int, _Outcome, bool, CoreResult]] = []
@@ -488,6 +505,9 @@ def explain_poison(insn_index: int, results: Sequence[CoreResult]) -> str | None
     ``insn_index`` counts slots in the section the results came from; a
     loader that places the section at slot ``base`` of the final program
     passes ``verifier_index - base``.
+
+    >>> explain_poison(0, results)            # doctest: +SKIP
+    'CO-RE relocation failed: field task_struct.no_such_field not found in kernel BTF'
     """
     for r in results:
         if r.poisoned and r.insn <= insn_index < r.insn + r.slots:

@@ -81,6 +81,9 @@ class Accessor:
     ``type`` is the element type and ``name`` is None; for an enumerator,
     ``type`` is the enum and ``name`` the enumerator's name.  Types are
     resolved (no typedefs or qualifiers).
+
+    >>> Accessor(Struct("task_struct", 4, []), 0, "pid").name
+    'pid'
     """
 
     type: Type
@@ -90,7 +93,15 @@ class Accessor:
 
 @dataclass(slots=True)
 class AccessSpec:
-    """A relocation's access in one BTF: root, accessors, raw indexes, bit offset."""
+    """A relocation's access in one BTF: root, accessors, raw indexes, bit offset.
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> spec = parse_access(local, local.type_by_id(1), CoreRelocKind.FIELD_BYTE_OFFSET, "0:0")
+    >>> describe(spec), spec.raw
+    ('task_struct.pid', [0, 0])
+    """
 
     spec: Spec
     root: Type
@@ -104,6 +115,12 @@ class Candidate(NamedTuple):
     """A target type that may correspond to a local root type.
 
     ``origin`` is "vmlinux", a module's name, or "target" for a spec passed by the caller.
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> [(c.origin, c.type.name) for c in find_candidates(local.type_by_id(1), None)]
+    [('vmlinux', 'task_struct')]
     """
 
     origin: str
@@ -136,7 +153,14 @@ def _parse_indexes(access_str: str) -> list[int]:
 
 
 def parse_access(spec: Spec, root: Type, kind: CoreRelocKind, access_str: str) -> AccessSpec:
-    """Build the local :class:`AccessSpec` of a relocation (ObjectError if it is malformed)."""
+    """Build the local :class:`AccessSpec` of a relocation (ObjectError if it is malformed).
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> [a.name for a in parse_access(local, local.type_by_id(1), CoreRelocKind.FIELD_EXISTS, "0:0").accessors]
+    [None, 'pid']
+    """
     out = AccessSpec(spec, root, kind)
     if kind in TYPE_KINDS:
         if access_str != "0":
@@ -184,7 +208,14 @@ def parse_access(spec: Spec, root: Type, kind: CoreRelocKind, access_str: str) -
 
 
 def describe(spec: AccessSpec) -> str:
-    """A C-like path of the access: ``task_struct.real_parent``, ``pid_type::PIDTYPE_TGID``, ``struct foo``."""
+    """A C-like path of the access: ``task_struct.real_parent``, ``pid_type::PIDTYPE_TGID``, ``struct foo``.
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> describe(parse_access(local, local.type_by_id(1), CoreRelocKind.FIELD_BYTE_OFFSET, "0:0"))
+    'task_struct.pid'
+    """
     root = resolve(spec.root) if spec.kind not in TYPE_KINDS else spec.root
     if spec.kind in TYPE_KINDS:
         return type_name(root)
@@ -221,7 +252,10 @@ def _by_essential_name(spec: Spec, name: str, include_base: bool) -> list[Type]:
 
 
 def clear_candidate_cache() -> None:
-    """Forget the cached name look-ups (they go away with their spec anyway)."""
+    """Forget the cached name look-ups (they go away with their spec anyway).
+
+    >>> clear_candidate_cache()      # after kernel_spec() was cleared, or modules came and went
+    """
     with _cache_lock:
         _name_cache.clear()
 
@@ -231,6 +265,12 @@ def find_candidates(local: Type, target: Spec | None) -> list[Candidate]:
 
     ``target=None`` searches the running kernel: vmlinux first, then, only if
     vmlinux has no candidate, the BTF of every loaded module (Linux 5.11).
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> [c.origin for c in find_candidates(local.type_by_id(1), None)]     # None: the running kernel
+    ['vmlinux']
     """
     name = essential_name(local.name)
     if target is not None:
@@ -313,7 +353,16 @@ def _match_member(name: str, local_type: Type, holder: Type, out: AccessSpec,
 
 
 def match_field(local: AccessSpec, cand: Candidate) -> tuple[AccessSpec | None, str]:
-    """The target spec of a field access on ``cand``, or (None, why it does not fit)."""
+    """The target spec of a field access on ``cand``, or (None, why it does not fit).
+
+    >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> local = Spec.parse(encode_btf([Struct("task_struct", 4, [Member("pid", i32)])]))
+    >>> spec = parse_access(local, local.type_by_id(1), CoreRelocKind.FIELD_BYTE_OFFSET, "0:0")
+    >>> target, why = match_field(spec, find_candidates(local.type_by_id(1), None)[0])
+    >>> target.bit_offset % 8, why
+    (0, '')
+    """
     out = AccessSpec(cand.spec, cand.type, local.kind)
     cur: Type = cand.type
     why: list[str] = []
@@ -347,7 +396,15 @@ def match_field(local: AccessSpec, cand: Candidate) -> tuple[AccessSpec | None, 
 
 
 def match_enumval(local: AccessSpec, cand: Candidate) -> tuple[AccessSpec | None, str]:
-    """The target spec of an enumerator (matched by essential name), or (None, why)."""
+    """The target spec of an enumerator (matched by essential name), or (None, why).
+
+    >>> from pybpf.btf import Enum, encode_btf
+    >>> local = Spec.parse(encode_btf([Enum("bpf_map_type", 4, [("BPF_MAP_TYPE_RINGBUF", 0)])]))
+    >>> spec = parse_access(local, local.type_by_id(1), CoreRelocKind.ENUMVAL_VALUE, "0")
+    >>> target, why = match_enumval(spec, find_candidates(local.type_by_id(1), None)[0])
+    >>> target.accessors[0].type.value("BPF_MAP_TYPE_RINGBUF")
+    27
+    """
     targ = resolve(cand.type)
     if not isinstance(targ, Enum):
         return None, f"{type_name(targ)} is not an enum"
@@ -369,6 +426,12 @@ def types_are_compat(local: Type, targ: Type, level: int = _MAX_DEPTH) -> bool:
     pointers and arrays compare what they point to / hold; integers match
     unless one is an old-style bitfield integer; function prototypes need as
     many parameters, each compatible, and a compatible return type.
+
+    >>> from pybpf.btf import Int, IntEncoding, Pointer
+    >>> types_are_compat(Int("int", 4, IntEncoding.SIGNED), Int("long", 8, IntEncoding.SIGNED))
+    True
+    >>> types_are_compat(Int("int", 4), Pointer(Int("int", 4)))
+    False
     """
     if not _kinds_compat(local, targ):
         return False
@@ -422,6 +485,12 @@ def types_match(local: Type, targ: Type, behind_ptr: bool = False, level: int = 
     structs/unions every local member present by name with a matching type
     (names and kinds only once behind a pointer), function prototypes the
     same parameter count with matching parameters and return type.
+
+    >>> from pybpf.btf import Int, IntEncoding
+    >>> types_match(Int("int", 4, IntEncoding.SIGNED), Int("int", 4, IntEncoding.SIGNED))
+    True
+    >>> types_match(Int("int", 4, IntEncoding.SIGNED), Int("unsigned int", 4))
+    False
     """
     if level <= 0:
         raise ObjectError(f"type nesting deeper than {_MAX_DEPTH} levels in {type_name(local)}")

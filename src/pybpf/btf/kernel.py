@@ -43,7 +43,11 @@ def _read(path: Path) -> bytes:
 
 
 def kernel_spec() -> Spec:
-    """vmlinux BTF, parsed on first use and cached (NotSupportedError if the kernel has none)."""
+    """vmlinux BTF, parsed on first use and cached (NotSupportedError if the kernel has none).
+
+    >>> kernel_spec().find("task_struct", BTFKind.STRUCT).name
+    'task_struct'
+    """
     spec = _vmlinux
     if spec is not None:
         return spec
@@ -70,7 +74,11 @@ def _load_vmlinux() -> Spec:
 
 
 def module_names() -> list[str]:
-    """Names of the loaded modules that have BTF, sorted."""
+    """Names of the loaded modules that have BTF, sorted.
+
+    >>> "vmlinux" in module_names()
+    False
+    """
     try:
         names = os.listdir(BTF_DIR)
     except FileNotFoundError:
@@ -79,7 +87,11 @@ def module_names() -> list[str]:
 
 
 def module_spec(name: str) -> Spec:
-    """Split BTF of kernel module ``name`` on top of :func:`kernel_spec`, cached."""
+    """Split BTF of kernel module ``name`` on top of :func:`kernel_spec`, cached.
+
+    >>> module_spec("nf_conntrack").first_id == len(kernel_spec())   # ids go on after vmlinux's  # doctest: +SKIP
+    True
+    """
     spec = _modules.get(name)
     if spec is not None:
         return spec
@@ -108,7 +120,11 @@ def module_spec(name: str) -> Spec:
 
 
 def find_in_kernel(name: str, kind: BTFKind | type | None = None) -> list[tuple[Spec, Type]]:
-    """Every type called ``name`` (of ``kind``) in vmlinux, then in each module's own types."""
+    """Every type called ``name`` (of ``kind``) in vmlinux, then in each module's own types.
+
+    >>> [(spec is kernel_spec(), t.name) for spec, t in find_in_kernel("task_struct", BTFKind.STRUCT)]
+    [(True, 'task_struct')]
+    """
     out: list[tuple[Spec, Type]] = []
     vmlinux = kernel_spec()
     out.extend((vmlinux, t) for t in vmlinux.types_by_name(name) if _matches(t, kind))
@@ -132,7 +148,11 @@ def _matches(t: Type, kind: BTFKind | type | None) -> bool:
 
 
 def clear_cache() -> None:
-    """Forget the parsed specs (after changing BTF_DIR, or when modules come and go)."""
+    """Forget the parsed specs (after changing BTF_DIR, or when modules come and go).
+
+    >>> clear_cache(); kernel_spec() is kernel_spec()    # parsed again, then cached
+    True
+    """
     global _vmlinux
     with _lock:
         _vmlinux = None

@@ -71,6 +71,26 @@ def _s32(v: int) -> int:
     return v - 0x100000000 if v & 0x80000000 else v
 
 
+def _header(data: bytes, what: str, min_len: int) -> tuple[str, int]:
+    """The byte order ("<" or ">") and header length of a BTF or .BTF.ext blob (ObjectError if bad)."""
+    if len(data) < 8:
+        raise ObjectError(f"{what}: truncated header ({len(data)} bytes) at byte 0")
+    if data[0] == 0x9F and data[1] == 0xEB:
+        order = "<"
+    elif data[0] == 0xEB and data[1] == 0x9F:
+        order = ">"
+    else:
+        raise ObjectError(f"{what}: bad magic {data[:2].hex()} at byte 0 (want {BTF_MAGIC:#x})")
+    if data[2] != 1:
+        raise ObjectError(f"{what}: unsupported version {data[2]} at byte 2")
+    hdr_len = struct.unpack_from(order + "I", data, 4)[0]
+    if hdr_len < min_len or len(data) < min_len:
+        raise ObjectError(f"{what}: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
+    if hdr_len > len(data):
+        raise ObjectError(f"{what}: header length {hdr_len} exceeds the {len(data)}-byte blob at byte 4")
+    return order, hdr_len
+
+
 # ---------------------------------------------------------------------- strings
 
 
@@ -81,6 +101,10 @@ class StringTable:
     :meth:`add` appends a string unless it is already present and returns its
     offset.  A split table (module BTF) continues the offsets of ``base``.
     Strings are decoded as UTF-8 with surrogateescape, so any bytes round-trip.
+
+    >>> t = StringTable(b"\\0int\\0")
+    >>> t[1], t.add("long"), t.add("int")
+    ('int', 5, 1)
     """
 
     __slots__ = ("_data", "base", "start", "_cache", "_index")
@@ -120,31 +144,29 @@ class StringTable:
         return s
 
     def get(self, off: int) -> str:
+        """The string at ``off`` (as ``table[off]``)."""
         return self[off]
 
     def offsets_of(self, s: str) -> list[int]:
         """Every offset (own and base) at which the string ``s`` can be read."""
         out = self.base.offsets_of(s) if self.base is not None else []
-        if not s:
-            return out
-        needle = s.encode("utf-8", "surrogateescape") + b"\0"
-        data = self._data
-        pos = data.find(needle)
-        while pos >= 0:
-            out.append(self.start + pos)
-            pos = data.find(needle, pos + 1)
+        if s:
+            out.extend(self._find(s.encode("utf-8", "surrogateescape") + b"\0"))
         return out
 
     def prefix_offsets(self, prefix: str) -> list[int]:
         """Offsets of the strings that start with ``prefix`` (own and base)."""
         out = self.base.prefix_offsets(prefix) if self.base is not None else []
-        needle = prefix.encode("utf-8", "surrogateescape")
+        out.extend(self._find(prefix.encode("utf-8", "surrogateescape")))
+        return out
+
+    def _find(self, needle: bytes) -> Iterator[int]:
+        """Offsets of every occurrence of ``needle`` in this table's own bytes (callers filter)."""
         data = self._data
         pos = data.find(needle)
         while pos >= 0:
-            out.append(self.start + pos)
+            yield self.start + pos
             pos = data.find(needle, pos + 1)
-        return out
 
     def add(self, s: str) -> int:
         """The offset of ``s``, appending it if neither this table nor its base holds it."""
@@ -178,6 +200,7 @@ class StringTable:
         return index
 
     def copy(self) -> "StringTable":
+        """An independent copy (adding to it leaves this table alone)."""
         return StringTable(bytes(self._data), self.base)
 
 
@@ -219,6 +242,12 @@ class Spec:
 
     ``types`` is indexed by type id (0 is void); for split BTF the ids below
     ``first_id`` belong to ``base``.  ``strings`` is the string section.
+
+    >>> from pybpf.btf.types import Int, IntEncoding
+    >>> from pybpf.btf.writer import encode
+    >>> spec = Spec.parse(encode([Int("int", 4, IntEncoding.SIGNED)]))
+    >>> len(spec), spec.find("int").size
+    (2, 4)
     """
 
     def __init__(self) -> None:
@@ -235,21 +264,7 @@ class Spec:
         return self
 
     def _init(self, data: bytes, base: "Spec | None") -> None:
-        if len(data) < 8:
-            raise ObjectError(f"BTF: truncated header ({len(data)} bytes) at byte 0")
-        if data[0] == 0x9F and data[1] == 0xEB:
-            order = "<"
-        elif data[0] == 0xEB and data[1] == 0x9F:
-            order = ">"
-        else:
-            raise ObjectError(f"BTF: bad magic {data[:2].hex()} at byte 0 (want {BTF_MAGIC:#x})")
-        if data[2] != 1:
-            raise ObjectError(f"BTF: unsupported version {data[2]} at byte 2")
-        hdr_len = struct.unpack_from(order + "I", data, 4)[0]
-        if hdr_len < _HEADER_LEN or len(data) < _HEADER_LEN:
-            raise ObjectError(f"BTF: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
-        if hdr_len > len(data):
-            raise ObjectError(f"BTF: header length {hdr_len} exceeds the {len(data)}-byte blob at byte 4")
+        order, hdr_len = _header(data, "BTF", _HEADER_LEN)
         type_off, type_len, str_off, str_len = struct.unpack_from(order + "IIII", data, 8)
         body = len(data) - hdr_len
         if type_off + type_len > body:
@@ -399,6 +414,26 @@ class Spec:
             if kind is None or (t.kind == kind if isinstance(kind, int) else isinstance(t, kind)):
                 return t
         return None
+
+    def raw_words(self) -> tuple[array, list[int]]:
+        """The type section as u32 words (host order) and the word index of each own type.
+
+        For loaders that fix records up before decoding them (an object's
+        DATASEC sizes and offsets); :meth:`forget` a type decoded before.
+        """
+        return self._words, self._offs
+
+    def forget(self, tid: int) -> None:
+        """Drop the decoded type ``tid``: the next :meth:`type_by_id` decodes its words again."""
+        local = tid - self.first_id
+        if 0 <= local < len(self._cache):
+            with self._lock:
+                self._cache[local] = None
+
+    def ids_by_kind(self, kind: int) -> list[int]:
+        """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
+        w = self._words
+        return [tid for tid, i in enumerate(self._offs, self.first_id) if w[i + 1] >> 24 & 31 == kind]
 
     def own_ids(self) -> range:
         """The ids of the types this blob defines (not the base's)."""
@@ -568,7 +603,11 @@ class Spec:
 
 
 class CoreRelocKind(enum.IntEnum):
-    """``enum bpf_core_relo_kind`` (CO-RE relocation kinds)."""
+    """``enum bpf_core_relo_kind`` (CO-RE relocation kinds).
+
+    >>> CoreRelocKind(0).name
+    'FIELD_BYTE_OFFSET'
+    """
 
     FIELD_BYTE_OFFSET = 0
     FIELD_BYTE_SIZE = 1
@@ -586,14 +625,22 @@ class CoreRelocKind(enum.IntEnum):
 
 
 class FuncInfo(NamedTuple):
-    """``bpf_func_info``: the function (FUNC ``type_id``) starting at byte ``insn_off`` of its section."""
+    """``bpf_func_info``: the function (FUNC ``type_id``) starting at byte ``insn_off`` of its section.
+
+    >>> FuncInfo(insn_off=0, type_id=5).insn_off // 8     # instruction index
+    0
+    """
 
     insn_off: int
     type_id: int
 
 
 class LineInfo(NamedTuple):
-    """``bpf_line_info``: source position of the instruction at byte ``insn_off``."""
+    """``bpf_line_info``: source position of the instruction at byte ``insn_off``.
+
+    >>> LineInfo(16, "prog.bpf.c", "return 0;", 12, 5).line_num
+    12
+    """
 
     insn_off: int
     file_name: str
@@ -603,7 +650,11 @@ class LineInfo(NamedTuple):
 
 
 class CoreRelo(NamedTuple):
-    """``bpf_core_relo``: instruction at byte ``insn_off`` needs ``kind`` for ``type_id``/``access_str``."""
+    """``bpf_core_relo``: instruction at byte ``insn_off`` needs ``kind`` for ``type_id``/``access_str``.
+
+    >>> CoreRelo(8, 3, "0:1", CoreRelocKind.FIELD_BYTE_OFFSET).access_str
+    '0:1'
+    """
 
     insn_off: int
     type_id: int
@@ -618,6 +669,10 @@ class ExtInfo:
     ("tracepoint/syscalls/sys_enter_getpid", ".text") to its records.  Every
     ``insn_off`` is in **bytes** from the start of that section, as in the
     file (the kernel's BPF_PROG_LOAD wants instruction indexes: divide by 8).
+
+    >>> ext = ExtInfo.parse(btf_ext_section, spec)          # doctest: +SKIP
+    >>> [r.line_num for r in ext.line_info[".text"]][:3]    # doctest: +SKIP
+    [10, 11, 13]
     """
 
     func_info: dict[str, list[FuncInfo]]
@@ -640,19 +695,7 @@ class ExtInfo:
     def parse(cls, data: bytes | bytearray | memoryview, spec: Spec) -> "ExtInfo":
         """Parse .BTF.ext ``data`` whose strings and type ids refer to ``spec``."""
         data = bytes(data)
-        if len(data) < 8:
-            raise ObjectError(f"BTF.ext: truncated header ({len(data)} bytes) at byte 0")
-        if data[0] == 0x9F and data[1] == 0xEB:
-            order = "<"
-        elif data[0] == 0xEB and data[1] == 0x9F:
-            order = ">"
-        else:
-            raise ObjectError(f"BTF.ext: bad magic {data[:2].hex()} at byte 0 (want {BTF_MAGIC:#x})")
-        if data[2] != 1:
-            raise ObjectError(f"BTF.ext: unsupported version {data[2]} at byte 2")
-        hdr_len = struct.unpack_from(order + "I", data, 4)[0]
-        if hdr_len < _EXT_HEADER_LEN or len(data) < _EXT_HEADER_LEN or hdr_len > len(data):
-            raise ObjectError(f"BTF.ext: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
+        order, hdr_len = _header(data, "BTF.ext", _EXT_HEADER_LEN)
         fi_off, fi_len, li_off, li_len = struct.unpack_from(order + "IIII", data, 8)
         cr_off = cr_len = 0
         if hdr_len >= _EXT_HEADER_LEN_CORE:

@@ -1,4 +1,4 @@
-"""The BTF type model: one small slotted class per BTF kind, plus helpers.
+"""The BTF type model: one small slotted class per BTF kind, plus helpers (:mod:`.typeinfo`).
 
 A parsed :class:`~pybpf.btf.reader.Spec` hands out these objects; the writer
 encodes them back and the loader and the language layer build them by hand.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, NamedTuple
 
-from pybpf.errors import ObjectError
 
 __all__ = [
     "BTFKind", "IntEncoding", "FuncLinkage", "VarLinkage", "POINTER_SIZE",
@@ -48,7 +47,11 @@ _MAX_CHAIN = 1024
 
 
 class BTFKind(enum.IntEnum):
-    """``BTF_KIND_*`` from include/uapi/linux/btf.h (with the Linux version that added each)."""
+    """``BTF_KIND_*`` from include/uapi/linux/btf.h (with the Linux version that added each).
+
+    >>> BTFKind(4).name, int(BTFKind.ENUM64)
+    ('STRUCT', 19)
+    """
 
     UNKNOWN = 0
     INT = 1
@@ -73,7 +76,11 @@ class BTFKind(enum.IntEnum):
 
 
 class IntEncoding(enum.IntFlag):
-    """``BTF_INT_*`` encoding bits of an INT (the kernel accepts at most one)."""
+    """``BTF_INT_*`` encoding bits of an INT (the kernel accepts at most one).
+
+    >>> Int("char", 1, IntEncoding.SIGNED | IntEncoding.CHAR).is_char
+    True
+    """
 
     NONE = 0
     SIGNED = 1
@@ -82,7 +89,11 @@ class IntEncoding(enum.IntFlag):
 
 
 class FuncLinkage(enum.IntEnum):
-    """``btf_func_linkage``: stored in the vlen bits of a FUNC."""
+    """``btf_func_linkage``: stored in the vlen bits of a FUNC.
+
+    >>> Func("main", FuncProto(VOID), FuncLinkage.GLOBAL).linkage.name
+    'GLOBAL'
+    """
 
     STATIC = 0
     GLOBAL = 1      # Linux 5.6 (older kernels need sanitize(): GLOBAL -> STATIC)
@@ -90,7 +101,11 @@ class FuncLinkage(enum.IntEnum):
 
 
 class VarLinkage(enum.IntEnum):
-    """Linkage of a VAR (``BTF_VAR_STATIC``, ``BTF_VAR_GLOBAL_ALLOCATED``, ``BTF_VAR_GLOBAL_EXTERN``)."""
+    """Linkage of a VAR (``BTF_VAR_STATIC``, ``BTF_VAR_GLOBAL_ALLOCATED``, ``BTF_VAR_GLOBAL_EXTERN``).
+
+    >>> Var("counter", Int("int", 4), VarLinkage.GLOBAL).linkage
+    <VarLinkage.GLOBAL: 1>
+    """
 
     STATIC = 0
     GLOBAL = 1
@@ -114,9 +129,10 @@ def _ref(slot: str, doc: str) -> property:
 
 
 def _ref_id(slot: str) -> property:
+    """A property giving the type id of a reference without decoding it."""
+
     def get(self: Any) -> int | None:
-        value = getattr(self, slot)
-        return value if value.__class__ is int else value.id
+        return _raw_id(getattr(self, slot))
 
     return property(get, doc=f"Type id of {slot[1:]} (None for a type built by hand), without decoding it.")
 
@@ -126,6 +142,9 @@ class Type:
 
     ``id`` is the type id in the spec the type was parsed from (None for a type
     built by hand), ``name`` is "" for anonymous types, ``kind`` a :class:`BTFKind`.
+
+    >>> t = Int("int", 4); t.kind.name, t.name, t.id
+    ('INT', 'int', None)
     """
 
     __slots__ = ("id", "name", "_spec", "_codec")
@@ -183,7 +202,11 @@ def _raw_id(value: Any) -> int | None:
 
 
 class Void(Type):
-    """The void type: type id 0 in every spec."""
+    """The void type: type id 0 in every spec.
+
+    >>> VOID.id, type_name(Pointer(VOID))
+    (0, 'void *')
+    """
 
     __slots__ = ()
     kind = BTFKind.UNKNOWN
@@ -204,6 +227,9 @@ class Int(Type):
     """An integer: ``Int("unsigned int", 4)``, ``Int("int", 4, IntEncoding.SIGNED)``.
 
     ``bits`` (default ``8 * size``) and ``offset`` describe old-style BTF bitfields.
+
+    >>> Int("int", 4, IntEncoding.SIGNED).signed
+    True
     """
 
     __slots__ = ("size", "encoding", "bits", "offset")
@@ -219,6 +245,7 @@ class Int(Type):
 
     @property
     def signed(self) -> bool:
+        """True for a signed integer (the SIGNED encoding bit)."""
         return bool(self.encoding & IntEncoding.SIGNED)
 
     @property
@@ -228,6 +255,7 @@ class Int(Type):
 
     @property
     def is_bool(self) -> bool:
+        """True for C's ``_Bool`` (the BOOL encoding bit)."""
         return bool(self.encoding & IntEncoding.BOOL)
 
     def _repr_extra(self) -> str:
@@ -235,7 +263,11 @@ class Int(Type):
 
 
 class Pointer(Type):
-    """A pointer to ``target`` (VOID for ``void *``)."""
+    """A pointer to ``target`` (VOID for ``void *``).
+
+    >>> type_name(Pointer(Int("char", 1)))
+    'char *'
+    """
 
     __slots__ = ("_target",)
     kind = BTFKind.PTR
@@ -251,7 +283,11 @@ class Pointer(Type):
 
 
 class Array(Type):
-    """``nelems`` elements of ``elem``; ``index_type`` is an INT (None: the writer adds one)."""
+    """``nelems`` elements of ``elem``; ``index_type`` is an INT (None: the writer adds one).
+
+    >>> a = Array(Int("int", 4), None, 16); a.nelems, sizeof(a), type_name(a, "buf")
+    (16, 64, 'int buf[16]')
+    """
 
     __slots__ = ("_elem", "_index_type", "nelems")
     kind = BTFKind.ARRAY
@@ -279,6 +315,9 @@ class Member:
     """A struct/union member; ``bit_offset`` from the start of the composite.
 
     ``bitfield_size`` is 0 for members that are not bitfields.
+
+    >>> Member("y", Int("int", 4), 32).offset
+    4
     """
 
     __slots__ = ("name", "_type", "bit_offset", "bitfield_size", "_spec")
@@ -298,6 +337,7 @@ class Member:
         return self.bit_offset // 8
 
     def copy(self) -> "Member":
+        """A copy referring to the same type."""
         new = Member(self.name, self._type, self.bit_offset, self.bitfield_size)
         new._spec = self._spec
         return new
@@ -308,7 +348,12 @@ class Member:
 
 
 class Composite(Type):
-    """Common base of :class:`Struct` and :class:`Union`."""
+    """Common base of :class:`Struct` and :class:`Union`.
+
+    >>> point = Struct("point", 8, [Member("x", Int("int", 4)), Member("y", Int("int", 4), 32)])
+    >>> point.member("y").offset, [m.name for m in point.members]
+    (4, ['x', 'y'])
+    """
 
     __slots__ = ("size", "members")
 
@@ -335,22 +380,44 @@ class Composite(Type):
 
 
 class Struct(Composite):
+    """A C struct: ``Struct("point", 8, [Member("x", s32, 0), Member("y", s32, 32)])``.
+
+    >>> sizeof(Struct("point", 8, [Member("x", Int("int", 4)), Member("y", Int("int", 4), 32)]))
+    8
+    """
+
     __slots__ = ()
     kind = BTFKind.STRUCT
 
 
 class Union(Composite):
+    """A C union; members usually all at bit offset 0: ``Union("u", 8, [Member("i", s32), Member("l", s64)])``.
+
+    >>> type_name(Union("", 8, []))
+    'union (anon)'
+    """
+
     __slots__ = ()
     kind = BTFKind.UNION
 
 
 class EnumValue(NamedTuple):
+    """One enumerator of an :class:`Enum`: ``EnumValue("RED", 0)``.
+
+    >>> Enum("color", 4, [("RED", 0)]).values[0]
+    EnumValue(name='RED', value=0)
+    """
+
     name: str
     value: int
 
 
 class Enum(Type):
-    """An enum of ``size`` bytes with ``values`` [(name, int)]; ``signed`` is the kind flag."""
+    """An enum of ``size`` bytes with ``values`` [(name, int)]; ``signed`` is the kind flag.
+
+    >>> Enum("color", 4, [("RED", 0), ("GREEN", 1)]).value("GREEN")
+    1
+    """
 
     __slots__ = ("size", "values", "signed")
     kind = BTFKind.ENUM
@@ -377,7 +444,11 @@ class Enum(Type):
 
 
 class Enum64(Enum):
-    """An enum with 64-bit values (Linux 6.0)."""
+    """An enum with 64-bit values (Linux 6.0).
+
+    >>> Enum64("big", 8, [("HUGE", 1 << 40)]).value("HUGE")
+    1099511627776
+    """
 
     __slots__ = ()
     kind = BTFKind.ENUM64
@@ -388,7 +459,11 @@ class Enum64(Enum):
 
 
 class Fwd(Type):
-    """A forward declaration of a struct (or a union when ``is_union``)."""
+    """A forward declaration of a struct (or a union when ``is_union``).
+
+    >>> type_name(Fwd("sock"))
+    'struct sock'
+    """
 
     __slots__ = ("is_union",)
     kind = BTFKind.FWD
@@ -399,6 +474,12 @@ class Fwd(Type):
 
 
 class Typedef(Type):
+    """``typedef type name``: ``Typedef("u32", Int("unsigned int", 4))``.
+
+    >>> type_name(Typedef("u32", Int("unsigned int", 4)), "x")
+    'u32 x'
+    """
+
     __slots__ = ("_type",)
     kind = BTFKind.TYPEDEF
     type = _ref("_type", "The aliased type.")
@@ -413,7 +494,11 @@ class Typedef(Type):
 
 
 class Qualifier(Type):
-    """Base of :class:`Volatile`, :class:`Const`, :class:`Restrict` and :class:`TypeTag`."""
+    """Base of :class:`Volatile`, :class:`Const`, :class:`Restrict` and :class:`TypeTag`.
+
+    >>> type_name(Const(Int("char", 1)))
+    'const char'
+    """
 
     __slots__ = ("_type",)
     type = _ref("_type", "The qualified type.")
@@ -428,16 +513,34 @@ class Qualifier(Type):
 
 
 class Volatile(Qualifier):
+    """``volatile type``: ``Volatile(s32)``.
+
+    >>> type_name(Volatile(Int("int", 4)))
+    'volatile int'
+    """
+
     __slots__ = ()
     kind = BTFKind.VOLATILE
 
 
 class Const(Qualifier):
+    """``const type``: ``Const(Int("char", 1))``.
+
+    >>> type_name(Pointer(Const(Int("char", 1))))
+    'const char *'
+    """
+
     __slots__ = ()
     kind = BTFKind.CONST
 
 
 class Restrict(Qualifier):
+    """``type restrict`` (of a pointer): ``Restrict(Pointer(s32))``.
+
+    >>> type_name(Restrict(Pointer(Int("int", 4))), "p")
+    'int *restrict p'
+    """
+
     __slots__ = ()
     kind = BTFKind.RESTRICT
 
@@ -447,6 +550,9 @@ class TypeTag(Qualifier):
 
     ``attribute`` is the kind flag (Linux 6.13): the tag is a whole C attribute
     such as ``address_space(1)`` rather than a btf_type_tag string.
+
+    >>> type_name(Pointer(TypeTag(Int("int", 4), "user")))
+    'int __attribute__((btf_type_tag("user"))) *'
     """
 
     __slots__ = ("attribute",)
@@ -458,7 +564,11 @@ class TypeTag(Qualifier):
 
 
 class Param:
-    """A function parameter; iterates as ``(name, type)``. Variadic: name "" and VOID."""
+    """A function parameter; iterates as ``(name, type)``. Variadic: name "" and VOID.
+
+    >>> name, t = Param("ctx", Pointer(VOID)); name
+    'ctx'
+    """
 
     __slots__ = ("name", "_type", "_spec")
     type = _ref("_type", "The parameter's type.")
@@ -473,6 +583,7 @@ class Param:
         return iter((self.name, self.type))
 
     def copy(self) -> "Param":
+        """A copy referring to the same type."""
         new = Param(self.name, self._type)
         new._spec = self._spec
         return new
@@ -482,7 +593,11 @@ class Param:
 
 
 class FuncProto(Type):
-    """A function signature: ``FuncProto(ret, [("x", int_t), ...])``."""
+    """A function signature: ``FuncProto(ret, [("x", int_t), ...])``.
+
+    >>> type_name(FuncProto(Int("int", 4), [("a", Int("long", 8))]), "f")
+    'int f(long a)'
+    """
 
     __slots__ = ("_ret", "params")
     kind = BTFKind.FUNC_PROTO
@@ -505,7 +620,11 @@ class FuncProto(Type):
 
 
 class Func(Type):
-    """A function (a BPF program or subprogram, or a kernel function)."""
+    """A function (a BPF program or subprogram, or a kernel function).
+
+    >>> type_name(Func("main", FuncProto(Int("int", 4), [("ctx", Pointer(VOID))])))
+    'int main(void *ctx)'
+    """
 
     __slots__ = ("_proto", "linkage")
     kind = BTFKind.FUNC
@@ -522,7 +641,11 @@ class Func(Type):
 
 
 class Var(Type):
-    """A global variable (a member of a :class:`Datasec`)."""
+    """A global variable (a member of a :class:`Datasec`).
+
+    >>> type_name(Var("counter", Int("int", 4)))
+    'int counter'
+    """
 
     __slots__ = ("_type", "linkage")
     kind = BTFKind.VAR
@@ -539,7 +662,11 @@ class Var(Type):
 
 
 class VarSecinfo:
-    """Where a VAR lives in its section: byte ``offset`` and ``size``."""
+    """Where a VAR lives in its section: byte ``offset`` and ``size``.
+
+    >>> VarSecinfo(Var("counter", Int("int", 4)), 0, 4).size
+    4
+    """
 
     __slots__ = ("_var", "offset", "size", "_spec")
     var = _ref("_var", "The Var.")
@@ -552,6 +679,7 @@ class VarSecinfo:
         self._spec: Any = None
 
     def copy(self) -> "VarSecinfo":
+        """A copy referring to the same variable."""
         new = VarSecinfo(self._var, self.offset, self.size)
         new._spec = self._spec
         return new
@@ -565,6 +693,10 @@ class Datasec(Type):
 
     clang leaves ``size`` and the var offsets 0; the loader fills them from the
     ELF with :meth:`fixup` (or by setting ``size`` and ``vars[i].offset``).
+
+    >>> counter = Var("counter", Int("int", 4), VarLinkage.GLOBAL)
+    >>> sec = Datasec(".bss", 4, [VarSecinfo(counter, 0, 4)]); sec.vars[0].var.name
+    'counter'
     """
 
     __slots__ = ("size", "vars")
@@ -598,7 +730,11 @@ class Datasec(Type):
 
 
 class Float(Type):
-    """A floating point type of 2, 4, 8, 12 or 16 bytes (Linux 5.13)."""
+    """A floating point type of 2, 4, 8, 12 or 16 bytes (Linux 5.13).
+
+    >>> sizeof(Float("double", 8))
+    8
+    """
 
     __slots__ = ("size",)
     kind = BTFKind.FLOAT
@@ -609,7 +745,11 @@ class Float(Type):
 
 
 class DeclTag(Type):
-    """``btf_decl_tag("name")`` on ``type`` or on its member/param ``component_idx`` (-1: on the type)."""
+    """``btf_decl_tag("name")`` on ``type`` or on its member/param ``component_idx`` (-1: on the type).
+
+    >>> DeclTag("kfunc", Func("f", FuncProto(VOID))).component_idx      # -1: the whole declaration
+    -1
+    """
 
     __slots__ = ("_type", "component_idx", "attribute")
     kind = BTFKind.DECL_TAG
@@ -626,192 +766,7 @@ class DeclTag(Type):
         return [(self, "type")]
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def resolve(t: Type) -> Type:
-    """Skip typedefs, const, volatile, restrict and type tags."""
-    for _ in range(_MAX_CHAIN):
-        if not isinstance(t, (Typedef, Qualifier)):
-            return t
-        t = t.type
-    raise ObjectError(f"type chain through typedefs/qualifiers is too long or cyclic (at {t!r})")
-
-
-def sizeof(t: Type) -> int:
-    """Size in bytes of a value of type ``t`` (ObjectError for void, functions, fwd)."""
-    mult = 1
-    orig = t
-    for _ in range(_MAX_CHAIN):
-        if isinstance(t, (Int, Enum, Composite, Float, Datasec)):
-            return mult * t.size
-        if isinstance(t, Pointer):
-            return mult * POINTER_SIZE
-        if isinstance(t, Array):
-            mult *= t.nelems
-            t = t.elem
-        elif isinstance(t, (Typedef, Qualifier, Var)):
-            t = t.type
-        else:
-            raise ObjectError(f"{type_name(orig)}: type has no size ({t.kind.name})")
-    raise ObjectError(f"{orig!r}: type chain is too long or cyclic")
-
-
-def alignof(t: Type) -> int:
-    """Alignment in bytes, computed the way libbpf's btf__align_of does (packed structs: 1)."""
-    return _alignof(t, 0)
-
-
-def _alignof(t: Type, depth: int) -> int:
-    if depth > _MAX_CHAIN:
-        raise ObjectError(f"{t!r}: type chain is too long or cyclic")
-    t = resolve(t)
-    if isinstance(t, (Int, Enum, Float)):
-        return max(1, min(POINTER_SIZE, t.size))
-    if isinstance(t, Pointer):
-        return POINTER_SIZE
-    if isinstance(t, Array):
-        return _alignof(t.elem, depth + 1)
-    if isinstance(t, Var):
-        return _alignof(t.type, depth + 1)
-    if isinstance(t, Composite):
-        best = 1
-        for m in t.members:
-            a = _alignof(m.type, depth + 1)
-            if not m.bitfield_size and m.bit_offset % (8 * a):
-                return 1        # a member off its natural alignment: packed
-            best = max(best, a)
-        if t.size % best:
-            return 1
-        return best
-    raise ObjectError(f"{type_name(t)}: type has no alignment ({t.kind.name})")
-
-
-def essential_name(name: str) -> str:
-    """``name`` without a CO-RE flavor suffix: "task_struct___old" -> "task_struct"."""
-    i = len(name) - 5
-    while i >= 0:
-        if (name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_"):
-            return name[:i + 1]
-        i -= 1
-    return name
-
-
-def _base_name(t: Type) -> str:
-    if isinstance(t, Void):
-        return "void"
-    if isinstance(t, Struct):
-        return f"struct {t.name or '(anon)'}"
-    if isinstance(t, Union):
-        return f"union {t.name or '(anon)'}"
-    if isinstance(t, Enum):
-        return f"enum {t.name or '(anon)'}"
-    if isinstance(t, Fwd):
-        return f"{'union' if t.is_union else 'struct'} {t.name}"
-    if isinstance(t, Datasec):
-        return f"SEC(\"{t.name}\")"
-    if isinstance(t, DeclTag):
-        return f"btf_decl_tag(\"{t.name}\")"
-    return t.name or f"({t.kind.name.lower()})"
-
-
-def type_name(t: Type, name: str = "") -> str:
-    """A C declaration of ``name`` with type ``t``; with no name, the C type name.
-
-    >>> type_name(Pointer(Struct("task_struct", 0)))
-    'struct task_struct *'
-
-    Never loops: a cyclic chain (only possible in malformed BTF) prints as "(cycle)".
-    """
-    return _type_name(t, name, 0)
-
-
-def _type_name(t: Type, name: str, depth: int) -> str:
-    if depth > 16:
-        return "..."
-    decl = name
-    quals: list[str] = []
-    tags: list[str] = []
-    for _ in range(_MAX_CHAIN):
-        if isinstance(t, Func):
-            decl = t.name if not decl else decl
-            t = t.proto
-            continue
-        if isinstance(t, Var):
-            decl = decl or t.name
-            t = t.type
-            continue
-        if isinstance(t, (Const, Volatile, Restrict)):
-            quals.append(t.kind.name.lower())
-            t = t.type
-            continue
-        if isinstance(t, TypeTag):
-            tags.append(t.name if t.attribute else f"btf_type_tag(\"{t.name}\")")
-            t = t.type
-            continue
-        if isinstance(t, Pointer):
-            q = " ".join(quals + [f"__attribute__(({tag}))" for tag in tags])
-            decl = "*" + (q + (" " if decl else "") if q else "") + decl
-            quals, tags = [], []
-            t = t.target
-            continue
-        if isinstance(t, Array):
-            if decl.startswith("*"):
-                decl = f"({decl})"
-            decl = f"{decl}[{t.nelems}]"
-            t = t.elem
-            continue
-        if isinstance(t, FuncProto):
-            if decl.startswith("*"):
-                decl = f"({decl})"
-            params = []
-            for p in t.params:
-                pt = p.type
-                params.append("..." if isinstance(pt, Void) and not p.name
-                              else _type_name(pt, p.name, depth + 1))
-            decl = f"{decl}({', '.join(params) or 'void'})"
-            t = t.ret
-            continue
-        base = " ".join([*quals, _base_name(t), *(f"__attribute__(({tag}))" for tag in tags)])
-        if not decl:
-            return base
-        return base + ("" if decl.startswith("[") else " ") + decl
-    return f"(cycle) {decl}".rstrip()
-
-
-def shallow_key(t: Type) -> tuple:
-    """A hashable description of ``t`` with references as type ids.
-
-    Two types from specs in the same id order describe the same BTF when their
-    keys are equal; used to compare a spec with its re-encoded copy.
-    """
-    key: list[Any] = [int(t.kind), t.name]
-    if isinstance(t, Int):
-        key += [t.size, int(t.encoding), t.bits, t.offset]
-    elif isinstance(t, Array):
-        key += [t.elem_id, t.index_type_id, t.nelems]
-    elif isinstance(t, Composite):
-        key += [t.size, tuple((m.name, m.type_id, m.bit_offset, m.bitfield_size) for m in t.members)]
-    elif isinstance(t, Enum):
-        key += [t.size, t.signed, tuple(t.values)]
-    elif isinstance(t, Fwd):
-        key.append(t.is_union)
-    elif isinstance(t, Func):
-        key += [t.proto_id, int(t.linkage)]
-    elif isinstance(t, FuncProto):
-        key += [t.ret_id, tuple((p.name, p.type_id) for p in t.params)]
-    elif isinstance(t, Var):
-        key += [t.type_id, int(t.linkage)]
-    elif isinstance(t, Datasec):
-        key += [t.size, tuple((v.var_id, v.offset, v.size) for v in t.vars)]
-    elif isinstance(t, Float):
-        key.append(t.size)
-    elif isinstance(t, DeclTag):
-        key += [t.type_id, t.component_idx, t.attribute]
-    elif isinstance(t, TypeTag):
-        key += [t.type_id, t.attribute]
-    elif isinstance(t, Pointer):
-        key.append(t.target_id)
-    elif isinstance(t, (Typedef, Qualifier)):
-        key.append(t.type_id)
-    return tuple(key)
+# The helpers live in typeinfo (imported last: they need the classes above) and are part of this API.
+from pybpf.btf.typeinfo import (  # noqa: E402
+    alignof, essential_name, resolve, shallow_key, sizeof, type_name,
+)

@@ -57,6 +57,14 @@ class Builder:
     ``strings`` (extended in place) starts the string section; ``base`` makes
     split BTF whose ids continue after the base's (types of ``base`` are
     referred to by their ids and not written).
+
+    >>> from pybpf.btf.types import FuncLinkage, Func, FuncProto, Int, IntEncoding
+    >>> i32 = Int("int", 4, IntEncoding.SIGNED)
+    >>> b = Builder()
+    >>> b.add(Func("main", FuncProto(i32, [("ctx", i32)]), FuncLinkage.GLOBAL))
+    1
+    >>> blob = b.encode(); b.id_of(i32)
+    3
     """
 
     def __init__(self, *, strings: StringTable | None = None, base: Spec | None = None,
@@ -119,7 +127,14 @@ class Builder:
             i += 1
 
     def encode(self) -> bytes:
-        """The BTF blob: header, type section, string section (in that order, as the kernel wants)."""
+        """The BTF blob: header, type section, string section (in that order, as the kernel wants).
+
+        >>> from pybpf.btf.types import Int
+        >>> b = Builder(); b.add(Int("unsigned int", 4))
+        1
+        >>> len(b.encode())      # 24-byte header, one 16-byte INT, "\\0unsigned int\\0"
+        54
+        """
         self._close()
         words = array(_U32)
         for t in self._types:
@@ -220,6 +235,10 @@ def encode(types: Iterable[Type], *, strings: StringTable | None = None, base: S
     The n-th non-void type gets id n (after the base's for split BTF);
     referenced types missing from ``types`` are appended after them.
     ``strings`` is used and extended in place when given.
+
+    >>> from pybpf.btf.types import Int
+    >>> Spec.parse(encode([Int("unsigned int", 4)])).find("unsigned int").size
+    4
     """
     b = Builder(strings=strings, base=base, byteorder=byteorder)
     for t in types:
@@ -251,6 +270,10 @@ def sanitize(spec: Spec | Sequence[Type], supported: Collection[BTFKind], *,
     - ``qmark_datasec=False`` (before 5.19): DATASEC '?name' -> '_name'
 
     The loader fixes DATASEC sizes and offsets (:meth:`Datasec.fixup`) before this.
+
+    >>> from pybpf.btf.types import Float
+    >>> [type(t).__name__ for t in sanitize([Float("float", 4)], set(BTFKind) - {BTFKind.FLOAT})]
+    ['Void', 'Struct']
     """
     src: list[Type] = list(spec.types) if isinstance(spec, Spec) else list(spec)
     if not src or not isinstance(src[0], Void):
@@ -306,6 +329,11 @@ def encode_ext(ext: ExtInfo, strings: StringTable, *, byteorder: str = "little")
     """Encode ``ext`` as a .BTF.ext section; its strings are added to ``strings``.
 
     Encode the BTF after this call (with the same ``strings``) so it holds them.
+
+    >>> from pybpf.btf.reader import FuncInfo
+    >>> strings = StringTable()
+    >>> len(encode_ext(ExtInfo(func_info={".text": [FuncInfo(0, 1)]}), strings))
+    52
     """
     order = "<" if byteorder == "little" else ">"
     add = strings.add

@@ -38,6 +38,11 @@ COMMANDS: list[str] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pybpf`` argument parser with every subcommand of :data:`COMMANDS`.
+
+    >>> build_parser().parse_args(["features", "--json"]).json
+    True
+    """
     parser = argparse.ArgumentParser(
         prog="pybpf", description="pybpf: a pure-Python eBPF toolkit",
     )
@@ -49,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``pybpf`` command with ``argv`` (default: sys.argv[1:]); return the exit status."""
+    """Run the ``pybpf`` command with ``argv`` (default: sys.argv[1:]); return the exit status.
+
+    >>> main(["features", "--json"])          # doctest: +SKIP
+    {"bpf_syscall": true, ...}
+    0
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

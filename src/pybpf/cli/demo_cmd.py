@@ -24,7 +24,14 @@ from pybpf.program import Program
 
 
 def syscall_counter(counts: HashMap) -> list:
-    """Instructions of ``counts[syscall nr] += 1`` for raw_tp/sys_enter (args[1] is the nr)."""
+    """Instructions of ``counts[syscall nr] += 1`` for raw_tp/sys_enter (args[1] is the nr).
+
+    Raw tracepoint programs need Linux 4.17.
+
+    >>> with HashMap(key="u32", value="u64", max_entries=1024) as counts:    # doctest: +SKIP
+    ...     len(syscall_counter(counts))
+    22
+    """
     return b.assemble([
         b.ldx_mem(Size.DW, 6, 1, 8),            # r6 = ctx->args[1]: the syscall number
         b.stx_mem(Size.W, 10, 6, -4),           # key on the stack
@@ -49,6 +56,7 @@ def syscall_counter(counts: HashMap) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``pybpf demo``: count system calls for ``args.seconds``, printing the ``args.top`` busiest."""
     with HashMap(key="u32", value="u64", max_entries=1024, name="demo_counts") as counts, \
             Program.load(syscall_counter(counts), prog_type=ProgType.RAW_TRACEPOINT,
                          name="demo_sys_enter") as prog, \
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pybpf demo`` to the command's subparsers."""
     parser = subparsers.add_parser("demo", help="live syscall counter assembled in Python")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to count (default 5)")
     parser.add_argument("--top", type=int, default=5, help="how many syscalls to show")

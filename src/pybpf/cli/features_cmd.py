@@ -4,6 +4,11 @@ Each row is a feature of :mod:`pybpf.features`, whether this kernel has it,
 the first Linux release with it and what it is.  ``--json`` prints one JSON
 object mapping each feature name to true/false; ``-v`` adds why a feature is
 missing and how long probing took.
+
+Example::
+
+    $ pybpf features --json
+    {"bpf_syscall": true, "jit": true, ..., "bpf_cookie": true, ...}
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pybpf.cli._output import print_json, print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pybpf features`` to the command's subparsers."""
     parser = subparsers.add_parser(
         "features", help="show which BPF features this kernel supports",
         description="Probe the running kernel for BPF features (needs root).",
@@ -27,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``pybpf features [--json] [-v]``: probe and print; the exit status."""
     start = time.perf_counter()
     table = features.all_features()
     elapsed = time.perf_counter() - start

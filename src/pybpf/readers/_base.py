@@ -7,15 +7,10 @@ arrive; they all sit in one epoll set together with an eventfd that
 thread blocked in a read wakes up at once.  The epoll descriptor itself is
 what asyncio watches (``loop.add_reader``), so ``async for`` needs no thread.
 
-Ring classes (``_Ring`` in :mod:`.ringbuf` and :mod:`.perfbuf`) provide:
-
-- ``fd``: the descriptor to poll; ``index``; ``map``; ``rtype`` (a RecordType);
-- ``pending()``: whether records (or anything to skip) are waiting;
-- ``dispatch(handler, reader)``: hand every available record to ``handler``,
-  return the count;
-- ``records(reader)``: a generator of the available records;
-- ``batch(reader, max_records)``: a :class:`RecordBatch`;
-- ``close()``.
+Rings are :class:`pybpf.readers._ring.Ring` objects (``_Ring`` in
+:mod:`.ringbuf`, ``_PerfRing`` in :mod:`.perfbuf`): ``fd`` to poll,
+``index``, ``map``, ``rtype``, ``pending()``, and ``dispatch``/``records``/
+``batch`` to hand records over.
 
 Closing.  A "session" is a blocking wait, a running :meth:`poll` generator or
 an ``async for``.  :meth:`close` marks the reader closed and wakes every
@@ -35,12 +30,13 @@ import time
 from typing import Any, Callable, Iterator
 
 from pybpf._sys.syscall import FD
-from pybpf.readers._records import RecordBatch, RecordError
+from pybpf.readers._records import RecordBatch, RecordError, RecordType
 
 __all__ = ["StreamReader"]
 
 _EFD_FLAGS = os.EFD_NONBLOCK | os.EFD_CLOEXEC
 _CLOSE_WAIT = 1.0  # seconds close() waits for sessions in other threads
+_RAW = RecordType()  # the type of an empty batch from no ring
 
 
 class _Resources:
@@ -90,6 +86,15 @@ class StreamReader:
 
     One thread reads at a time (the rings have one consumer position each);
     :meth:`flush` and :meth:`close` may come from any thread.
+
+    Example::
+
+        with RingBufReader(events, record="<QQ", callback=print) as reader:
+            reader.dispatch(timeout=1.0)                 # callbacks
+            for seq, value in reader.poll(timeout=1.0):  # an iterator
+                ...
+            with reader.read_batch() as batch:           # everything at once
+                batch.array
     """
 
     _what = "reader"
@@ -204,20 +209,26 @@ class StreamReader:
         flushed, self._flushed = self._flushed, False
         return flushed
 
+    def _settled(self) -> tuple[tuple[list[Any] | None, bool] | None, list[Any]]:
+        """``(answer, live rings)``: the answer of :meth:`_wait` once closing or flushed, else None."""
+        if not self._closing:
+            rings = self._live_rings()
+            if not self._closing:
+                if not self._flushed:
+                    return None, rings
+                self._clear_wake()
+                return (rings, self._take_flush()), rings
+        return (None, False), []
+
     def _wait(self, timeout: float | None) -> tuple[list[Any] | None, bool]:
         """``(rings with records, flushed)``; rings is None once the reader is closing.
 
         Rings that already hold records are returned without a system call;
         a flush returns every ring.  After a timeout the list is empty.
         """
-        if self._closing:
-            return None, False
-        rings = self._live_rings()
-        if self._closing:
-            return None, False
-        if self._flushed:
-            self._clear_wake()
-            return rings, self._take_flush()
+        done, rings = self._settled()
+        if done is not None:
+            return done
         ready = [r for r in rings if r.pending()]
         if ready or timeout == 0:
             return ready, False
@@ -238,13 +249,9 @@ class StreamReader:
                     ring = self._by_fd.get(fd)
                     if ring is not None and not ring.dead:
                         ready.append(ring)
-            if self._closing:
-                return None, False
-            rings = self._live_rings()
-            if self._closing:
-                return None, False
-            if self._flushed:
-                return rings, self._take_flush()
+            done, _rings = self._settled()
+            if done is not None:
+                return done
             if ready:
                 return ready, False
             if deadline is not None and time.monotonic() >= deadline:
@@ -279,12 +286,9 @@ class StreamReader:
                 if not rings:
                     return
                 count = 0
-                for ring in rings:
-                    for rec in ring.records(self):
-                        count += 1
-                        yield rec
-                        if self._closing:
-                            return
+                for rec in self._drain(rings):
+                    count += 1
+                    yield rec
                 if count or flushed or (deadline is not None and time.monotonic() >= deadline):
                     return
         finally:
@@ -333,7 +337,7 @@ class StreamReader:
         rings = [r for r in self._rings if ring is None or r.index == ring]
         r0 = rings[0] if rings else None
         return RecordBatch(None, r0.index if r0 is not None else (ring or 0), [], 0,
-                           r0.rtype if r0 is not None else _EMPTY)
+                           r0.rtype if r0 is not None else _RAW)
 
     def read_batches(self, timeout: float | None = 0, *, max_records: int | None = None) -> list[RecordBatch]:
         """One :class:`RecordBatch` per ring that has records (waiting up to ``timeout`` while none has)."""
@@ -371,6 +375,14 @@ class StreamReader:
         finally:
             self._leave()
 
+    def _drain(self, rings: list[Any]) -> Iterator[Any]:
+        """Every record the rings hold now; stops early once the reader is closing."""
+        for ring in rings:
+            for rec in ring.records(self):
+                yield rec
+                if self._closing:
+                    return
+
     def __iter__(self) -> Iterator[Any]:
         """Every record, waiting as long as it takes, until :meth:`close` or the maps close."""
         self._check_mode()
@@ -380,11 +392,7 @@ class StreamReader:
                 rings, _flushed = self._wait(None)
                 if rings is None:
                     return
-                for ring in rings:
-                    for rec in ring.records(self):
-                        yield rec
-                        if self._closing:
-                            return
+                yield from self._drain(rings)
         finally:
             self._leave()
 
@@ -402,12 +410,6 @@ class StreamReader:
                           ring=ring.index, length=size, needed=need, data=bytes(buf[off:off + size]))
         self.lost += 1
         return err
-
-    def _report(self, err: RecordError) -> None:
-        """Give a RecordError to on_error, or raise it."""
-        if self._on_error is None:
-            raise err
-        self._on_error(err)
 
     # ------------------------------------------------------------------ flush / close
 
@@ -428,6 +430,7 @@ class StreamReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called (or every map of the reader closed)."""
         return self._closing or self._released
 
     def close(self) -> None:
@@ -505,11 +508,7 @@ class _AsyncRecords:
         reader = self._reader
         reader._enter()
         try:
-            for ring in rings:
-                for rec in ring.records(reader):
-                    yield rec
-                    if reader._closing:
-                        return
+            yield from reader._drain(rings)
         finally:
             reader._leave()
 
@@ -538,7 +537,3 @@ class _AsyncRecords:
         if it is not None:
             it.close()  # type: ignore[attr-defined]
 
-
-from pybpf.readers._records import RecordType as _RecordType  # noqa: E402
-
-_EMPTY = _RecordType()

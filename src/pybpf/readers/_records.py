@@ -24,25 +24,9 @@ import re
 import struct
 from typing import Any, Callable, Iterator
 
-from pybpf.errors import BPFError
+from pybpf.errors import RecordError
 
 __all__ = ["RecordError", "RecordBatch", "RecordType", "btf_dtype"]
-
-
-class RecordError(BPFError):
-    """A record the reader could not hand over as declared (shorter than its type).
-
-    Attributes: ``ring`` (index of the ring or CPU), ``length`` (bytes in the
-    record), ``needed`` (bytes of the declared type), ``data`` (a copy of the
-    record's bytes).
-    """
-
-    def __init__(self, message: str, *, ring: int, length: int, needed: int, data: bytes) -> None:
-        super().__init__(message)
-        self.ring = ring
-        self.length = length
-        self.needed = needed
-        self.data = data
 
 
 def _numpy() -> Any:
@@ -62,6 +46,12 @@ def btf_dtype(t: Any) -> Any:
     become ``S<n>`` bytes), structs and unions (overlapping fields) are
     supported; bitfields are left out (their bytes are still in the record).
     Raises TypeError for what has no dtype (functions, void).
+
+    >>> from pybpf.btf.types import Array, Int, IntEncoding, Member, Struct
+    >>> ev = Struct("event", 24, [Member("pid", Int("int", 4, IntEncoding.SIGNED)),
+    ...                           Member("comm", Array(Int("char", 1, IntEncoding.CHAR), None, 16), 32)])
+    >>> btf_dtype(ev).names, btf_dtype(ev).itemsize                     # doctest: +SKIP
+    (('pid', 'comm'), 24)
     """
     from pybpf.btf import types as bt
 
@@ -151,6 +141,10 @@ class RecordType:
 
     Built from a reader's ``record=`` / ``dtype=`` options; ``RecordType()``
     means raw memoryviews.
+
+    >>> rt = RecordType("<QI")
+    >>> rt.size, rt.decode(bytes(range(16)), 0)
+    (12, (506097522914230528, 185207048))
     """
 
     __slots__ = ("size", "decode", "_dtype", "_dtype_from", "label")

@@ -44,17 +44,17 @@ import ctypes
 import errno as _errno
 import mmap
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from pybpf._sys.perf import perf_event_open
 from pybpf._sys.attrs import MapElemAttr, PerfEventAttr
 from pybpf._sys.flags import PERF_ATTR_FLAG_WATERMARK, PERF_ATTR_FLAG_WRITE_BACKWARD
-from pybpf._sys.perf import enable, pause_output
+from pybpf._sys.perf import enable, pause_output, perf_event_open
 from pybpf._sys.syscall import bpf
 from pybpf._sys.uapi import Cmd, MapType, PerfRecordType, PerfSampleFormat, PerfSwConfig, PerfType
 from pybpf.errors import BPFError, SyscallError
 from pybpf.readers._base import StreamReader
 from pybpf.readers._records import RecordBatch, RecordError, RecordType
+from pybpf.readers._ring import Ring, check_map, unmap, watch
 from pybpf.readers.ringbuf import run_length
 
 __all__ = ["PerfBufReader", "online_cpus"]
@@ -64,12 +64,14 @@ _LOST = int(PerfRecordType.LOST)
 _HEAD = 1024 // 8          # data_head, as a u64 index into the meta page
 _TAIL = _HEAD + 1          # data_tail
 _RAW_OFF = 12              # header (8) + raw size (4)
-_SCAN_LIMIT = 1 << 16
-_COMMIT_EVERY = 1024
 
 
 def online_cpus() -> list[int]:
-    """The online CPUs (``/sys/devices/system/cpu/online``)."""
+    """The online CPUs (``/sys/devices/system/cpu/online``).
+
+    >>> 0 in online_cpus()
+    True
+    """
     with open("/sys/devices/system/cpu/online") as f:
         text = f.read().strip()
     cpus: list[int] = []
@@ -80,12 +82,16 @@ def online_cpus() -> list[int]:
     return cpus
 
 
-class _PerfRing:
+def _raw_size(buf: memoryview, boff: int, size: int) -> int:
+    """Bytes of the raw sample in the record at ``boff`` (its u32 size, bounded by the record)."""
+    return max(0, min(int.from_bytes(buf[boff + 8:boff + 12], "little"), size - _RAW_OFF))
+
+
+class _PerfRing(Ring):
     """One CPU's perf ring: the event fd, the mapping, scanning and the tail position."""
 
-    __slots__ = ("index", "cpu", "map", "fd", "rtype", "dead", "size", "_mask", "_mm", "_meta", "_data", "_q",
-                 "_seen", "_batch", "_overwrite", "_prev_head", "_event", "_on_lost", "lost", "stored",
-                 "__weakref__")
+    __slots__ = ("cpu", "_mm", "_meta", "_data", "_q", "_overwrite", "_prev_head", "_event", "_on_lost", "lost",
+                 "stored")
 
     def __init__(self, m: Any, cpu: int, index: int, rtype: RecordType, attr: PerfEventAttr, pages: int,
                  overwrite: bool, on_lost: Callable[[int, int], Any] | None) -> None:
@@ -156,23 +162,13 @@ class _PerfRing:
                 # A corrupt header would loop for ever: give up on what is in the ring.
                 pos = head
                 break
-            if off + size > size_all:
-                # Wraps around the end of the data area: copy it into one piece.
-                buf = memoryview(bytes(data[off:size_all]) + bytes(data[:off + size - size_all]))
-                boff = 0
-                n = 1
-            else:
-                buf = data
-                boff = off
-                n = 0
+            buf, boff = self._record(off, size)
             if kind == _SAMPLE:
-                raw = int.from_bytes(buf[boff + 8:boff + 12], "little")
-                if _RAW_OFF + raw > size:
-                    raw = size - _RAW_OFF
-                if not n:
+                n = 1
+                if buf is data:  # not wrapped: samples of this size may follow at a fixed stride
                     most = min((head - pos) // size, (size_all - off) // size, limit - count)
                     n = run_length(q, off >> 3, size >> 3, most) if most > 1 and not size & 7 else 1
-                runs.append((pos, boff + _RAW_OFF, n, size, raw, buf))
+                runs.append((pos, boff + _RAW_OFF, n, size, _raw_size(buf, boff, size), buf))
                 count += n
                 pos += n * size
                 continue
@@ -188,135 +184,15 @@ class _PerfRing:
             self._seen = pos
         return runs, pos
 
-    # -------------------------------------------------------------- handing over
+    def _record(self, off: int, size: int) -> tuple[memoryview, int]:
+        """The buffer holding the record at ``off`` and its offset there: a copy if it wraps around."""
+        data = self._data
+        if off + size > self.size:
+            return memoryview(bytes(data[off:]) + bytes(data[:off + size - self.size])), 0
+        return data, off
 
-    def _take_batch(self) -> None:
-        b = self._batch
-        if b is not None:
-            self._batch = None
-            b.release()
-
-    def _short_run(self, reader: StreamReader, run: tuple, commit: bool) -> None:
-        pos0, off0, n, stride, size, buf = run
-        for i in range(n):
-            err = reader._short(self, buf, off0 + i * stride, size)
-            if reader._on_error is None:
-                self._commit(pos0 + (i + 1) * stride)
-                raise err
-            reader._on_error(err)
-        if commit:
-            self._commit(pos0 + n * stride)
-
-    def dispatch(self, handler: Callable[[Any], Any], reader: "PerfBufReader") -> int:
-        self._check_mode()
-        self._take_batch()
-        decode = self.rtype.decode
-        need = self.rtype.size
-        total = 0
+    def _handing_over(self, reader: Any) -> None:
         reader.last_cpu = self.cpu
-        while True:
-            runs, end = self.scan(_SCAN_LIMIT, reader)
-            for run in runs:
-                pos0, off0, n, stride, size, data = run
-                if size < need:
-                    self._short_run(reader, run, commit=True)
-                    continue
-                stop = off0 + n * stride
-                start = off0
-                while start < stop:
-                    sub = min(stop, start + _COMMIT_EVERY * stride)
-                    o = start
-                    try:
-                        if decode is None:
-                            for o in range(start, sub, stride):
-                                handler(data[o:o + size])
-                        else:
-                            for o in range(start, sub, stride):
-                                handler(decode(data, o))
-                    except BaseException:
-                        done = (o - start) // stride + 1
-                        self._commit(pos0 + (o - off0) + stride)
-                        reader.received += done
-                        total += done
-                        raise
-                    done = (sub - start) // stride
-                    reader.received += done
-                    total += done
-                    self._commit(pos0 + (sub - off0))
-                    start = sub
-                if reader._closing:
-                    return total
-            self._commit(end)
-            if sum(r[2] for r in runs) < _SCAN_LIMIT:
-                return total
-
-    def records(self, reader: "PerfBufReader") -> Iterator[Any]:
-        self._check_mode()
-        self._take_batch()
-        decode = self.rtype.decode
-        need = self.rtype.size
-        pos0 = off0 = stride = 0
-        o = -1
-        try:
-            while True:
-                runs, end = self.scan(_SCAN_LIMIT, reader)
-                for run in runs:
-                    pos0, off0, n, stride, size, data = run
-                    o = -1
-                    if size < need:
-                        self._short_run(reader, run, commit=True)
-                        continue
-                    reader.last_cpu = self.cpu
-                    stop = off0 + n * stride
-                    if decode is None:
-                        for o in range(off0, stop, stride):
-                            reader.received += 1
-                            yield data[o:o + size]
-                    else:
-                        for o in range(off0, stop, stride):
-                            reader.received += 1
-                            yield decode(data, o)
-                    self._commit(pos0 + n * stride)
-                    o = -1
-                self._commit(end)
-                if sum(r[2] for r in runs) < _SCAN_LIMIT:
-                    return
-        finally:
-            if o >= 0:
-                self._commit(pos0 + (o - off0) + stride)
-
-    def batch(self, reader: StreamReader, limit: int) -> RecordBatch:
-        self._check_mode()
-        self._take_batch()
-        need = self.rtype.size
-        runs, end = self.scan(limit, reader)
-        if need and any(run[4] < need for run in runs):
-            good = []
-            for run in runs:
-                if run[4] >= need:
-                    good.append(run)
-                elif reader._on_error is None and good:
-                    end = run[0]
-                    break
-                else:
-                    self._short_run(reader, run, commit=False)
-            runs = good
-        if not runs:  # only skipped records (discarded, short, lost): nothing to hold back
-            self._commit(end)
-            return RecordBatch(None, self.index, [], end, self.rtype)
-        batch = RecordBatch(self, self.index, runs, end, self.rtype)
-        reader.received += len(batch)
-        self._batch = batch
-        return batch
-
-    def _release_batch(self, batch: RecordBatch, end: int) -> None:
-        if self._batch is batch:
-            self._batch = None
-        self._commit(end)
-
-    def _check_mode(self) -> None:
-        if self._overwrite:
-            raise TypeError("an overwritable perf buffer (overwrite=True) is read with snapshot()")
 
     # -------------------------------------------------------------- overwrite mode
 
@@ -324,7 +200,7 @@ class _PerfRing:
         """Records written since the previous snapshot (or all still in the ring), oldest first."""
         pause_output(self.fd, True)
         try:
-            meta, q, data = self._meta, self._q, self._data
+            meta, q = self._meta, self._q
             head = meta[_HEAD]
             span = self.size
             if not everything and self._prev_head is not None:
@@ -338,14 +214,9 @@ class _PerfRing:
                 size = word >> 48
                 if size < 8 or pos + size > end:
                     break  # never written, or partly overwritten by the newest records
-                if off + size > self.size:
-                    buf = memoryview(bytes(data[off:]) + bytes(data[:off + size - self.size]))
-                    boff = 0
-                else:
-                    buf, boff = data, off
                 if word & 0xFFFFFFFF == _SAMPLE:
-                    raw = min(int.from_bytes(buf[boff + 8:boff + 12], "little"), size - _RAW_OFF)
-                    found.append((buf, boff + _RAW_OFF, raw))
+                    buf, boff = self._record(off, size)
+                    found.append((buf, boff + _RAW_OFF, _raw_size(buf, boff, size)))
                 pos += size
             out = []
             need = self.rtype.size
@@ -359,37 +230,21 @@ class _PerfRing:
 
     # -------------------------------------------------------------- lifetime
 
-    def forget(self, reader: Any) -> None:
-        unwatch = getattr(self.map, "_unwatch", None)
-        if unwatch is not None:
-            unwatch(reader)
-
     def close(self) -> None:
-        b, self._batch = self._batch, None
-        if b is not None:
-            b._owner = None
+        self._drop_batch()
         if self.stored and not self.dead and not getattr(self.map, "closed", True):
             _delete_entry(self.map, self.cpu)
         self.stored = False
-        for name in ("_q", "_data", "_meta"):
-            view = getattr(self, name)
-            setattr(self, name, None)
-            if view is not None:
-                try:
-                    view.release()
-                except BufferError:
-                    pass
-        mm, self._mm = self._mm, None
-        if mm is not None:
-            try:
-                mm.close()
-            except BufferError:
-                pass  # record views still alive: the mapping (and its fd) go with them
+        unmap(self, ("_q", "_data", "_meta"), ("_mm",))
         self._event.close()
         self.fd = -1
 
 
+# The map slots are written with raw u32 keys and values rather than through the Map's
+# codecs, which follow the map's BTF (any 4-byte type) and are not needed here.
+
 def _store_entry(m: Any, cpu: int, fd: int) -> None:
+    """Store the perf event ``fd`` at index ``cpu`` of the PERF_EVENT_ARRAY ``m``."""
     key = ctypes.c_uint32(cpu)
     value = ctypes.c_uint32(fd)
     attr = MapElemAttr(map_fd=m.fd, key=ctypes.addressof(key), value=ctypes.addressof(value))
@@ -400,6 +255,7 @@ def _store_entry(m: Any, cpu: int, fd: int) -> None:
 
 
 def _delete_entry(m: Any, cpu: int) -> None:
+    """Remove our event from index ``cpu`` (quietly: the map may be gone already)."""
     key = ctypes.c_uint32(cpu)
     try:
         attr = MapElemAttr(map_fd=m.fd, key=ctypes.addressof(key))
@@ -430,6 +286,14 @@ class PerfBufReader(StreamReader):
     plus records skipped as too short); :attr:`last_cpu` is the CPU of the
     record handed over last.  Batches (:meth:`read_batch`) are per CPU;
     ``batch.ring`` is the ring index, ``reader.cpus[batch.ring]`` its CPU.
+
+    Example::
+
+        with PerfEventArray(name="events") as events, PerfBufReader(events, pages=8, record="<QI") as reader:
+            ...                                          # attach a program calling bpf_perf_event_output()
+            for ts, pid in reader.poll(timeout=1.0):
+                print(reader.last_cpu, ts, pid)
+            print(reader.received, reader.lost)
     """
 
     _what = "perf buffer reader"
@@ -481,9 +345,7 @@ class PerfBufReader(StreamReader):
         except BaseException:
             self.close()
             raise
-        watch = getattr(m, "_watch", None)
-        if watch is not None:
-            watch(self)
+        watch(m, self)
 
     def _check_mode(self) -> None:
         if self.overwrite:
@@ -517,15 +379,4 @@ class PerfBufReader(StreamReader):
 
 
 def _check_map(m: Any) -> None:
-    kind = getattr(m, "type", None)
-    if kind is None or not hasattr(m, "fd"):
-        raise TypeError(f"PerfBufReader reads perf event array maps, not {type(m).__name__}")
-    if int(kind) != MapType.PERF_EVENT_ARRAY:
-        try:
-            name = MapType(int(kind)).name
-        except ValueError:
-            name = str(kind)
-        raise TypeError(f"{getattr(m, '_label', 'map')} is a {name} map, not a PERF_EVENT_ARRAY: "
-                        "PerfBufReader cannot read it")
-    if getattr(m, "closed", False):
-        raise ValueError(f"{getattr(m, '_label', 'map')} is closed")
+    check_map(m, MapType.PERF_EVENT_ARRAY, "PerfBufReader", "read", "perf event array")

@@ -45,14 +45,17 @@ Example::
 
 from __future__ import annotations
 
+import errno as _errno
 import mmap
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import MapType
+from pybpf.errors import SyscallError
 from pybpf.readers._base import StreamReader
 from pybpf.readers._records import RecordBatch, RecordError, RecordType
+from pybpf.readers._ring import Ring, check_map, unmap, watch
 
 __all__ = ["RingBufReader", "BUSY_BIT", "DISCARD_BIT", "HDR_SIZE"]
 
@@ -60,8 +63,6 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 HDR_SIZE = 8
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
-_SCAN_LIMIT = 1 << 16       # records per scan when they come one header at a time
-_COMMIT_EVERY = 1024        # records handed over between consumer position updates
 _FIRST_CHUNK = 8            # headers compared in the first step of a run search
 _MAX_CHUNK = 1 << 16
 
@@ -73,6 +74,10 @@ def run_length(hv: memoryview, i0: int, step: int, limit: int) -> int:
     (all equal to the previous one means all equal to the first), doubling
     the stretch while it matches and bisecting the first one that does not.
     No allocation but the slice objects.
+
+    >>> hv = memoryview(bytes([8, 0, 0, 0] * 3 + [9, 0, 0, 0])).cast("I")
+    >>> run_length(hv, 0, 1, 4)          # three equal words, then a different one
+    3
     """
     n = 1
     chunk = _FIRST_CHUNK
@@ -97,45 +102,76 @@ def run_length(hv: memoryview, i0: int, step: int, limit: int) -> int:
     return n
 
 
-class _Ring:
-    """One mapped BPF ring buffer: scanning, handing records over, the consumer position."""
+class RingMapping:
+    """The three views of a BPF ring buffer map: consumer position, producer position, data.
 
-    __slots__ = ("index", "map", "fd", "rtype", "dead", "size", "_mask", "_cons_mm", "_data_mm", "_cons",
-                 "_prod", "_data", "_hdr", "_seen", "_batch", "discarded", "_owned", "__weakref__")
+    Page 0 (the consumer position) is mapped read-write for a consumer
+    (``producer=False``, a RINGBUF reader) and read-only for a producer (a
+    USER_RINGBUF writer); the rest, from page 1, the other way round.  The
+    data area is mapped twice back to back, so ``data`` is ``2 * size`` bytes
+    and a record that wraps is contiguous.  ``cons``/``prod`` are one-element
+    u64 views, ``hdr`` the data as u32 words.
+
+    >>> with RingBuf(size=4096) as rb:                                    # doctest: +SKIP
+    ...     ring = RingMapping(rb.fd, rb.size, producer=False)
+    ...     len(ring.data), ring.cons[0] == ring.prod[0]
+    ...     ring.close()
+    (8192, True)
+    """
+
+    __slots__ = ("cons", "prod", "data", "hdr", "_cons_mm", "_data_mm")
+
+    def __init__(self, fd: int, size: int, *, producer: bool) -> None:
+        page = mmap.PAGESIZE
+        rw, ro = mmap.ACCESS_WRITE, mmap.ACCESS_READ
+        self.cons = self.prod = self.data = self.hdr = None
+        self._cons_mm = self._data_mm = None
+        try:
+            self._cons_mm = mmap.mmap(fd, page, access=ro if producer else rw, offset=0)
+            self._data_mm = mmap.mmap(fd, page + 2 * size, access=rw if producer else ro, offset=page)
+        except BaseException:
+            self.close()
+            raise
+        self.cons = memoryview(self._cons_mm).cast("Q")
+        whole = memoryview(self._data_mm)
+        self.prod = whole[:8].cast("Q")
+        self.data = whole[page:]
+        self.hdr = self.data.cast("I")
+        whole.release()
+
+    def close(self) -> None:
+        """Release the views and unmap (a mapping still exported lives on with its user)."""
+        unmap(self, ("hdr", "data", "prod", "cons"), ("_cons_mm", "_data_mm"))
+
+
+class _Ring(Ring):
+    """One mapped BPF ring buffer: scanning and the consumer position."""
+
+    __slots__ = ("_ring", "_cons", "_prod", "_data", "_hdr", "discarded", "_owned")
 
     def __init__(self, m: Any, index: int, rtype: RecordType) -> None:
         self.index = index
         self.map = m
         self.rtype = rtype
         self.dead = False
-        self.size = size = m.max_entries
-        self._mask = size - 1
-        self._cons_mm = self._data_mm = None
-        self._cons = self._prod = self._data = self._hdr = None
+        self.size = m.max_entries
+        self._mask = self.size - 1
         self._batch: RecordBatch | None = None
         self.discarded = 0
-        page = mmap.PAGESIZE
         self.fd = -1
+        self._ring = None
         # Our own reference to the map's file, for epoll (the mmaps hold one too):
         # the reader keeps working whatever happens to the caller's Map object.
         self._owned = owned = FD(os.dup(m.fd), f"ring buffer reader of {getattr(m, '_label', 'map')}")
         try:
-            self._cons_mm = mmap.mmap(owned.fileno(), page, access=mmap.ACCESS_WRITE, offset=0)
-            self._data_mm = mmap.mmap(owned.fileno(), page + 2 * size, access=mmap.ACCESS_READ, offset=page)
+            self._ring = ring = RingMapping(owned.fileno(), self.size, producer=False)
         except OSError as exc:
             owned.close()
-            self.close()
-            raise OSError(exc.errno, f"mmap of ring buffer {getattr(m, 'name', '')!r}: {exc.strerror}") from None
-        self._cons = memoryview(self._cons_mm).cast("Q")
-        whole = memoryview(self._data_mm)
-        self._prod = whole[:8].cast("Q")
-        self._data = whole[page:]
-        self._hdr = self._data.cast("I")
-        whole.release()
+            raise SyscallError(f"mmap of ring buffer {getattr(m, 'name', '')!r}: {os.strerror(exc.errno or 0)}",
+                               errno=exc.errno or _errno.EIO) from None
+        self._cons, self._prod, self._data, self._hdr = ring.cons, ring.prod, ring.data, ring.hdr
         self._seen = self._cons[0]
         self.fd = owned.fileno()
-
-    # -------------------------------------------------------------- positions
 
     def pending(self) -> bool:
         return self._prod[0] != self._cons[0]
@@ -149,7 +185,7 @@ class _Ring:
             except ValueError:
                 pass  # closed meanwhile by another thread
 
-    def scan(self, limit: int) -> tuple[list, int]:
+    def scan(self, limit: int, reader: Any = None) -> tuple[list, int]:
         """Runs of records available now (at most ``limit`` records) and the position after them.
 
         A run is ``(pos0, off0, n, stride, size, buf)``; see :mod:`._records`.
@@ -185,162 +221,11 @@ class _Ring:
             self._seen = pos
         return runs, pos
 
-    # -------------------------------------------------------------- handing over
-
-    def _take_batch(self) -> None:
-        b = self._batch
-        if b is not None:
-            self._batch = None
-            b.release()
-
-    def _short_run(self, reader: StreamReader, run: tuple, commit: bool) -> None:
-        """Report the records of a run shorter than the declared type, one by one.
-
-        Without ``on_error`` the first one is raised, after the consumer
-        position moved past it (so the next read goes on after it).
-        """
-        pos0, off0, n, stride, size, buf = run
-        for i in range(n):
-            err = reader._short(self, buf, off0 + i * stride, size)
-            if reader._on_error is None:
-                self._commit(pos0 + (i + 1) * stride)
-                raise err
-            reader._on_error(err)
-        if commit:
-            self._commit(pos0 + n * stride)
-
-    def dispatch(self, handler: Callable[[Any], Any], reader: StreamReader) -> int:
-        """Hand every available record to ``handler``; the count."""
-        self._take_batch()
-        decode = self.rtype.decode
-        need = self.rtype.size
-        total = 0
-        while True:
-            runs, end = self.scan(_SCAN_LIMIT)
-            for run in runs:
-                pos0, off0, n, stride, size, data = run
-                if size < need:
-                    self._short_run(reader, run, commit=True)
-                    continue
-                stop = off0 + n * stride
-                start = off0
-                while start < stop:
-                    sub = min(stop, start + _COMMIT_EVERY * stride)
-                    o = start
-                    try:
-                        if decode is None:
-                            for o in range(start, sub, stride):
-                                handler(data[o:o + size])
-                        else:
-                            for o in range(start, sub, stride):
-                                handler(decode(data, o))
-                    except BaseException:
-                        done = (o - off0) // stride + 1
-                        self._commit(pos0 + done * stride)
-                        reader.received += done - (start - off0) // stride
-                        total += done - (start - off0) // stride
-                        raise
-                    reader.received += (sub - start) // stride
-                    total += (sub - start) // stride
-                    self._commit(pos0 + (sub - off0))
-                    start = sub
-                if reader._closing:
-                    return total
-            self._commit(end)
-            if sum(r[2] for r in runs) < _SCAN_LIMIT:
-                return total
-
-    def records(self, reader: StreamReader) -> Iterator[Any]:
-        """Yield every available record; the consumer position follows what was handed over."""
-        self._take_batch()
-        decode = self.rtype.decode
-        need = self.rtype.size
-        pos0 = off0 = stride = 0
-        o = -1
-        try:
-            while True:
-                runs, end = self.scan(_SCAN_LIMIT)
-                for run in runs:
-                    pos0, off0, n, stride, size, data = run
-                    o = -1
-                    if size < need:
-                        self._short_run(reader, run, commit=True)
-                        continue
-                    stop = off0 + n * stride
-                    if decode is None:
-                        for o in range(off0, stop, stride):
-                            reader.received += 1
-                            yield data[o:o + size]
-                    else:
-                        for o in range(off0, stop, stride):
-                            reader.received += 1
-                            yield decode(data, o)
-                    self._commit(pos0 + n * stride)
-                    o = -1
-                self._commit(end)
-                if sum(r[2] for r in runs) < _SCAN_LIMIT:
-                    return
-        finally:
-            if o >= 0:
-                self._commit(pos0 + (o - off0) + stride)
-
-    def batch(self, reader: StreamReader, limit: int) -> RecordBatch:
-        """The available records as one RecordBatch; the position moves when it is released."""
-        self._take_batch()
-        need = self.rtype.size
-        runs, end = self.scan(limit)
-        if need and any(run[4] < need for run in runs):
-            good = []
-            for run in runs:
-                if run[4] >= need:
-                    good.append(run)
-                elif reader._on_error is None and good:
-                    end = run[0]  # hand over what came before; the short record raises next time
-                    break
-                else:
-                    # Raises (moving past the record) only when nothing came before it.
-                    self._short_run(reader, run, commit=False)
-            runs = good
-        if not runs:  # only skipped records (discarded, short, lost): nothing to hold back
-            self._commit(end)
-            return RecordBatch(None, self.index, [], end, self.rtype)
-        batch = RecordBatch(self, self.index, runs, end, self.rtype)
-        reader.received += len(batch)
-        self._batch = batch
-        return batch
-
-    def _release_batch(self, batch: RecordBatch, end: int) -> None:
-        if self._batch is batch:
-            self._batch = None
-        self._commit(end)
-
-    # -------------------------------------------------------------- lifetime
-
-    def forget(self, reader: Any) -> None:
-        unwatch = getattr(self.map, "_unwatch", None)
-        if unwatch is not None:
-            unwatch(reader)
-
     def close(self) -> None:
-        b, self._batch = self._batch, None
-        if b is not None:
-            b._owner = None  # released without moving the position: the reader is gone
-        for name in ("_hdr", "_data", "_prod", "_cons"):
-            view = getattr(self, name)
-            setattr(self, name, None)
-            if view is not None:
-                try:
-                    view.release()
-                except BufferError:
-                    pass  # someone holds a NumPy array of it: the mapping lives on with it
-        for name in ("_cons_mm", "_data_mm"):
-            mm = getattr(self, name)
-            setattr(self, name, None)
-            if mm is not None:
-                try:
-                    mm.close()
-                except BufferError:
-                    pass  # record views are still alive; the mapping goes with them
+        self._drop_batch()
+        self._cons = self._prod = self._data = self._hdr = None
+        if self._ring is not None:
+            self._ring.close()
         self.fd = -1
         self._owned.close()
 
@@ -419,9 +304,7 @@ class RingBufReader(StreamReader):
         except BaseException:
             ring.close()
             raise
-        watch = getattr(m, "_watch", None)
-        if watch is not None:
-            watch(self)
+        watch(m, self)
         return ring.index
 
     @property
@@ -431,6 +314,7 @@ class RingBufReader(StreamReader):
 
     @property
     def maps(self) -> list[Any]:
+        """The ring buffer maps read, in ring index order."""
         return [r.map for r in self._rings]
 
     def available(self, ring: int = 0) -> int:
@@ -447,16 +331,5 @@ class RingBufReader(StreamReader):
 
 
 def _check_map(m: Any) -> None:
-    kind = getattr(m, "type", None)
-    if kind is None or not hasattr(m, "fd"):
-        raise TypeError(f"RingBufReader reads ring buffer maps, not {type(m).__name__}")
-    if int(kind) != MapType.RINGBUF:
-        try:
-            name = MapType(int(kind)).name
-        except ValueError:
-            name = str(kind)
-        hint = " (user ring buffers are written with UserRingBufWriter)" if int(kind) == MapType.USER_RINGBUF else ""
-        raise TypeError(f"{getattr(m, '_label', 'map')} is a {name} map, not a RINGBUF: "
-                        f"RingBufReader cannot read it{hint}")
-    if getattr(m, "closed", False):
-        raise ValueError(f"{getattr(m, '_label', 'map')} is closed")
+    check_map(m, MapType.RINGBUF, "RingBufReader", "read", "ring buffer",
+              {MapType.USER_RINGBUF: " (user ring buffers are written with UserRingBufWriter)"})

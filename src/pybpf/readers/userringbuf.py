@@ -33,7 +33,6 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-import mmap
 import os
 import select
 import threading
@@ -43,12 +42,11 @@ from typing import Any
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import MapType
 from pybpf.errors import SyscallError
+from pybpf.readers._ring import check_map, unwatch, watch
+from pybpf.readers.ringbuf import BUSY_BIT, DISCARD_BIT, HDR_SIZE, RingMapping
 
 __all__ = ["UserRingBufWriter", "Reservation"]
 
-BUSY_BIT = 1 << 31
-DISCARD_BIT = 1 << 30
-HDR_SIZE = 8
 #: the kernel hands records to programs as dynptrs, whose size field has 24 bits
 MAX_RECORD = (1 << 24) - 1
 
@@ -59,6 +57,9 @@ class Reservation:
     As a context manager it submits on a normal exit and discards when an
     exception leaves the block.  Reservations are handed to the kernel in the
     order they were made; one still open holds back the ones after it.
+
+    >>> with writer.reserve(16) as rec:                                   # doctest: +SKIP
+    ...     struct.pack_into("<QQ", rec.data, 0, 1, 2)                   # submitted at the end of the block
     """
 
     __slots__ = ("data", "_writer", "_hoff", "_size", "_done")
@@ -117,16 +118,7 @@ class UserRingBufWriter:
     """
 
     def __init__(self, m: Any) -> None:
-        kind = getattr(m, "type", None)
-        if kind is None or not hasattr(m, "fd"):
-            raise TypeError(f"UserRingBufWriter writes user ring buffer maps, not {type(m).__name__}")
-        if int(kind) != MapType.USER_RINGBUF:
-            try:
-                name = MapType(int(kind)).name
-            except ValueError:
-                name = str(kind)
-            raise TypeError(f"{getattr(m, '_label', 'map')} is a {name} map, not a USER_RINGBUF: "
-                            "UserRingBufWriter cannot write it")
+        check_map(m, MapType.USER_RINGBUF, "UserRingBufWriter", "write", "user ring buffer")
         self.map = m
         self.size = size = m.max_entries
         self._mask = size - 1
@@ -134,43 +126,38 @@ class UserRingBufWriter:
         self._outstanding = 0
         #: records submitted or reserved so far
         self.written = 0
-        self._cons_mm = self._data_mm = None
+        self._ring: RingMapping | None = None
         self._cons = self._prod = self._data = self._hdr = None
         self._ep: select.epoll | None = None
-        page = mmap.PAGESIZE
         self._fd = FD(os.dup(m.fd), "user ring buffer writer")
         try:
-            self._cons_mm = mmap.mmap(self._fd.fileno(), page, access=mmap.ACCESS_READ, offset=0)
-            self._data_mm = mmap.mmap(self._fd.fileno(), page + 2 * size, access=mmap.ACCESS_WRITE, offset=page)
-            self._cons = memoryview(self._cons_mm).cast("Q")
-            whole = memoryview(self._data_mm)
-            self._prod = whole[:8].cast("Q")
-            self._data = whole[page:]
-            self._hdr = self._data.cast("I")
-            whole.release()
+            self._ring = ring = RingMapping(self._fd.fileno(), size, producer=True)
+            self._cons, self._prod, self._data, self._hdr = ring.cons, ring.prod, ring.data, ring.hdr
             self._ep = select.epoll()
             self._ep.register(self._fd.fileno(), select.EPOLLOUT)
         except BaseException:
             self.close()
             raise
-        watch = getattr(m, "_watch", None)
-        if watch is not None:
-            watch(self)
+        watch(m, self)
 
     # ------------------------------------------------------------------ state
 
     @property
     def free(self) -> int:
-        """Bytes the producer may still use (headers and padding count)."""
-        return self.size - (self._prod[0] - self._cons[0])  # type: ignore[index]
+        """Bytes the producer may still use (headers and padding count); ValueError once closed."""
+        return self.size - self.pending
 
     @property
     def pending(self) -> int:
-        """Bytes written and not yet drained by the kernel."""
-        return self._prod[0] - self._cons[0]  # type: ignore[index]
+        """Bytes written and not yet drained by the kernel; ValueError once closed."""
+        prod, cons = self._prod, self._cons
+        if prod is None or cons is None:
+            raise ValueError("user ring buffer writer is closed")
+        return prod[0] - cons[0]
 
     @property
     def closed(self) -> bool:
+        """True once the writer (or its map) was closed."""
         return self._hdr is None
 
     # ------------------------------------------------------------------ writing
@@ -244,29 +231,14 @@ class UserRingBufWriter:
 
     def close(self) -> None:
         """Unmap the ring.  Open reservations stay busy for ever: submit or discard them first."""
-        for name in ("_hdr", "_data", "_prod", "_cons"):
-            view = getattr(self, name)
-            setattr(self, name, None)
-            if view is not None:
-                try:
-                    view.release()
-                except BufferError:
-                    pass
-        for name in ("_cons_mm", "_data_mm"):
-            mm = getattr(self, name)
-            setattr(self, name, None)
-            if mm is not None:
-                try:
-                    mm.close()
-                except BufferError:
-                    pass  # a Reservation's data view is alive: the mapping goes with it
+        self._cons = self._prod = self._data = self._hdr = None
+        if self._ring is not None:
+            self._ring.close()  # a Reservation's data view may keep the mapping alive
         if self._ep is not None:
             self._ep.close()
             self._ep = None
         self._fd.close()
-        unwatch = getattr(self.map, "_unwatch", None)
-        if unwatch is not None:
-            unwatch(self)
+        unwatch(self.map, self)
 
     def __enter__(self) -> "UserRingBufWriter":
         return self
