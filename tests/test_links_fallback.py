@@ -169,6 +169,10 @@ class _FakeProgram:
         self._load_options = options
         self.clones = []
 
+    @property
+    def load_options(self):
+        return self._load_options
+
     def clone(self, insns=None, **overrides):
         child = _FakeProgram(insns, **{**self._load_options, **overrides})
         child.expected_attach_type = overrides.get("expected_attach_type")

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from pybpf import features
-from pybpf.links import attach, attach_all, attach_uprobe
+from pybpf.links import attach_all, attach_uprobe
 
 from test_links_support import run_target, target
 
@@ -35,7 +35,7 @@ def _sum_big(n: int) -> int:
 
 def test_attach_all_from_section_names(obj):
     binary = target()
-    links = attach_all(obj.programs, maps=obj.maps)
+    links = obj.attach_all()
     try:
         assert set(links) == {"on_multi", "on_tick", "on_getpid"}  # "uprobe" alone names no target
         run_target(binary, N, M)
@@ -51,14 +51,24 @@ def test_attach_all_from_section_names(obj):
 def test_object_programs_with_cookies(obj):
     binary = target()
     prog = obj.programs["on_func"]
-    with attach_uprobe(prog, binary, "func_a", cookie=1), attach_uprobe(prog, binary, "func_b", cookie=2), \
-            attach(obj.programs["on_tick"], maps=obj.maps, cookie=5), \
-            attach(obj.programs["on_getpid"], cookie=6):
+    # The Program methods; the usdt program finds its spec map through prog.object.
+    with prog.attach_uprobe(binary, "func_a", cookie=1), prog.attach_uprobe(binary, "func_b", cookie=2), \
+            obj.programs["on_tick"].attach(cookie=5), \
+            obj.programs["on_getpid"].attach(cookie=6):
         run_target(binary, N, M)
         for _ in range(4):
             os.getpid()
     counts = dict(obj.maps["counts"].items())
     assert counts == {1: N, 2: M, 105: _sum_big(N) + _sum_big(M), 201: N, 202: M, 306: 4}
+
+
+def test_attach_all_function_matches_object_method(obj):
+    links = attach_all(obj.programs, maps=obj.maps)
+    try:
+        assert set(links) == {"on_multi", "on_tick", "on_getpid"}
+    finally:
+        for link in links.values():
+            link.close()
 
 
 def test_object_programs_under_forced_fallback(obj):

@@ -343,16 +343,8 @@ def test_auto_attach_kprobe_section_reports_missing_kprobes(counts):
             attach(prog)
 
 
-def test_install_program_methods(counts):
-    from pybpf.links import install_program_methods
-
-    class P(Program):
-        pass
-
-    install_program_methods(P)
-    assert callable(P.attach_tracepoint) and callable(P.attach)
+def test_program_methods(counts):
     with cookie_counter(counts, ProgType.TRACEPOINT, tgid=os.getpid()) as prog:
-        prog.__class__ = P
         with prog.attach_tracepoint("syscalls", "sys_enter_getpid", cookie=2):
             _getpids()
     assert snapshot(counts) == {2: CALLS}

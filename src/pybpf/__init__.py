@@ -9,3 +9,4 @@ from pybpf.program import Program, ProgramInfo, TestRunResult
 from pybpf import features
 from pybpf.object import ObjectSpec, Object, load
 from pybpf.readers import PerfBufReader, RecordBatch, RecordError, RingBufReader, UserRingBufWriter
+from pybpf.links.base import Link, LinkGroup, LinkInfo

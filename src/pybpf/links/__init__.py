@@ -32,8 +32,8 @@ Example::
     print(link.info())
     link.close()
 
-``install_program_methods(Program)`` adds ``attach_*`` methods and
-``attach()`` to a Program class; each imports its hook module lazily.
+:class:`pybpf.Program` has the same functions as methods
+(``prog.attach_uprobe(...)``), defined in :mod:`pybpf.program_attach`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ __all__ = [
     "attach_uprobe", "attach_uretprobe", "attach_uprobe_multi", "attach_usdt", "attach_kprobe",
     "attach_kprobe_multi", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing",
     "attach_perf_event", "attach_xdp", "attach_tc", "attach_cgroup", "attach_socket", "attach_iter",
-    "attach", "attach_all", "install_program_methods", "PROGRAM_METHODS",
+    "attach", "attach_all",
 ]
 
 # name → module that defines it (imported on first use)
@@ -89,49 +89,4 @@ def attach_uretprobe(program: Any, target: Any, symbol: str | None = None, **kwa
 
     return attach_uprobe(program, target, symbol, retprobe=True, **kwargs)
 
-
-# Program method name → pybpf.links function name.
-PROGRAM_METHODS = {
-    "attach_uprobe": "attach_uprobe",
-    "attach_uretprobe": "attach_uretprobe",
-    "attach_uprobe_multi": "attach_uprobe_multi",
-    "attach_usdt": "attach_usdt",
-    "attach_kprobe": "attach_kprobe",
-    "attach_kprobe_multi": "attach_kprobe_multi",
-    "attach_tracepoint": "attach_tracepoint",
-    "attach_raw_tracepoint": "attach_raw_tracepoint",
-    "attach_tracing": "attach_tracing",
-    "attach_perf_event": "attach_perf_event",
-    "attach_xdp": "attach_xdp",
-    "attach_tc": "attach_tc",
-    "attach_cgroup": "attach_cgroup",
-    "attach_socket": "attach_socket",
-    "attach_iter": "attach_iter",
-    "attach": "attach",
-}
-
-
-def _method(func_name: str) -> Any:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        import pybpf.links as links
-
-        return getattr(links, func_name)(self, *args, **kwargs)
-
-    method.__name__ = func_name
-    method.__qualname__ = f"Program.{func_name}"
-    method.__doc__ = f"Same as :func:`pybpf.links.{func_name}` with this program first."
-    return method
-
-
-def install_program_methods(cls: type, *, overwrite: bool = False) -> type:
-    """Add the ``attach_*`` methods and ``attach()`` to ``cls`` (pybpf.Program).
-
-    Each method forwards to the function of the same name in pybpf.links,
-    which is imported on the first call.  Existing methods are kept unless
-    ``overwrite``.  Returns ``cls`` (usable as a class decorator).
-    """
-    for method_name, func_name in PROGRAM_METHODS.items():
-        if overwrite or method_name not in cls.__dict__:
-            setattr(cls, method_name, _method(func_name))
-    return cls
 

@@ -42,6 +42,7 @@ from typing import Any, Iterable, Mapping
 
 from pybpf.errors import BPFError, LinkError
 from pybpf.links.base import Link, _label, close_all
+from pybpf.links.usdt import usdt_spec_map
 
 __all__ = ["attach", "attach_all", "attachable", "AutoAttachError"]
 
@@ -78,22 +79,6 @@ def _split_offset(func: str) -> tuple[str, int]:
 def _syscall_prefix() -> str:
     return {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_", "riscv64": "__riscv_"}.get(
         platform.machine(), "")
-
-
-USDT_SPEC_MAP = "__bpf_usdt_specs"  # libbpf's <bpf/usdt.bpf.h>
-
-
-def _usdt_spec_map(program: Any, maps: Mapping[str, Any] | None) -> Any:
-    """The ``__bpf_usdt_specs`` map of the program's object, if it has one."""
-    for source in (maps, getattr(getattr(program, "object", None), "maps", None)):
-        if source is not None:
-            try:
-                found = source.get(USDT_SPEC_MAP) if hasattr(source, "get") else None
-            except Exception:  # noqa: BLE001 - a foreign mapping
-                found = None
-            if found is not None:
-                return found
-    return None
 
 
 def _plan(program: Any, section: str, kwargs: dict[str, Any],
@@ -138,10 +123,8 @@ def _plan(program: Any, section: str, kwargs: dict[str, Any],
         return L.attach_uprobe_multi, (program, tgt, syms), dict(retprobe=info.retprobe, **kw)
     if kind == "usdt":
         tgt, prov, name = pop("target"), pop("provider"), pop("name")
-        if "spec_map" not in kw:
-            spec_map = _usdt_spec_map(program, maps)
-            if spec_map is not None:
-                kw["spec_map"] = spec_map
+        if "spec_map" not in kw and maps is not None:
+            kw["spec_map"] = usdt_spec_map(program, maps)
         if target and tgt is None:
             parts = target.rsplit(":", 2)
             if len(parts) != 3:

@@ -200,7 +200,7 @@ def _shift_records(records: bytes | None, rec_size: int, rw: Rewrite) -> bytes |
 def _clone_overrides(program: Any, rw: Rewrite | None) -> dict[str, Any]:
     if rw is None or not rw.inserted:
         return {}
-    opts = getattr(program, "_load_options", None) or {}
+    opts = getattr(program, "load_options", None) or {}
     out: dict[str, Any] = {}
     for kind in ("func_info", "line_info"):
         rec = opts.get(kind)

@@ -40,7 +40,7 @@ import struct
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from pybpf.errors import LinkError, context
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all
@@ -289,6 +289,17 @@ _spec_lock = threading.Lock()
 _spec_ids: "weakref.WeakKeyDictionary[Any, set[int]]" = weakref.WeakKeyDictionary()
 
 
+USDT_SPEC_MAP = "__bpf_usdt_specs"  # libbpf's <bpf/usdt.bpf.h>
+
+
+def usdt_spec_map(program: Any, maps: Mapping[str, Any] | None = None) -> Any:
+    """The ``__bpf_usdt_specs`` map from ``maps`` or the program's object, if there is one."""
+    for source in (maps, getattr(getattr(program, "object", None), "maps", None)):
+        if source is not None and USDT_SPEC_MAP in source:
+            return source[USDT_SPEC_MAP]
+    return None
+
+
 def _alloc_spec(spec_map: Any) -> int:
     with _spec_lock:
         used = _spec_ids.setdefault(spec_map, set())
@@ -333,6 +344,8 @@ def attach_usdt(program: Any, target: str, provider: str, name: str, *, pid: int
     """Attach a KPROBE-type program to every site of USDT probe ``provider:name`` in ``target``."""
     check_program(program, (ProgType.KPROBE,), "attach_usdt")
     pid = _pid_arg(pid)
+    if spec_map is None:
+        spec_map = usdt_spec_map(program)
     desc = f"{target}:{provider}:{name}"
     probes = find_probes(target, provider, name, pid=pid)
     if not probes:
