@@ -233,3 +233,18 @@ def test_program_not_loaded_by_pybpf_cannot_be_cloned():
 
     with pytest.raises(NotSupportedError, match="was not loaded by pybpf"):
         fallback.acquire(Opened(), expected_attach_type=48)
+
+
+def test_program_load_without_kernel_cookies_loads_r0_zero():
+    """Program.load on a kernel without bpf_get_attach_cookie: the kernel gets r0 = 0 instead."""
+    from pybpf import features
+    from pybpf.asm import decode_all
+
+    insns = b.assemble([b.call_helper(HelperID.get_attach_cookie), b.exit_()])
+    with Program.load(insns, prog_type=ProgType.TRACEPOINT) as normal:
+        assert decode_all(normal.xlated_insns())[0].code == 0x85  # the helper call
+    with features.override(bpf_cookie=False):
+        with Program.load(insns, prog_type=ProgType.TRACEPOINT) as prog:
+            xlated = decode_all(prog.xlated_insns())
+            assert [(x.code, x.imm) for x in xlated] == [(0xB7, 0), (0x95, 0)]
+            assert prog.insns[0].imm == HelperID.get_attach_cookie  # the original, for clones

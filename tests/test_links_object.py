@@ -79,3 +79,23 @@ def test_object_programs_under_forced_fallback(obj):
         with attach_uprobe(prog, binary, "func_a", cookie=(1 << 40) + 1), attach_uprobe(prog, binary, "func_b", cookie=2):
             run_target(binary, N, M)
     assert dict(obj.maps["counts"].items()) == {(1 << 40) + 1: N, 2: M}
+
+
+def test_object_loads_and_counts_on_a_kernel_without_cookies():
+    """As on Linux < 5.15: the helper call cannot be loaded, so the object's program is loaded
+    with r0 = 0 in its place, and every attachment gets a clone with its own constant."""
+    from buildprogs import build
+    from pybpf.asm.cookie import calls_cookie_helper
+    from pybpf.object import ObjectSpec
+
+    binary = target()
+    path = build("links_cookie", extra_flags=(f'-DTARGET_PATH="{binary}"',))
+    spec = ObjectSpec.from_file(path)
+    spec.variables["target_tgid"].value = os.getpid()
+    with features.override(bpf_cookie=False, perf_link=False, uprobe_multi_link=False):
+        with spec.load() as obj:
+            prog = obj.programs["on_func"]
+            assert calls_cookie_helper(prog.insns)  # kept for the clones
+            with prog.attach_uprobe(binary, "func_a", cookie=7), prog.attach_uprobe(binary, "func_b", cookie=8):
+                run_target(binary, N, M)
+            assert dict(obj.maps["counts"].items()) == {7: N, 8: M}

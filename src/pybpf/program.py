@@ -41,6 +41,7 @@ from pybpf._sys.attrs import ProgInfo, TestRunAttr
 from pybpf._sys.syscall import FD, address, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, ProgType, StatsType
 from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
+from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
 from pybpf.program_attach import AttachMethods
 from pybpf.program_load import (
     _ATTACH_TYPES, _PROG_TYPES, DEFAULT_LOG_SIZE, MAX_LOG_SIZE, _encode, _load_attr, _prog_load_attr, _Prepared,
@@ -109,6 +110,18 @@ def _type_name(value: int | None, enum: type) -> str:
         return enum(value).name.lower()
     except ValueError:
         return str(value)
+
+
+def _lacks_cookies() -> bool:
+    """True on a kernel (or under features.override) without bpf_get_attach_cookie (Linux 5.15).
+
+    Such a kernel refuses a program calling the helper, so pybpf loads it with
+    ``r0 = 0`` in the helper's place; :mod:`pybpf.links.fallback` then loads
+    one clone per cookie from the original instructions, with the constant.
+    """
+    from pybpf import features
+
+    return not features.has("bpf_cookie")
 
 
 class Program(AttachMethods):
@@ -242,6 +255,8 @@ class Program(AttachMethods):
             code = _encode(kept)
         except BPFError as exc:
             raise exc.add_context("load").add_context(cls._label_for(name, prog_type)) from None
+        if COOKIE_CALL in code and _lacks_cookies():
+            code = zero_cookie_calls(code)  # kept instructions still call it: clones use them
         try:
             attr, keep = _load_attr(code, options)
         except BPFError as exc:

@@ -46,13 +46,12 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from pybpf._sys.uapi import HelperID
+from pybpf.asm.cookie import COOKIE_HELPER, calls_cookie_helper
 from pybpf.errors import BPFError, NotSupportedError
 
 __all__ = ["rewrite_cookie_calls", "calls_cookie_helper", "Lease", "acquire", "prepare", "Prepared",
            "clear_cache", "clone_count", "KEEP"]
 
-COOKIE_HELPER = int(HelperID.get_attach_cookie)  # 174
 _CALL, _LD_IMM64, _MOV64_IMM = 0x85, 0x18, 0xB7
 _GOTOL, _GOTOX = 0x06, 0x0D
 _U64 = 1 << 64
@@ -77,20 +76,6 @@ def _instructions(insns: Any) -> list:
 
 def _is_cookie_call(insn: Any) -> bool:
     return insn.code == _CALL and insn.src == 0 and insn.imm == COOKIE_HELPER
-
-
-def calls_cookie_helper(insns: Any) -> bool:
-    """True if the instructions call ``bpf_get_attach_cookie``."""
-    if insns is None:
-        return False
-    if isinstance(insns, (bytes, bytearray, memoryview)):
-        data = bytes(insns)
-        for off in range(0, len(data) - 7, 8):
-            code, regs, _o, imm = struct.unpack_from("<BBhi", data, off)
-            if code == _CALL and (regs >> 4) == 0 and imm == COOKIE_HELPER:
-                return True
-        return False
-    return any(_is_cookie_call(i) for i in insns)
 
 
 def _fits_imm32(cookie: int) -> int | None:
