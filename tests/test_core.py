@@ -705,3 +705,19 @@ def test_type_compat_and_match_rules():
     assert types_match(Enum("e", 4, [("A", 1)]), Enum64("e", 4, [("B", 2), ("A___x", 7)]))
     assert not types_match(Enum("e", 4, [("A", 1)]), Enum("e", 8, [("A", 1)]))
     assert not types_match(Enum("e", 4, [("C", 1)]), Enum("e", 4, [("A", 1)]))
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("core_poisoned", "CO-RE relocation failed: field task_struct___mine.no_such_field not found in kernel BTF"),
+    ("core_enum_missing", "CO-RE relocation failed: enum value pid_type___mine::PIDTYPE_NONE___mine "
+                          "not found in kernel BTF"),
+])
+def test_loader_error_names_the_failed_relocation(name, reason):
+    """Through ObjectSpec.load the verifier's "unknown func" becomes the relocation that failed."""
+    import pybpf
+
+    spec = pybpf.ObjectSpec.from_file(build("core_reloc"))
+    with pytest.raises(VerifierError) as info:
+        spec.load(programs=[name]).close()
+    assert info.value.hint == reason
+    assert reason in str(info.value)

@@ -82,6 +82,7 @@ class _Loader:
         self.log_level = log_level
         self.btf_fd: Any = None
         self._map_fds: dict[str, int] | None = None   # map name -> fd, once the maps exist
+        self._core_results: dict[str, list[Any]] = {}  # program name -> CO-RE outcomes, for hints
 
     def run(self, programs: Iterable[str] | None, variables: Mapping[str, Any] | None) -> None:
         spec = self.spec
@@ -365,7 +366,16 @@ class _Loader:
             raise failure
 
     def _btf_hint(self, exc: BPFError, ps: ProgramSpec) -> BPFError:
+        """Add what the object knows to a load error: a failed CO-RE relocation, missing BTF."""
         obj = self.obj
+        index = getattr(exc, "insn_index", None)
+        results = self._core_results.get(ps.name)
+        if index is not None and results:
+            from pybpf.btf.core import explain_poison
+
+            why = explain_poison(index, results)
+            if why:
+                exc.hint = why  # the verifier only saw an unknown helper; this says which field
         if obj.btf_error and (ps.func_info or exc.hint is None):
             exc.hint = (f"{exc.hint}; " if exc.hint else "") + f"the object's BTF was not loaded: {obj.btf_error}"
         return exc
@@ -460,7 +470,8 @@ class _Loader:
                                     f"{len(ps.core_relos)} in this program; pybpf.btf.core is not available") \
                 from None
         with context("CO-RE"):
-            apply_relocations(insns, list(ps.core_relos), self.spec.btf)
+            self._core_results[ps.name] = apply_relocations(insns, list(ps.core_relos), self.spec.btf,
+                                                            section=ps.section)
 
     def _core_raw(self, code: bytearray, ps: ProgramSpec) -> bytearray:
         from pybpf.asm.instruction import decode_all
