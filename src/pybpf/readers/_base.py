@@ -22,7 +22,6 @@ wake-up and end without error.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import threading
@@ -514,6 +513,8 @@ class _AsyncRecords:
 
     async def _readable(self) -> None:
         reader = self._reader
+        import asyncio  # only for async readers: importing it costs ~25 ms
+
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
 
