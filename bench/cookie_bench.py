@@ -47,7 +47,6 @@ import argparse
 import gc
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import time
