@@ -423,12 +423,8 @@ class Program(AttachMethods):
         """Remove the pin made by :meth:`pin` (or opened by :meth:`from_pin`)."""
         if self._pinned is None:
             return
-        try:
-            os.unlink(self._pinned)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise error(exc.errno or _errno.EPERM, f"unpin {self._pinned}").add_context(self._label) from None
+        with context(self._label):
+            _cmd.unpin(self._pinned)
         self._pinned = None
 
     # -- info ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
+import os
 from typing import Iterator, TypeVar
 
 from pybpf._sys.attrs import (
@@ -19,7 +21,7 @@ from pybpf._sys.attrs import (
     LinkDetachAttr, LinkInfo, LinkUpdateAttr, MapInfo, ObjPinAttr, ProgBindMapAttr, ProgInfo,
     RawTracepointAttr,
 )
-from pybpf._sys.syscall import FD, address, bpf, cstr
+from pybpf._sys.syscall import FD, address, bpf, cstr, error
 from pybpf._sys.uapi import Cmd, StatsType
 from pybpf.errors import SyscallError
 
@@ -29,6 +31,17 @@ _Info = TypeVar("_Info", ProgInfo, MapInfo, LinkInfo, BtfInfo)
 def obj_pin(fd: int, path: str) -> None:
     p = cstr(path)
     bpf(Cmd.OBJ_PIN, ObjPinAttr(pathname=address(p), bpf_fd=fd), op=f"pin to {path}")
+
+
+def unpin(path: str, *, missing_ok: bool = True) -> None:
+    """Remove the bpffs pin at ``path``; one already gone is an error only if not ``missing_ok``."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise error(_errno.ENOENT, f"unpin {path}", hint="nothing is pinned there") from None
+    except OSError as exc:
+        raise error(exc.errno or _errno.EPERM, f"unpin {path}") from None
 
 
 def obj_get(path: str, *, flags: int = 0, what: str = "pinned object") -> FD:

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import LinkInfo as _RawLinkInfo
-from pybpf._sys.syscall import FD, error
+from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, context
 
@@ -464,12 +464,8 @@ class Link:
         """Remove the pin; the attachment then lives as long as this object (or other pins)."""
         if self._pinned is None:
             return
-        try:
-            os.unlink(self._pinned)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise error(exc.errno or _errno.EPERM, f"unpin {self._pinned}").add_context(self._what) from None
+        with context(self._what):
+            _cmd.unpin(self._pinned)
         self._pinned = None
 
     @classmethod

@@ -34,10 +34,11 @@ from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 from pybpf._sys.attrs import MapCreateAttr, MapElemAttr
 from pybpf._sys.commands import map_fd_by_id, map_info, obj_get, obj_pin
+from pybpf._sys.commands import unpin as unpin_path
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.syscall import FD, bpf, error, object_name, sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
-from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError
+from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError, context
 from pybpf.maps import batch as _batch
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
@@ -392,10 +393,8 @@ class Map:
         target = os.fspath(path) if path is not None else self._pinned
         if target is None:
             raise ValueError(f"{self._label}: not pinned by this object; give the path")
-        try:
-            os.unlink(target)
-        except OSError as exc:
-            raise MapError(f"unpin {target}: {exc.strerror}", errno=exc.errno or 0).add_context(self._label) from None
+        with context(self._label):
+            unpin_path(target, missing_ok=path is None)  # a path the caller named must exist
         if target == self._pinned:
             self._pinned = None
 
