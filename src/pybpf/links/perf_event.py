@@ -24,9 +24,9 @@ Example::
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from pybpf._sys.cpus import online_cpus
 from pybpf._sys.attrs import PerfEventAttr
 from pybpf._sys.flags import PERF_ATTR_FLAG_FREQ
 from pybpf._sys.uapi import LinkType, PerfHwConfig, PerfSwConfig, PerfType, ProgType
@@ -40,22 +40,6 @@ _HW_ALIASES = {"cycles": PerfHwConfig.CPU_CYCLES, "cpu-cycles": PerfHwConfig.CPU
                "branches": PerfHwConfig.BRANCH_INSTRUCTIONS}
 _SW_ALIASES = {"page-faults": PerfSwConfig.PAGE_FAULTS, "faults": PerfSwConfig.PAGE_FAULTS,
                "cs": PerfSwConfig.CONTEXT_SWITCHES, "migrations": PerfSwConfig.CPU_MIGRATIONS}
-
-
-def online_cpus() -> list[int]:
-    """The online CPUs (``/sys/devices/system/cpu/online``: "0-3,5")."""
-    try:
-        with open("/sys/devices/system/cpu/online") as f:
-            text = f.read().strip()
-    except OSError:
-        return list(range(os.cpu_count() or 1))
-    cpus: list[int] = []
-    for part in text.split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
 
 
 def _event_type(value: Any) -> int:

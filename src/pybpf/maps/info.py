@@ -10,9 +10,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
+from pybpf._sys.cpus import possible_cpus
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 
@@ -22,25 +22,6 @@ __all__ = ["MapInfo", "possible_cpus", "flags_text", "PERCPU_TYPES"]
 PERCPU_TYPES = frozenset({
     MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE,
 })
-
-
-@functools.lru_cache(maxsize=None)
-def possible_cpus() -> int:
-    """How many CPUs the kernel sizes per-CPU map values for (``/sys/devices/system/cpu/possible``).
-
-    The kernel writes one slot per *possible* CPU, in CPU order, so slot ``i``
-    of a per-CPU value is the i-th possible CPU (CPU ``i`` on every machine
-    whose possible mask is ``0-N``, which is all of them in practice).
-    """
-    with open("/sys/devices/system/cpu/possible") as f:
-        text = f.read().strip()
-    count = 0
-    for part in text.split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        count += (int(high) if high else int(low)) - int(low) + 1
-    return count
 
 
 @dataclasses.dataclass(frozen=True)

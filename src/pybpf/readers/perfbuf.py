@@ -46,6 +46,7 @@ import mmap
 import os
 from typing import Any, Callable
 
+from pybpf._sys.cpus import online_cpus
 from pybpf._sys.attrs import MapElemAttr, PerfEventAttr
 from pybpf._sys.flags import PERF_ATTR_FLAG_WATERMARK, PERF_ATTR_FLAG_WRITE_BACKWARD
 from pybpf._sys.perf import enable, pause_output, perf_event_open
@@ -64,22 +65,6 @@ _LOST = int(PerfRecordType.LOST)
 _HEAD = 1024 // 8          # data_head, as a u64 index into the meta page
 _TAIL = _HEAD + 1          # data_tail
 _RAW_OFF = 12              # header (8) + raw size (4)
-
-
-def online_cpus() -> list[int]:
-    """The online CPUs (``/sys/devices/system/cpu/online``).
-
-    >>> 0 in online_cpus()
-    True
-    """
-    with open("/sys/devices/system/cpu/online") as f:
-        text = f.read().strip()
-    cpus: list[int] = []
-    for part in text.split(","):
-        if part:
-            low, _, high = part.partition("-")
-            cpus.extend(range(int(low), int(high or low) + 1))
-    return cpus
 
 
 def _raw_size(buf: memoryview, boff: int, size: int) -> int:
