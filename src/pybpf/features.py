@@ -37,7 +37,7 @@ The features and the first Linux release with each::
     fentry 5.5           kprobes 4.1         uprobes 4.17          bpf_cookie 5.15
     probe_read_kernel 5.5                    perf_link 5.15        link_update 5.7
     kprobe_multi_link 5.18                   uprobe_multi_link 6.6 tcx 6.6
-    task_fd_query 4.17
+    xdp_link 5.9         task_fd_query 4.17
 
 Pretending to run on an older kernel (tests of fallback paths)::
 
@@ -71,6 +71,7 @@ import errno as _errno
 import functools
 import mmap
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from enum import IntEnum
@@ -81,7 +82,7 @@ from pybpf import _probes
 from pybpf._probes import BTF_KINDS, Result as _Result, errname as _errname, type_name as _type_name
 from pybpf._sys.attrs import LinkCreateAttr, LinkUpdateAttr, MapBatchAttr, PerfEventAttr, TaskFdQueryAttr
 from pybpf._sys.commands import prog_info
-from pybpf._sys.flags import MapFlag
+from pybpf._sys.flags import MapFlag, XdpFlag
 from pybpf._sys.syscall import address
 from pybpf._sys.uapi import AttachType, Cmd, HelperID, MapType, ProgType
 from pybpf.btf.reader import BTF_MAGIC
@@ -423,6 +424,20 @@ def _p_tcx() -> _Result:
     def fill(attr: LinkCreateAttr, _prog_fd: int) -> None:
         attr.target_fd = 0  # ifindex 0 does not exist: ENODEV from a kernel with tcx
     return _probes.link_create_refused(ProgType.SCHED_CLS, AttachType.TCX_INGRESS, fill, (_errno.ENODEV,))
+
+
+@_feature("xdp_link", "5.9", "XDP links: XDP programs attached through BPF links (BPF_LINK_CREATE with BPF_XDP)")
+def _p_xdp_link() -> _Result:
+    try:
+        lo = socket.if_nametoindex("lo")
+    except OSError:
+        lo = 1  # LOOPBACK_IFINDEX: the loopback device is ifindex 1 in every network namespace
+
+    def fill(attr: LinkCreateAttr, _prog_fd: int) -> None:
+        # Offload to the loopback device, which has no ndo_bpf: a kernel with XDP links finds
+        # the device and answers EOPNOTSUPP; before 5.9 BPF_XDP is not a link type (EINVAL).
+        attr.target_fd, attr.flags = lo, XdpFlag.HW_MODE
+    return _probes.link_create_refused(ProgType.XDP, AttachType.XDP, fill, (_errno.EOPNOTSUPP,))
 
 
 @_feature("task_fd_query", "4.17", "BPF_TASK_FD_QUERY: what a perf event fd of a task is attached to")

@@ -96,17 +96,19 @@ class AttachMethods:
         return attach_perf_event(self, event_type, config, sample_period=sample_period, sample_freq=sample_freq,
                                  pid=pid, cpu=cpu, cookie=cookie, inherit=inherit, fallback=fallback)
 
-    def attach_xdp(self, ifname_or_index: str | int, *, mode: str | int | None = None, flags: int = 0) -> "Link":
-        """XDP on an interface ("skb", "drv" or the default mode); BPF link, Linux 5.9."""
+    def attach_xdp(self, ifname_or_index: str | int, *, mode: str | int | None = None, flags: int = 0,
+                   replace: bool = False) -> "Link":
+        """XDP on an interface ("skb", "drv" or the default mode); BPF link (5.9), else netlink (4.8)."""
         from pybpf.links.xdp import attach_xdp
-        return attach_xdp(self, ifname_or_index, mode=mode, flags=flags)
+        return attach_xdp(self, ifname_or_index, mode=mode, flags=flags, replace=replace)
 
     def attach_tc(self, ifname_or_index: str | int, direction: str = "ingress", *, before: Any = None,
-                  after: Any = None, expected_revision: int = 0) -> "Link":
-        """tc ingress/egress through a tcx link; Linux 6.6."""
+                  after: Any = None, expected_revision: int = 0, priority: int | None = None,
+                  handle: int | None = None) -> "Link":
+        """tc ingress/egress: a tcx link (6.6), else a clsact bpf filter through netlink (4.5)."""
         from pybpf.links.tc import attach_tc
         return attach_tc(self, ifname_or_index, direction, before=before, after=after,
-                         expected_revision=expected_revision)
+                         expected_revision=expected_revision, priority=priority, handle=handle)
 
     def attach_cgroup(self, path: str | os.PathLike[str], attach_type: Any = None) -> "Link":
         """A cgroup v2 directory; BPF link, Linux 5.7 (BPF_PROG_ATTACH before)."""
