@@ -16,6 +16,7 @@ tc                  attach_tc(prog, ifname, direction)            SCHED_CLS
 cgroup              attach_cgroup(prog, path, attach_type)        CGROUP_*, SOCK_OPS
 socket              attach_socket(prog, sock)                     SOCKET_FILTER
 iter                attach_iter(prog) → IterLink(.read())         TRACING (iter)
+struct_ops          attach_struct_ops(map) → StructOpsLink        STRUCT_OPS (a map)
 auto                attach(prog) from prog.section                any
 ==================  ============================================  ==========================
 
@@ -48,7 +49,7 @@ __all__ = [
     "attach_uprobe", "attach_uretprobe", "attach_uprobe_multi", "attach_usdt", "attach_kprobe",
     "attach_kprobe_multi", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing",
     "attach_perf_event", "attach_xdp", "attach_tc", "attach_cgroup", "attach_socket", "attach_iter",
-    "attach", "attach_all",
+    "attach_struct_ops", "StructOpsLink", "attach", "attach_all",
 ]
 
 # name → module that defines it (imported on first use)
@@ -69,6 +70,8 @@ _LAZY = {
     "attach_socket": "socket",
     "attach_iter": "iter",
     "IterLink": "iter",
+    "attach_struct_ops": "struct_ops",
+    "StructOpsLink": "struct_ops",
     "attach": "auto",
     "attach_all": "auto",
 }

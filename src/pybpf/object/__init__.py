@@ -14,7 +14,9 @@ Modules: :mod:`.spec` (the dataclasses), :mod:`.elf` (ELF → spec),
 :mod:`.elffile` (ELF reading), :mod:`.sections` (SEC() names),
 :mod:`.maps_def` (map definitions), :mod:`.linker` (relocations and
 subprograms), :mod:`.externs` (__kconfig/__ksym), :mod:`.btf_fixup`
-(BTF the kernel accepts), :mod:`.loader` (spec → kernel), :mod:`.object`.
+(BTF the kernel accepts), :mod:`.struct_ops` and :mod:`.struct_ops_map`
+(struct_ops maps), :mod:`.targets` (freplace targets in other programs),
+:mod:`.loader` (spec → kernel), :mod:`.object`.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from typing import Any, Iterable, Mapping
 
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.sections import SectionInfo, parse_section
-from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, VariableSpec
+from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, StructOpsSpec, VariableSpec
 
 __all__ = [
-    "ObjectSpec", "ProgramSpec", "MapSpec", "VariableSpec", "ExternSpec", "Object", "ObjectVariable",
+    "ObjectSpec", "ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "Object",
+    "ObjectVariable",
     "SectionInfo", "parse_section", "load",
 ]
 
 
 def load(path: str | os.PathLike[str] | bytes, *, programs: Iterable[str] | None = None,
          pin_path: str | None = "/sys/fs/bpf", log_level: int = 0,
-         variables: Mapping[str, Any] | None = None) -> Object:
+         variables: Mapping[str, Any] | None = None, attach_targets: Mapping[str, Any] | None = None) -> Object:
     """Parse and load a BPF object file (or its bytes) in one step.
 
     >>> obj = pybpf.load("x.bpf.o", variables={"target_tgid": 1234})   # doctest: +SKIP
@@ -43,4 +46,5 @@ def load(path: str | os.PathLike[str] | bytes, *, programs: Iterable[str] | None
         spec = ObjectSpec.from_bytes(path)
     else:
         spec = ObjectSpec.from_file(path)
-    return spec.load(programs, pin_path=pin_path, log_level=log_level, variables=variables)
+    return spec.load(programs, pin_path=pin_path, log_level=log_level, variables=variables,
+                     attach_targets=attach_targets)

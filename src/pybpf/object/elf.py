@@ -6,10 +6,12 @@ The steps, in order:
 2. parse ``.BTF``/``.BTF.ext`` (:mod:`pybpf.btf.reader`);
 3. collect externs and lay out ``.kconfig`` (:mod:`.externs`);
 4. fix DATASEC sizes and offsets from the symbol table (:mod:`.btf_fixup`);
-5. build maps: ``.maps``, legacy ``maps``, global data (:mod:`.maps_def`);
+5. build maps: ``.maps``, legacy ``maps``, global data (:mod:`.maps_def`),
+   ``.struct_ops``/``.struct_ops.link`` variables (:mod:`.struct_ops`);
 6. split code sections into functions, apply relocations, link each
    entry program with the subprograms it reaches (:mod:`.linker`);
-7. fill map-in-map and prog-array initial values from ``.rel.maps``;
+7. fill map-in-map and prog-array initial values from ``.rel.maps``, and
+   struct_ops function pointers from ``.rel.struct_ops*``;
 8. variables of the global data sections, and the kernel-ready BTF blob.
 
 Any malformed input raises :class:`~pybpf.errors.ObjectError` prefixed
@@ -23,7 +25,7 @@ import struct
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
-from pybpf.object import btf_fixup, externs as _externs, linker, maps_def
+from pybpf.object import btf_fixup, externs as _externs, linker, maps_def, struct_ops
 from pybpf.object.elffile import (
     SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, STV_HIDDEN, STV_INTERNAL, ElfFile, Section,
 )
@@ -76,6 +78,7 @@ class _Parser:
         data_sections: dict[int, str] = {}
         code: list[Section] = []
         maps_sec: Section | None = None
+        struct_ops_secs: list[Section] = []
         for sec in elf.sections:
             if not sec.name or sec.name in _IGNORED or sec.name.startswith((".rel", ".debug")):
                 continue
@@ -91,6 +94,10 @@ class _Parser:
             if sec.name == "maps":
                 map_sections.add(sec.index)
                 self._add_maps(maps, maps_def.parse_legacy_maps(elf, sec, btf))
+                continue
+            if sec.name in struct_ops.SECTIONS:
+                self._add_maps(maps, struct_ops.parse_struct_ops(elf, sec, btf, datasecs.get(sec.name)))
+                struct_ops_secs.append(sec)
                 continue
             kind = maps_def.data_section_kind(sec)
             if kind is not None:
@@ -111,6 +118,8 @@ class _Parser:
         if maps_sec is not None and btf is not None:
             maps_def.collect_values(elf, maps_sec, maps, program_at,
                                     maps_def.values_offsets(btf, maps_sec, maps, datasecs.get(maps_sec.name)))
+        for sec in struct_ops_secs:
+            struct_ops.assign_programs(elf, sec, maps, program_at, programs)
         variables = self._variables(maps, data_sections, btf, externs)
 
         spec = ObjectSpec(self.name, programs=programs, maps=maps, variables=variables, btf=btf,

@@ -13,7 +13,19 @@
    extern ids patched in place, and its attr made with its
    func_info/line_info; then all the programs are loaded back to back (see
    ``_Loader._load_programs``).
-4. Prog arrays get their initial programs.
+4. Prog arrays get their initial programs; struct_ops maps learn the
+   programs that fill their function pointers.
+
+struct_ops (:mod:`.struct_ops`): before anything is made, each struct_ops
+map is translated to the running kernel's struct, which gives each
+``struct_ops/`` program its ``attach_btf_id`` (the kernel struct) and
+expected attach type (its member's index); the map is created with
+``btf_vmlinux_value_type_id`` and written when it is attached
+(:func:`pybpf.links.struct_ops.attach_struct_ops`).  freplace and
+fentry/fexit programs given a BPF program as target
+(``ProgramSpec.set_attach_target`` or ``load(attach_targets=...)``) get
+``attach_prog_fd`` and the BTF id of the function in that program's BTF
+(:mod:`.targets`).
 
 Anything that fails closes what was made and raises with context:
 ``object 'x.bpf.o': program 'p': load: ...``.
@@ -36,6 +48,7 @@ from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_stri
 from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, encode_variable
+from pybpf.object.targets import check_attach_targets
 
 __all__ = ["load"]
 
@@ -63,11 +76,12 @@ _LI = struct.Struct("<IIII")
 
 
 def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: str | None = "/sys/fs/bpf",
-         log_level: int = 0, variables: Mapping[str, Any] | None = None) -> Object:
+         log_level: int = 0, variables: Mapping[str, Any] | None = None,
+         attach_targets: Mapping[str, Any] | None = None) -> Object:
     obj = Object(spec)
     try:
         with context(f"object '{spec.name}'"):
-            _Loader(spec, obj, pin_path, log_level).run(programs, variables)
+            _Loader(spec, obj, pin_path, log_level, attach_targets).run(programs, variables)
     except BaseException:
         obj.close()
         raise
@@ -75,7 +89,8 @@ def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: s
 
 
 class _Loader:
-    def __init__(self, spec: ObjectSpec, obj: Object, pin_path: str | None, log_level: int) -> None:
+    def __init__(self, spec: ObjectSpec, obj: Object, pin_path: str | None, log_level: int,
+                 attach_targets: Mapping[str, Any] | None = None) -> None:
         self.spec = spec
         self.obj = obj
         self.pin_path = pin_path
@@ -83,10 +98,15 @@ class _Loader:
         self.btf_fd: Any = None
         self._map_fds: dict[str, int] | None = None   # map name -> fd, once the maps exist
         self._core_results: dict[str, list[Any]] = {}  # program name -> CO-RE outcomes, for hints
+        self._targets = check_attach_targets(spec, attach_targets)  # program -> (target program, function)
+        self._target_resolver: Any = None              # parsed BTF of target programs, per load
+        self._struct_ops: dict[str, Any] = {}          # struct_ops map name -> KernelValue
+        self._struct_ops_progs: dict[str, tuple[int, int]] = {}  # program -> (struct id, member index)
 
     def run(self, programs: Iterable[str] | None, variables: Mapping[str, Any] | None) -> None:
         spec = self.spec
         names = self._select(programs)
+        names = self._plan_struct_ops(names, explicit=programs is not None)
         data = self._data(variables)
         self._load_btf(names)
         self._create_maps(data)
@@ -95,7 +115,10 @@ class _Loader:
             self._load_programs([spec.programs[name] for name in names], resolver)
         finally:
             resolver.close()
+            if self._target_resolver is not None:
+                self._target_resolver.close()
         self._init_prog_arrays()
+        self._bind_struct_ops()
         self._variables()
 
     # -- selection and variables ----------------------------------------------------------
@@ -111,6 +134,31 @@ class _Loader:
                 known = ", ".join(self.spec.programs) or "none"
                 raise ObjectError(f"no program '{n}' (programs: {known})")
         return names
+
+    # -- struct_ops -------------------------------------------------------------------------
+
+    def _plan_struct_ops(self, names: list[str], explicit: bool) -> list[str]:
+        """Translate the struct_ops maps to the kernel's layout (see :func:`.struct_ops.plan_object`)."""
+        spec = self.spec
+        if not any(ms.struct_ops is not None for ms in spec.maps.values()) and \
+                not any(spec.programs[n].type == ProgType.STRUCT_OPS for n in names):
+            return names
+        from pybpf.object.struct_ops import plan_object
+
+        self._struct_ops, self._struct_ops_progs, names = plan_object(spec, names, explicit, self.obj.notes)
+        return names
+
+    def _create_struct_ops(self, ms: MapSpec) -> Any:
+        from pybpf.object.struct_ops_map import create_struct_ops_map
+
+        return create_struct_ops_map(ms, self._struct_ops[ms.name], self.btf_fd, self.obj.btf_error)
+
+    def _bind_struct_ops(self) -> None:
+        """Give each struct_ops map the programs that fill its function pointers."""
+        obj = self.obj
+        for name, kv in self._struct_ops.items():
+            m = obj.maps[name]
+            m._bind(kv, {prog: obj.programs.get(prog) for _o, _m, prog in kv.slots}, m.is_link)
 
     def _data(self, variables: Mapping[str, Any] | None) -> dict[str, bytes]:
         data = {name: m.data for name, m in self.spec.maps.items() if m.data is not None}
@@ -227,6 +275,9 @@ class _Loader:
 
     def _create_map(self, ms: MapSpec, data: bytes | None, *, inner: bool = False) -> Any:
         from pybpf.maps import Map, create
+
+        if ms.struct_ops is not None:
+            return self._create_struct_ops(ms)
 
         max_entries = ms.max_entries
         if ms.type == MapType.PERF_EVENT_ARRAY and not max_entries:
@@ -427,8 +478,13 @@ class _Loader:
                                         lambda ext: self._extern(ext, resolver))
                 line_table = LineTable(insns)
                 refs_rodata = any(i.reference == ".rodata" for i in insns)
+            expected_attach_type = ps.attach_type
+            attach_prog = None
             if ps.type in _BTF_TARGET_TYPES:
-                attach_btf_id, attach_obj = self._attach_target(ps, resolver)
+                attach_btf_id, attach_obj, attach_prog = self._attach_target(ps, resolver)
+            elif ps.type == ProgType.STRUCT_OPS:
+                attach_btf_id, expected_attach_type = self._struct_ops_target(ps)
+                attach_obj = None
             else:
                 attach_btf_id, attach_obj = 0, None
         except BPFError as exc:
@@ -451,11 +507,11 @@ class _Loader:
             kern_version = _externs.kernel_version_code()
         try:
             prepared = Program._prepare_options(bytes(code), {
-                "prog_type": ps.type, "expected_attach_type": ps.attach_type, "license": ps.license,
+                "prog_type": ps.type, "expected_attach_type": expected_attach_type, "license": ps.license,
                 "name": ps.name, "kern_version": kern_version, "flags": ps.flags,
                 "btf_fd": self.btf_fd if func_info else None, "func_info": func_info, "func_info_rec_size": 8,
                 "line_info": line_info, "line_info_rec_size": 16, "attach_btf_id": attach_btf_id,
-                "attach_btf_obj_fd": attach_obj or 0, "attach_prog_fd": 0, "fd_array": fd_array,
+                "attach_btf_obj_fd": attach_obj or 0, "attach_prog_fd": attach_prog or 0, "fd_array": fd_array,
                 "log_level": self.log_level, "log_size": DEFAULT_LOG_SIZE, "line_table": line_table,
             })
         except BPFError as exc:
@@ -492,15 +548,26 @@ class _Loader:
                 raise ObjectError(f"not found in {what} (declare it __weak to make it optional)")
             return found
 
-    def _attach_target(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[int, Any]:
+    def _struct_ops_target(self, ps: ProgramSpec) -> tuple[int, int]:
+        """(attach_btf_id, expected_attach_type): the kernel struct and the member index."""
+        found = self._struct_ops_progs.get(ps.name)
+        if found is None:  # pragma: no cover - _plan_struct_ops leaves these out or raises
+            raise ObjectError("struct_ops program not used by any struct_ops map")
+        return found
+
+    def _attach_target(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[int, Any, Any]:
+        """(attach_btf_id, attach_btf_obj_fd, attach_prog_fd) of a TRACING/LSM/EXT program."""
         if ps.type not in (ProgType.TRACING, ProgType.LSM, ProgType.EXT):
-            return 0, None
+            return 0, None, None
         info = ps.section_info
         kind = info.kind if info is not None else ""
+        program, function = self._targets.get(ps.name, (ps.attach_program, None))
+        if program is not None:
+            return self._program_target(ps, program, function or ps.attach_target, kind)
         if ps.type == ProgType.EXT:
-            raise ObjectError("freplace programs need the program they replace; load them with "
-                              "pybpf.Program.load(..., attach_prog_fd=...)")
-        target = ps.attach_target
+            raise ObjectError(f"freplace program '{ps.name}' needs set_attach_target(target_program, 'function') "
+                              f"before load (or spec.load(attach_targets={{'{ps.name}': (program, 'function')}}))")
+        target = function or ps.attach_target
         if not target:
             raise ObjectError(f"section '{ps.section}' names no attach target (e.g. SEC(\"{kind}/name\"))")
         module = None
@@ -516,10 +583,28 @@ class _Loader:
                 for t in own:
                     if t.kind == btf_kind:
                         if module:
-                            return t.id or 0, resolver._module_fd(module)
-                        return t.id or 0, None
+                            return t.id or 0, resolver._module_fd(module), None
+                        return t.id or 0, None, None
             raise ObjectError(f"'{prefix + target}' ({btf_kind.name}) is not in the kernel's BTF"
                               + (f" (module {module})" if module else ""))
+
+    def _program_target(self, ps: ProgramSpec, program: Any, function: str | None, kind: str) -> tuple[int, Any, Any]:
+        """A function of a loaded BPF program (freplace; fentry/fexit on BPF): its FUNC id in the
+        target program's BTF, and the target's fd as attach_prog_fd."""
+        from pybpf.object.targets import TargetResolver, program_fd
+
+        what = "freplace" if ps.type == ProgType.EXT else kind or "tracing"
+        if ps.type == ProgType.TRACING and kind not in ("fentry", "fexit", "fmod_ret", ""):
+            raise ObjectError(f"{kind} programs cannot attach to a BPF program (set_attach_target with a program "
+                              "is for freplace and fentry/fexit)")
+        if not function:
+            raise ObjectError(f"{what} program '{ps.name}' names no function to attach to: give it in the section "
+                              f"(SEC(\"{kind or 'freplace'}/func\")) or in set_attach_target(program, 'func')")
+        if self._target_resolver is None:
+            self._target_resolver = TargetResolver()
+        with context("attach target"):
+            btf_id = self._target_resolver.func_id(program, function)
+            return btf_id, None, program_fd(program)
 
     # -- after loading --------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pybpf.object.object import Object
     from pybpf.object.sections import SectionInfo
 
-__all__ = ["ObjectSpec", "ProgramSpec", "MapSpec", "VariableSpec", "ExternSpec"]
+__all__ = ["ObjectSpec", "ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec"]
 
 
 def _type_id(t: Any) -> int | None:
@@ -67,7 +67,13 @@ class ProgramSpec:
     ``instructions``, ``func_info`` and ``line_info`` decode them on first
     access into the lists above; from then on those lists are what a load
     uses, so changing them (or assigning new ones) changes what is loaded.
+
+    ``attach_program`` is the loaded BPF program that a freplace program (or
+    an fentry/fexit on a BPF program) attaches to: see :meth:`set_attach_target`.
     """
+
+    #: the target program of a freplace / fentry-on-BPF program (a Program or an fd), or None
+    attach_program: Any = None
 
     def __init__(self, name: str, section: str, type: ProgType | int, attach_type: AttachType | int | None,
                  attach_target: str | None, sleepable: bool, flags: int, instructions: list[Instruction],
@@ -232,6 +238,37 @@ class ProgramSpec:
             cached = self._kernel_records = (self._fi_raw.tobytes() or None, self._li_raw.tobytes() or None)
         return cached
 
+    def set_attach_target(self, program: Any, function: str | None = None) -> None:
+        """Choose what this program attaches to, before :meth:`ObjectSpec.load`.
+
+        For a freplace program (``SEC("freplace/func")``, BPF_PROG_TYPE_EXT,
+        Linux 5.6), ``program`` is the loaded BPF program (a
+        :class:`pybpf.Program` or its fd) whose global function ``function``
+        it replaces; ``function`` defaults to the name after ``freplace/``.
+        The loader finds the function's BTF id in ``program``'s BTF.  For an
+        fentry/fexit program, ``program`` attaches it to a function of a BPF
+        program the same way, and ``program=None`` with ``function`` names a
+        kernel function instead of the section's.  Like libbpf's
+        ``bpf_program__set_attach_target``.
+
+        >>> spec.programs["new_verdict"].set_attach_target(target_prog, "verdict")   # doctest: +SKIP
+        """
+        kinds = (ProgType.EXT, ProgType.TRACING, ProgType.LSM)
+        if self.type not in kinds:
+            kind = self.type.name if isinstance(self.type, ProgType) else str(self.type)
+            raise ObjectError(f"program '{self.name}': set_attach_target() is for freplace, fentry/fexit/fmod_ret "
+                              f"and lsm programs, not {kind} programs (section '{self.section}')")
+        if program is None and not function:
+            raise ObjectError(f"program '{self.name}': set_attach_target() needs a target program, "
+                              "a function name, or both")
+        if program is not None and self.type == ProgType.LSM:
+            raise ObjectError(f"program '{self.name}': lsm programs attach to kernel hooks, not to BPF programs")
+        if function is not None and not isinstance(function, str):
+            raise TypeError(f"set_attach_target(): function must be a str, not {type(function).__name__}")
+        self.attach_program = program
+        if function:
+            self.attach_target = function
+
     @property
     def section_info(self) -> "SectionInfo | None":
         """What the section name says (kind, target, retprobe...), see :mod:`pybpf.object.sections`."""
@@ -261,6 +298,100 @@ class ProgramSpec:
 
 
 @dataclass(eq=False)
+class StructOpsSpec:
+    """The value of a struct_ops map: a kernel struct of function pointers filled with programs.
+
+    ``SEC(".struct_ops")`` / ``SEC(".struct_ops.link")`` variables (libbpf's
+    convention) such as ``struct tcp_congestion_ops cc = {.ssthresh = (void
+    *)prog, .name = "x"}``.  ``type`` is the struct in the *object's* BTF (its
+    name, less any ``___flavor``, names the kernel struct); ``data`` its
+    bytes in the object's layout (data members such as ``name``; function
+    pointers are zero); ``programs`` maps a function-pointer member to the
+    name of the ``SEC("struct_ops/...")`` program that implements it (from
+    the section's relocations).  ``link`` is True for ``.struct_ops.link``
+    (registered through a BPF link, Linux 6.4) and False for ``.struct_ops``
+    (registered by the map update itself).  The loader translates ``data``
+    to the kernel's layout by member name (:mod:`pybpf.object.struct_ops`).
+    """
+
+    type: "Type"
+    data: bytes
+    programs: dict[str, str] = field(default_factory=dict)
+    link: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return self.type.name
+
+    def _member(self, name: str) -> Any:
+        from pybpf.btf.types import Composite, resolve
+
+        t = resolve(self.type)
+        m = t.member(name) if isinstance(t, Composite) else None
+        if m is None:
+            known = ", ".join(x.name for x in getattr(t, "members", ())) or "none"
+            raise ObjectError(f"struct {self.type.name}: no member '{name}' (members: {known})")
+        return m
+
+    def _is_func_pointer(self, member: Any) -> bool:
+        from pybpf.btf.types import FuncProto, Pointer, resolve
+
+        t = resolve(member.type)
+        return isinstance(t, Pointer) and isinstance(resolve(t.target), FuncProto)
+
+    def get(self, member: str) -> Any:
+        """A member's value: the program name of a function pointer (None if unset), else
+        the data member decoded through BTF (``name`` reads as bytes)."""
+        m = self._member(member)
+        if self._is_func_pointer(m):
+            return self.programs.get(member)
+        from pybpf.btf.codec import codec_for
+        from pybpf.btf.types import sizeof
+
+        size = sizeof(m.type)
+        raw = self.data[m.offset:m.offset + size]
+        if m.bitfield_size:
+            raise ObjectError(f"struct {self.type.name}: member '{member}' is a bitfield")
+        try:
+            return codec_for(m.type).decode(raw)
+        except (BPFError, TypeError, ValueError):
+            return bytes(raw)
+
+    def set(self, member: str, value: Any) -> None:
+        """Change a member before load: a program name (or None) for a function pointer,
+        else a value the member's BTF type encodes (bytes for ``char name[16]``)."""
+        m = self._member(member)
+        if self._is_func_pointer(m):
+            if value is not None and not isinstance(value, str):
+                raise ObjectError(f"struct {self.type.name}: member '{member}' is a function pointer: give the "
+                                  f"name of a struct_ops program, not {type(value).__name__}")
+            if value is None:
+                self.programs.pop(member, None)
+            else:
+                self.programs[member] = value
+            return
+        if m.bitfield_size:
+            raise ObjectError(f"struct {self.type.name}: member '{member}' is a bitfield")
+        from pybpf.btf.codec import codec_for
+        from pybpf.btf.types import sizeof
+
+        size = sizeof(m.type)
+        try:
+            raw = codec_for(m.type).encode(value)
+        except (BPFError, TypeError, ValueError, OverflowError) as exc:
+            raise ObjectError(f"struct {self.type.name}: member '{member}': {exc}") from None
+        if len(raw) != size:
+            raise ObjectError(f"struct {self.type.name}: member '{member}': {len(raw)} bytes for a {size}-byte member")
+        self.data = self.data[:m.offset] + raw + self.data[m.offset + size:]
+
+    def copy(self) -> "StructOpsSpec":
+        return StructOpsSpec(self.type, self.data, dict(self.programs), self.link)
+
+    def _key(self) -> tuple:
+        return (_type_id(self.type), self.data, sorted(self.programs.items()), self.link)
+
+
+@dataclass(eq=False)
 class MapSpec:
     """A map to create.
 
@@ -273,7 +404,8 @@ class MapSpec:
     ``.kconfig``); ``freeze`` makes the map read-only for user space once
     written.  ``kernel_name`` is the name given to the kernel (libbpf's,
     e.g. ``"minimal.rodata"``); ``pinning`` is 1 (LIBBPF_PIN_BY_NAME) to
-    pin the map under the load's ``pin_path``.
+    pin the map under the load's ``pin_path``.  ``struct_ops`` describes the
+    value of a STRUCT_OPS map (:class:`StructOpsSpec`), None for other maps.
     """
 
     name: str
@@ -294,6 +426,7 @@ class MapSpec:
     section: str = ""
     kernel_name: str = ""
     offset: int = 0          # byte offset of the definition in its section (relocations)
+    struct_ops: StructOpsSpec | None = None
 
     @property
     def is_global_data(self) -> bool:
@@ -303,7 +436,8 @@ class MapSpec:
         return (self.name, int(self.type), self.key_size, self.value_size, self.max_entries, self.flags,
                 self.numa_node, self.map_extra, self.pinning, _type_id(self.key_type),
                 _type_id(self.value_type), self.inner._key() if self.inner is not None else None,
-                list(self.contents), self.data, self.freeze, self.section, self.kernel_name, self.offset)
+                list(self.contents), self.data, self.freeze, self.section, self.kernel_name, self.offset,
+                self.struct_ops._key() if self.struct_ops is not None else None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MapSpec):
@@ -316,7 +450,8 @@ class MapSpec:
         return MapSpec(self.name, self.type, self.key_size, self.value_size, self.max_entries, self.flags,
                        self.numa_node, self.map_extra, self.pinning, self.key_type, self.value_type,
                        self.inner.copy() if self.inner is not None else None, list(self.contents),
-                       self.data, self.freeze, self.section, self.kernel_name, self.offset)
+                       self.data, self.freeze, self.section, self.kernel_name, self.offset,
+                       self.struct_ops.copy() if self.struct_ops is not None else None)
 
     def __repr__(self) -> str:
         kind = self.type.name if isinstance(self.type, MapType) else str(self.type)
@@ -492,16 +627,23 @@ class ObjectSpec:
     # -- loading ----------------------------------------------------------------------
 
     def load(self, programs: Iterable[str] | None = None, *, pin_path: str | None = "/sys/fs/bpf",
-             log_level: int = 0, variables: Mapping[str, Any] | None = None) -> "Object":
+             log_level: int = 0, variables: Mapping[str, Any] | None = None,
+             attach_targets: Mapping[str, Any] | None = None) -> "Object":
         """Create the maps and load the programs (all with autoload, or those named).
 
         ``variables`` sets global variables for this load only (the spec is
         not changed).  Maps with ``pinning`` are reused from (or pinned to)
-        ``pin_path``.  Everything made is closed again if a step fails.
+        ``pin_path``.  ``attach_targets`` gives freplace (and fentry/fexit on
+        BPF) programs their target for this load only: ``{"new_fn":
+        (target_program, "func_name")}`` (or just the program, the function
+        then coming from the section name), as
+        :meth:`ProgramSpec.set_attach_target` does.  Everything made is closed
+        again if a step fails.
         """
         from pybpf.object.loader import load
 
-        return load(self, programs=programs, pin_path=pin_path, log_level=log_level, variables=variables)
+        return load(self, programs=programs, pin_path=pin_path, log_level=log_level, variables=variables,
+                    attach_targets=attach_targets)
 
     # -- comparison -------------------------------------------------------------------
 
