@@ -487,3 +487,17 @@ def test_attach_struct_ops_wants_a_struct_ops_map():
         with pytest.raises(TypeError):
             attach_struct_ops(obj.programs["pybpf_ssthresh"])
     assert AttachType.STRUCT_OPS == 44
+
+
+def test_attach_all_registers_struct_ops_link_maps():
+    """Object.attach_all() registers .struct_ops.link maps, as libbpf's auto-attach does."""
+    assert "pybpf_cc" not in available_cc()
+    with spec_of("obj_struct_ops").load() as obj:
+        links = obj.attach_all()
+        try:
+            assert isinstance(links["pybpf_cc"], StructOpsLink)
+            assert "pybpf_cc" in available_cc()
+        finally:
+            for link in links.values():
+                link.close()
+        assert "pybpf_cc" not in available_cc()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pybpf.object.struct_ops_map import StructOpsMap
 from pybpf.errors import BPFError
 
 if TYPE_CHECKING:
@@ -81,13 +82,24 @@ class Object:
     def attach_all(self, **kwargs: Any) -> dict[str, Any]:
         """Attach every program whose section says where, like libbpf's auto-attach.
 
-        Returns ``{program name: Link}``; programs whose section names no
-        target (``xdp``, ``cgroup_skb/ingress``...) are left alone.  See
-        :func:`pybpf.links.attach_all`.
+        Returns ``{name: Link}``: programs whose section names no target
+        (``xdp``, ``cgroup_skb/ingress``...) are left alone, and every
+        ``.struct_ops.link`` map is registered under its map name, as libbpf
+        does.  All or nothing: on an error the links made so far are closed.
+        See :func:`pybpf.links.attach_all`.
         """
         from pybpf.links.auto import attach_all
+        from pybpf.links.base import close_all
 
-        return attach_all(self.programs, maps=self.maps, **kwargs)
+        links = attach_all(self.programs, maps=self.maps, **kwargs)
+        try:
+            for name, m in self.maps.items():
+                if isinstance(m, StructOpsMap) and m.is_link:
+                    links[name] = m.attach()
+        except BaseException:
+            close_all(links.values())
+            raise
+        return links
 
     def __enter__(self) -> "Object":
         return self
