@@ -45,8 +45,7 @@ def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_
     for kfuncs in modules, or None.
     """
     pack = _IMM.pack_into
-    fd_array: list[Any] | None = None
-    fd_index: dict[int, int] = {}
+    fds = _FdArray()
     for slot, kind, ref in fixups:
         at = 8 * slot
         if kind == FIX_MAP:
@@ -57,50 +56,21 @@ def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_
             continue
         ext = externs.get(ref)
         if kind == FIX_EXTERN:
-            if ext is None:
-                continue
-            found = extern(ext)
-            if found is None:
-                src, lo, hi = 0, 0, 0
-            elif not found[2]:
-                src, lo, hi = 0, _s32(found[0] & 0xFFFFFFFF), _s32(found[0] >> 32)
-            else:
-                src, lo, hi = PSEUDO_BTF_ID, found[0], int(found[1].fileno()) if found[1] else 0
-            code[at + 1] = (src << 4) | (code[at + 1] & 0xF)
-            pack(code, at + 4, lo)
-            pack(code, at + 12, hi)
+            if ext is not None:
+                _patch_ksym_load(code, at, extern(ext))
             continue
         if ext is None:
             raise ObjectError(f"instruction {slot} calls kfunc '{ref}', which is not an extern")
-        found = extern(ext)
-        if found is None:
-            # an unresolved weak kfunc: a call the verifier refuses only if it is reachable
-            code[at + 1] = code[at + 1] & 0xF
-            _OFF.pack_into(code, at + 2, 0)
-            pack(code, at + 4, POISON_KFUNC_BASE + list(externs).index(ref))
-            continue
-        index = 0
-        if found[1]:
-            if fd_array is None:
-                fd_array = [0]
-            fd = found[1].fileno()
-            if fd not in fd_index:
-                fd_index[fd] = len(fd_array)
-                fd_array.append(fd)
-            index = fd_index[fd]
-        _OFF.pack_into(code, at + 2, index)
-        pack(code, at + 4, found[0])
-    return fd_array if fd_array is not None and len(fd_array) > 1 else None
+        _patch_kfunc_call(code, at, extern(ext), POISON_KFUNC_BASE + list(externs).index(ref), fds)
+    return fds.result()
 
 
 def patch_listed(insns: list[Instruction], code: bytearray, maps: Mapping[str, Any],
                  externs: Mapping[str, ExternSpec], extern: Callable[[ExternSpec], Any]) -> list[Any] | None:
     """Patch map fds and extern ids into ``code`` (the encoded ``insns``, which stay untouched),
     following the instructions' ``reference``: programs given or edited as instruction lists."""
-    fd_array: list[Any] = [0]
-    fd_index: dict[int, int] = {}
+    fds = _FdArray()
     ext_names = list(externs)
-    pack = _IMM.pack_into
     for i, insn in enumerate(insns):
         ref = insn.reference
         if ref is None:
@@ -112,44 +82,67 @@ def patch_listed(insns: list[Instruction], code: bytearray, maps: Mapping[str, A
                 m = maps.get(ref)
                 if m is None:
                     raise ObjectError(f"instruction {i} refers to map '{ref}', which does not exist")
-                pack(code, at + 4, m.fd)
+                _IMM.pack_into(code, at + 4, m.fd)
                 continue
             ext = externs.get(ref)
             if ext is None:
                 continue
             if i + 1 >= len(insns):
                 raise ObjectError(f"instruction {i}: 64-bit load of '{ref}' has no second slot")
-            found = extern(ext)
-            if found is None:
-                src, lo, hi = 0, 0, 0
-            elif not found[2]:
-                src, lo, hi = 0, _s32(found[0] & 0xFFFFFFFF), _s32(found[0] >> 32)
-            else:
-                src, lo, hi = PSEUDO_BTF_ID, found[0], int(found[1].fileno()) if found[1] else 0
-            code[at + 1] = (src << 4) | (code[at + 1] & 0xF)
-            pack(code, at + 4, lo)
-            pack(code, at + 12, hi)
+            _patch_ksym_load(code, at, extern(ext))
         elif op == 0x85 and insn.src == PSEUDO_KFUNC_CALL:
             ext = externs.get(ref)
             if ext is None:
                 raise ObjectError(f"instruction {i} calls kfunc '{ref}', which is not an extern")
-            found = extern(ext)
-            if found is None:
-                # an unresolved weak kfunc: a call the verifier refuses only if it is reachable
-                code[at + 1] = code[at + 1] & 0xF
-                _OFF.pack_into(code, at + 2, 0)
-                pack(code, at + 4, POISON_KFUNC_BASE + ext_names.index(ref))
-                continue
-            slot = 0
-            if found[1]:
-                fd = found[1].fileno()
-                if fd not in fd_index:
-                    fd_index[fd] = len(fd_array)
-                    fd_array.append(fd)
-                slot = fd_index[fd]
-            _OFF.pack_into(code, at + 2, slot)
-            pack(code, at + 4, found[0])
-    return fd_array if len(fd_array) > 1 else None
+            _patch_kfunc_call(code, at, extern(ext), POISON_KFUNC_BASE + ext_names.index(ref), fds)
+    return fds.result()
+
+
+class _FdArray:
+    """The fd_array of a program calling kfuncs of kernel modules: one slot per module BTF
+    (slot 0 stands for vmlinux), referred to by the call's ``off``."""
+
+    __slots__ = ("fds", "index")
+
+    def __init__(self) -> None:
+        self.fds: list[Any] = [0]
+        self.index: dict[int, int] = {}
+
+    def slot(self, btf_fd: Any) -> int:
+        fd = btf_fd.fileno()
+        if fd not in self.index:
+            self.index[fd] = len(self.fds)
+            self.fds.append(fd)
+        return self.index[fd]
+
+    def result(self) -> list[Any] | None:
+        return self.fds if len(self.fds) > 1 else None
+
+
+def _patch_ksym_load(code: bytearray, at: int, found: Any) -> None:
+    """The ld_imm64 at byte ``at`` loads a ksym: its address (typeless), its BTF id (typed),
+    or 0 for a missing weak one."""
+    if found is None:
+        src, lo, hi = 0, 0, 0
+    elif not found[2]:
+        src, lo, hi = 0, _s32(found[0] & 0xFFFFFFFF), _s32(found[0] >> 32)
+    else:
+        src, lo, hi = PSEUDO_BTF_ID, found[0], int(found[1].fileno()) if found[1] else 0
+    code[at + 1] = (src << 4) | (code[at + 1] & 0xF)
+    _IMM.pack_into(code, at + 4, lo)
+    _IMM.pack_into(code, at + 12, hi)
+
+
+def _patch_kfunc_call(code: bytearray, at: int, found: Any, poison_id: int, fds: _FdArray) -> None:
+    """The call at byte ``at`` targets a kfunc: its BTF id and module slot, or for an
+    unresolved weak kfunc a call the verifier refuses only if it is reachable."""
+    if found is None:
+        code[at + 1] = code[at + 1] & 0xF
+        _OFF.pack_into(code, at + 2, 0)
+        _IMM.pack_into(code, at + 4, poison_id)
+        return
+    _OFF.pack_into(code, at + 2, fds.slot(found[1]) if found[1] else 0)
+    _IMM.pack_into(code, at + 4, found[0])
 
 
 class LazyResolver:
