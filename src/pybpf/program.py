@@ -112,6 +112,24 @@ def _type_name(value: int | None, enum: type) -> str:
         return str(value)
 
 
+def program_fd(program: Any) -> int:
+    """The fd number of a :class:`Program`, an int fd, or anything with ``fileno()``.
+
+    >>> program_fd(7)
+    7
+    """
+    if isinstance(program, bool):
+        raise TypeError("expected a pybpf.Program or a program fd, not a bool")
+    if isinstance(program, int):
+        return program
+    fd = getattr(program, "fd", None)
+    if isinstance(fd, int):
+        return fd
+    if hasattr(program, "fileno"):
+        return int(program.fileno())
+    raise TypeError(f"expected a pybpf.Program or a program fd, not {type(program).__name__}")
+
+
 def _lacks_cookies() -> bool:
     """True on a kernel (or under features.override) without bpf_get_attach_cookie (Linux 5.15).
 

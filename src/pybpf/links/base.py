@@ -42,6 +42,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from pybpf.program import program_fd as prog_fd
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import LinkInfo as _RawLinkInfo
 from pybpf._sys.syscall import FD
@@ -60,18 +61,6 @@ class PerfEventKind:
 
 
 # -- programs ---------------------------------------------------------------------------
-
-def prog_fd(program: Any) -> int:
-    """The fd number of a Program (or an int fd, or anything with ``fileno()``)."""
-    if isinstance(program, int):
-        return program
-    fd = getattr(program, "fd", None)
-    if isinstance(fd, int):
-        return fd
-    if hasattr(program, "fileno"):
-        return int(program.fileno())
-    raise TypeError(f"expected a pybpf.Program, not {type(program).__name__}")
-
 
 def _label(program: Any) -> str:
     label = getattr(program, "_label", None)

@@ -591,7 +591,8 @@ class _Loader:
     def _program_target(self, ps: ProgramSpec, program: Any, function: str | None, kind: str) -> tuple[int, Any, Any]:
         """A function of a loaded BPF program (freplace; fentry/fexit on BPF): its FUNC id in the
         target program's BTF, and the target's fd as attach_prog_fd."""
-        from pybpf.object.targets import TargetResolver, program_fd
+        from pybpf.object.targets import TargetResolver
+        from pybpf.program import program_fd
 
         what = "freplace" if ps.type == ProgType.EXT else kind or "tracing"
         if ps.type == ProgType.TRACING and kind not in ("fentry", "fexit", "fmod_ret", ""):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING, Any, Mapping
 
+from pybpf.program import program_fd
 from pybpf._sys.uapi import ProgType
 from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, ObjectError
@@ -29,21 +30,7 @@ from pybpf.errors import BPFError, ObjectError
 if TYPE_CHECKING:
     from pybpf.object.spec import ObjectSpec
 
-__all__ = ["TargetResolver", "check_attach_targets", "program_fd", "program_label"]
-
-
-def program_fd(program: Any) -> int:
-    """The fd number of a :class:`pybpf.Program`, an int fd, or anything with ``fileno()``."""
-    if isinstance(program, bool):
-        raise TypeError("expected a pybpf.Program or a program fd, not a bool")
-    if isinstance(program, int):
-        return program
-    fd = getattr(program, "fd", None)
-    if isinstance(fd, int):
-        return fd
-    if hasattr(program, "fileno"):
-        return int(program.fileno())
-    raise TypeError(f"expected a pybpf.Program or a program fd, not {type(program).__name__}")
+__all__ = ["TargetResolver", "check_attach_targets", "program_label"]
 
 
 def program_label(program: Any) -> str:
