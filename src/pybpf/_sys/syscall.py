@@ -49,16 +49,6 @@ _syscall4.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_ul
 
 
 
-def raw_syscall(nr: int, *args: int) -> int:
-    """Call ``syscall(nr, *args)`` with integer arguments; return the result or ``-errno``."""
-    fn = _libc["syscall"]
-    fn.restype = ctypes.c_long
-    res = fn(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
-    if res < 0:
-        return -ctypes.get_errno()
-    return res
-
-
 # Commands that charge RLIMIT_MEMLOCK on kernels before 5.11 (memcg accounting).
 _MEMLOCK_CMDS = frozenset({Cmd.MAP_CREATE, Cmd.PROG_LOAD, Cmd.BTF_LOAD})
 _memlock_raised = False
