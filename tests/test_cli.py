@@ -127,3 +127,31 @@ def test_bpf_error_exit_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
 def test_main_in_process(capsys: pytest.CaptureFixture) -> None:
     assert main(["features", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == features.all_features()
+
+
+_NON_ROOT_SCRIPT = """
+import pybpf
+from pybpf.maps import HashMap
+from pybpf.asm import builder as b
+from pybpf._sys import ProgType
+for what, make in (("map", lambda: HashMap(key="u32", value="u64", max_entries=4)),
+                   ("program", lambda: pybpf.Program.load(b.assemble([b.mov64_imm(0, 0), b.exit_()]),
+                                                          prog_type=ProgType.XDP, name="x"))):
+    try:
+        make().close()
+        print(what, "created")
+    except pybpf.BPFError as exc:
+        print(what, isinstance(exc, pybpf.SyscallError), exc.errno, exc)
+"""
+
+
+def test_library_as_non_root_raises_clear_errors() -> None:
+    """Creating a map or loading a program without privileges: a SyscallError that says what to do."""
+    env = dict(os.environ, PYTHONPATH=SRC)
+    res = subprocess.run([_unprivileged_python(), "-c", _NON_ROOT_SCRIPT], capture_output=True, text=True,
+                         env=env, user=65534, group=65534, extra_groups=[], cwd="/", timeout=60)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    lines = res.stdout.splitlines()
+    assert [line.split()[:3] for line in lines] == [["map", "True", "1"], ["program", "True", "1"]]
+    assert "create: EPERM" in lines[0] and "program 'x': load: EPERM" in lines[1]
+    assert all("run as root" in line for line in lines)
