@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +41,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from buildprogs import build_file  # noqa: E402
 from pybpf import features  # noqa: E402
 from pybpf._sys import AttachType, ProgType  # noqa: E402
 from pybpf.asm import builder as b  # noqa: E402
@@ -102,11 +103,7 @@ def build_libbpf_side() -> None:
         run(["cc", "-O2", "-o", str(C_BINARY), str(C_SOURCE), "-lbpf"])
     if not BPF_OBJECT.exists():
         BPF_SOURCE.write_text(BPF_PROGRAM)
-        clang = shutil.which("clang-19") or shutil.which("clang")
-        if not clang:
-            raise SystemExit("clang-19 is needed to build the BPF object for the libbpf side")
-        run([clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
-             "-c", str(BPF_SOURCE), "-o", str(BPF_OBJECT)])
+        build_file(BPF_SOURCE, BUILD)
 
 
 def libbpf_attach(binary: Path, n: int) -> tuple[float, float]:

@@ -8,7 +8,7 @@ Builds with clang-19 into bench/build/ three objects:
 - bench/progs/ten_progs.bpf.c: 10 programs of assorted types, four maps,
   global data; no CO-RE, but some of its program types make libbpf read the
   kernel's BTF on every load (pybpf caches it per process);
-- bench/progs/ten_xdp.bpf.c: 10 XDP programs, one array map, .rodata/.bss and
+- ten_xdp, tests/progs/obj_many.bpf.c: 10 XDP programs, one array map, .rodata/.bss and
   a shared subprogram; nothing needs the kernel's BTF, so this compares the
   bare loaders;
 - bench/progs/core_task.bpf.c: CO-RE reads of task_struct (needs the kernel's
@@ -58,7 +58,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from buildprogs import BUILD as TEST_BUILD, clang, vmlinux_h  # noqa: E402
+from buildprogs import build, build_file  # noqa: E402
 
 BUILD = HERE / "build"
 C_SOURCE = HERE / "c" / "load_bench.c"
@@ -74,17 +74,9 @@ KERNEL_BTF = {"ten_progs": "libbpf reads kernel BTF per load", "ten_xdp": "no ke
 # ----------------------------------------------------------------------------- build
 
 def build_object(name: str) -> Path:
-    src = HERE / "progs" / f"{name}.bpf.c"
-    out = BUILD / f"{name}.bpf.o"
-    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
-        return out
-    vmlinux_h()
-    BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = [clang(), "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I", str(TEST_BUILD),
-           "-I", "/usr/include/x86_64-linux-gnu", "-c", str(src), "-o", str(out)]
-    print("building:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-    return out
+    if name == "ten_xdp":  # the loader tests' own 10-XDP-program object
+        return build("obj_many")
+    return build_file(HERE / "progs" / f"{name}.bpf.c", BUILD)
 
 
 def build_c() -> Path:

@@ -41,12 +41,17 @@ def vmlinux_h() -> Path:
 
 
 def build(name: str, *, extra_flags: tuple[str, ...] = ()) -> Path:
-    src = PROGS / f"{name}.bpf.c"
-    out = BUILD / f"{name}.bpf.o"
+    """Compile tests/progs/NAME.bpf.c into tests/progs/build/NAME.bpf.o (cached unless flags are given)."""
+    return build_file(PROGS / f"{name}.bpf.c", BUILD, extra_flags=extra_flags)
+
+
+def build_file(src: Path, out_dir: Path, *, extra_flags: tuple[str, ...] = ()) -> Path:
+    """Compile the BPF C file ``src`` into ``out_dir`` (the benchmarks build theirs this way too)."""
+    out = out_dir / (src.name[: -len(".c")] + ".o")
     if out.exists() and out.stat().st_mtime >= src.stat().st_mtime and not extra_flags:
         return out
     vmlinux_h()
-    BUILD.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         clang(), "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86",
         "-I", str(BUILD), "-I", str(INCLUDE), "-I", "/usr/include/x86_64-linux-gnu",

@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import struct
-import subprocess
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +32,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pybpf
-from buildprogs import BUILD, INCLUDE, build, clang, vmlinux_h
+from buildprogs import build, build_file
 
 BUDGET = float(os.environ.get("PYBPF_FUZZ_BUDGET", "60"))
 EXAMPLES = int(os.environ.get("PYBPF_FUZZ_EXAMPLES", "300"))
@@ -380,14 +379,9 @@ def test_instructions_not_a_multiple_of_8():
 
 
 def _compile(tmp_path: Path, name: str, source: str) -> bytes:
-    vmlinux_h()
     src = tmp_path / f"{name}.bpf.c"
-    out = tmp_path / f"{name}.bpf.o"
     src.write_text(source)
-    subprocess.run([clang(), "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I", str(BUILD),
-                    "-I", str(INCLUDE), "-I", "/usr/include/x86_64-linux-gnu", "-c", str(src), "-o", str(out)],
-                   check=True, capture_output=True)
-    return out.read_bytes()
+    return build_file(src, tmp_path).read_bytes()
 
 
 MISSING_SYMBOL_C = r"""
