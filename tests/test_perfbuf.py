@@ -30,7 +30,7 @@ from pybpf.maps.ringbuf import RingBuf
 from pybpf.readers import PerfBufReader, RecordBatch
 from pybpf.readers.perfbuf import online_cpus
 
-from test_ringbuf import FP, PACKET, R0, R1, R2, R3, R4, R5, R6, R7, R8, expected_record, load_program, seq_of
+from test_ringbuf import FP, Producer, R0, R1, R2, R3, R4, R5, R6, R7, R8, expected_record, load_program, seq_of
 
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 CPUS = online_cpus()
@@ -64,7 +64,9 @@ def perf_producer(pea_fd: int, state_fd: int, count: int, size: int = 64) -> lis
     ]
 
 
-class PerfProducer:
+class PerfProducer(Producer):
+    """A perf event array, a state array (seq, failures) and a loaded perf_event_output producer."""
+
     def __init__(self, count: int, *, size: int = 64, pea: PerfEventArray | None = None,
                  state: ArrayMap | None = None) -> None:
         self.own = pea is None
@@ -73,30 +75,12 @@ class PerfProducer:
         self.state = state if state is not None else ArrayMap(value="<QQ", max_entries=1, name="state")
         self.prog = load_program(perf_producer(self.pea.fd, self.state.fd, count, size), name="perf_producer")
 
-    def run(self, times: int = 1) -> None:
-        for _ in range(times):
-            assert self.prog.test_run(PACKET).retval == 2
-
-    @property
-    def produced(self) -> int:
-        return self.state[0][0]
-
-    @property
-    def failed(self) -> int:
-        return self.state[0][1]
-
     def close(self) -> None:
         self.prog.close()
         if self.own_state:
             self.state.close()
         if self.own:
             self.pea.close()
-
-    def __enter__(self) -> "PerfProducer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @contextmanager
