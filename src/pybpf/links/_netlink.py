@@ -37,10 +37,11 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from pybpf._sys.syscall import error
-from pybpf.errors import LinkError, SyscallError
+from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
+from pybpf.links.base import Link
 
 __all__ = [
     "RtNetlink", "Message", "XdpState", "TcFilter", "Qdisc",
@@ -474,3 +475,32 @@ def del_filter(nl: RtNetlink, ifindex: int, parent: int, priority: int, handle: 
         raise ValueError("a filter handle of 0 would delete every filter of that priority")
     body = _tcmsg(ifindex, handle, parent, _filter_info(priority)) + attr_str(TCA_KIND, "bpf")
     nl.request(RTM_DELTFILTER, body, what="netlink RTM_DELTFILTER")
+
+
+class NetlinkLink(Link):
+    """A hook attached through rtnetlink (XDP before 5.9, tc before 6.6): no BPF link behind it,
+    so nothing to pin; ``self._att`` (set by the subclass) does the detaching.
+
+    Subclasses name what can be gone (``_gone``) and why pinning is refused
+    (``_pin_refusal``: what, minimum kernel, detail).
+    """
+
+    _att: Any
+    _gone = "the attachment"
+    _pin_refusal: tuple[str, str | None, str] = ("pinning a netlink attachment", None, "")
+
+    def _check_open(self, op: str) -> None:
+        if self.closed:
+            raise LinkError(f"{self._what}: {op}: the link is closed")
+        if self._att.detached:
+            raise LinkError(f"{self._what}: {op}: {self._gone} was detached")
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Always raises: a netlink attachment has no kernel object to pin."""
+        raise NotSupportedError(*self._pin_refusal).add_context(self._what)
+
+    def detach(self) -> None:
+        """Detach now; the Link stays open (and dead) until closed."""
+        self._check_open("detach")
+        with context(self._what), context("detach"):
+            self._att.detach()

@@ -44,7 +44,6 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-import os
 import threading
 from typing import Any
 
@@ -207,12 +206,17 @@ class _TcAttachment:
                 _release_qdisc(nl, self.qdisc_key)
 
 
-class TcNetlinkLink(Link):
+class TcNetlinkLink(nl_.NetlinkLink):
     """A SCHED_CLS program in a direct-action bpf filter under clsact, made through rtnetlink.
 
     ``priority`` and ``handle`` name the filter (``tc filter show dev X
     ingress`` lists it); closing the Link deletes it.  It cannot be pinned.
     """
+
+    _gone = "the filter"
+    _pin_refusal = ("pinning a tc filter attached through netlink", "6.6",
+                    "only BPF links (tcx) can be pinned; a netlink filter lasts until this Link deletes it "
+                    "(or the interface goes away)")
 
     def __init__(self, attachment: _TcAttachment, *, program: Any) -> None:
         super().__init__(None, program=program, kind="tc",
@@ -238,25 +242,6 @@ class TcNetlinkLink(Link):
     @property
     def handle(self) -> int:
         return self._att.handle
-
-    def _check_open(self, op: str) -> None:
-        if self.closed:
-            raise LinkError(f"{self._what}: {op}: the link is closed")
-        if self._att.detached:
-            raise LinkError(f"{self._what}: {op}: the filter was detached")
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Always raises: a tc filter has no kernel object to pin."""
-        raise NotSupportedError(
-            "pinning a tc filter attached through netlink", features.FEATURES["tcx"].min_kernel,
-            "only BPF links (tcx) can be pinned; a netlink filter lasts until this Link deletes it "
-            "(or the interface goes away)").add_context(self._what)
-
-    def detach(self) -> None:
-        """Delete the filter now; the Link stays open (and dead) until closed."""
-        self._check_open("detach")
-        with context(self._what), context("detach"):
-            self._att.detach()
 
     def update(self, program: Any, *, old_program: Any = None) -> None:
         """Swap the filter's program in place (RTM_NEWTFILTER without NLM_F_CREATE).

@@ -220,12 +220,17 @@ class _XdpAttachment:
             self.prog.close()
 
 
-class XdpNetlinkLink(Link):
+class XdpNetlinkLink(nl_.NetlinkLink):
     """An XDP program attached through rtnetlink (IFLA_XDP): no BPF link behind it.
 
     It detaches on close, swaps programs with :meth:`update` and describes
     the interface's state with :meth:`info`; it cannot be pinned.
     """
+
+    _gone = "the program"
+    _pin_refusal = ("pinning an XDP program attached through netlink", "5.9",
+                    "only BPF links can be pinned; a netlink attachment lasts until this Link detaches it "
+                    "(or the interface goes away)")
 
     def __init__(self, attachment: _XdpAttachment, *, program: Any, target: str) -> None:
         super().__init__(None, program=program, kind="xdp", target=target, cleanups=[attachment.release])
@@ -243,25 +248,6 @@ class XdpNetlinkLink(Link):
     def mode(self) -> str | None:
         """The mode asked for ("skb", "drv", "hw"), or None for the kernel's choice."""
         return self._att.mode
-
-    def _check_open(self, op: str) -> None:
-        if self.closed:
-            raise LinkError(f"{self._what}: {op}: the link is closed")
-        if self._att.detached:
-            raise LinkError(f"{self._what}: {op}: the program was detached")
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Always raises: a netlink attachment has no kernel object to pin."""
-        raise NotSupportedError(
-            "pinning an XDP program attached through netlink", "5.9",
-            "only BPF links can be pinned; a netlink attachment lasts until this Link detaches it "
-            "(or the interface goes away)").add_context(self._what)
-
-    def detach(self) -> None:
-        """Detach now; the Link stays open (and dead) until closed."""
-        self._check_open("detach")
-        with context(self._what), context("detach"):
-            self._att.detach()
 
     def update(self, program: Any, *, old_program: Any = None) -> None:
         """Swap in ``program`` if ours (or ``old_program``) is still the one attached (XDP_FLAGS_REPLACE, 5.7)."""
