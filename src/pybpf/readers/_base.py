@@ -377,10 +377,14 @@ class StreamReader:
     def _drain(self, rings: list[Any]) -> Iterator[Any]:
         """Every record the rings hold now; stops early once the reader is closing."""
         for ring in rings:
-            for rec in ring.records(self):
-                yield rec
-                if self._closing:
-                    return
+            records = ring.records(self)
+            try:
+                for rec in records:
+                    yield rec
+                    if self._closing:
+                        return
+            finally:
+                records.close()  # acknowledges what was handed over, however the loop ended
 
     def __iter__(self) -> Iterator[Any]:
         """Every record, waiting as long as it takes, until :meth:`close` or the maps close."""
@@ -471,8 +475,31 @@ class StreamReader:
         self.close()
 
 
+def _session_drain(reader: StreamReader, rings: list[Any]) -> Iterator[Any]:
+    """``reader._drain(rings)`` as one session.
+
+    A plain function, not a method of :class:`_AsyncRecords`: a generator
+    holding the iterator that holds it would be a reference cycle, and an
+    ``async for`` left early (break, exception, cancellation) would leave the
+    records it handed over unacknowledged until the garbage collector ran.
+    Without the cycle, dropping the iterator closes the generator at once and
+    the consumer position moves past exactly the records handed over.
+    """
+    reader._enter()
+    try:
+        yield from reader._drain(rings)
+    finally:
+        reader._leave()
+
+
 class _AsyncRecords:
-    """The ``async for`` iterator of a reader: drains what is there, then awaits the epoll fd."""
+    """The ``async for`` iterator of a reader: drains what is there, then awaits the epoll fd.
+
+    ``async for`` does not close its iterator when the loop is left early;
+    the records handed over are acknowledged when the iterator is dropped (at
+    once, no cycle holds it) or closed with ``aclose()``: keep no reference to it,
+    or use ``contextlib.aclosing(aiter(reader))``.
+    """
 
     __slots__ = ("_reader", "_it", "_done")
 
@@ -497,19 +524,11 @@ class _AsyncRecords:
             if rings is None:
                 break
             if rings:
-                self._it = self._drain(rings)
+                self._it = _session_drain(reader, rings)
                 continue
             await self._readable()
         await self.aclose()
         raise StopAsyncIteration
-
-    def _drain(self, rings: list[Any]) -> Iterator[Any]:
-        reader = self._reader
-        reader._enter()
-        try:
-            yield from reader._drain(rings)
-        finally:
-            reader._leave()
 
     async def _readable(self) -> None:
         reader = self._reader

@@ -241,7 +241,9 @@ class RecordBatch:
     until the batch is released: :meth:`release`, the end of a ``with``
     block, the next read on the same ring, or :meth:`Reader.close`.  After
     that, views and arrays taken from the batch read memory the kernel may
-    reuse: copy what you keep (``batch.array.copy()``).
+    reuse: copy what you keep (``batch.array.copy()``).  They stay safe to
+    read, even after the reader and the map are closed: the mapping is
+    unmapped only when the last of them is gone.
 
     Example::
 
@@ -339,7 +341,12 @@ class RecordBatch:
                 raise RecordError(f"ring {self.ring}: records of {size} bytes are shorter than dtype {dt} "
                                   f"({dt.itemsize} bytes)", ring=self.ring, length=size, needed=dt.itemsize,
                                   data=bytes(buf[off0:off0 + size]))
-            parts.append(np.ndarray((n,), dt, buffer=buf, offset=off0, strides=(stride,)))
+            # ndarray(buffer=memoryview) keeps a reference to the mmap behind the view but no
+            # buffer export, so closing the reader would unmap memory the array points at.
+            # frombuffer's base is a memoryview that holds an export: while the array lives
+            # the mapping cannot be unmapped (mmap.close raises BufferError, see unmap()).
+            raw = np.frombuffer(buf, np.uint8, (n - 1) * stride + dt.itemsize, off0)
+            parts.append(np.ndarray((n,), dt, buffer=raw, strides=(stride,)))
         if len(parts) == 1:
             return parts[0]
         if not parts:
