@@ -10,7 +10,7 @@ import pytest
 
 import pybpf
 from buildprogs import build
-from pybpf.object.externs import kernel_version_code
+from pybpf._sys.kernel import kernel_version_code
 
 
 def kernel_config() -> dict[str, str]:

@@ -202,7 +202,7 @@ def test_externs_and_kconfig_layout():
 
 
 def test_kconfig_version_code():
-    from pybpf.object.externs import kernel_version_code
+    from pybpf._sys.kernel import kernel_version_code
 
     assert kernel_version_code("6.18.44-fc") == (6 << 16) + (18 << 8) + 44
     assert kernel_version_code("5.4.300") == (5 << 16) + (4 << 8) + 255

@@ -14,10 +14,12 @@ Example::
             ...
         print(dict(obj.maps["counts"].items()))
 
-The layers, from the kernel up: :mod:`pybpf._sys` (system calls),
-:mod:`pybpf.asm`, :mod:`pybpf.btf`, :mod:`pybpf.object` (ELF loader),
-:mod:`pybpf.maps` and :mod:`pybpf.program`, :mod:`pybpf.links` (hooks),
-:mod:`pybpf.readers` (event streams), :mod:`pybpf.features`.
+The layers, from the kernel up (each imports only from those before it;
+``tests/test_layers.py`` checks it): :mod:`pybpf.errors`, :mod:`pybpf._sys`
+(system calls and kernel facts), :mod:`pybpf.asm`, :mod:`pybpf.btf`,
+:mod:`pybpf.features`, :mod:`pybpf.maps` / :mod:`pybpf.program` (kernel
+objects), :mod:`pybpf.object` (ELF loader), :mod:`pybpf.links` (hooks),
+:mod:`pybpf.readers` (event streams), then the command line.
 """
 
 from pybpf import features
@@ -25,12 +27,18 @@ from pybpf.errors import (
     BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError, NotSupportedError,
     ObjectError, RecordError, SyscallError, VerifierError,
 )
+from pybpf.links.auto import attach_object as _attach_object
 from pybpf.links.base import Link, LinkGroup, LinkInfo
+from pybpf.links.struct_ops import attach_struct_ops as _attach_struct_ops
 from pybpf.object import Object, ObjectSpec, load
+from pybpf.object.hooks import install as _install_hooks
 from pybpf.program import Program, ProgramInfo, TestRunResult
 from pybpf.readers import PerfBufReader, RecordBatch, RingBufReader, UserRingBufWriter
 
 __version__ = "0.1.0"
+
+# The object layer lies above the hooks and cannot import them: hand it what it calls.
+_install_hooks(attach_object=_attach_object, attach_struct_ops=_attach_struct_ops)
 
 __all__ = [
     "BPFError", "SyscallError", "ObjectError", "VerifierError", "NotSupportedError", "CompileError",

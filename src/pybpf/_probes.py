@@ -32,7 +32,8 @@ from typing import Callable, Mapping
 from pybpf._sys.attrs import LinkCreateAttr, MapCreateAttr, ProgLoadAttr
 from pybpf._sys.commands import btf_load
 from pybpf._sys.flags import MapFlag, ProgFlag
-from pybpf._sys.syscall import FD, address, bpf, lockdown_mode
+from pybpf._sys.kernel import kernel_version_code
+from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, errno_name, lockdown_mode
 from pybpf._sys.uapi import AttachType, Cmd, MapType, ProgType
 from pybpf.asm import builder as b
 from pybpf.asm.instruction import encode_all
@@ -43,8 +44,6 @@ from pybpf.btf.writer import encode as encode_btf
 from pybpf.errors import BPFError, SyscallError
 
 Result = tuple[bool, "str | None"]  # (supported, why not)
-
-ENOTSUPP = 524  # kernel-internal "not supported"; reaches user space from some bpf(2) paths
 
 
 # ---------------------------------------------------------------- privileges and errors
@@ -85,11 +84,6 @@ def refused(what: str) -> str:
     return f"{what} refused with EPERM although the caller is privileged ({why})"
 
 
-def errname(err: int) -> str:
-    """``EINVAL``, ``ENOTSUPP``... for an errno."""
-    return "ENOTSUPP" if err == ENOTSUPP else _errno.errorcode.get(err, f"errno {err}")
-
-
 def type_name(enum: type, value: int) -> str:
     """``enum(value).name``, or ``type N`` for a number the enum does not know."""
     try:
@@ -118,8 +112,6 @@ def load(prog_type: int, insns: bytes = RETURN_0, *, attach_type: int = 0, btf_i
     buf = ctypes.create_string_buffer(_LOG_SIZE) if log else None
     kern_version = 0
     if prog_type == ProgType.KPROBE:  # kprobe programs had to name the kernel version before 5.0
-        from pybpf.object.externs import kernel_version_code
-
         kern_version = kernel_version_code()
     attr = ProgLoadAttr(
         prog_type=prog_type, insn_cnt=len(insns) // 8, insns=address(code), license=address(lic),
@@ -158,7 +150,7 @@ def loads(prog_type: int, what: str, **options: int) -> Result:
     if fd is not None:
         fd.close()
         return True, None
-    return False, refused(what) if err == _errno.EPERM else f"{what} fails ({errname(err)})"
+    return False, refused(what) if err == _errno.EPERM else f"{what} fails ({errno_name(err)})"
 
 
 # ---------------------------------------------------------------- BTF
@@ -204,7 +196,7 @@ def probe_btf(which: str) -> Result:
     check_privilege(err)
     if err == _errno.EPERM:
         return False, refused("BPF_BTF_LOAD")
-    return False, f"BPF_BTF_LOAD failed with {errname(err)}"
+    return False, f"BPF_BTF_LOAD failed with {errno_name(err)}"
 
 
 TRACE_TYPEDEFS = ("btf_trace_sys_enter", "btf_trace_sched_switch", "btf_trace_task_newtask")
@@ -266,7 +258,7 @@ def probe_prog_type(pt: int) -> Result:
     if pt == ProgType.EXT:
         target, err, _ = load(ProgType.SOCKET_FILTER)
         if target is None:
-            return False, f"cannot load the target program ({errname(err)})"
+            return False, f"cannot load the target program ({errno_name(err)})"
         with target:
             fd, err, log = load(pt, btf_id=1, attach_prog_fd=target.fileno(), log=True)
         expect = (_errno.EINVAL, ("annotated with BTF", "Cannot replace kernel functions"))
@@ -289,7 +281,7 @@ def probe_prog_type(pt: int) -> Result:
         return True, None
     if err == _errno.EPERM:
         return False, refused("the program load")
-    return False, f"the kernel rejects this program type ({errname(err)})"
+    return False, f"the kernel rejects this program type ({errno_name(err)})"
 
 
 _LOCAL_STORAGE = (MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, MapType.CGRP_STORAGE)
@@ -317,13 +309,13 @@ def probe_map_type(mt: int) -> Result:
         extra, _, err = btf_load(BTF_PROBES["base"])
         if extra is None:
             check_privilege(err)
-            return False, f"local storage maps need BTF, which failed to load ({errname(err)})"
+            return False, f"local storage maps need BTF, which failed to load ({errno_name(err)})"
         kw = dict(max_entries=0, map_flags=MapFlag.NO_PREALLOC, btf_fd=extra.fileno(),
                   btf_key_type_id=1, btf_value_type_id=1)
     elif mt in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
         extra, err = create_map(MapType.ARRAY)
         if extra is None:
-            return False, f"cannot create the inner map ({errname(err)})"
+            return False, f"cannot create the inner map ({errno_name(err)})"
         kw = dict(inner_map_fd=extra.fileno())
     try:
         fd, err = create_map(mt, **kw)
@@ -337,7 +329,7 @@ def probe_map_type(mt: int) -> Result:
         return True, None
     if err == _errno.EPERM:
         return False, refused("the map creation")
-    return False, f"the kernel rejects this map type ({errname(err)})"
+    return False, f"the kernel rejects this map type ({errno_name(err)})"
 
 
 _HELPER_REFUSALS = ("invalid func ", "unknown func ", "program of this type cannot use helper ")
@@ -364,7 +356,7 @@ def probe_helper(pt: int, helper: int) -> Result:
     if err == _errno.EPERM:
         return False, refused("the program load")
     if not log:
-        return False, f"the load failed with {errname(err)} and no verifier log"
+        return False, f"the load failed with {errno_name(err)} and no verifier log"
     return True, None  # the verifier knows the helper and only disliked its arguments
 
 
@@ -374,13 +366,13 @@ def global_data() -> Result:
     """Whether a program may address a map value directly (BPF_PSEUDO_MAP_VALUE, Linux 5.2)."""
     array, err = create_map(MapType.ARRAY, value_size=8)
     if array is None:
-        return False, f"cannot create an array map ({errname(err)})"
+        return False, f"cannot create an array map ({errno_name(err)})"
     with array:
         insns = encode_all(b.assemble([b.ld_map_value(1, array.fileno()), b.st_mem(Size.DW, 1, 0, 42),
                                        b.mov64_imm(0, 0), b.exit_()]))
         fd, err, _ = load(ProgType.SOCKET_FILTER, insns)
     if fd is None:
-        return False, f"a BPF_PSEUDO_MAP_VALUE load is rejected ({errname(err)})"
+        return False, f"a BPF_PSEUDO_MAP_VALUE load is rejected ({errno_name(err)})"
     fd.close()
     return True, None
 
@@ -395,7 +387,7 @@ def link_create_refused(prog_type: ProgType, attach_type: AttachType,
     """
     prog, err, _ = load(prog_type, attach_type=attach_type)
     if prog is None:
-        return False, f"a {prog_type.name} program with attach type {attach_type.name} is rejected ({errname(err)})"
+        return False, f"a {prog_type.name} program with attach type {attach_type.name} is rejected ({errno_name(err)})"
     with prog:
         attr = LinkCreateAttr(prog_fd=prog.fileno(), attach_type=attach_type)
         fill(attr, prog.fileno())
@@ -403,18 +395,4 @@ def link_create_refused(prog_type: ProgType, attach_type: AttachType,
     if link is not None:  # should not happen; it would still mean yes
         link.close()
         return True, None
-    return (True, None) if err in understood else (False, f"BPF_LINK_CREATE fails with {errname(err)}")
-
-
-def pmu_type(name: str) -> int | None:
-    """The perf PMU type number of ``name`` (``kprobe``, ``uprobe``), or None."""
-    try:
-        with open(f"/sys/bus/event_source/devices/{name}/type") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def tracefs_file(name: str) -> bool:
-    """Whether tracefs (mounted at either usual place) has ``name``."""
-    return any(os.path.exists(f"{root}/{name}") for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
+    return (True, None) if err in understood else (False, f"BPF_LINK_CREATE fails with {errno_name(err)}")

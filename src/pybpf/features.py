@@ -79,11 +79,13 @@ from types import MappingProxyType
 from typing import Callable, Mapping, TypeVar
 
 from pybpf import _probes
-from pybpf._probes import BTF_KINDS, Result as _Result, errname as _errname, type_name as _type_name
+from pybpf._probes import BTF_KINDS, Result as _Result, type_name as _type_name
 from pybpf._sys.attrs import LinkCreateAttr, LinkUpdateAttr, MapBatchAttr, PerfEventAttr, TaskFdQueryAttr
 from pybpf._sys.commands import prog_info
 from pybpf._sys.flags import MapFlag, XdpFlag
-from pybpf._sys.syscall import address
+from pybpf._sys.fs import tracefs_file
+from pybpf._sys.kernel import pmu_type
+from pybpf._sys.syscall import address, errno_name
 from pybpf._sys.uapi import AttachType, Cmd, HelperID, MapType, ProgType
 from pybpf.btf.reader import BTF_MAGIC
 from pybpf.btf.types import BTFKind
@@ -249,14 +251,14 @@ def _yes_if(ok: bool, why_not: str) -> _Result:
 
 
 def _errno_is(expected: int, err: int, what: str) -> _Result:
-    return _yes_if(err == expected, f"{what} fails with {_errname(err)}")
+    return _yes_if(err == expected, f"{what} fails with {errno_name(err)}")
 
 
 @_feature("bpf_syscall", "3.18", "the bpf(2) system call works (an array map can be created)")
 def _p_syscall() -> _Result:
     fd, err = _probes.create_map(MapType.ARRAY)
     if fd is None:
-        return False, f"BPF_MAP_CREATE failed with {_errname(err)}"
+        return False, f"BPF_MAP_CREATE failed with {errno_name(err)}"
     fd.close()
     return True, None
 
@@ -265,7 +267,7 @@ def _p_syscall() -> _Result:
 def _p_jit() -> _Result:
     fd, err, _ = _probes.load(ProgType.SOCKET_FILTER)
     if fd is None:
-        return False, f"cannot load a program ({_errname(err)})"
+        return False, f"cannot load a program ({errno_name(err)})"
     with fd:
         return _yes_if(prog_info(fd.fileno()).jited_prog_len > 0, "the JIT is off (net.core.bpf_jit_enable)")
 
@@ -293,7 +295,7 @@ _feature("global_data", "5.2", "programs address map values directly (.data/.rod
 def _p_mmapable() -> _Result:
     fd, err = _probes.create_map(MapType.ARRAY, value_size=8, map_flags=MapFlag.MMAPABLE)
     if fd is None:
-        return False, f"BPF_F_MMAPABLE is rejected ({_errname(err)})"
+        return False, f"BPF_F_MMAPABLE is rejected ({errno_name(err)})"
     with fd:
         try:
             mmap.mmap(fd.fileno(), mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE).close()
@@ -306,7 +308,7 @@ def _p_mmapable() -> _Result:
 def _p_batch() -> _Result:
     fd, err = _probes.create_map(MapType.HASH)
     if fd is None:
-        return False, f"cannot create a hash map ({_errname(err)})"
+        return False, f"cannot create a hash map ({errno_name(err)})"
     keys, values = (ctypes.c_uint32 * 1)(1), (ctypes.c_uint32 * 1)(2)
     with fd:
         attr = MapBatchAttr(keys=address(keys), values=address(values), count=1, map_fd=fd.fileno())
@@ -345,7 +347,7 @@ _feature("fentry", "5.5", "fentry/fexit programs on kernel functions (BPF trampo
 def _p_kprobes() -> _Result:
     from pybpf._sys.perf import perf_event_open  # local: perf is only needed here
 
-    pmu = _probes.pmu_type("kprobe")
+    pmu = pmu_type("kprobe")
     if pmu is not None:
         last = 0
         for symbol in ("vfs_read", "do_sys_open", "ksys_read"):
@@ -356,16 +358,16 @@ def _p_kprobes() -> _Result:
             except SyscallError as exc:
                 _probes.check_privilege(exc.errno or 0, perf=True)
                 last = exc.errno or 0
-        if not _probes.tracefs_file("kprobe_events"):
-            return False, f"the kprobe PMU exists but opening a kprobe fails ({_errname(last)})"
-    if _probes.tracefs_file("kprobe_events"):
+        if not tracefs_file("kprobe_events"):
+            return False, f"the kprobe PMU exists but opening a kprobe fails ({errno_name(last)})"
+    if tracefs_file("kprobe_events"):
         return True, None
     return False, "no kprobe PMU and no tracefs kprobe_events (CONFIG_KPROBES or CONFIG_KPROBE_EVENTS is off)"
 
 
 @_feature("uprobes", "4.17", "uprobes on user-space functions (uprobe perf PMU)")
 def _p_uprobes() -> _Result:
-    return _yes_if(_probes.pmu_type("uprobe") is not None,
+    return _yes_if(pmu_type("uprobe") is not None,
                    "no uprobe PMU in /sys/bus/event_source/devices (CONFIG_UPROBE_EVENTS is off)")
 
 

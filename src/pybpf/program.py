@@ -38,7 +38,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import ProgInfo, TestRunAttr
-from pybpf._sys.syscall import FD, address, bpf, error
+from pybpf._sys.pin import Pinnable
+from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, ProgType, StatsType
 from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
 from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
@@ -50,7 +51,6 @@ from pybpf.program_load import (
 
 __all__ = ["Program", "ProgramInfo", "TestRunResult", "enable_stats", "DEFAULT_LOG_SIZE", "MAX_LOG_SIZE"]
 
-_ENOTSUPP = 524  # the kernel-internal "not supported" some commands leak to user space
 
 # Program types whose BPF_PROG_TEST_RUN takes a context only: no data, no
 # data_out/ctx_out, and repeat must be 0 (net/bpf/test_run.c).
@@ -142,7 +142,7 @@ def _lacks_cookies() -> bool:
     return not features.has("bpf_cookie")
 
 
-class Program(AttachMethods):
+class Program(Pinnable, AttachMethods):
     """A loaded BPF program.  Close it with :meth:`close`, ``with``, or let GC do it.
 
     Attributes: ``name`` (as given; the kernel keeps the first 15 bytes),
@@ -424,27 +424,6 @@ class Program(AttachMethods):
             self._fill_identity()
         return self._tag  # type: ignore[return-value]
 
-    # -- pinning ------------------------------------------------------------------------
-
-    @property
-    def pinned_path(self) -> str | None:
-        return self._pinned
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the program in bpffs at ``path`` so it outlives this process."""
-        path = os.fspath(path)
-        with context(self._label):
-            _cmd.obj_pin(self._fileno(), path)
-        self._pinned = path
-
-    def unpin(self) -> None:
-        """Remove the pin made by :meth:`pin` (or opened by :meth:`from_pin`)."""
-        if self._pinned is None:
-            return
-        with context(self._label):
-            _cmd.unpin(self._pinned)
-        self._pinned = None
-
     # -- info ---------------------------------------------------------------------------
 
     def info(self) -> ProgramInfo:
@@ -578,7 +557,7 @@ class Program(AttachMethods):
         try:
             bpf(Cmd.PROG_TEST_RUN, attr, op="test_run", hint_for=_test_run_hint)
         except SyscallError as exc:
-            if exc.errno in (_ENOTSUPP, _errno.EOPNOTSUPP):
+            if exc.errno in (ENOTSUPP, _errno.EOPNOTSUPP):
                 unsupported = NotSupportedError(f"test_run for {kind} programs")
                 unsupported.errno = exc.errno
                 raise unsupported.add_context("test_run") from None

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 from pybpf._sys.attrs import ProgLoadAttr
 from pybpf._sys.syscall import FD, bpf, eperm_hint, error, lockdown_mode, object_name, sys_bpf
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
+from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
 from pybpf import verifier as _verifier
 
@@ -96,13 +97,9 @@ def _encode(insns: bytes | bytearray | memoryview | Sequence[Any]) -> bytes:
 
 
 def _decoded(insns: Any, code: bytes) -> Sequence[Any] | None:
-    """Instruction objects for the verifier analysis (decoded from bytes when pybpf.asm is there)."""
+    """Instruction objects for the verifier analysis (decoded from bytes when given bytes)."""
     if not isinstance(insns, (bytes, bytearray, memoryview)):
         return insns
-    try:
-        from pybpf.asm.instruction import decode_all
-    except ImportError:  # pragma: no cover - pybpf.asm is part of the package
-        return None
     return decode_all(code)
 
 

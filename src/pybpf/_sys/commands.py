@@ -21,6 +21,7 @@ from pybpf._sys.attrs import (
     LinkDetachAttr, LinkInfo, LinkUpdateAttr, MapInfo, ObjPinAttr, ProgBindMapAttr, ProgInfo,
     RawTracepointAttr,
 )
+from pybpf._sys.fs import check_on_bpffs, ensure_bpffs, on_bpffs
 from pybpf._sys.syscall import FD, address, bpf, cstr, error
 from pybpf._sys.uapi import Cmd, StatsType
 from pybpf.errors import SyscallError
@@ -29,12 +30,28 @@ _Info = TypeVar("_Info", ProgInfo, MapInfo, LinkInfo, BtfInfo)
 
 
 def obj_pin(fd: int, path: str) -> None:
+    """BPF_OBJ_PIN ``fd`` at ``path`` (Linux 4.4), mounting bpffs first when ``path`` is below /sys/fs/bpf."""
+    ensure_bpffs(path)
     p = cstr(path)
-    bpf(Cmd.OBJ_PIN, ObjPinAttr(pathname=address(p), bpf_fd=fd), op=f"pin to {path}")
+    try:
+        bpf(Cmd.OBJ_PIN, ObjPinAttr(pathname=address(p), bpf_fd=fd), op=f"pin to {path}")
+    except SyscallError as exc:
+        if os.path.isdir(os.path.dirname(os.path.abspath(path))) and not on_bpffs(path):
+            exc.hint = f"{os.path.dirname(path) or '.'} is not on a bpffs (mount -t bpf bpf /sys/fs/bpf)"
+        raise
 
 
 def unpin(path: str, *, missing_ok: bool = True) -> None:
-    """Remove the bpffs pin at ``path``; one already gone is an error only if not ``missing_ok``."""
+    """Remove the bpffs pin at ``path``; one already gone is an error only if not ``missing_ok``.
+
+    Only a file on a bpffs is removed (checked with statfs, as libbpf does):
+    unpinning never deletes an ordinary file.
+    """
+    if not os.path.lexists(path):
+        if missing_ok:
+            return
+        raise error(_errno.ENOENT, f"unpin {path}", hint="nothing is pinned there")
+    check_on_bpffs(path, "unpin")
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -133,8 +133,14 @@ def cmd_name(cmd: int) -> str:
         return f"bpf cmd {cmd}"
 
 
+#: The kernel-internal "not supported" (include/linux/errno.h) that some bpf(2) paths leak to user space;
+#: Python's errno module does not know it.
+ENOTSUPP = 524
+
+
 def errno_name(err: int) -> str:
-    return _errno.errorcode.get(err, f"errno {err}")
+    """``EINVAL``, ``ENOTSUPP``... for an errno."""
+    return "ENOTSUPP" if err == ENOTSUPP else _errno.errorcode.get(err, f"errno {err}")
 
 
 def lockdown_mode() -> str | None:
@@ -175,7 +181,7 @@ _DEFAULT_HINTS = {
     _errno.EEXIST: "already exists",
     _errno.ENOMEM: "out of memory",
     _errno.EOPNOTSUPP: "not supported by this kernel or object",
-    _errno.ENOTSUPP if hasattr(_errno, "ENOTSUPP") else 524: "not supported by this kernel",
+    ENOTSUPP: "not supported by this kernel",
     _errno.EBUSY: "busy: something is already attached",
     _errno.EFAULT: "bad address",
     _errno.EACCES: "permission denied (the verifier or an LSM refused it)",

@@ -17,7 +17,6 @@ than hard-coding them.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Sequence
 
 from pybpf import features
@@ -25,6 +24,7 @@ from pybpf._sys import perf as _perf
 from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import PERF_FLAG_FD_CLOEXEC
+from pybpf._sys.kernel import EVENT_SOURCES, pmu_field, pmu_type
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import LinkError
@@ -32,35 +32,6 @@ from pybpf.links.base import Link, prog_fd
 from pybpf.links.fallback import KEEP, prepare
 
 __all__ = ["pmu_type", "pmu_field", "open_event", "attach_to_event", "EVENT_SOURCES"]
-
-EVENT_SOURCES = "/sys/bus/event_source/devices"
-
-
-@functools.lru_cache(maxsize=None)
-def pmu_type(pmu: str) -> int | None:
-    """The dynamic PMU type of ``pmu`` ("uprobe", "kprobe"), or None when the kernel has none."""
-    try:
-        with open(f"{EVENT_SOURCES}/{pmu}/type") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=None)
-def pmu_field(pmu: str, name: str) -> tuple[str, int, int] | None:
-    """Where PMU format field ``name`` lives: ("config", low bit, high bit), or None."""
-    try:
-        with open(f"{EVENT_SOURCES}/{pmu}/format/{name}") as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    attr, _, bits = text.partition(":")
-    lo, _, hi = bits.partition("-")
-    try:
-        low = int(lo)
-        return attr, low, int(hi) if hi else low
-    except ValueError:
-        return None
 
 
 def set_field(attr: PerfEventAttr, pmu: str, name: str, value: int, *, default: tuple[str, int, int] | None = None) -> None:

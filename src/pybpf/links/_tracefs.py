@@ -1,9 +1,7 @@
 """tracefs: tracepoint ids and the legacy dynamic probe files.
 
-tracefs lives at /sys/kernel/tracing (Linux 4.1+; also under debugfs at
-/sys/kernel/debug/tracing).  When neither is there pybpf mounts tracefs at
-/sys/kernel/tracing, which needs root; otherwise the error says which
-command to run.
+Where tracefs is, and mounting it when it is missing, is
+:func:`pybpf._sys.fs.tracefs_root`.
 
 Dynamic probes (``uprobe_events``/``kprobe_events``) are the attach path of
 kernels without the uprobe/kprobe PMU (before 4.17).  pybpf names its probes
@@ -16,44 +14,15 @@ from __future__ import annotations
 import errno as _errno
 import itertools
 import os
-import threading
 import time
 
-from pybpf.errors import LinkError
+from pybpf._sys.fs import TRACEFS, tracefs_root
+from pybpf.errors import LinkError, SyscallError
 
 __all__ = ["tracefs_root", "tracepoint_id", "add_dynamic_probe", "remove_dynamic_probe", "TRACEFS"]
 
-TRACEFS = "/sys/kernel/tracing"
-_DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
-_lock = threading.Lock()
 _counter = itertools.count()
 GROUP = "pybpf"
-
-
-def _usable(root: str) -> bool:
-    return os.path.isdir(os.path.join(root, "events"))
-
-
-def tracefs_root(*, mount: bool = True) -> str:
-    """The tracefs directory, mounting tracefs at /sys/kernel/tracing when it is missing."""
-    for root in (TRACEFS, _DEBUGFS_TRACING):
-        if _usable(root):
-            return root
-    if mount:
-        with _lock:
-            if _usable(TRACEFS):
-                return TRACEFS
-            from pybpf.links._mount import mount as do_mount
-
-            try:
-                do_mount("tracefs", TRACEFS, "tracefs")
-            except OSError as exc:
-                raise LinkError(
-                    f"tracefs is not mounted and mounting it at {TRACEFS} failed ({os.strerror(exc.errno or 0)}); "
-                    f"mount it with: mount -t tracefs tracefs {TRACEFS}") from None
-            if _usable(TRACEFS):
-                return TRACEFS
-    raise LinkError(f"tracefs is not mounted; mount it with: mount -t tracefs tracefs {TRACEFS}")
 
 
 def _valid_part(text: str, what: str) -> None:
@@ -144,7 +113,7 @@ def remove_dynamic_probe(kind: str, event: str) -> None:
     """Remove a probe made by :func:`add_dynamic_probe` (retrying while the kernel still holds it)."""
     try:
         root = tracefs_root(mount=False)
-    except LinkError:
+    except SyscallError:
         return
     path = os.path.join(root, f"{kind}_events")
     for attempt in range(50):

@@ -43,8 +43,9 @@ from typing import Any, Iterable, Mapping
 from pybpf.errors import BPFError, LinkError
 from pybpf.links.base import Link, _label, close_all
 from pybpf.links.usdt import usdt_spec_map
+from pybpf.object.struct_ops_map import StructOpsMap
 
-__all__ = ["attach", "attach_all", "attachable", "AutoAttachError"]
+__all__ = ["attach", "attach_all", "attach_object", "attachable", "AutoAttachError"]
 
 
 class AutoAttachError(LinkError, ValueError):
@@ -233,7 +234,7 @@ def attach_all(programs: Mapping[str, Any] | Iterable[Any], *, maps: Mapping[str
                **kwargs: Any) -> dict[str, Link]:
     """Attach every auto-attachable program; skip the others; all or nothing on error.
 
-    ``Object.attach_all()`` is ``attach_all(self.programs, maps=self.maps)``.
+    ``Object.attach_all()`` is :func:`attach_object`.
     """
     items = list(programs.items()) if isinstance(programs, Mapping) else [(getattr(p, "name", str(i)), p)
                                                                           for i, p in enumerate(programs)]
@@ -249,3 +250,20 @@ def attach_all(programs: Mapping[str, Any] | Iterable[Any], *, maps: Mapping[str
             exc.add_context(f"attach_all: {name}")
         raise
     return done
+
+
+def attach_object(obj: Any, **kwargs: Any) -> dict[str, Link]:
+    """``Object.attach_all()``: :func:`attach_all` of its programs, then every ``.struct_ops.link`` map.
+
+    The struct_ops maps are registered under their map names, as libbpf's
+    auto-attach does; all or nothing: on an error what was attached is closed.
+    """
+    links = attach_all(obj.programs, maps=obj.maps, **kwargs)
+    try:
+        for name, m in obj.maps.items():
+            if isinstance(m, StructOpsMap) and m.is_link:
+                links[name] = m.attach()
+    except BaseException:
+        close_all(links.values())
+        raise
+    return links

@@ -37,7 +37,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -45,14 +44,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from pybpf.program import program_fd as prog_fd
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import LinkInfo as _RawLinkInfo
-from pybpf._sys.syscall import FD
+from pybpf._sys.pin import Pinnable
+from pybpf._sys.syscall import ENOTSUPP, FD
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, context
 
-__all__ = ["Link", "LinkGroup", "LinkInfo", "PerfEventKind", "check_program", "prog_fd", "ensure_bpffs",
-           "method_for", "BPFFS"]
-
-BPFFS = "/sys/fs/bpf"
+__all__ = ["Link", "LinkGroup", "LinkInfo", "PerfEventKind", "check_program", "prog_fd", "method_for"]
 
 # enum bpf_perf_event_type (include/uapi/linux/bpf.h, Linux 6.6).
 class PerfEventKind:
@@ -132,44 +129,6 @@ def check_program(program: Any, allowed: Iterable[ProgType], method: str,
                 extra = f" loaded for attach type {eat}"
         raise TypeError(f"{_label(program)} is a {kind} program{extra}; attach it with {method_for(pt, eat)}"
                         f" (not {method}())")
-
-
-# -- bpffs ------------------------------------------------------------------------------
-
-_mount_lock = threading.Lock()
-
-
-def _is_mount_of(path: str, fstype: str) -> bool:
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] == path and parts[2] == fstype:
-                    return True
-    except OSError:
-        pass
-    return False
-
-
-def ensure_bpffs(path: str) -> None:
-    """Mount bpffs at /sys/fs/bpf when ``path`` lies under it and nothing is mounted there.
-
-    Raises LinkError saying how to mount it when that is not possible.
-    """
-    real = os.path.abspath(path)
-    if not (real == BPFFS or real.startswith(BPFFS + "/")):
-        return
-    with _mount_lock:
-        if _is_mount_of(BPFFS, "bpf"):
-            return
-        from pybpf.links._mount import mount
-
-        try:
-            mount("bpf", BPFFS, "bpf")
-        except OSError as exc:
-            raise LinkError(
-                f"bpffs is not mounted at {BPFFS} and mounting it failed ({os.strerror(exc.errno or 0)}); "
-                f"mount it with: mount -t bpf bpf {BPFFS}") from None
 
 
 # -- link info --------------------------------------------------------------------------
@@ -338,7 +297,7 @@ def _run_cleanups(fd: FD | None, perf: FD | None, cleanups: list[Callable[[], No
             pass
 
 
-class Link:
+class Link(Pinnable):
     """An attachment of a program to a hook.  Close it to detach.
 
     Attributes: ``program`` (what was attached, possibly a cookie clone's
@@ -431,31 +390,14 @@ class Link:
         with context(self._what):
             _cmd.link_detach(fd)
 
-    # -- pinning -------------------------------------------------------------------------
+    # -- pinning (pin, unpin, pinned_path: pybpf._sys.pin) ------------------------------
 
     @property
-    def pinned_path(self) -> str | None:
-        return self._pinned
+    def _label(self) -> str:
+        return self._what
 
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the link in bpffs so the attachment outlives this object and process.
-
-        bpffs is mounted at /sys/fs/bpf when missing (and when we may).
-        """
-        path = os.fspath(path)
-        fd = self._link_fd("pin")
-        with context(self._what):
-            ensure_bpffs(path)
-            _cmd.obj_pin(fd, path)
-        self._pinned = path
-
-    def unpin(self) -> None:
-        """Remove the pin; the attachment then lives as long as this object (or other pins)."""
-        if self._pinned is None:
-            return
-        with context(self._what):
-            _cmd.unpin(self._pinned)
-        self._pinned = None
+    def _pin_fd(self) -> int:
+        return self._link_fd("pin")
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str]) -> "Link":
@@ -515,7 +457,7 @@ class Link:
                 else:
                     _cmd.link_update(fd, new_fd)
             except SyscallError as exc:
-                if exc.errno in (_errno.EOPNOTSUPP, 524):
+                if exc.errno in (_errno.EOPNOTSUPP, ENOTSUPP):
                     raise NotSupportedError(f"update of {self.kind} links", None,
                                             "the kernel cannot swap the program of this kind of link") from None
                 raise

@@ -27,6 +27,7 @@ import mmap
 from typing import Any, Iterator
 
 from pybpf._sys.flags import MapFlag, UpdateFlag
+from pybpf._sys.syscall import ENOTSUPP
 from pybpf._sys.uapi import MapType
 from pybpf.errors import MapError
 from pybpf.maps.base import Map, register
@@ -232,7 +233,7 @@ class ArrayMap(Map):
             return f"index out of range, max_entries={self.max_entries}"
         if err == _errno.EEXIST and flags == UpdateFlag.NOEXIST:
             return "every array index exists, so flags=NOEXIST always fails"
-        if err in (_errno.EINVAL, 524) and op.startswith(("delete", "pop", "lookup_and_delete")):
+        if err in (_errno.EINVAL, ENOTSUPP) and op.startswith(("delete", "pop", "lookup_and_delete")):
             return "array elements cannot be deleted; assign a zero value instead"
         return super()._hint(op, err, key, flags)
 

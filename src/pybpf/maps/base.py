@@ -33,13 +33,14 @@ import os
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 from pybpf._sys.attrs import MapCreateAttr, MapElemAttr
-from pybpf._sys.commands import map_fd_by_id, map_info, obj_get, obj_pin
-from pybpf._sys.commands import unpin as unpin_path
+from pybpf._sys.commands import map_fd_by_id, map_info, obj_get
+from pybpf._sys.pin import Pinnable
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.syscall import FD, bpf, error, object_name, sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
 from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError, context
 from pybpf.maps import batch as _batch
+from pybpf.maps.batch import NOT_SUPPORTED
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
 from pybpf.maps.scratch import FirstUse, Layout
@@ -65,8 +66,6 @@ _C_LOOKUP_AND_DELETE = ctypes.c_long(_LOOKUP_AND_DELETE)
 _C_ELEM_SIZE = ctypes.c_ulong(_ELEM_SIZE)
 
 ENOENT = _errno.ENOENT
-ENOTSUPP = 524  # the kernel-internal "not supported" that bpf(2) leaks to user space
-NOT_SUPPORTED = frozenset({_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP})
 
 _NO_KEY: Any = _batch.NO_KEY
 _MISSING: Any = object()
@@ -86,7 +85,7 @@ def map_class(map_type: int) -> type["Map"]:
     return _CLASSES.get(int(map_type), Map)
 
 
-class Map:
+class Map(Pinnable):
     """A kernel BPF map, read and written like a dict.
 
     Attributes: ``fd``, ``name``, ``type`` (:class:`MapType`), ``key_size``,
@@ -207,7 +206,7 @@ class Map:
             kind = MapType(attr.map_type).name.lower()
         except ValueError:
             kind = f"type {attr.map_type}"
-        if err in (_errno.EINVAL, ENOTSUPP, _errno.EOPNOTSUPP):
+        if err in NOT_SUPPORTED:
             text = (f"invalid argument: {kind} map with key_size={attr.key_size}, value_size={attr.value_size}, "
                     f"max_entries={attr.max_entries}, flags={flags_text(attr.map_flags)} was refused")
             return text + (f"; {kind} maps need Linux {self.min_kernel}" if self.min_kernel else "")
@@ -286,11 +285,14 @@ class Map:
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str], *, key: Any = None, value: Any = None) -> "Map":
         """Open the map pinned at ``path`` on a bpffs."""
+        path = os.fspath(path)
         try:
-            fd = obj_get(os.fspath(path), what="map")
+            fd = obj_get(path, what="map")
         except SyscallError as exc:
             raise _as_map_error(exc) from None
-        return cls._adopt(fd, key, value)
+        m = cls._adopt(fd, key, value)
+        m._pinned = path
+        return m
 
     @classmethod
     def _adopt(cls, fd: FD, key: Any, value: Any) -> "Map":
@@ -375,32 +377,12 @@ class Map:
         except SyscallError as exc:
             raise _as_map_error(exc).add_context(self._label) from None
 
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the map at ``path`` on a bpffs (mounted at /sys/fs/bpf usually); Linux 4.4."""
-        path = os.fspath(path)
-        try:
-            obj_pin(self.fd, path)
-        except SyscallError as exc:
-            err = _as_map_error(exc)
-            parent = os.path.dirname(os.path.abspath(path))
-            if os.path.isdir(parent) and not _on_bpffs(path):
-                err.hint = f"{os.path.dirname(path) or '.'} is not on a bpffs (mount -t bpf bpf /sys/fs/bpf)"
-            raise err.add_context(self._label) from None
-        self._pinned = path
-
-    def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Remove a pin: ``path``, or the one :meth:`pin` made."""
-        target = os.fspath(path) if path is not None else self._pinned
-        if target is None:
-            raise ValueError(f"{self._label}: not pinned by this object; give the path")
-        with context(self._label):
-            unpin_path(target, missing_ok=path is None)  # a path the caller named must exist
-        if target == self._pinned:
-            self._pinned = None
+    def _pin_error(self, exc: BPFError) -> BPFError:
+        return _as_map_error(exc) if isinstance(exc, SyscallError) else exc
 
     @property
     def pinned(self) -> str | None:
-        """The path this object pinned the map at, if any."""
+        """The same as :attr:`pinned_path`."""
         return self._pinned
 
     def freeze(self) -> None:
@@ -773,25 +755,6 @@ def _freeze_hint(err: int) -> str | None:
     if err in NOT_SUPPORTED:
         return "freezing maps needs Linux 5.2 (and not every map type can be frozen)"
     return None
-
-
-def _on_bpffs(path: str) -> bool:
-    """Whether ``path``'s directory is on a bpf filesystem (from /proc/self/mounts)."""
-    target = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    best, fstype = "", ""
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) < 3:
-                    continue
-                point = fields[1].replace("\\040", " ")
-                inside = target == point or target.startswith(point.rstrip("/") + "/")
-                if inside and len(point) >= len(best):
-                    best, fstype = point, fields[2]
-    except OSError:
-        return False
-    return fstype == "bpf"
 
 
 def create(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from pybpf._sys.attrs import MapBatchAttr, MapElemAttr
 from pybpf._sys.flags import UpdateFlag
-from pybpf._sys.syscall import sys_bpf
+from pybpf._sys.syscall import ENOTSUPP, sys_bpf
 from pybpf._sys.uapi import Cmd
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,7 +50,6 @@ _ELEM_SIZE = ctypes.sizeof(MapElemAttr)
 _BATCH_SIZE = ctypes.sizeof(MapBatchAttr)
 
 ENOENT = _errno.ENOENT
-ENOTSUPP = 524
 NOT_SUPPORTED = frozenset({_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP})
 _OP = {LOOKUP_BATCH: "lookup_batch", LOOKUP_AND_DELETE_BATCH: "lookup_and_delete_batch",
        UPDATE_BATCH: "update_batch", DELETE_BATCH: "delete_batch"}

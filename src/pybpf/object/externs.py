@@ -26,15 +26,16 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
 import struct
 from typing import TYPE_CHECKING, Any
 
+from pybpf._sys.kernel import kernel_version_code, syscall_prefix
 from pybpf.btf.types import (
     Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void, resolve,
 )
+from pybpf import features
 from pybpf.errors import BPFError, NotSupportedError, ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_WEAK, ElfFile
 from pybpf.object.spec import ExternSpec
@@ -42,8 +43,7 @@ from pybpf.object.spec import ExternSpec
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
 
-__all__ = ["collect_externs", "kconfig_layout", "kconfig_data", "KsymResolver", "kernel_version_code",
-           "POISON_KFUNC_BASE"]
+__all__ = ["collect_externs", "kconfig_layout", "kconfig_data", "KsymResolver", "POISON_KFUNC_BASE"]
 
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
@@ -131,34 +131,6 @@ def kconfig_layout(externs: dict[str, ExternSpec]) -> int:
 # ---------------------------------------------------------------------- load time: kconfig
 
 
-def kernel_version_code(release: str | None = None) -> int:
-    """KERNEL_VERSION(a, b, c) of ``release`` (uname -r), with c clamped to 255 like the kernel."""
-    if release is None:
-        return _running_kernel_version()
-    return _version_code(release)
-
-
-@functools.lru_cache(maxsize=1)
-def _running_kernel_version() -> int:
-    return _version_code(os.uname().release)
-
-
-def _version_code(release: str) -> int:
-    release = release or os.uname().release
-    parts = []
-    for piece in release.split("-", 1)[0].split(".")[:3]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        parts.append(int(digits or 0))
-    while len(parts) < 3:
-        parts.append(0)
-    a, b, c = parts
-    return (a << 16) + (b << 8) + min(c, 255)
-
-
 def _read_kconfig() -> dict[str, str] | None:
     release = os.uname().release
     for path in ("/proc/config.gz", f"/boot/config-{release}"):
@@ -186,8 +158,7 @@ def _read_kconfig() -> dict[str, str] | None:
 def _has_syscall_wrapper() -> bool:
     from pybpf.btf.kernel import kernel_spec
 
-    prefix = {"x86_64": "__x64_", "aarch64": "__arm64_", "s390x": "__s390x_", "riscv64": "__riscv_"}
-    name = prefix.get(os.uname().machine, "__x64_") + "sys_bpf"
+    name = syscall_prefix() + "sys_bpf"
     try:
         return kernel_spec().find(name, BTFKind.FUNC) is not None
     except BPFError:
@@ -265,10 +236,6 @@ def kconfig_data(externs: dict[str, ExternSpec], size: int) -> bytes:
 
 
 def _feature(name: str) -> bool:
-    try:
-        from pybpf import features
-    except ImportError:  # pragma: no cover - features is part of the package
-        return True
     try:
         return bool(features.has(name))
     except BPFError:

@@ -39,10 +39,12 @@ import struct
 from typing import Any, Iterable, Mapping
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
+from pybpf._sys.fs import ensure_bpffs
+from pybpf._sys.kernel import kernel_version_code
 from pybpf._sys.uapi import MapType, ProgType
 from pybpf.asm.instruction import Instruction, encode_all
 from pybpf.btf.types import BTFKind, Enum, Int, Pointer, resolve, sizeof
-from pybpf.errors import BPFError, NotSupportedError, ObjectError, context
+from pybpf.errors import BPFError, ObjectError, context
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
 from pybpf.object.linker import FIX_MAP
@@ -73,6 +75,22 @@ _TRACING_PREFIX = {"tp_btf": ("btf_trace_", BTFKind.TYPEDEF), "lsm": ("bpf_lsm_"
 _BTF_TARGET_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.EXT})
 _FI = struct.Struct("<II")
 _LI = struct.Struct("<IIII")
+
+
+def pin_path_for(pin_path: str, name: str) -> str:
+    """Where map ``name`` is pinned by name under ``pin_path``.
+
+    The name comes from the object file, so it must not leave ``pin_path``
+    (no ``/``, no ``..``) and must be a name bpffs accepts (no ``.``, no NUL,
+    at most 255 bytes); otherwise ObjectError names the map.
+    """
+    bad = next((c for c in ("/", ".", "\0") if c in name), None)
+    if not name or bad is not None or len(name.encode()) > 255:
+        why = (f"it contains {bad!r}" if bad is not None else "it is empty" if not name
+               else "it is longer than 255 bytes")
+        raise ObjectError(f"map {name!r}: cannot be pinned by name under {pin_path}: {why} "
+                          "(bpffs names have no '/' or '.')")
+    return os.path.join(pin_path, name)
 
 
 def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: str | None = "/sys/fs/bpf",
@@ -217,10 +235,8 @@ class _Loader:
         return encode(btf.types, strings=strings)
 
     def _sanitize(self, blob: bytes) -> bytes:
-        try:
-            from pybpf import features
-        except ImportError:  # pragma: no cover
-            return blob
+        from pybpf import features
+
         spec = self.spec
         cached = getattr(spec, "_btf_kinds", None)   # set by the parser for its blob
         if cached is None or cached[0] is not blob:
@@ -289,7 +305,7 @@ class _Loader:
         key, value = self._codecs(ms)
         pin = None
         if ms.pinning == PIN_BY_NAME and not inner and self.pin_path:
-            pin = os.path.join(self.pin_path, ms.name)
+            pin = pin_path_for(self.pin_path, ms.name)
             if os.path.exists(pin):
                 reused = Map.from_pin(pin, key=key, value=value)
                 try:
@@ -299,7 +315,8 @@ class _Loader:
                     raise
                 self.obj._reused.add(ms.name)
                 return reused
-            self._ensure_bpffs()
+            ensure_bpffs(self.pin_path)
+            os.makedirs(self.pin_path, exist_ok=True)
         tmpl = None
         if ms.inner is not None:
             with context(f"inner map '{ms.inner.name}'"):
@@ -355,21 +372,6 @@ class _Loader:
         if not v or (ms.data is None and not k):
             return None
         return k or 0, v
-
-    def _ensure_bpffs(self) -> None:
-        root = self.pin_path or "/sys/fs/bpf"
-        if root.rstrip("/").startswith("/sys/fs/bpf") and not os.path.ismount("/sys/fs/bpf"):
-            try:
-                from pybpf.links._mount import mount
-            except ImportError:  # pragma: no cover
-                mount = None
-            try:
-                if mount is not None:
-                    mount("bpf", "/sys/fs/bpf", "bpf")
-            except OSError as exc:
-                raise ObjectError(f"bpffs is not mounted at /sys/fs/bpf and mounting it failed: {exc.strerror} "
-                                  "(mount -t bpf bpf /sys/fs/bpf)") from None
-        os.makedirs(root, exist_ok=True)
 
     # -- programs -------------------------------------------------------------------------
 
@@ -504,7 +506,7 @@ class _Loader:
                                                   li.line_num << 10 | li.col) for li in ps.line_info)
         kern_version = ps.kern_version
         if not kern_version and ps.type == ProgType.KPROBE:
-            kern_version = _externs.kernel_version_code()
+            kern_version = kernel_version_code()
         try:
             prepared = Program._prepare_options(bytes(code), {
                 "prog_type": ps.type, "expected_attach_type": expected_attach_type, "license": ps.license,
@@ -519,12 +521,8 @@ class _Loader:
         return ps, prepared, refs_rodata
 
     def _core(self, insns: list[Instruction], ps: ProgramSpec) -> None:
-        try:
-            from pybpf.btf.core import apply_relocations
-        except ImportError:
-            raise NotSupportedError("CO-RE relocations", None,
-                                    f"{len(ps.core_relos)} in this program; pybpf.btf.core is not available") \
-                from None
+        from pybpf.btf.core import apply_relocations
+
         with context("CO-RE"):
             self._core_results[ps.name] = apply_relocations(insns, list(ps.core_relos), self.spec.btf,
                                                             section=ps.section)

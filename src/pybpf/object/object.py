@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pybpf.object.struct_ops_map import StructOpsMap
 from pybpf.errors import BPFError
+from pybpf.object.hooks import hook
 
 if TYPE_CHECKING:
     from pybpf.object.spec import ObjectSpec, VariableSpec
@@ -86,20 +86,9 @@ class Object:
         (``xdp``, ``cgroup_skb/ingress``...) are left alone, and every
         ``.struct_ops.link`` map is registered under its map name, as libbpf
         does.  All or nothing: on an error the links made so far are closed.
-        See :func:`pybpf.links.attach_all`.
+        See :func:`pybpf.links.auto.attach_object`.
         """
-        from pybpf.links.auto import attach_all
-        from pybpf.links.base import close_all
-
-        links = attach_all(self.programs, maps=self.maps, **kwargs)
-        try:
-            for name, m in self.maps.items():
-                if isinstance(m, StructOpsMap) and m.is_link:
-                    links[name] = m.attach()
-        except BaseException:
-            close_all(links.values())
-            raise
-        return links
+        return hook("attach_object")(self, **kwargs)
 
     def __enter__(self) -> "Object":
         return self

@@ -24,6 +24,7 @@ from typing import Any
 from pybpf._sys.uapi import MapType
 from pybpf.errors import ObjectError, context
 from pybpf.maps.base import Map
+from pybpf.object.hooks import hook
 from pybpf.object.spec import MapSpec
 from pybpf.object.struct_ops import KernelValue
 
@@ -93,9 +94,7 @@ class StructOpsMap(Map):
 
     def attach(self) -> Any:
         """Register the struct with the kernel: :func:`pybpf.links.struct_ops.attach_struct_ops`."""
-        from pybpf.links.struct_ops import attach_struct_ops
-
-        return attach_struct_ops(self)
+        return hook("attach_struct_ops")(self)
 
 
 def create_struct_ops_map(ms: MapSpec, kv: KernelValue, btf_fd: Any, btf_error: str | None) -> StructOpsMap:
