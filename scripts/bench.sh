@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
+source scripts/venv.sh     # run from the .venv the install went into
 # BCC (the Python anchor of the streams bench) and the headers it compiles against.
 need=()
 for pkg in python3-bpfcc linux-headers-amd64; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done

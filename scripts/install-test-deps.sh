@@ -12,4 +12,6 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# Into the checkout's .venv (never the system's Python); the test extra lists what tests import.
+source scripts/venv.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
