@@ -24,7 +24,7 @@ objects), :mod:`pybpf.object` (ELF loader), :mod:`pybpf.links` (hooks),
 
 from pybpf import features
 from pybpf.errors import (
-    BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError, NotSupportedError,
+    ArgumentError, BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError, NotSupportedError,
     ObjectError, RecordError, SyscallError, VerifierError,
 )
 from pybpf.links.auto import attach_object as _attach_object
@@ -42,7 +42,7 @@ _install_hooks(attach_object=_attach_object, attach_struct_ops=_attach_struct_op
 
 __all__ = [
     "BPFError", "SyscallError", "ObjectError", "VerifierError", "NotSupportedError", "CompileError",
-    "MapError", "MapFullError", "KeyNotFoundError", "LinkError", "RecordError",
+    "MapError", "MapFullError", "KeyNotFoundError", "LinkError", "RecordError", "ArgumentError",
     "ObjectSpec", "Object", "load", "Program", "ProgramInfo", "TestRunResult",
     "Link", "LinkGroup", "LinkInfo",
     "RingBufReader", "PerfBufReader", "UserRingBufWriter", "RecordBatch",

@@ -36,6 +36,7 @@ __all__ = [
     "KeyNotFoundError",
     "LinkError",
     "RecordError",
+    "ArgumentError",
     "context",
 ]
 
@@ -228,6 +229,14 @@ class RecordError(BPFError):
         self.length = length
         self.needed = needed
         self.data = data
+
+
+class ArgumentError(BPFError, ValueError):
+    """A value does not fit the kernel field it would go to (it would wrap); also a ValueError.
+
+    >>> str(ArgumentError("max_entries 4294967300 is out of range (u32: 0..4294967295)"))
+    'max_entries 4294967300 is out of range (u32: 0..4294967295)'
+    """
 
 
 @contextlib.contextmanager

@@ -17,17 +17,93 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
+from typing import Any, Iterable
+
+from pybpf.errors import ArgumentError
 
 OBJ_NAME_LEN = 16
 
+_INT_TYPES = (ctypes.c_int8, ctypes.c_uint8, ctypes.c_int16, ctypes.c_uint16, ctypes.c_int32, ctypes.c_uint32,
+              ctypes.c_int64, ctypes.c_uint64, ctypes.c_int, ctypes.c_uint, ctypes.c_long, ctypes.c_ulong)
+_SIGNED = {ctypes.c_int8, ctypes.c_int16, ctypes.c_int32, ctypes.c_int64, ctypes.c_int, ctypes.c_long}
+
+
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The values an integer field of ``bits`` bits holds.
+
+    >>> int_range(32, False), int_range(32, True)
+    ((0, 4294967295), (-2147483648, 2147483647))
+    """
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _out_of_range(name: str, value: Any, bits: int, signed: bool) -> ArgumentError:
+    lo, hi = int_range(bits, signed)
+    return ArgumentError(f"{name} {value} is out of range ({'s' if signed else 'u'}{bits}: {lo}..{hi}); "
+                         f"the kernel's field would wrap it")
+
+
+def check_int(name: str, value: int, bits: int = 64, signed: bool = False) -> int:
+    """``value`` as an int if it fits a kernel integer of ``bits`` bits, else :class:`ArgumentError`.
+
+    For integers that reach the kernel outside the attr structs (system call
+    arguments, arrays); the structs below check their own fields.
+
+    >>> check_int("pid", 2**32 + 5, 32, signed=True)
+    Traceback (most recent call last):
+    pybpf.errors.ArgumentError: pid 4294967301 is out of range (s32: -2147483648..2147483647); the kernel's field would wrap it
+    """
+    lo, hi = int_range(bits, signed)
+    if not lo <= value <= hi:
+        raise _out_of_range(name, value, bits, signed)
+    return int(value)
+
+
+def u64_array(name: str, values: Iterable[int]) -> Any:
+    """A ctypes ``u64[]`` of ``values``, each checked (ctypes would keep only the low 64 bits)."""
+    vals = [check_int(name, v) for v in values]
+    return (c_uint64 * len(vals))(*vals)
+
+
+_set_field = ctypes.Structure.__setattr__
+
 
 class _Attr(ctypes.Structure):
+    """Base of the attr structs: an integer that does not fit its field is an :class:`ArgumentError`.
+
+    ctypes keeps the low bits of an integer silently (``max_entries=2**32 + 4``
+    would create a map of 4 entries); every field assignment, keyword
+    arguments included, is checked here instead, once for all callers.
+    ``_labels_`` names a field the way the user called it where that differs.
+    """
+
+    _ranges_: dict[str, tuple[int, int, int, bool]] = {}
+    _labels_: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        ranges = {}
+        for name, ctype, *bits in cls.__dict__.get("_fields_", ()):
+            if ctype in _INT_TYPES:
+                width = bits[0] if bits else ctypes.sizeof(ctype) * 8
+                signed = ctype in _SIGNED
+                ranges[name] = (*int_range(width, signed), width, signed)
+        cls._ranges_ = ranges
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        r = self._ranges_.get(name)
+        if r is not None and isinstance(value, int) and not r[0] <= value <= r[1]:
+            label = self._labels_.get(name, name)
+            raise _out_of_range(label, value, r[2], r[3])
+        _set_field(self, name, value)
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, *_ in self._fields_)
         return f"{type(self).__name__}({fields})"
 
 
 class MapCreateAttr(_Attr):
+    _labels_ = {"map_flags": "flags", "map_extra": "map_extra"}
     _fields_ = [
         ("map_type", c_uint32), ("key_size", c_uint32), ("value_size", c_uint32),
         ("max_entries", c_uint32), ("map_flags", c_uint32), ("inner_map_fd", c_uint32),
@@ -162,6 +238,7 @@ class _LinkRelative(_Attr):
 
 
 class _LinkUprobeMulti(_Attr):
+    _labels_ = {"cnt": "number of offsets"}
     _fields_ = [
         ("path", c_uint64), ("offsets", c_uint64), ("ref_ctr_offsets", c_uint64),
         ("cookies", c_uint64), ("cnt", c_uint32), ("flags", c_uint32), ("pid", c_uint32),
@@ -323,6 +400,8 @@ class PerfEventAttr(_Attr):
     The flag bits (disabled, inherit, ..., sigtrap) live in ``flags``; use the
     ``PERF_ATTR_FLAG_*`` constants of :mod:`pybpf._sys.flags`.
     """
+
+    _labels_ = {"config1": "config1 (probe path or function)", "config2": "config2 (probe offset or address)"}
 
     _fields_ = [
         ("type", c_uint32), ("size", c_uint32), ("config", c_uint64),

@@ -15,7 +15,7 @@ import errno as _errno
 import fcntl
 import struct
 
-from pybpf._sys.attrs import PerfEventAttr
+from pybpf._sys.attrs import PerfEventAttr, check_int
 from pybpf._sys.flags import (
     PERF_EVENT_IOC_DISABLE, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_ID, PERF_EVENT_IOC_PAUSE_OUTPUT,
     PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC,
@@ -31,6 +31,7 @@ def perf_event_open(attr: PerfEventAttr, *, pid: int = -1, cpu: int = 0, group_f
                     flags: int = PERF_FLAG_FD_CLOEXEC, what: str = "perf event") -> FD:
     """Open a perf event; ``attr.size`` is filled in. Raises SyscallError."""
     attr.size = ctypes.sizeof(PerfEventAttr)
+    pid, cpu = check_int("pid", pid, 32, signed=True), check_int("cpu", cpu, 32, signed=True)
     res = _perf_event_open(
         ctypes.c_long(NR_PERF_EVENT_OPEN), ctypes.c_void_p(ctypes.addressof(attr)),
         ctypes.c_int(pid), ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags),

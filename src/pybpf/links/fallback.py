@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pybpf.asm.cookie import COOKIE_HELPER, calls_cookie_helper
-from pybpf.errors import BPFError, NotSupportedError
+from pybpf.errors import ArgumentError, BPFError, NotSupportedError
 
 __all__ = ["rewrite_cookie_calls", "calls_cookie_helper", "Lease", "acquire", "prepare", "Prepared",
            "clear_cache", "clone_count", "KEEP"]
@@ -119,7 +119,7 @@ def rewrite_cookie_calls(insns: Any, cookie: int) -> Rewrite:
     if not isinstance(cookie, int):
         raise TypeError(f"a cookie is an int, not {type(cookie).__name__}")
     if not -(1 << 63) <= cookie < _U64:
-        raise ValueError(f"cookie {cookie:#x} does not fit 64 bits")
+        raise ArgumentError(f"cookie {cookie:#x} is out of range (a u64, or an s64 taken as its u64: -2**63..2**64-1)")
     old = _instructions(insns)
     sites = [i for i, insn in enumerate(old) if _is_cookie_call(insn)]
     imm = _fits_imm32(cookie)
@@ -315,7 +315,7 @@ def prepare(program: Any, cookie: int | None, *, kernel_cookies: bool, fallback:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"cookie must be an int, not {type(cookie).__name__}")
     if not -(1 << 63) <= value < _U64:
-        raise ValueError(f"cookie {value:#x} does not fit 64 bits")
+        raise ArgumentError(f"cookie {value:#x} is out of range (a u64, or an s64 taken as its u64: -2**63..2**64-1)")
     value %= _U64
     if value == 0 or kernel_cookies:
         lease = acquire(program, expected_attach_type=expected_attach_type)

@@ -32,7 +32,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from pybpf import features
-from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr
+from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr, u64_array
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import KPROBE_MULTI_RETURN
 from pybpf._sys.syscall import address, cstr
@@ -186,7 +186,7 @@ def _attach_multi(program: Any, names: list[str], cookies: list[int] | None, ret
         n = len(names)
         bufs = [cstr(name) for name in names]
         syms = (ctypes.c_uint64 * n)(*(address(b) for b in bufs))
-        cookie_arr = (ctypes.c_uint64 * n)(*cookies) if cookies else None
+        cookie_arr = u64_array("cookie", cookies) if cookies else None
         attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_KPROBE_MULTI)
         km = attr.u.kprobe_multi
         km.syms, km.cnt, km.cookies = address(syms), n, address(cookie_arr)

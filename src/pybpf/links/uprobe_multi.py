@@ -28,17 +28,16 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
 import os
 from typing import Any, Mapping, Sequence
 
 from pybpf import features
-from pybpf._sys.attrs import LinkCreateAttr
+from pybpf._sys.attrs import LinkCreateAttr, u64_array
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import UPROBE_MULTI_RETURN
 from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import AttachType, ProgType
-from pybpf.errors import NotSupportedError, context
+from pybpf.errors import ArgumentError, NotSupportedError, context
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
 from pybpf.links.fallback import acquire
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
@@ -55,7 +54,7 @@ def _u64_list(values: Sequence[Any], what: str) -> list[int]:
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{what} must be ints, not {type(v).__name__}")
         if not -(1 << 63) <= v < _U64:
-            raise ValueError(f"{what} value {v:#x} does not fit 64 bits")
+            raise ArgumentError(f"{what} value {v:#x} is out of range (a u64, or an s64 taken as its u64: -2**63..2**64-1)")
         out.append(v % _U64)
     return out
 
@@ -159,9 +158,9 @@ def _attach_multi(program: Any, path: str, offs: list[int], cookies: list[int] |
     try:
         n = len(offs)
         path_buf = cstr(path)
-        off_arr = (ctypes.c_uint64 * n)(*offs)
-        cookie_arr = (ctypes.c_uint64 * n)(*cookies) if cookies else None
-        ref_arr = (ctypes.c_uint64 * n)(*refs) if refs else None
+        off_arr = u64_array("offset", offs)
+        cookie_arr = u64_array("cookie", cookies) if cookies else None
+        ref_arr = u64_array("ref_ctr_offset", refs) if refs else None
         attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_UPROBE_MULTI)
         um = attr.u.uprobe_multi
         um.path = address(path_buf)
