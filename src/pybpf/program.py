@@ -39,7 +39,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import ProgInfo, TestRunAttr
 from pybpf._sys.pin import Pinnable
-from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, error
+from pybpf._sys.syscall import ENOTSUPP, FD, FdLike, address, bpf, error, fd_of
 from pybpf._sys.uapi import AttachType, Cmd, ProgType, StatsType
 from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
 from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
@@ -112,22 +112,13 @@ def _type_name(value: int | None, enum: type) -> str:
         return str(value)
 
 
-def program_fd(program: Any) -> int:
+def program_fd(program: FdLike) -> int:
     """The fd number of a :class:`Program`, an int fd, or anything with ``fileno()``.
 
     >>> program_fd(7)
     7
     """
-    if isinstance(program, bool):
-        raise TypeError("expected a pybpf.Program or a program fd, not a bool")
-    if isinstance(program, int):
-        return program
-    fd = getattr(program, "fd", None)
-    if isinstance(fd, int):
-        return fd
-    if hasattr(program, "fileno"):
-        return int(program.fileno())
-    raise TypeError(f"expected a pybpf.Program or a program fd, not {type(program).__name__}")
+    return fd_of(program, "a pybpf.Program or a program fd")
 
 
 def _lacks_cookies() -> bool:

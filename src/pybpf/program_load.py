@@ -28,7 +28,7 @@ import os
 from typing import Any, Sequence
 
 from pybpf._sys.attrs import ProgLoadAttr
-from pybpf._sys.syscall import FD, bpf, eperm_hint, error, lockdown_mode, object_name, sys_bpf
+from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
@@ -57,17 +57,6 @@ _TRACING_KINDS = {
     AttachType.TRACE_ITER: "iter",
 }
 _TRACING_TYPES = {ProgType.TRACING: "tracing", ProgType.LSM: "lsm", ProgType.EXT: "freplace"}
-
-
-def _fd_number(obj: Any) -> int:
-    """An fd from an int, an :class:`FD`, or anything with ``fileno()``/``fd``."""
-    if isinstance(obj, int):
-        return obj
-    if hasattr(obj, "fileno"):
-        return int(obj.fileno())
-    if hasattr(obj, "fd"):
-        return int(obj.fd)
-    raise TypeError(f"expected a file descriptor, got {type(obj).__name__}")
 
 
 _PROG_TYPES: dict[Any, ProgType] = {**{int(t): t for t in ProgType}, **{t: t for t in ProgType}}
@@ -184,9 +173,9 @@ def _load_attr(code: bytes, options: dict[str, Any]) -> tuple[ProgLoadAttr, list
     if target_obj and target_prog:
         raise BPFError("load: attach_btf_obj_fd and attach_prog_fd share one field; give one of them")
     if target_obj or target_prog:
-        attr.attach_prog_fd = _fd_number(target_obj or target_prog)
+        attr.attach_prog_fd = fd_of(target_obj or target_prog)
     if options["btf_fd"] is not None:
-        attr.prog_btf_fd = _fd_number(options["btf_fd"])
+        attr.prog_btf_fd = fd_of(options["btf_fd"])
     records = options["func_info"]
     if records:
         rec_size = options["func_info_rec_size"]
@@ -204,7 +193,7 @@ def _load_attr(code: bytes, options: dict[str, Any]) -> tuple[ProgLoadAttr, list
         attr.line_info_rec_size = rec_size
         attr.line_info_cnt = len(records) // rec_size
     if options["fd_array"] is not None:
-        fds = (ctypes.c_int32 * len(options["fd_array"]))(*(_fd_number(f) for f in options["fd_array"]))
+        fds = (ctypes.c_int32 * len(options["fd_array"]))(*(fd_of(f) for f in options["fd_array"]))
         keep.append(fds)
         attr.fd_array = ctypes.addressof(fds)
     return attr, keep

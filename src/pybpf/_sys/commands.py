@@ -127,6 +127,14 @@ def prog_info(fd: int) -> ProgInfo:
     return obj_info(fd, ProgInfo())
 
 
+def prog_id_of(fd: int) -> int:
+    """The id of the program behind ``fd``, or 0 when the kernel does not say."""
+    try:
+        return prog_info(fd).id
+    except SyscallError:
+        return 0
+
+
 def map_info(fd: int) -> MapInfo:
     return obj_info(fd, MapInfo())
 

@@ -22,7 +22,7 @@ import os
 import platform
 import resource
 import threading
-from typing import Callable
+from typing import Any, Callable, Protocol, Union
 
 from pybpf.errors import SyscallError
 from pybpf._sys.uapi import Cmd
@@ -193,6 +193,32 @@ def error(err: int, op: str, *, hint: str | None = None, cls: type[SyscallError]
     if hint is None:
         hint = eperm_hint() if err == _errno.EPERM else _DEFAULT_HINTS.get(err) or os.strerror(err)
     return cls(f"{op}: {errno_name(err)}", errno=err, hint=hint)
+
+
+class HasFD(Protocol):
+    """Anything that owns a kernel file descriptor: maps, programs, links, BTF, sockets, files."""
+
+    def fileno(self) -> int: ...
+
+
+FdLike = Union[int, HasFD]
+
+
+def fd_of(obj: FdLike, what: str = "a file descriptor") -> int:
+    """The fd number of an int, or of anything with ``fileno()`` (or an int ``fd`` attribute).
+
+    >>> fd_of(7)
+    7
+    """
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return obj
+    fileno = getattr(obj, "fileno", None)
+    if fileno is not None:
+        return int(fileno())
+    fd = getattr(obj, "fd", None)
+    if isinstance(fd, int) and not isinstance(fd, bool):
+        return fd
+    raise TypeError(f"expected {what}, not {type(obj).__name__}")
 
 
 class FD:

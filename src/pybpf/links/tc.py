@@ -48,7 +48,7 @@ import threading
 from typing import Any
 
 from pybpf import features
-from pybpf._sys import commands as _cmd
+from pybpf._sys.commands import prog_id_of as _prog_id
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import AttachFlag
@@ -140,13 +140,6 @@ def _attach_tcx(program: Any, index: int, name: str, direction: str, before: Any
 # Reentrant: a garbage-collected TcNetlinkLink may be finalized while this thread holds the lock.
 _qdisc_lock = threading.RLock()
 _our_qdiscs: dict[tuple[int, int], int] = {}
-
-
-def _prog_id(fd: int) -> int:
-    try:
-        return _cmd.prog_info(fd).id
-    except SyscallError:
-        return 0
 
 
 def _release_qdisc(nl: nl_.RtNetlink, key: tuple[int, int]) -> None:

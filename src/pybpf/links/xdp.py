@@ -46,7 +46,7 @@ import socket
 from typing import Any
 
 from pybpf import features
-from pybpf._sys import commands as _cmd
+from pybpf._sys.commands import prog_id_of as _prog_id
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import XdpFlag
@@ -156,13 +156,6 @@ def _explain(exc: SyscallError, name: str, flags: int, program: Any) -> None:
         ours = f"the interface {name} went away"
     if ours:
         exc.hint = f"{ours}; the kernel says: {said}" if said else ours
-
-
-def _prog_id(fd: int) -> int:
-    try:
-        return _cmd.prog_info(fd).id
-    except SyscallError:
-        return 0
 
 
 class _XdpAttachment:

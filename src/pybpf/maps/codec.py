@@ -58,6 +58,8 @@ import re
 import struct
 from typing import Any, Iterable, Protocol, runtime_checkable
 
+from pybpf._sys.syscall import fd_of
+
 __all__ = [
     "Codec", "make_codec", "ScalarCodec", "BoolCodec", "StructCodec", "RawCodec", "CtypesCodec",
     "ForeignCodec", "NullCodec", "PerCPUCodec", "FdCodec", "round8",
@@ -430,12 +432,8 @@ class FdCodec(_Base):
         self.unpack_from = self._u32.unpack_from
 
     def pack_into(self, buf: Any, offset: int, value: Any) -> None:
-        if type(value) is not int:
-            fd = getattr(value, "fd", None)
-            if fd is None and hasattr(value, "fileno"):
-                fd = value.fileno()
-            value = fd
-        if type(value) is not int or value < 0:
+        value = fd_of(value)
+        if value < 0:
             raise TypeError
         self._u32.pack_into(buf, offset, value)
 
