@@ -40,11 +40,19 @@ __version__ = "0.1.0"
 # The object layer lies above the hooks and cannot import them: hand it what it calls.
 _install_hooks(attach_object=_attach_object, attach_struct_ops=_attach_struct_ops)
 
+
+def compile(*programs, name=None, license="GPL"):  # noqa: A001 - pybpf.compile is the public name
+    """Compile pybpf.lang programs (decorated functions or modules) into an ObjectSpec."""
+    from pybpf.lang import compile as _compile
+
+    return _compile(*programs, name=name, license=license)
+
+
 __all__ = [
     "BPFError", "SyscallError", "ObjectError", "VerifierError", "NotSupportedError", "CompileError",
     "MapError", "MapFullError", "KeyNotFoundError", "LinkError", "RecordError", "ArgumentError",
     "ObjectSpec", "Object", "load", "Program", "ProgramInfo", "TestRunResult",
     "Link", "LinkGroup", "LinkInfo",
     "RingBufReader", "PerfBufReader", "UserRingBufWriter", "RecordBatch",
-    "features", "__version__",
+    "features", "compile", "__version__",
 ]

@@ -1,0 +1,92 @@
+"""pybpf.lang: write BPF programs in (typed) Python, compiled by pybpf itself.
+
+No clang, LLVM or kernel headers: :func:`compile` turns decorated Python
+functions into an :class:`~pybpf.ObjectSpec` that the usual loader loads
+(maps, global data, BTF, line info and verifier errors with the Python
+line all work as for clang objects).  The same functions run in CPython
+with the same integer semantics, so probe logic is unit-testable.
+
+Example::
+
+    import pybpf
+    from pybpf.lang import uprobe, HashMap, u64
+
+    counts = HashMap(key=u64, value=u64, max_entries=1024)
+
+    @uprobe
+    def generic_probe(ctx) -> int:
+        cookie = ctx.cookie
+        if cookie == 1:
+            counts[cookie] += 1
+        elif cookie == 2:
+            counts[cookie] += 10
+        return 0
+
+    obj = pybpf.compile(generic_probe).load()
+    prog = obj.programs["generic_probe"]
+    with prog.attach_uprobe(binary, "func_a", cookie=1), prog.attach_uprobe(binary, "func_b", cookie=2):
+        ...
+
+The language reference is docs/lang.md.
+"""
+
+from pybpf.lang.ctx import FakeCtx
+from pybpf.lang.helpers import (
+    boot_ns, gid, ktime_get_ns, pid, pid_tgid, prandom_u32, send_signal, smp_processor_id, tgid, uid,
+    uid_gid,
+)
+from pybpf.lang.maps import Array, HashMap, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, RingBuf
+from pybpf.lang.programs import SECTIONS, BPFProgram, bpf_function, make_decorator
+from pybpf.lang.types import Const, i8, i16, i32, i64, u8, u16, u32, u64
+
+uprobe = make_decorator("uprobe")
+uretprobe = make_decorator("uretprobe")
+uprobe_multi = make_decorator("uprobe_multi")
+uretprobe_multi = make_decorator("uretprobe_multi")
+usdt = make_decorator("usdt")
+kprobe = make_decorator("kprobe")
+kretprobe = make_decorator("kretprobe")
+kprobe_multi = make_decorator("kprobe_multi")
+ksyscall = make_decorator("ksyscall")
+tracepoint = make_decorator("tracepoint")
+raw_tracepoint = make_decorator("raw_tracepoint")
+tp_btf = make_decorator("tp_btf")
+fentry = make_decorator("fentry")
+fexit = make_decorator("fexit")
+perf_event = make_decorator("perf_event")
+xdp = make_decorator("xdp")
+tc = make_decorator("tc")
+tcx_ingress = make_decorator("tcx_ingress")
+tcx_egress = make_decorator("tcx_egress")
+socket_filter = make_decorator("socket_filter")
+cgroup_skb_ingress = make_decorator("cgroup_skb_ingress")
+cgroup_skb_egress = make_decorator("cgroup_skb_egress")
+syscall = make_decorator("syscall")
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 0, 1, 2, 3, 4
+TC_ACT_OK, TC_ACT_SHOT = 0, 2
+
+
+def compile(*programs, name=None, license="GPL"):
+    """Compile decorated functions (or all programs of modules) into one :class:`~pybpf.ObjectSpec`.
+
+    Every map, global variable and function the programs reference is
+    included.  Raises :class:`~pybpf.CompileError` (file:line:col and a hint)
+    for Python that has no BPF translation, before anything reaches the kernel.
+    """
+    from pybpf.lang.compiler import compile_programs
+
+    return compile_programs(*programs, name=name, license=license)
+
+
+__all__ = [
+    "compile", "FakeCtx", "Const", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
+    "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
+    "BPFProgram", "SECTIONS", "bpf_function",
+    "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
+    "prandom_u32", "send_signal",
+    "uprobe", "uretprobe", "uprobe_multi", "uretprobe_multi", "usdt", "kprobe", "kretprobe", "kprobe_multi",
+    "ksyscall", "tracepoint", "raw_tracepoint", "tp_btf", "fentry", "fexit", "perf_event", "xdp", "tc",
+    "tcx_ingress", "tcx_egress", "socket_filter", "cgroup_skb_ingress", "cgroup_skb_egress", "syscall",
+    "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "TC_ACT_OK", "TC_ACT_SHOT",
+]

@@ -1,0 +1,298 @@
+"""Map and global-variable access for :class:`~pybpf.lang.codegen.FunctionCompiler`.
+
+Translations (``m`` a hash map of u64 → u64, ``G`` a global)::
+
+    m[k]          key on the stack; r0 = map_lookup_elem(&m, &key); value = r0 ? *r0 : 0
+    m[k] = v      map_update_elem(&m, &key, &v, BPF_ANY)
+    m[k] += n     p = lookup; if p: lock *p += n
+                  else: if map_update_elem(&m, &key, &n, BPF_NOEXIST) != 0:  # another CPU won
+                            p = lookup; if p: lock *p += n
+    k in m        map_lookup_elem(&m, &key) != NULL
+    del m[k]      map_delete_elem(&m, &key)
+    m.get(k, d)   p = lookup; p ? *p : d
+    G             r = &.data[off] (ld_imm64 map value); *r
+    G += n        lock *(&.data[off]) += n        (an atomic add: exact across CPUs)
+
+Per-CPU maps update without atomics; 8- and 16-bit values (which BPF
+atomics do not cover) are updated with a plain read-modify-write.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from pybpf._sys.uapi import HelperID, MapType
+from pybpf.asm import opcodes as op
+from pybpf.lang.emit import Imm, Tmp, bits_signed
+from pybpf.lang.maps import MapDecl
+from pybpf.lang.types import Fixed
+
+__all__ = ["AccessMixin"]
+
+_ATOMIC = {"+": op.ADD, "|": op.OR, "&": op.AND, "^": op.XOR}
+_PERCPU = {MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH}
+_ARRAYS = {MapType.ARRAY, MapType.PERCPU_ARRAY}
+BPF_ANY, BPF_NOEXIST = 0, 1
+_SIZE = {1: op.B, 2: op.H, 4: op.W, 8: op.DW}
+
+
+def _size(t: Any) -> int:
+    return bits_signed(t)[0] // 8
+
+
+class AccessMixin:
+    """Needs the Emitter and the FunctionCompiler's ``expr``/``static``/``error``/``unit``."""
+
+    # -- maps ------------------------------------------------------------------------------------
+
+    def _map(self, node: ast.AST) -> tuple[str, MapDecl]:
+        obj = self.static(node, None)
+        if not isinstance(obj, MapDecl):
+            raise self.error(node, f"'{ast.unparse(node)}' is not a map declared at module level "
+                                   "(e.g. counts = HashMap(key=u64, value=u64, max_entries=1024))")
+        if not obj.keyed:
+            raise self.error(node, f"'{ast.unparse(node)}' has no keys: use its output() method")
+        return self.unit.map_name(obj, node, self), obj
+
+    def ld_map(self, reg: int, name: str) -> None:
+        self.ld_imm64(reg, 0, op.PSEUDO_MAP_FD, name, high=0)
+
+    def _to_stack(self, v: Any, t: Any) -> int:
+        """Store ``v`` (converted to ``t``) in a fresh stack buffer; its offset from r10."""
+        size = _size(t)
+        slot = self.stack_alloc(size)
+        v = self.convert(v, t)
+        if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
+            self.store_imm(10, slot, v.value, size)
+        else:
+            self.store(10, slot, self.reg_of(v), size)
+            self.release(v)
+        return slot
+
+    def _key(self, decl: MapDecl, node: ast.AST) -> int:
+        v = self.expr(node)
+        if not _is_int(v.type):
+            raise self.error(node, "map keys must be integers")
+        return self._to_stack(v, decl.key)
+
+    def _lookup(self, name: str, key_slot: int) -> Tmp:
+        self.spill_live()
+        self.ld_map(1, name)
+        self.mov_reg(2, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 2, imm=key_slot)
+        self.call_helper(HelperID.map_lookup_elem)
+        return self.take(0, int)
+
+    def _load_value(self, ptr: Tmp, t: Any, default: Any = None) -> Any:
+        """``*ptr`` (0 or ``default`` when ptr is NULL) as a temporary of type ``t``."""
+        reg = self.reg_of(ptr)
+        bits, signed = bits_signed(t)
+        if default is None or (isinstance(default, Imm) and default.value == 0):
+            self.emit(op.JMP | op.JEQ | op.K, reg, off=1 if not (signed and bits < 64) else 3)
+            self.load(reg, reg, 0, bits // 8)
+            if signed and bits < 64:
+                self.normalize(reg, t)
+            ptr.type = t
+            return ptr
+        missing, done = self.new_label("miss"), self.new_label("got")
+        self.emit(op.JMP | op.JEQ | op.K, reg, reference=missing)
+        self.load(reg, reg, 0, bits // 8)
+        if signed and bits < 64:
+            self.normalize(reg, t)
+        self.jump(done)
+        self.place(missing)
+        self.into(self.convert(default, t), reg)
+        self.place(done)
+        ptr.type = t
+        return ptr
+
+    def subscript_load(self, node: ast.Subscript) -> Any:
+        name, decl = self._map(node.value)
+        slot = self._key(decl, node.slice)
+        ptr = self._lookup(name, slot)
+        return self._load_value(ptr, decl.value)
+
+    def contains(self, key: ast.AST, container: ast.AST) -> Any:
+        name, decl = self._map(container)
+        return self._lookup(name, self._key(decl, key))
+
+    def map_call(self, node: ast.Call, decl: MapDecl, method: str) -> Any:
+        name = self.unit.map_name(decl, node.func.value, self)
+        if method == "output" and decl.map_type == MapType.RINGBUF:
+            return self.ringbuf_output(node, name)
+        if method == "get" and decl.keyed:
+            if not 1 <= len(node.args) <= 2:
+                raise self.error(node, "m.get(key, default=0)")
+            default = self.expr(node.args[1]) if len(node.args) == 2 else Imm(0, decl.value)
+            if isinstance(default, Tmp):
+                # keep it simple: the default must not be clobbered by the lookup
+                self.spill_live()
+            slot = self._key(decl, node.args[0])
+            ptr = self._lookup(name, slot)
+            return self._load_value(ptr, decl.value, default)
+        raise self.error(node, f"{type(decl).__name__} has no method '{method}' in a BPF program")
+
+    def ringbuf_output(self, node: ast.Call, name: str) -> Any:
+        if len(node.args) != 1:
+            raise self.error(node, "events.output(value) takes one value")
+        v = self.expr(node.args[0])
+        if not _is_int(v.type):
+            raise self.error(node.args[0], "ring buffer records are integers or Struct values")
+        t = v.type if isinstance(v.type, type) and issubclass(v.type, Fixed) else _i64()
+        slot = self._to_stack(v, t)
+        self.spill_live()
+        self.ld_map(1, name)
+        self.mov_reg(2, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 2, imm=slot)
+        self.mov_imm(3, _size(t))
+        self.mov_imm(4, 0)
+        self.call_helper(HelperID.ringbuf_output)
+        return self.take(0, _i64())
+
+    def subscript_store(self, target: ast.Subscript, value: ast.AST) -> None:
+        name, decl = self._map(target.value)
+        v = self.expr(value)
+        vslot = self._to_stack(v, decl.value)
+        kslot = self._key(decl, target.slice)
+        self._update(name, kslot, vslot, BPF_ANY)
+
+    def _update(self, name: str, kslot: int, vslot: int, flags: int) -> None:
+        self.spill_live()
+        self.ld_map(1, name)
+        self.mov_reg(2, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 2, imm=kslot)
+        self.mov_reg(3, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 3, imm=vslot)
+        self.mov_imm(4, flags)
+        self.call_helper(HelperID.map_update_elem)
+
+    def subscript_delete(self, target: ast.Subscript) -> None:
+        name, decl = self._map(target.value)
+        if decl.map_type in _ARRAYS:
+            raise self.error(target, "array map entries cannot be deleted: set them to 0")
+        kslot = self._key(decl, target.slice)
+        self.ld_map(1, name)
+        self.mov_reg(2, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 2, imm=kslot)
+        self.call_helper(HelperID.map_delete_elem)
+
+    def subscript_augment(self, target: ast.Subscript, opname: str, value: ast.AST) -> None:
+        name, decl = self._map(target.value)
+        t = decl.value
+        bits = bits_signed(t)[0]
+        v = self.convert(self.expr(value), t)
+        if opname == "-" and isinstance(v, Imm):
+            v, opname = Imm(-v.value, t), "+"
+        atomic = opname in _ATOMIC and bits >= 32 and decl.map_type not in _PERCPU
+        kslot = self._key(decl, target.slice)
+        if not atomic:
+            # read-modify-write: m[k] = m[k] op v (per-CPU maps need nothing more)
+            vslot = self._to_stack(v, t)
+            ptr = self._lookup(name, kslot)
+            cur = self._load_value(ptr, t)
+            val = Tmp(None, t)
+            val.slot = vslot
+            self.live.append(val)
+            res = self.arith(opname, cur, val)
+            self.store(10, vslot, self.reg_of(res), bits // 8)
+            self.release(res)
+            self._update(name, kslot, vslot, BPF_ANY)
+            return
+        if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
+            vslot = None
+        else:
+            vslot = self._to_stack(v, t)
+        ptr = self._lookup(name, kslot)
+        insert, done = self.new_label("insert"), self.new_label("done")
+        self.emit(op.JMP | op.JEQ | op.K, 0, reference=insert)
+        self._atomic(opname, bits, v, vslot)
+        self.jump(done)
+        self.place(insert)
+        self.release(ptr)
+        if vslot is None:
+            vslot = self.stack_alloc(bits // 8)
+            self.store_imm(10, vslot, v.value, bits // 8)  # type: ignore[union-attr]
+        if decl.map_type in _ARRAYS:
+            self.jump(done)      # an index outside the array: nothing to count
+        else:
+            self._update(name, kslot, vslot, BPF_NOEXIST)
+            self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
+            self._lookup(name, kslot)
+            self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
+            self._atomic(opname, bits, v, vslot)
+        self.place(done)
+        self.free = [1, 2, 3, 4, 5, 0]
+        self.live.clear()
+
+    def _atomic(self, opname: str, bits: int, v: Any, vslot: int | None) -> None:
+        """lock *(r0) op= v, with v a constant (vslot None) or the value at vslot."""
+        if vslot is None:
+            self.mov_imm(1, v.value)
+        else:
+            self.load(1, 10, vslot, bits // 8)
+        size = op.DW if bits == 64 else op.W
+        self.emit(op.STX | size | op.ATOMIC, 0, 1, 0, int(_ATOMIC[opname]))
+
+    # -- globals ----------------------------------------------------------------------------------
+
+    def load_global(self, node: ast.AST, name: str) -> Any:
+        section, offset, t = self.unit.global_var(self, name, node)
+        res = self.alloc(t)
+        self.ld_imm64(res.reg, 0, op.PSEUDO_MAP_VALUE, section, high=offset)
+        bits, signed = bits_signed(t)
+        self.load(res.reg, res.reg, 0, bits // 8)
+        if signed and bits < 64:
+            self.normalize(res.reg, t)
+        return res
+
+    def store_global(self, node: ast.Name, v: Any) -> None:
+        section, offset, t = self.unit.global_var(self, node.id, node)
+        if section == ".rodata":
+            raise self.error(node, f"'{node.id}' is a Const: it is read-only in the BPF program")
+        v = self.convert(v, t)
+        ptr = self.alloc(int)
+        self.ld_imm64(ptr.reg, 0, op.PSEUDO_MAP_VALUE, section, high=offset)
+        size = _size(t)
+        if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
+            self.store_imm(ptr.reg, 0, v.value, size)
+        else:
+            self.store(ptr.reg, 0, self.reg_of(v), size)
+        self.release(v)
+        self.release(ptr)
+
+    def augment_global(self, node: ast.Name, opname: str, value: ast.AST) -> None:
+        section, offset, t = self.unit.global_var(self, node.id, node)
+        if section == ".rodata":
+            raise self.error(node, f"'{node.id}' is a Const: it is read-only in the BPF program")
+        bits = bits_signed(t)[0]
+        v = self.convert(self.expr(value), t)
+        if opname == "-" and isinstance(v, Imm):
+            v, opname = Imm(-v.value, t), "+"
+        ptr = self.alloc(int)
+        self.ld_imm64(ptr.reg, 0, op.PSEUDO_MAP_VALUE, section, high=offset)
+        if opname in _ATOMIC and bits >= 32:
+            r = self.owned(v)
+            self.emit(op.STX | (op.DW if bits == 64 else op.W) | op.ATOMIC, ptr.reg, r.reg, 0,
+                      int(_ATOMIC[opname]))
+            self.release(r)
+        else:
+            cur = self.alloc(t)
+            bits_, signed = bits_signed(t)
+            self.load(cur.reg, ptr.reg, 0, bits // 8)
+            if signed and bits < 64:
+                self.normalize(cur.reg, t)
+            res = self.arith(opname, cur, v)
+            self.store(self.reg_of(ptr), 0, self.reg_of(res), bits // 8)
+            self.release(res)
+        self.release(ptr)
+
+
+def _is_int(t: Any) -> bool:
+    return t is int or t is bool or (isinstance(t, type) and issubclass(t, Fixed))
+
+
+def _i64() -> type:
+    from pybpf.lang.types import i64
+
+    return i64
