@@ -34,6 +34,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.prog_cmd",
     "pybpf.cli.map_cmd",
     "pybpf.cli.demo_cmd",
+    "pybpf.cli.funccount_cmd",
 ]
 
 
@@ -61,7 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:  # ``pybpf funccount c:malloc -- ls -l``: what follows ``--`` is a command to run
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     args = parser.parse_args(argv)
+    if command and not hasattr(args, "command"):
+        parser.error("this command does not run a COMMAND after --")
+    if hasattr(args, "command"):
+        args.command = command
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -70,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except BPFError as err:
         print(f"pybpf: error: {err}", file=sys.stderr)
-        return 1
+        return getattr(err, "exit_status", 1)  # 2 for bad input (pybpf.tools.BadInputError)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
