@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh     # .venv in the checkout, first on PATH
 python3 -m pip install -q --disable-pip-version-check -e .
-exec pybpf demo "$@"
+exec pybpf funccount "$@"

@@ -35,6 +35,9 @@ COMMANDS: list[str] = [
     "pybpf.cli.map_cmd",
     "pybpf.cli.demo_cmd",
     "pybpf.cli.funccount_cmd",
+    "pybpf.cli.syscount_cmd",
+    "pybpf.cli.funclatency_cmd",
+    "pybpf.cli.execsnoop_cmd",
 ]
 
 

@@ -229,8 +229,8 @@ def _task_ppid(dst_off: int) -> list:
     from pybpf.btf import BTFKind, kernel_spec
 
     task = kernel_spec().find("task_struct", BTFKind.STRUCT)
-    parent_off = task.member("real_parent").offset // 8
-    tgid_off = task.member("tgid").offset // 8
+    parent_off = task.member("real_parent").offset
+    tgid_off = task.member("tgid").offset
     return [
         b.st_mem(DW, 10, -8, 0),
         b.call_helper(H.get_current_task), b.mov64_reg(3, 0), b.alu64_imm(ADD, 3, parent_off),

@@ -38,13 +38,14 @@ def bucket_range(bucket: int) -> tuple[int, int]:
 
 
 def log2_hist_lines(buckets: dict[int, int], unit: str, width: int = 40) -> list[str]:
-    """A log2 histogram as text lines, like BCC's ``print_log2_hist`` (empty buckets up to the last shown)."""
+    """A log2 histogram as text lines, like BCC's ``print_log2_hist`` (from the first used bucket to the last)."""
     if not buckets:
         return []
-    last = max(k for k, v in buckets.items() if v) if any(buckets.values()) else 0
+    used = [k for k, v in buckets.items() if v] or [0]
+    first, last = min(used), max(used)
     peak = max(buckets.values()) or 1
     lines = [f"{unit:>24} : count    distribution"]
-    for k in range(0, last + 1):
+    for k in range(first, last + 1):
         n = buckets.get(k, 0)
         low, high = bucket_range(k)
         stars = "*" * (n * width // peak)

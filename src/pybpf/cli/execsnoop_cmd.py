@@ -1,0 +1,61 @@
+"""``pybpf execsnoop``: print every program execution as it happens.
+
+Usage::
+
+    pybpf execsnoop [-d SECONDS] [-x] [--json]
+
+One line per exec: time, pid, parent pid, command name, return code and
+argv; failed execs (a shell trying each ``$PATH`` directory) only with
+``-x``.  ``--json`` prints one JSON object per line:
+``{"pid", "ppid", "comm", "argv", "ret"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+
+from pybpf.tools import session
+from pybpf.tools.execsnoop import Exec, ExecSnoop
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pybpf execsnoop`` to the command's subparsers."""
+    parser = subparsers.add_parser(
+        "execsnoop", help="trace program executions (pid, ppid, comm, argv, result)",
+        description="Trace execve() system-wide through tracepoints and a ring buffer.")
+    parser.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("-x", "--fails", action="store_true", help="also show failed execs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per exec")
+    parser.set_defaults(func=run)
+
+
+_FORMAT = "{:<8} {:<7} {:<7} {:<16} {:>4}  {}"
+
+
+def _show(event: Exec, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event.asdict()), flush=True)
+    else:
+        print(_FORMAT.format(time.strftime("%H:%M:%S"), event.pid, event.ppid, event.comm, event.ret,
+                             shlex.join(event.argv)), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pybpf execsnoop ...``; the exit status."""
+    session.require_privileges("execsnoop")
+    with ExecSnoop() as tool:
+        print("tracing execs; Ctrl-C to end", file=sys.stderr, flush=True)
+        if not args.json:
+            print(_FORMAT.format("TIME", "PID", "PPID", "COMM", "RET", "ARGS"), flush=True)
+
+        def wait(timeout: float) -> None:
+            for event in tool.poll(timeout):
+                if event.ret == 0 or args.fails:
+                    _show(event, args.json)
+        session.run(duration=args.duration, wait=wait)
+        wait(0)    # what arrived before the end
+    return 0

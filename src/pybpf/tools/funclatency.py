@@ -1,0 +1,122 @@
+"""funclatency: how long user-space functions take, entry to return, as log2 histograms.
+
+The kernel side (:func:`pybpf.tools.kernels_asm.funclatency`) is two
+programs attached with one cookie per function (the function's index): on
+entry ``start[cookie, tid] = now``; on return the elapsed nanoseconds go to
+``hist[cookie, log2(ns)]`` and ``total_ns[cookie]``.  Both are attached with
+``attach_uprobe_multi`` (entry, and ``retprobe=True``), so the library picks
+uprobe_multi, perf links with cookies or program clones as the kernel allows.
+
+Example::
+
+    with FuncLatency(["c:getpid"], pid=os.getpid()) as tool:
+        os.getpid()
+        (fn,) = tool.functions()
+        print(fn.count, fn.buckets)         # 1 {9: 1}: one call of 512..1023 ns
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from pybpf import features
+from pybpf.tools import kernels_asm, patterns
+
+__all__ = ["FuncLatency", "FunctionLatency"]
+
+
+@dataclass
+class FunctionLatency:
+    """Latency of one function: calls, total nanoseconds, log2 buckets (bucket → calls)."""
+
+    function: str
+    target: str
+    count: int = 0
+    total_ns: int = 0
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def average_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
+
+class FuncLatency:
+    """The funclatency tracer: attaches on construction; :meth:`functions`, :meth:`close`."""
+
+    def __init__(self, function_patterns: Sequence[str], pid: int | None = None) -> None:
+        self.probes = patterns.resolve(function_patterns, pid)
+        multi = features.has("uprobe_multi_link")
+        self.kernel = kernels_asm.funclatency(pid or 0, multi=multi)
+        self.links: list[Any] = []
+        try:
+            by_target: dict[str, list[int]] = defaultdict(list)
+            for cookie, probe in enumerate(self.probes):
+                by_target[probe.target].append(cookie)
+            for target, cookies in by_target.items():
+                offsets = [self.probes[c].offset for c in cookies]
+                for name, ret in (("on_entry", False), ("on_return", True)):
+                    self.links.append(self.kernel.programs[name].attach_uprobe_multi(
+                        target, None, offsets=offsets, cookies=cookies, retprobe=ret,
+                        pid=pid if multi else None))
+        except BaseException:
+            self.close()
+            raise
+
+    def functions(self) -> list[FunctionLatency]:
+        """One result per probed function, in pattern order."""
+        out = [FunctionLatency(p.function, p.target) for p in self.probes]
+        for key, n in self.kernel.maps["hist"].items():
+            fn = out[key >> 8]
+            fn.buckets[key & 0xFF] = n
+            fn.count += n
+        for cookie, ns in self.kernel.maps["total_ns"].items():
+            out[cookie].total_ns = ns
+        return out
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+        self.links.clear()
+        self.kernel.close()
+
+    def __enter__(self) -> "FuncLatency":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def plot(functions: Sequence[FunctionLatency], path: str) -> None:
+    """Write the histograms as a PNG bar chart (needs matplotlib: the ``plot`` extra)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from pybpf.errors import BPFError
+        raise BPFError("--plot needs matplotlib: pip install 'pybpf[plot]'") from None
+    from pybpf.tools.output import bucket_range
+
+    shown = [f for f in functions if f.count] or list(functions[:1])
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.5 * len(shown)), squeeze=False)
+    for ax, fn in zip(axes[:, 0], shown):
+        last = max(fn.buckets, default=0)
+        keys = list(range(0, last + 1))
+        ax.bar(range(len(keys)), [fn.buckets.get(k, 0) for k in keys])
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([_short(bucket_range(k)[0]) for k in keys], rotation=60, fontsize=7)
+        ax.set_title(f"{fn.function} ({fn.count} calls, avg {fn.average_ns:.0f} ns)", fontsize=9)
+        ax.set_ylabel("calls")
+    axes[-1, 0].set_xlabel("latency, ns (lower bound of each log2 bucket)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _short(ns: int) -> str:
+    for unit, scale in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns >= scale:
+            return f"{ns // scale}{unit}"
+    return str(ns)
