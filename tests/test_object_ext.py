@@ -119,13 +119,13 @@ def _spy_prepared(monkeypatch) -> list:
     from pybpf.program import Program
 
     seen: list = []
-    original = Program._prepare_options
+    original = Program._prepare
 
     def spy(cls, insns, options):
         prepared = original(insns, options)
         seen.append(prepared)
         return prepared
-    monkeypatch.setattr(Program, "_prepare_options", classmethod(spy))
+    monkeypatch.setattr(Program, "_prepare", classmethod(spy))
     return seen
 
 
@@ -157,10 +157,10 @@ def test_freplace_load(target, monkeypatch, how):
             assert ext.variables["replaced_calls"].value == 1
         assert target.test_run(b"\0" * 64).retval == XDP_PASS
     # What was handed to BPF_PROG_LOAD: the target's fd and the FUNC's id in the target's BTF.
-    (prepared,) = [p for p in seen if p.options["name"] == "new_verdict"]
+    (prepared,) = [p for p in seen if p.options.name == "new_verdict"]
     assert prepared.attr.prog_type == ProgType.EXT
     assert prepared.attr.attach_prog_fd == target.fd and prepared.attr.attach_btf_id == func_id
-    assert prepared.options["attach_prog_fd"] == target.fd
+    assert prepared.options.attach_prog_fd == target.fd
 
 
 def test_freplace_missing_function_lists_close_names(target):

@@ -45,7 +45,7 @@ from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
 from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
 from pybpf.program_attach import AttachMethods
 from pybpf.program_load import (
-    _ATTACH_TYPES, _PROG_TYPES, DEFAULT_LOG_SIZE, MAX_LOG_SIZE, _encode, _load_attr, _prog_load_attr, _Prepared,
+    DEFAULT_LOG_SIZE, MAX_LOG_SIZE, LoadOptions, _encode, _load_attr, _prog_load_attr, _Prepared,
     load_back_to_back,
 )
 
@@ -155,7 +155,7 @@ class Program(Pinnable, AttachMethods):
         insns: Any = None,
         license: str = "",
         verifier_log: str = "",
-        load_options: Mapping[str, Any] | None = None,
+        load_options: LoadOptions | None = None,
     ) -> None:
         self._fd = fd
         self.name = name
@@ -164,8 +164,7 @@ class Program(Pinnable, AttachMethods):
         self.insns = insns
         self.license = license
         self.verifier_log = verifier_log
-        self._load_options = (load_options if load_options.__class__ is dict else dict(load_options)) \
-            if load_options is not None else None
+        self._load_options = load_options
         self._pinned: str | None = None
         self._id: int | None = None
         self._tag: str | None = None
@@ -176,7 +175,7 @@ class Program(Pinnable, AttachMethods):
     @property
     def load_options(self) -> Mapping[str, Any]:
         """The keyword arguments this program was loaded with (read-only; empty if opened from the kernel)."""
-        return types.MappingProxyType(self._load_options or {})
+        return types.MappingProxyType(self._load_options.as_dict() if self._load_options is not None else {})
 
     # -- loading ------------------------------------------------------------------------
 
@@ -215,12 +214,10 @@ class Program(Pinnable, AttachMethods):
         instructions) for the BTF in ``btf_fd``.  ``line_table`` maps an
         instruction index to a source line for error messages.
         """
-        prepared = cls._prepare(
-            insns, prog_type=prog_type, expected_attach_type=expected_attach_type, license=license, name=name,
-            kern_version=kern_version, flags=flags, btf_fd=btf_fd, func_info=func_info,
-            func_info_rec_size=func_info_rec_size, line_info=line_info, line_info_rec_size=line_info_rec_size,
-            attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_btf_obj_fd, attach_prog_fd=attach_prog_fd,
-            fd_array=fd_array, log_level=log_level, log_size=log_size, line_table=line_table)
+        prepared = cls._prepare(insns, LoadOptions(
+            prog_type, expected_attach_type, license, name, kern_version, flags, btf_fd, func_info,
+            func_info_rec_size, line_info, line_info_rec_size, attach_btf_id, attach_btf_obj_fd, attach_prog_fd,
+            fd_array, log_level, log_size, line_table))
         return cls._complete(prepared, None)
 
     # Loading in two steps, so that a loader can issue its programs' BPF_PROG_LOADs back
@@ -228,32 +225,9 @@ class Program(Pinnable, AttachMethods):
     # verifier and the JIT run in, which costs the kernel more time than the work itself.
 
     @classmethod
-    def _prepare(cls, insns: bytes | Sequence[Any], *, prog_type: Any, expected_attach_type: Any = None,
-                 license: str = "GPL", name: str = "", kern_version: int = 0, flags: int = 0,
-                 btf_fd: Any = None, func_info: bytes | None = None, func_info_rec_size: int = 8,
-                 line_info: bytes | None = None, line_info_rec_size: int = 16, attach_btf_id: int = 0,
-                 attach_btf_obj_fd: Any = 0, attach_prog_fd: Any = 0, fd_array: Sequence[Any] | None = None,
-                 log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE,
-                 line_table: Mapping[int, str] | None = None) -> "_Prepared":
+    def _prepare(cls, insns: bytes | Sequence[Any], options: LoadOptions) -> "_Prepared":
         """Everything :meth:`load` does before BPF_PROG_LOAD: the attr and its buffers."""
-        return cls._prepare_options(insns, {
-            "prog_type": prog_type, "expected_attach_type": expected_attach_type, "license": license,
-            "name": name, "kern_version": kern_version, "flags": flags, "btf_fd": btf_fd,
-            "func_info": func_info, "func_info_rec_size": func_info_rec_size, "line_info": line_info,
-            "line_info_rec_size": line_info_rec_size, "attach_btf_id": attach_btf_id,
-            "attach_btf_obj_fd": attach_btf_obj_fd, "attach_prog_fd": attach_prog_fd, "fd_array": fd_array,
-            "log_level": log_level, "log_size": log_size, "line_table": line_table,
-        })
-
-    @classmethod
-    def _prepare_options(cls, insns: bytes | Sequence[Any], options: dict[str, Any]) -> "_Prepared":
-        """:meth:`_prepare` with its keywords in a dict (every one of them), which becomes the
-        program's load options."""
-        prog_type = options["prog_type"] = _PROG_TYPES.get(options["prog_type"], options["prog_type"])
-        eat = options["expected_attach_type"]
-        if eat is not None:
-            options["expected_attach_type"] = _ATTACH_TYPES.get(eat, eat)
-        name = options["name"]
+        name, prog_type = options.name, options.prog_type
         if insns.__class__ is bytes:
             kept: Any = insns
         elif isinstance(insns, (bytes, bytearray, memoryview)):
@@ -281,11 +255,10 @@ class Program(Pinnable, AttachMethods):
             try:
                 fd, log = _prog_load_attr(prepared.attr, prepared.code, prepared.kept, options)
             except BPFError as exc:
-                raise exc.add_context(cls._label_for(options["name"], options["prog_type"]))
+                raise exc.add_context(cls._label_for(options.name, options.prog_type))
         return cls(
-            fd, name=options["name"], type=options["prog_type"],
-            expected_attach_type=options["expected_attach_type"], insns=prepared.kept,
-            license=options["license"], verifier_log=log, load_options=options,
+            fd, name=options.name, type=options.prog_type, expected_attach_type=options.expected_attach_type,
+            insns=prepared.kept, license=options.license, verifier_log=log, load_options=options,
         )
 
     @staticmethod
@@ -301,8 +274,8 @@ class Program(Pinnable, AttachMethods):
         """
         if self._load_options is None or self.insns is None:
             raise BPFError(f"{self._label}: clone: the program was not loaded by pybpf, its instructions are unknown")
-        options = {**self._load_options, **overrides}
-        return type(self).load(self.insns if insns is None else insns, **options)
+        options = self._load_options.replace(**overrides)
+        return type(self)._complete(type(self)._prepare(self.insns if insns is None else insns, options), None)
 
     # -- opening existing programs ------------------------------------------------------
 

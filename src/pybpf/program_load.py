@@ -1,7 +1,7 @@
 """BPF_PROG_LOAD for :class:`pybpf.Program`: the attr, the verifier log strategy, batches.
 
 :meth:`Program.load` prepares the load (instructions encoded, the attr and
-the buffers it points to: ``Program._prepare`` and :func:`_load_attr`), then
+the buffers it points to: ``Program._prepare`` with a :class:`LoadOptions`, and :func:`_load_attr`), then
 makes the syscall with the log strategy of :func:`_prog_load_attr` (first
 without a log; if that fails, again with a log buffer that grows until the
 whole log fits, and a :class:`~pybpf.VerifierError` made from it).  A loader
@@ -15,7 +15,7 @@ Minimum kernel: 4.4 (socket filters); ``log_true_size`` 6.4.
 
 Example::
 
-    prepared = [Program._prepare(insns, prog_type=ProgType.XDP) for insns in programs]
+    prepared = [Program._prepare(insns, LoadOptions(ProgType.XDP)) for insns in programs]
     fds = load_back_to_back(prepared)        # None where a load failed
     progs = [Program._complete(p, fd) for p, fd in zip(prepared, fds)]
 """
@@ -23,9 +23,10 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno as _errno
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from pybpf._sys.attrs import ProgLoadAttr
 from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
@@ -34,7 +35,7 @@ from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
 from pybpf import verifier as _verifier
 
-__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "load_back_to_back"]
+__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "load_back_to_back"]
 
 
 DEFAULT_LOG_SIZE = 64 * 1024
@@ -44,6 +45,51 @@ MAX_LOG_SIZE = 0xFFFFFFFF >> 2
 """Largest log buffer the kernel accepts (UINT_MAX >> 2 since Linux 5.2; UINT_MAX >> 8 before)."""
 
 MIN_LOG_SIZE = 128  # kernels before 6.4 refuse smaller log buffers with EINVAL
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadOptions:
+    """The keyword arguments of :meth:`Program.load`, as one value (see there for each).
+
+    ``prog_type`` and ``expected_attach_type`` become :class:`ProgType` /
+    :class:`AttachType` members when the enums know them.
+
+    >>> LoadOptions(ProgType.XDP, name="pass").replace(log_level=1).log_level
+    1
+    """
+
+    prog_type: ProgType | int
+    expected_attach_type: AttachType | int | None = None
+    license: str = "GPL"
+    name: str = ""
+    kern_version: int = 0
+    flags: int = 0
+    btf_fd: Any = None
+    func_info: bytes | None = None
+    func_info_rec_size: int = 8
+    line_info: bytes | None = None
+    line_info_rec_size: int = 16
+    attach_btf_id: int = 0
+    attach_btf_obj_fd: Any = 0
+    attach_prog_fd: Any = 0
+    fd_array: Sequence[Any] | None = None
+    log_level: int = 0
+    log_size: int = DEFAULT_LOG_SIZE
+    line_table: Mapping[int, str] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prog_type", _PROG_TYPES.get(self.prog_type, self.prog_type))
+        if self.expected_attach_type is not None:
+            eat = self.expected_attach_type
+            object.__setattr__(self, "expected_attach_type", _ATTACH_TYPES.get(eat, eat))
+
+    def replace(self, **changes: Any) -> "LoadOptions":
+        """A copy with ``changes`` (keyword names as in :meth:`Program.load`)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as :meth:`Program.load` keywords (values not copied)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 # How EPERM on a trampoline-based load is explained.
@@ -126,7 +172,7 @@ class _Prepared:
 
     __slots__ = ("code", "kept", "options", "attr", "keep", "attr_ref")
 
-    def __init__(self, code: bytes, kept: Any, options: dict[str, Any], attr: ProgLoadAttr,
+    def __init__(self, code: bytes, kept: Any, options: LoadOptions, attr: ProgLoadAttr,
                  keep: list[Any]) -> None:
         self.code = code
         self.kept = kept
@@ -136,15 +182,9 @@ class _Prepared:
         self.attr_ref = ctypes.c_void_p(ctypes.addressof(attr))
 
 
-def _prog_load(code: bytes, insns: Any, options: dict[str, Any]) -> tuple[FD, str]:
-    """BPF_PROG_LOAD with the log strategy of :meth:`Program.load`: returns (fd, log)."""
-    attr, keep = _load_attr(code, options)
-    return _prog_load_attr(attr, code, insns, options)
-
-
-def _load_attr(code: bytes, options: dict[str, Any]) -> tuple[ProgLoadAttr, list[Any]]:
+def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
     """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to."""
-    eat = options["expected_attach_type"]
+    eat = options.expected_attach_type
     keep: list[Any] = []  # buffers that must outlive the syscall
 
     def buffer(data: bytes) -> int:
@@ -153,57 +193,57 @@ def _load_attr(code: bytes, options: dict[str, Any]) -> tuple[ProgLoadAttr, list
         return ctypes.addressof(buf)
 
     attr = ProgLoadAttr()
-    attr.prog_type = options["prog_type"]
+    attr.prog_type = options.prog_type
     attr.insn_cnt = len(code) >> 3
     attr.insns = buffer(code)
-    license = _license(options["license"])
+    license = _license(options.license)
     keep.append(license)
     attr.license = ctypes.addressof(license)
-    if options["kern_version"]:
-        attr.kern_version = options["kern_version"]
-    if options["flags"]:
-        attr.prog_flags = options["flags"]
-    if options["name"]:
-        attr.prog_name = object_name(options["name"])
+    if options.kern_version:
+        attr.kern_version = options.kern_version
+    if options.flags:
+        attr.prog_flags = options.flags
+    if options.name:
+        attr.prog_name = object_name(options.name)
     if eat:
         attr.expected_attach_type = eat
-    if options["attach_btf_id"]:
-        attr.attach_btf_id = options["attach_btf_id"]
-    target_obj, target_prog = options["attach_btf_obj_fd"], options["attach_prog_fd"]
+    if options.attach_btf_id:
+        attr.attach_btf_id = options.attach_btf_id
+    target_obj, target_prog = options.attach_btf_obj_fd, options.attach_prog_fd
     if target_obj and target_prog:
         raise BPFError("load: attach_btf_obj_fd and attach_prog_fd share one field; give one of them")
     if target_obj or target_prog:
         attr.attach_prog_fd = fd_of(target_obj or target_prog)
-    if options["btf_fd"] is not None:
-        attr.prog_btf_fd = fd_of(options["btf_fd"])
-    records = options["func_info"]
+    if options.btf_fd is not None:
+        attr.prog_btf_fd = fd_of(options.btf_fd)
+    records = options.func_info
     if records:
-        rec_size = options["func_info_rec_size"]
+        rec_size = options.func_info_rec_size
         if rec_size <= 0 or len(records) % rec_size:
             raise BPFError(f"load: func_info is {len(records)} bytes, not a multiple of its record size {rec_size}")
         attr.func_info = buffer(records)
         attr.func_info_rec_size = rec_size
         attr.func_info_cnt = len(records) // rec_size
-    records = options["line_info"]
+    records = options.line_info
     if records:
-        rec_size = options["line_info_rec_size"]
+        rec_size = options.line_info_rec_size
         if rec_size <= 0 or len(records) % rec_size:
             raise BPFError(f"load: line_info is {len(records)} bytes, not a multiple of its record size {rec_size}")
         attr.line_info = buffer(records)
         attr.line_info_rec_size = rec_size
         attr.line_info_cnt = len(records) // rec_size
-    if options["fd_array"] is not None:
-        fds = (ctypes.c_int32 * len(options["fd_array"]))(*(fd_of(f) for f in options["fd_array"]))
+    if options.fd_array is not None:
+        fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
         keep.append(fds)
         attr.fd_array = ctypes.addressof(fds)
     return attr, keep
 
 
-def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: dict[str, Any]) -> tuple[FD, str]:
+def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOptions) -> tuple[FD, str]:
     """Load ``attr`` (made by :func:`_load_attr`), with the verifier log when it fails."""
-    prog_type = options["prog_type"]
-    eat = options["expected_attach_type"]
-    log_level = options["log_level"]
+    prog_type = options.prog_type
+    eat = options.expected_attach_type
+    log_level = options.log_level
     first_errno: int | None = None
     if not log_level:
         # Fast path: most programs load, and the log costs time and memory.
@@ -213,7 +253,7 @@ def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: dict[s
             first_errno = exc.errno
         log_level = 1
 
-    size = min(max(options["log_size"], MIN_LOG_SIZE), MAX_LOG_SIZE)
+    size = min(max(options.log_size, MIN_LOG_SIZE), MAX_LOG_SIZE)
     while True:
         log_buf = ctypes.create_string_buffer(size)
         attr.log_level, attr.log_size, attr.log_buf, attr.log_true_size = log_level, size, ctypes.addressof(log_buf), 0
@@ -237,7 +277,7 @@ def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: dict[s
         raise error(err, "load", hint=_load_eperm_hint(prog_type, eat))
     if _verifier.has_verifier_message(log):
         raise _verifier.verifier_error(log, errno=err, insns=_decoded(insns, code),
-                                       line_table=options["line_table"])
+                                       line_table=options.line_table)
     hint = None
     if err == _errno.E2BIG and len(code) // 8 > 1_000_000:
         hint = f"{len(code) // 8} instructions: the kernel takes at most 1,000,000"
@@ -262,7 +302,7 @@ def load_back_to_back(prepared: Sequence[_Prepared]) -> list[FD | None]:
     append = out.append
     call = sys_bpf
     for p in prepared:
-        if p.options["log_level"]:
+        if p.options.log_level:
             append(None)
             continue
         res = call(_C_PROG_LOAD, p.attr_ref, _C_PROG_LOAD_SIZE)

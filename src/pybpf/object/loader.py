@@ -446,7 +446,8 @@ class _Loader:
 
     def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[ProgramSpec, Any, bool]:
         """(ps, the prepared load, whether the program refers to .rodata)."""
-        from pybpf.program import DEFAULT_LOG_SIZE, Program
+        from pybpf.program import Program
+        from pybpf.program_load import LoadOptions
 
         spec = self.spec
         try:
@@ -508,14 +509,11 @@ class _Loader:
         if not kern_version and ps.type == ProgType.KPROBE:
             kern_version = kernel_version_code()
         try:
-            prepared = Program._prepare_options(bytes(code), {
-                "prog_type": ps.type, "expected_attach_type": expected_attach_type, "license": ps.license,
-                "name": ps.name, "kern_version": kern_version, "flags": ps.flags,
-                "btf_fd": self.btf_fd if func_info else None, "func_info": func_info, "func_info_rec_size": 8,
-                "line_info": line_info, "line_info_rec_size": 16, "attach_btf_id": attach_btf_id,
-                "attach_btf_obj_fd": attach_obj or 0, "attach_prog_fd": attach_prog or 0, "fd_array": fd_array,
-                "log_level": self.log_level, "log_size": DEFAULT_LOG_SIZE, "line_table": line_table,
-            })
+            prepared = Program._prepare(bytes(code), LoadOptions(
+                ps.type, expected_attach_type, ps.license, ps.name, kern_version, ps.flags,
+                btf_fd=self.btf_fd if func_info else None, func_info=func_info, line_info=line_info,
+                attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_obj or 0, attach_prog_fd=attach_prog or 0,
+                fd_array=fd_array, log_level=self.log_level, line_table=line_table))
         except BPFError as exc:
             raise self._btf_hint(exc, ps)
         return ps, prepared, refs_rodata
