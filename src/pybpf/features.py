@@ -37,6 +37,7 @@ The features and the first Linux release with each::
     fentry 5.5           kprobes 4.1         uprobes 4.17          bpf_cookie 5.15
     probe_read_kernel 5.5                    perf_link 5.15        link_update 5.7
     kprobe_multi_link 5.18                   uprobe_multi_link 6.6 tcx 6.6
+    kprobe_session 6.10                      uprobe_session 6.12
     xdp_link 5.9         task_fd_query 4.17
 
 Pretending to run on an older kernel (tests of fallback paths)::
@@ -419,6 +420,30 @@ def _p_uprobe_multi() -> _Result:
         um.path, um.offsets, um.cnt = address(path), address(offsets), 1
     # "/" is not a regular file: EBADF from a kernel that knows uprobe_multi links.
     return _probes.link_create_refused(ProgType.KPROBE, AttachType.TRACE_UPROBE_MULTI, fill, (_errno.EBADF,))
+
+
+@_feature("kprobe_session", "6.10", "kprobe.session programs: one kprobe_multi link runs them at entry and return")
+def _p_kprobe_session() -> _Result:
+    name = ctypes.create_string_buffer(b"pybpf_feature_probe_no_such_symbol")
+    syms = (ctypes.c_uint64 * 1)(address(name))
+
+    def fill(attr: LinkCreateAttr, _prog_fd: int) -> None:
+        attr.u.kprobe_multi.syms, attr.u.kprobe_multi.cnt = address(syms), 1
+    # As for kprobe_multi_link: a kernel with sessions fails to find the symbol.
+    return _probes.link_create_refused(ProgType.KPROBE, AttachType.TRACE_KPROBE_SESSION, fill,
+                                       (_errno.ESRCH, _errno.ENOENT))
+
+
+@_feature("uprobe_session", "6.12", "uprobe.session programs: one uprobe_multi link runs them at entry and return")
+def _p_uprobe_session() -> _Result:
+    path = ctypes.create_string_buffer(b"/")
+    offsets = (ctypes.c_uint64 * 1)(0)
+
+    def fill(attr: LinkCreateAttr, _prog_fd: int) -> None:
+        um = attr.u.uprobe_multi
+        um.path, um.offsets, um.cnt = address(path), address(offsets), 1
+    # As for uprobe_multi_link: "/" is not a regular file (EBADF) for a kernel with sessions.
+    return _probes.link_create_refused(ProgType.KPROBE, AttachType.TRACE_UPROBE_SESSION, fill, (_errno.EBADF,))
 
 
 @_feature("tcx", "6.6", "tcx links: tc programs attached through BPF links")

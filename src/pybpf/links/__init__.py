@@ -20,6 +20,10 @@ struct_ops          attach_struct_ops(map) → StructOpsLink        STRUCT_OPS (
 auto                attach(prog) from prog.section                any
 ==================  ============================================  ==========================
 
+Each hook module declares its hooks once (``HOOKS``, :class:`~pybpf.links.hook.Hook`
+descriptors); :func:`hooks` returns them all, and the ``Program.attach_*``
+methods, auto-attach and ``docs/sections.md`` are derived from them.
+
 Every attach whose link can carry a BPF cookie takes ``cookie=`` (or
 ``cookies=``); on kernels without cookies pybpf clones the program per
 cookie (:mod:`pybpf.links.fallback`; ``fallback=False`` raises
@@ -34,62 +38,33 @@ Example::
     link.close()
 
 :class:`pybpf.Program` has the same functions as methods
-(``prog.attach_uprobe(...)``), defined in :mod:`pybpf.program_attach`.
+(``prog.attach_uprobe(...)``), installed from the descriptors when this
+package is imported (``import pybpf`` does).  A link attached to a program
+belongs to that program: dropping the returned Link does not detach; closing
+the program (or its object) does, and so does ``link.close()``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from pybpf.links.base import Link, LinkGroup, LinkInfo
+from pybpf.links.registry import hooks, install_methods
+from pybpf.program_attach import AttachMethods
 
-__all__ = [
-    "Link", "LinkGroup", "LinkInfo", "IterLink", "UsdtLink",
-    "attach_uprobe", "attach_uretprobe", "attach_uprobe_multi", "attach_usdt", "attach_kprobe",
-    "attach_kprobe_multi", "attach_tracepoint", "attach_raw_tracepoint", "attach_tracing",
-    "attach_perf_event", "attach_xdp", "attach_tc", "attach_cgroup", "attach_socket", "attach_iter",
-    "attach_struct_ops", "StructOpsLink", "attach", "attach_all",
-]
-
-# name → module that defines it (imported on first use)
-_LAZY = {
-    "attach_uprobe": "uprobe",
-    "attach_uprobe_multi": "uprobe_multi",
-    "attach_usdt": "usdt",
-    "UsdtLink": "usdt",
-    "attach_kprobe": "kprobe",
-    "attach_kprobe_multi": "kprobe",
-    "attach_tracepoint": "tracepoint",
-    "attach_raw_tracepoint": "raw_tracepoint",
-    "attach_tracing": "tracing",
-    "attach_perf_event": "perf_event",
-    "attach_xdp": "xdp",
-    "attach_tc": "tc",
-    "attach_cgroup": "cgroup",
-    "attach_socket": "socket",
-    "attach_iter": "iter",
-    "IterLink": "iter",
-    "attach_struct_ops": "struct_ops",
-    "StructOpsLink": "struct_ops",
-    "attach": "auto",
-    "attach_all": "auto",
-}
+install_methods(AttachMethods)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pybpf.links' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pybpf.links.{module}"), name)
-    globals()[name] = value
-    return value
+def _public() -> dict[str, object]:
+    """The attach functions (from the hooks) and the link classes of the hook modules."""
+    from pybpf.links.auto import attach, attach_all
+    from pybpf.links.iter import IterLink
+    from pybpf.links.struct_ops import StructOpsLink
+    from pybpf.links.usdt import UsdtLink
+
+    names: dict[str, object] = {h.method: h.attach for h in hooks()}
+    names.update(attach=attach, attach_all=attach_all, IterLink=IterLink, UsdtLink=UsdtLink,
+                 StructOpsLink=StructOpsLink)
+    return names
 
 
-def attach_uretprobe(program: Any, target: Any, symbol: str | None = None, **kwargs: Any) -> Link:
-    """:func:`attach_uprobe` with ``retprobe=True``."""
-    from pybpf.links.uprobe import attach_uprobe
-
-    return attach_uprobe(program, target, symbol, retprobe=True, **kwargs)
-
-
+globals().update(_public())
+__all__ = ["Link", "LinkGroup", "LinkInfo", "hooks", *_public()]

@@ -48,8 +48,9 @@ from pybpf._sys.pin import Pinnable
 from pybpf._sys.syscall import ENOTSUPP, FD
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, context
+from pybpf.links.registry import method_for
 
-__all__ = ["Link", "LinkGroup", "LinkInfo", "PerfEventKind", "check_program", "prog_fd", "method_for"]
+__all__ = ["Link", "LinkGroup", "LinkInfo", "PerfEventKind", "check_program", "prog_fd"]
 
 # enum bpf_perf_event_type (include/uapi/linux/bpf.h, Linux 6.6).
 class PerfEventKind:
@@ -73,39 +74,6 @@ def _ptype(program: Any) -> ProgType | int | None:
         return ProgType(t) if t is not None else None
     except ValueError:
         return t
-
-
-def method_for(prog_type: Any, expected_attach_type: Any = None) -> str:
-    """The attach method(s) for a program type, as a phrase: "attach_tracepoint()"."""
-    try:
-        pt = ProgType(prog_type)
-    except (ValueError, TypeError):
-        return "no pybpf attach method (unknown program type)"
-    eat = expected_attach_type
-    if pt == ProgType.KPROBE:
-        if eat == AttachType.TRACE_UPROBE_MULTI:
-            return "attach_uprobe_multi()"
-        if eat == AttachType.TRACE_KPROBE_MULTI:
-            return "attach_kprobe_multi()"
-        return "attach_uprobe(), attach_usdt(), attach_uprobe_multi(), attach_kprobe() or attach_kprobe_multi()"
-    if pt == ProgType.TRACING and eat == AttachType.TRACE_ITER:
-        return "attach_iter()"
-    if pt.name.startswith("CGROUP_") or pt == ProgType.SOCK_OPS:
-        return "attach_cgroup()"
-    table = {
-        ProgType.SOCKET_FILTER: "attach_socket()",
-        ProgType.SCHED_CLS: "attach_tc()",
-        ProgType.SCHED_ACT: "attach_tc()",
-        ProgType.TRACEPOINT: "attach_tracepoint()",
-        ProgType.XDP: "attach_xdp()",
-        ProgType.PERF_EVENT: "attach_perf_event()",
-        ProgType.RAW_TRACEPOINT: "attach_raw_tracepoint()",
-        ProgType.RAW_TRACEPOINT_WRITABLE: "attach_raw_tracepoint()",
-        ProgType.TRACING: "attach_tracing()",
-        ProgType.LSM: "attach_tracing()",
-        ProgType.EXT: "attach_tracing()",
-    }
-    return table.get(pt, f"no pybpf attach method for {pt.name} programs yet")
 
 
 def check_program(program: Any, allowed: Iterable[ProgType], method: str,

@@ -30,6 +30,8 @@ from pybpf._sys.syscall import FD, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, LinkType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.hook import Hook
+from pybpf.object.sections import SECTION_RULES
 
 __all__ = ["attach_cgroup", "cgroup2_mounts"]
 
@@ -96,7 +98,11 @@ def _in_cgroup2(path: str) -> bool:
 
 
 def attach_cgroup(program: Any, path: str | os.PathLike[str], attach_type: Any = None) -> Link:
-    """Attach a cgroup program to the cgroup v2 directory ``path``."""
+    """Attach a cgroup program to the cgroup v2 directory ``path``; a BPF link since Linux 5.7 (4.10 before).
+
+    ``attach_type`` defaults to the one the program was loaded for.
+    Example: ``prog.attach_cgroup("/sys/fs/cgroup/app", "egress")``.
+    """
     check_program(program, _CGROUP_TYPES, "attach_cgroup")
     path = os.fspath(path)
     atype = _attach_type(program, attach_type)
@@ -148,3 +154,13 @@ def _legacy_attach(program: Any, cg: FD, atype: AttachType, path: str, first: Sy
             cg.close()
     return Link(None, program=program, kind="cgroup", target=f"{path} {atype.name.lower()}", cleanups=[detach],
                 local_info=dict(link_type=LinkType.CGROUP, attach_type=atype, cgroup_id=os.stat(path).st_ino))
+
+
+HOOKS = (
+    Hook(attach_cgroup, sections=tuple(k for k, (pt, _, _) in SECTION_RULES.items()
+                                       if pt in _CGROUP_TYPES and pt != ProgType.LSM or k == "lsm_cgroup"),
+         prog_types=_CGROUP_TYPES,
+         section_args=lambda info: {"attach_type": info.attach_type} if info.attach_type is not None else {},
+         needs={"path": "a cgroup program needs a cgroup v2 directory"}, aliases={"cgroup": "path"},
+         min_kernel="4.10"),
+)

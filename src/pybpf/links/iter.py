@@ -29,6 +29,7 @@ from pybpf._sys.commands import iter_create, link_create
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import LinkError, context
 from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_iter", "IterLink"]
 
@@ -76,7 +77,10 @@ class IterLink(Link):
 
 def attach_iter(program: Any, *, map: Any = None, pid: int | None = None, tid: int | None = None,
                 cgroup: Any = None, cgroup_order: int = 0) -> IterLink:
-    """Create the iterator link of an ``iter/...`` program (see the module docs)."""
+    """Create the iterator link of an ``iter/...`` program (see the module docs); Linux 5.8.
+
+    Example: ``print(prog.attach_iter().read().decode())``.
+    """
     check_program(program, (ProgType.TRACING,), "attach_iter", attach_types=(AttachType.TRACE_ITER,))
     info = _IterInfo()
     used = False
@@ -107,3 +111,9 @@ def attach_iter(program: Any, *, map: Any = None, pid: int | None = None, tid: i
         if cg_fd is not None:
             os.close(cg_fd)
     return IterLink(fd, program=program, kind="iter", target=program.name or "iter")
+
+
+HOOKS = (
+    Hook(attach_iter, sections=("iter",), prog_types=(ProgType.TRACING,), attach_types=(AttachType.TRACE_ITER,),
+         section_args=lambda info: {}, target_format="TARGET (task, bpf_map_elem, ...)", min_kernel="5.8"),
+)

@@ -16,7 +16,11 @@ the link the functions are attached one by one (``fallback=True``).
 Kernels built without ``CONFIG_KPROBES`` (the development VMs) raise
 :class:`pybpf.NotSupportedError` naming "kprobes" / "kprobe_multi_link".
 
-Minimum kernel: 4.1 (tracefs), 4.17 (PMU), cookies 5.15, kprobe_multi 5.18.
+A ``SEC("kprobe.session")`` program goes to ``attach_kprobe_multi`` and runs
+at entry and at return of each call (Linux 6.10).
+
+Minimum kernel: 4.1 (tracefs), 4.17 (PMU), cookies 5.15, kprobe_multi 5.18,
+kprobe sessions 6.10.
 
 Example::
 
@@ -35,12 +39,14 @@ from pybpf import features
 from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr, u64_array
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import KPROBE_MULTI_RETURN
+from pybpf._sys.kernel import syscall_prefix
 from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import AttachType, LinkType, PerfType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
 from pybpf.links.fallback import acquire
+from pybpf.links.hook import Hook, retprobe_for, split_offset
 
 __all__ = ["attach_kprobe", "attach_kprobe_multi", "kprobe_functions"]
 
@@ -81,10 +87,15 @@ def open_kprobe_event(function: str, offset: int, retprobe: bool) -> tuple[Any, 
     return event, [remove], info
 
 
-def attach_kprobe(program: Any, function: str, *, offset: int = 0, cookie: int = 0, retprobe: bool = False,
+def attach_kprobe(program: Any, function: str, *, offset: int = 0, cookie: int = 0, retprobe: bool | None = None,
                   fallback: bool = True) -> Link:
-    """Attach a KPROBE program to kernel function ``function`` (+ ``offset``)."""
+    """Attach a KPROBE program to kernel function ``function`` (+ ``offset``); Linux 4.17 (cookie 5.15).
+
+    ``retprobe`` defaults to the program's section (``SEC("kretprobe")``).
+    Needs CONFIG_KPROBES.  Example: ``prog.attach_kprobe("vfs_read", cookie=3)``.
+    """
     check_program(program, (ProgType.KPROBE,), "attach_kprobe")
+    retprobe = retprobe_for(program, retprobe, "attach_kprobe")
     _check_name(function)
     if not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative int, not {offset!r}")
@@ -120,14 +131,26 @@ def kprobe_functions(pattern: str) -> list[str]:
 
 
 def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
-                        cookies: Sequence[int] | Mapping[str, int] | None = None, retprobe: bool = False,
+                        cookies: Sequence[int] | Mapping[str, int] | None = None, retprobe: bool | None = None,
                         fallback: bool = True) -> Link:
-    """Attach a KPROBE program to many kernel functions (a glob or a list) with one link."""
+    """Attach a KPROBE program to many kernel functions (a glob or a list) with one link; Linux 5.18.
+
+    ``retprobe`` defaults to the program's section (``SEC("kretprobe.multi")``).
+    A ``SEC("kprobe.session")`` program (Linux 6.10) runs at entry and at
+    return of each call (``bpf_session_is_return()``, ``bpf_session_cookie()``).
+    Needs CONFIG_FPROBE (or one kprobe per function with ``fallback=True``).
+
+    Example: ``prog.attach_kprobe_multi("vfs_*")``.
+    """
     check_program(program, (ProgType.KPROBE,), "attach_kprobe_multi")
-    kind = "kretprobe_multi" if retprobe else "kprobe_multi"
+    retprobe = retprobe_for(program, retprobe, "attach_kprobe_multi")
+    session = getattr(program, "expected_attach_type", None) == AttachType.TRACE_KPROBE_SESSION
+    kind = "kprobe_session" if session else "kretprobe_multi" if retprobe else "kprobe_multi"
     desc = functions if isinstance(functions, str) else ",".join(list(functions)[:4])
     with context(_label(program)), context(f"attach_{kind} {desc}"):
-        if not features.has("kprobe_multi_link"):
+        if session:
+            features.require("kprobe_session")  # one kprobe per function cannot make a session
+        elif not features.has("kprobe_multi_link"):
             if not fallback:
                 features.require("kprobe_multi_link")
             features.require("kprobes")  # the one-by-one fallback needs kprobes
@@ -145,7 +168,7 @@ def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
         for n in names:
             _check_name(n)
         values = _cookie_values(cookies, names)
-        if not features.has("kprobe_multi_link"):
+        if not session and not features.has("kprobe_multi_link"):
             links: list[Link] = []
             try:
                 for i, n in enumerate(names):
@@ -155,7 +178,8 @@ def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
                 close_all(links)
                 raise
             return LinkGroup(links, program=program, kind=kind, target=desc)
-        return _attach_multi(program, names, values, retprobe, kind, desc)
+        return _attach_multi(program, names, values, retprobe, kind, desc,
+                             AttachType.TRACE_KPROBE_SESSION if session else AttachType.TRACE_KPROBE_MULTI)
 
 
 def _cookie_values(cookies: Any, names: list[str]) -> list[int] | None:
@@ -180,14 +204,14 @@ def _cookie_values(cookies: Any, names: list[str]) -> list[int] | None:
 
 
 def _attach_multi(program: Any, names: list[str], cookies: list[int] | None, retprobe: bool, kind: str,
-                  desc: str) -> Link:
-    lease = acquire(program, expected_attach_type=AttachType.TRACE_KPROBE_MULTI)
+                  desc: str, attach_type: AttachType) -> Link:
+    lease = acquire(program, expected_attach_type=attach_type)
     try:
         n = len(names)
         bufs = [cstr(name) for name in names]
         syms = (ctypes.c_uint64 * n)(*(address(b) for b in bufs))
         cookie_arr = u64_array("cookie", cookies) if cookies else None
-        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_KPROBE_MULTI)
+        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=attach_type)
         km = attr.u.kprobe_multi
         km.syms, km.cnt, km.cookies = address(syms), n, address(cookie_arr)
         km.flags = KPROBE_MULTI_RETURN if retprobe else 0
@@ -198,3 +222,29 @@ def _attach_multi(program: Any, names: list[str], cookies: list[int] | None, ret
     return Link(fd, program=program, attached_program=lease.program, kind=kind, target=desc,
                 cleanups=[lease.release])
 
+
+
+def _kprobe_args(info: Any) -> dict[str, Any]:
+    if not info.target:
+        return {}
+    if info.kind in ("ksyscall", "kretsyscall"):
+        return {"function": f"{syscall_prefix()}sys_{info.target}"}
+    function, offset = split_offset(info.target)
+    return {"function": function, "offset": offset}
+
+
+def _kprobe_multi_args(info: Any) -> dict[str, Any]:
+    return {"functions": info.target} if info.target else {}
+
+
+HOOKS = (
+    Hook(attach_kprobe, sections=("kprobe", "kretprobe", "ksyscall", "kretsyscall"), prog_types=(ProgType.KPROBE,),
+         attach_types=(None,), section_args=_kprobe_args,
+         needs={"function": "a kprobe needs a kernel function"}, target_format="FUNCTION[+OFFSET] (ksyscall: NAME)",
+         min_kernel="4.17", cookies=True),
+    Hook(attach_kprobe_multi, sections=("kprobe.multi", "kretprobe.multi", "kprobe.session"),
+         prog_types=(ProgType.KPROBE,),
+         attach_types=(None, AttachType.TRACE_KPROBE_MULTI, AttachType.TRACE_KPROBE_SESSION),
+         section_args=_kprobe_multi_args, needs={"functions": "a kprobe.multi program needs kernel functions"},
+         target_format="GLOB", min_kernel="5.18", cookies=True),
+)

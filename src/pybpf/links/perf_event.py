@@ -33,6 +33,7 @@ from pybpf._sys.uapi import LinkType, PerfHwConfig, PerfSwConfig, PerfType, Prog
 from pybpf.errors import context
 from pybpf.links import _perf
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_perf_event", "online_cpus"]
 
@@ -84,7 +85,10 @@ def attach_perf_event(
     inherit: bool = False,
     fallback: bool = True,
 ) -> Link:
-    """Attach a PERF_EVENT program to a sampling event (see the module docs)."""
+    """Attach a PERF_EVENT program to a sampling event (see the module docs); Linux 4.9 (cookie 5.15).
+
+    Example: ``prog.attach_perf_event("software", "cpu-clock", sample_freq=99)``.
+    """
     check_program(program, (ProgType.PERF_EVENT,), "attach_perf_event")
     etype = _event_type(event_type)
     conf = _config(etype, config)
@@ -124,3 +128,10 @@ def attach_perf_event(
     if len(links) == 1:
         return links[0]
     return LinkGroup(links, program=program, kind="perf_event", target=desc, cookie=cookie)
+
+
+HOOKS = (
+    Hook(attach_perf_event, sections=("perf_event",), prog_types=(ProgType.PERF_EVENT,), section_args=lambda info: {},
+         needs={"event_type": "a perf_event program needs an event (event_type, config, sample_period=...)"},
+         min_kernel="4.9", cookies=True),
+)

@@ -27,6 +27,7 @@ from pybpf._sys.uapi import AttachType, HelperID, ProgType
 from pybpf.errors import SyscallError, context
 from pybpf.links.base import Link, _label, check_program, prog_fd
 from pybpf.links.fallback import prepare
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_raw_tracepoint", "raw_tp_cookies"]
 
@@ -45,7 +46,10 @@ def raw_tp_cookies() -> bool:
 
 
 def attach_raw_tracepoint(program: Any, name: str | None = None, *, cookie: int = 0, fallback: bool = True) -> Link:
-    """Attach a RAW_TRACEPOINT program to raw tracepoint ``name`` ("sys_enter", "sched_switch")."""
+    """Attach a RAW_TRACEPOINT program to raw tracepoint ``name``; Linux 4.17 (cookie 6.10).
+
+    Example: ``prog.attach_raw_tracepoint("sys_enter")``.
+    """
     if getattr(program, "type", None) == ProgType.TRACING and \
             getattr(program, "expected_attach_type", None) == AttachType.TRACE_RAW_TP:
         from pybpf.links.tracing import attach_tracing
@@ -69,3 +73,12 @@ def attach_raw_tracepoint(program: Any, name: str | None = None, *, cookie: int 
             raise
         return Link(fd, program=program, attached_program=prep.program, kind="raw_tracepoint", target=name,
                     cookie=cookie, cleanups=[prep.lease.release])
+
+
+HOOKS = (
+    Hook(attach_raw_tracepoint, sections=("raw_tracepoint", "raw_tp", "raw_tracepoint.w", "raw_tp.w"),
+         prog_types=(ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE),
+         section_args=lambda info: {"name": info.target} if info.target else {},
+         needs={"name": "a raw tracepoint needs its name"}, target_format="NAME", min_kernel="4.17",
+         cookies=True),
+)

@@ -26,6 +26,7 @@ from pybpf._sys.syscall import error
 from pybpf._sys.uapi import ProgType
 from pybpf.errors import context
 from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_socket"]
 
@@ -42,7 +43,10 @@ def _sock_fd(sock: Any) -> int:
 
 
 def attach_socket(program: Any, sock: Any) -> Link:
-    """Attach a SOCKET_FILTER program to ``sock`` (a socket object or fd)."""
+    """Attach a SOCKET_FILTER program to ``sock`` (a socket object or fd); Linux 3.19.
+
+    Example: ``prog.attach_socket(sock)``.
+    """
     check_program(program, (ProgType.SOCKET_FILTER,), "attach_socket")
     fd = _sock_fd(sock)
     with context(_label(program)), context("attach_socket"):
@@ -65,3 +69,9 @@ def attach_socket(program: Any, sock: Any) -> Link:
             own.close()
     return Link(None, program=program, kind="socket_filter", target=f"socket fd {fd}", cleanups=[detach],
                 local_info=dict(socket_fd=fd))
+
+
+HOOKS = (
+    Hook(attach_socket, sections=("socket",), prog_types=(ProgType.SOCKET_FILTER,), section_args=lambda info: {},
+         needs={"sock": "a socket filter needs a socket"}, aliases={"socket": "sock"}, min_kernel="3.19"),
+)

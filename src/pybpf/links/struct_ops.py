@@ -32,9 +32,10 @@ from typing import Any
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import link_create, link_update
 from pybpf._sys.flags import MapFlag
-from pybpf._sys.uapi import AttachType, LinkType, MapType
+from pybpf._sys.uapi import AttachType, LinkType, MapType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links.base import Link
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_struct_ops", "StructOpsLink"]
 
@@ -70,7 +71,10 @@ def _write(m: Any) -> None:
 
 
 def attach_struct_ops(map: Any) -> "StructOpsLink":
-    """Register the struct_ops ``map`` with the kernel; close the returned link to unregister."""
+    """Register the struct_ops ``map`` with the kernel; close the returned link to unregister; Linux 5.6.
+
+    Example: ``link = attach_struct_ops(obj.maps["my_ops"])`` (or ``obj.maps["my_ops"].attach()``).
+    """
     _check_map(map, "attach_struct_ops")
     with context(_label(map)), context("attach"):
         if _is_link_map(map):
@@ -168,3 +172,9 @@ class StructOpsLink(Link):
                 raise
         self.map = map
         self.target = _target(map)
+
+
+HOOKS = (
+    Hook(attach_struct_ops, sections=("struct_ops",), prog_types=(ProgType.STRUCT_OPS,),
+         target_format="OP (a member of a struct_ops map)", min_kernel="5.6", on_program=False),
+)

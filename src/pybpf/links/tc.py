@@ -57,6 +57,7 @@ from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, c
 from pybpf.links import _netlink as nl_
 from pybpf.links.base import Link, LinkInfo, _label, check_program, prog_fd
 from pybpf.links.xdp import ifindex
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_tc", "TcNetlinkLink"]
 
@@ -85,6 +86,8 @@ def attach_tc(program: Any, ifname_or_index: str | int, direction: str = "ingres
     tcx (Linux 6.6) where the kernel has it, else a clsact qdisc and a
     direct-action bpf filter (Linux 4.5); ``priority=``/``handle=`` ask for the
     classic filter.
+
+    Example: ``prog.attach_tc("eth0", "egress")``.
     """
     check_program(program, (ProgType.SCHED_CLS, ProgType.SCHED_ACT), "attach_tc")
     if direction not in _DIRECTIONS:
@@ -394,3 +397,18 @@ def _attach_classic(program: Any, index: int, name: str, direction: str, priorit
     attachment = _TcAttachment(index, name, direction, chosen, handle, _prog_id(prog_fd(program)),
                                key if ours else None)
     return TcNetlinkLink(attachment, program=program)
+
+
+def _section_args(info: Any) -> dict[str, Any]:
+    if info.attach_type is None:
+        return {}
+    return {"direction": "egress" if info.attach_type == AttachType.TCX_EGRESS else "ingress"}
+
+
+HOOKS = (
+    Hook(attach_tc, sections=("tc", "classifier", "action", "tc/ingress", "tc/egress", "tcx/ingress",
+                              "tcx/egress"),
+         prog_types=(ProgType.SCHED_CLS, ProgType.SCHED_ACT), section_args=_section_args,
+         needs={"ifname_or_index": "tc needs an interface"},
+         aliases={"interface": "ifname_or_index", "ifname": "ifname_or_index"}, min_kernel="4.5"),
+)

@@ -24,6 +24,7 @@ from pybpf._sys.uapi import LinkType, PerfType, ProgType
 from pybpf.errors import context
 from pybpf.links import _perf, _tracefs
 from pybpf.links.base import Link, _label, check_program
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_tracepoint", "split_tracepoint"]
 
@@ -40,7 +41,9 @@ def split_tracepoint(category: str, name: str | None) -> tuple[str, str]:
 
 def attach_tracepoint(program: Any, category: str, name: str | None = None, *, cookie: int = 0,
                       fallback: bool = True) -> Link:
-    """Attach a TRACEPOINT program to tracepoint ``category:name``.
+    """Attach a TRACEPOINT program to tracepoint ``category:name``; Linux 4.7 (cookie 5.15).
+
+    Example: ``prog.attach_tracepoint("syscalls", "sys_enter_openat", cookie=7)``.
 
     Raises FileNotFoundError (no such tracepoint; close names are listed),
     TypeError (wrong program type), LinkError (tracefs unavailable).
@@ -55,3 +58,20 @@ def attach_tracepoint(program: Any, category: str, name: str | None = None, *, c
         info = dict(link_type=LinkType.PERF_EVENT, perf_type="tracepoint", tp_name=name, cookie=cookie)
         return _perf.attach_to_event(program, event, cookie=cookie, fallback=fallback, kind="tracepoint",
                                      target=desc, local_info=info)
+
+
+def _section_args(info: Any) -> dict[str, Any]:
+    if not info.target:
+        return {}
+    category, sep, name = info.target.partition("/")
+    if not sep or not name:
+        raise ValueError(f"expected {info.kind}/CATEGORY/NAME, not {info.kind}/{info.target}")
+    return {"category": category, "name": name}
+
+
+HOOKS = (
+    Hook(attach_tracepoint, sections=("tracepoint", "tp"), prog_types=(ProgType.TRACEPOINT,),
+         section_args=_section_args, needs={"category": "a tracepoint needs a category and a name",
+                                            "name": "a tracepoint needs a category and a name"},
+         target_format="CATEGORY/NAME", min_kernel="4.7", cookies=True),
+)

@@ -34,6 +34,7 @@ from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import SyscallError, context
 from pybpf.links.base import Link, _label, check_program, prog_fd
 from pybpf.links.fallback import calls_cookie_helper, prepare
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_tracing"]
 
@@ -72,7 +73,11 @@ def _eperm_hint(kind: str) -> str:
 
 
 def attach_tracing(program: Any, *, cookie: int = 0, target_program: Any = None, fallback: bool = True) -> Link:
-    """Attach a TRACING (tp_btf/fentry/fexit/fmod_ret), LSM or EXT (freplace) program."""
+    """Attach a TRACING (tp_btf/fentry/fexit/fmod_ret), LSM or EXT (freplace) program; Linux 5.5.
+
+    The target was given at load (the section's name); cookies need 5.19
+    (tp_btf 6.10).  Example: ``prog.attach_tracing(cookie=1)``.
+    """
     check_program(program, (ProgType.TRACING, ProgType.LSM, ProgType.EXT), "attach_tracing")
     eat = getattr(program, "expected_attach_type", None)
     if program.type == ProgType.TRACING and eat == AttachType.TRACE_ITER:
@@ -120,3 +125,13 @@ def _create(prog: Any, eat: Any, cookie: int, target_program: Any, kind: str, kn
             return raw_tracepoint_open(prog_fd(prog), None)
         except SyscallError:
             raise exc from None
+
+
+HOOKS = (
+    Hook(attach_tracing, sections=("tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace"),
+         prog_types=(ProgType.TRACING, ProgType.LSM, ProgType.EXT),
+         attach_types=(AttachType.TRACE_RAW_TP, AttachType.TRACE_FENTRY, AttachType.TRACE_FEXIT,
+                       AttachType.MODIFY_RETURN, AttachType.LSM_MAC, None),
+         section_args=lambda info: {}, target_format="FUNCTION (resolved in BTF at load)", min_kernel="5.5",
+         cookies=True),
+)

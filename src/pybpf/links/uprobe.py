@@ -41,10 +41,11 @@ from pybpf._sys.uapi import LinkType, PerfType, ProgType
 from pybpf.errors import SyscallError, context
 from pybpf.links import _perf, _tracefs
 from pybpf.links.base import Link, _label, check_program
+from pybpf.links.hook import Hook, retprobe_for, split_offset
 from pybpf.links.ldcache import library_candidates, resolve_target
 from pybpf.links.symbols import ElfFile
 
-__all__ = ["attach_uprobe", "resolve_uprobe", "open_uprobe_event"]
+__all__ = ["attach_uretprobe", "attach_uprobe", "resolve_uprobe", "open_uprobe_event"]
 
 _FORCE_TRACEFS = False  # tests: take the legacy tracefs path even when the PMU exists
 
@@ -166,18 +167,26 @@ def attach_uprobe(
     offset: int = 0,
     pid: int | None = None,
     cookie: int = 0,
-    retprobe: bool = False,
+    retprobe: bool | None = None,
     ref_ctr_offset: int = 0,
     fallback: bool = True,
 ) -> Link:
-    """Attach a KPROBE-type program to a uprobe (or uretprobe) in ``target``.
+    """Attach a KPROBE-type program to a uprobe (or uretprobe) on ``symbol`` (+ ``offset``) of ``target``.
+
+    ``retprobe`` defaults to what the program's section says
+    (``SEC("uretprobe")``: a return probe); an explicit value that
+    contradicts the section is a ValueError.  Linux 4.17 (cookie 5.15,
+    ``ref_ctr_offset`` 4.20).
+
+    Example: ``prog.attach_uprobe("/usr/bin/bash", "readline", cookie=1)``.
 
     Raises FileNotFoundError (no such file or library), SymbolNotFoundError
     (with the closest names), TypeError (not a kprobe/uprobe program),
     NotSupportedError (no cookies and ``fallback=False``), SyscallError.
     """
-    method = "attach_uretprobe" if retprobe else "attach_uprobe"
     check_program(program, (ProgType.KPROBE,), "attach_uprobe")
+    retprobe = retprobe_for(program, retprobe, "attach_uprobe")
+    method = "attach_uretprobe" if retprobe else "attach_uprobe"
     pid = _pid_arg(pid)
     path, off, desc = resolve_uprobe(target, symbol, offset, pid)
     kind = "uretprobe" if retprobe else "uprobe"
@@ -193,3 +202,33 @@ def attach_uprobe(
         return _perf.attach_to_event(program, event, cookie=cookie, fallback=fallback, kind=kind,
                                      target=desc + (f" pid {pid}" if pid else ""), cleanups=cleanups,
                                      local_info=info)
+
+
+def attach_uretprobe(program: Any, target: str | os.PathLike[str], symbol: str | None = None, *, offset: int = 0,
+                     pid: int | None = None, cookie: int = 0, ref_ctr_offset: int = 0,
+                     fallback: bool = True) -> Link:
+    """A return probe: :func:`attach_uprobe` with ``retprobe=True``; Linux 4.17 (cookie 5.15).
+
+    Example: ``prog.attach_uretprobe("c", "malloc", pid=1234)``.
+    """
+    return attach_uprobe(program, target, symbol, offset=offset, pid=pid, cookie=cookie, retprobe=True,
+                         ref_ctr_offset=ref_ctr_offset, fallback=fallback)
+
+
+def _section_args(info: Any) -> dict[str, Any]:
+    if not info.target:
+        return {}
+    path, sep, func = info.target.rpartition(":")
+    if not sep or not path:
+        raise ValueError(f"expected {info.kind}/PATH:FUNCTION[+OFFSET], not {info.kind}/{info.target}")
+    symbol, offset = split_offset(func)
+    return {"target": path, "symbol": symbol or None, "offset": offset}
+
+
+_NEEDS = {"target": "a uprobe needs a binary and a function"}
+HOOKS = (
+    Hook(attach_uprobe, sections=("uprobe", "uretprobe"), prog_types=(ProgType.KPROBE,), attach_types=(None,),
+         section_args=_section_args, needs=_NEEDS, target_format="PATH:FUNCTION[+OFFSET]",
+         min_kernel="4.17", cookies=True),
+    Hook(attach_uretprobe, prog_types=(ProgType.KPROBE,), attach_types=(None,), min_kernel="4.17", cookies=True),
+)

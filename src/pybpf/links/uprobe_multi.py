@@ -10,7 +10,12 @@ names they are added to each name's offset.
 
 The program must be loaded for ``BPF_TRACE_UPROBE_MULTI``
 (``SEC("uprobe.multi")``); one loaded as a plain uprobe is reloaded as a
-clone of that type (one more verification, cached while attached).
+clone of that type (one more verification, cached while attached).  A
+``SEC("uprobe.session")`` program (loaded for ``BPF_TRACE_UPROBE_SESSION``,
+Linux 6.12) is attached as it is: it runs at entry and at return of every
+call, ``bpf_session_is_return()`` tells which, and ``bpf_session_cookie()``
+points to 8 bytes kept from the entry to the return of one call; a session
+has no one-uprobe-per-point fallback.
 
 Without the uprobe_multi link the points are attached one by one as single
 uprobes (perf links with cookies, or the cookie clones of
@@ -18,7 +23,7 @@ uprobes (perf links with cookies, or the cookie clones of
 :class:`~pybpf.links.base.LinkGroup`; ``fallback=False`` raises
 NotSupportedError instead.
 
-Minimum kernel: 6.6 (single-uprobe fallback: 4.17).
+Minimum kernel: 6.6 (single-uprobe fallback: 4.17), sessions 6.12.
 
 Example::
 
@@ -40,6 +45,7 @@ from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import ArgumentError, NotSupportedError, context
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
 from pybpf.links.fallback import acquire
+from pybpf.links.hook import Hook, retprobe_for
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 
@@ -120,20 +126,36 @@ def attach_uprobe_multi(
     offsets: Sequence[int] | None = None,
     ref_ctr_offsets: Sequence[int] | None = None,
     pid: int | None = None,
-    retprobe: bool = False,
+    retprobe: bool | None = None,
     fallback: bool = True,
 ) -> Link:
-    """Attach ``program`` to many uprobes of one file at once (see the module docs)."""
+    """Attach ``program`` to many uprobes of one file with one link; Linux 6.6 (sessions 6.12).
+
+    ``symbols`` is a list of names or one glob; ``cookies`` one cookie per
+    point (or ``{name: cookie}``).  ``retprobe`` defaults to the program's
+    section (``SEC("uretprobe.multi")``).  A ``SEC("uprobe.session")``
+    program runs at entry and at return of each call, in one session
+    (``bpf_session_is_return()``, ``bpf_session_cookie()``).  See the module
+    docs for the fallback without the uprobe_multi link.
+
+    Example: ``prog.attach_uprobe_multi("c", ["strlen", "strcmp"], cookies=[1, 2])``.
+    """
     check_program(program, (ProgType.KPROBE,), "attach_uprobe_multi")
+    retprobe = retprobe_for(program, retprobe, "attach_uprobe_multi")
+    session = getattr(program, "expected_attach_type", None) == AttachType.TRACE_UPROBE_SESSION
     pid = _pid_arg(pid)
     path, offs, names = resolve_points(target, symbols, offsets, pid)
     cookie_values = _cookie_list(cookies, names)
     refs = _u64_list(ref_ctr_offsets, "ref_ctr_offsets") if ref_ctr_offsets is not None else None
     if refs is not None and len(refs) != len(offs):
         raise ValueError(f"{len(refs)} ref_ctr_offsets for {len(offs)} probe points")
-    kind = "uretprobe_multi" if retprobe else "uprobe_multi"
+    kind = "uprobe_session" if session else "uretprobe_multi" if retprobe else "uprobe_multi"
     desc = f"{path}:{symbols if isinstance(symbols, str) else ','.join(names[:4]) + (',...' if len(names) > 4 else '')}"
     with context(_label(program)), context(f"attach_uprobe_multi {desc}"):
+        if session:
+            features.require("uprobe_session")  # one uprobe per point cannot make a session
+            return _attach_multi(program, path, offs, cookie_values, refs, pid, False, kind, desc,
+                                 AttachType.TRACE_UPROBE_SESSION)
         if features.has("uprobe_multi_link"):
             return _attach_multi(program, path, offs, cookie_values, refs, pid, retprobe, kind, desc)
         if not fallback:
@@ -153,15 +175,16 @@ def attach_uprobe_multi(
 
 
 def _attach_multi(program: Any, path: str, offs: list[int], cookies: list[int] | None, refs: list[int] | None,
-                  pid: int | None, retprobe: bool, kind: str, desc: str) -> Link:
-    lease = acquire(program, expected_attach_type=AttachType.TRACE_UPROBE_MULTI)
+                  pid: int | None, retprobe: bool, kind: str, desc: str,
+                  attach_type: AttachType = AttachType.TRACE_UPROBE_MULTI) -> Link:
+    lease = acquire(program, expected_attach_type=attach_type)
     try:
         n = len(offs)
         path_buf = cstr(path)
         off_arr = u64_array("offset", offs)
         cookie_arr = u64_array("cookie", cookies) if cookies else None
         ref_arr = u64_array("ref_ctr_offset", refs) if refs else None
-        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=AttachType.TRACE_UPROBE_MULTI)
+        attr = LinkCreateAttr(prog_fd=prog_fd(lease.program), attach_type=attach_type)
         um = attr.u.uprobe_multi
         um.path = address(path_buf)
         um.offsets = address(off_arr)
@@ -176,3 +199,23 @@ def _attach_multi(program: Any, path: str, offs: list[int], cookies: list[int] |
         raise
     return Link(fd, program=program, attached_program=lease.program, kind=kind, target=desc,
                 cookie=None, cleanups=[lease.release])
+
+
+def _section_args(info: Any) -> dict[str, Any]:
+    if not info.target:
+        return {}
+    path, sep, pattern = info.target.rpartition(":")
+    if not sep or not path:
+        raise ValueError(f"expected {info.kind}/PATH:PATTERN, not {info.kind}/{info.target}")
+    return {"target": path, "symbols": pattern}
+
+
+HOOKS = (
+    Hook(attach_uprobe_multi, sections=("uprobe.multi", "uretprobe.multi", "uprobe.session"),
+         prog_types=(ProgType.KPROBE,),
+         attach_types=(None, AttachType.TRACE_UPROBE_MULTI, AttachType.TRACE_UPROBE_SESSION),
+         section_args=_section_args,
+         needs={"target": "a uprobe.multi program needs a binary and functions",
+                "symbols": "a uprobe.multi program needs functions (a list or a glob)"},
+         target_format="PATH:GLOB", min_kernel="6.6", cookies=True),
+)

@@ -45,6 +45,7 @@ from typing import Any, Mapping, Sequence
 from pybpf.errors import LinkError, context
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all
 from pybpf.links.symbols import ElfFile, SHT_NOTE
+from pybpf.links.hook import Hook
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 from pybpf._sys.uapi import ProgType
 
@@ -341,7 +342,11 @@ class UsdtLink(LinkGroup):
 
 def attach_usdt(program: Any, target: str, provider: str, name: str, *, pid: int | None = None,
                 cookie: int = 0, spec_map: Any = None, fallback: bool = True) -> UsdtLink:
-    """Attach a KPROBE-type program to every site of USDT probe ``provider:name`` in ``target``."""
+    """Attach a KPROBE-type program to every site of USDT probe ``provider:name`` in ``target``.
+
+    Linux 4.17 (semaphores 4.20, cookie 5.15).  Example:
+    ``prog.attach_usdt("/usr/bin/python3", "python", "function__entry", cookie=1)``.
+    """
     check_program(program, (ProgType.KPROBE,), "attach_usdt")
     pid = _pid_arg(pid)
     if spec_map is None:
@@ -377,3 +382,21 @@ def attach_usdt(program: Any, target: str, provider: str, name: str, *, pid: int
                 fn()
             raise
     return UsdtLink(links, probes, program=program, kind="usdt", target=desc, cookie=cookie, cleanups=cleanups)
+
+
+def _section_args(info: Any) -> dict[str, Any]:
+    if not info.target:
+        return {}
+    parts = info.target.rsplit(":", 2)
+    if len(parts) != 3:
+        raise ValueError(f"expected usdt/PATH:PROVIDER:NAME, not usdt/{info.target}")
+    return dict(zip(("target", "provider", "name"), parts))
+
+
+HOOKS = (
+    Hook(attach_usdt, sections=("usdt",), prog_types=(ProgType.KPROBE,), attach_types=(None,),
+         section_args=_section_args,
+         needs={p: "a usdt program needs a binary, a provider and a probe name" for p in ("target", "provider", "name")},
+         object_args=lambda program, maps: {"spec_map": usdt_spec_map(program, maps)},
+         target_format="PATH:PROVIDER:NAME", min_kernel="4.17", cookies=True),
+)

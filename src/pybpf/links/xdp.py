@@ -55,6 +55,7 @@ from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
 from pybpf.links import _netlink as nl_
 from pybpf.links.base import Link, LinkInfo, _label, check_program, prog_fd
+from pybpf.links.hook import Hook
 
 __all__ = ["attach_xdp", "ifindex", "XdpNetlinkLink"]
 
@@ -104,6 +105,8 @@ def attach_xdp(program: Any, ifname_or_index: str | int, *, mode: str | int | No
 
     ``replace=True`` lets the netlink attach replace a program already on the
     interface (never one held by a BPF link).
+
+    Example: ``prog.attach_xdp("eth0", mode="skb")``.
     """
     check_program(program, (ProgType.XDP,), "attach_xdp")
     index, name = ifindex(ifname_or_index)
@@ -300,3 +303,10 @@ def _attach_netlink(program: Any, index: int, name: str, flags: int, replace: bo
         prog.close()
         raise
     return XdpNetlinkLink(attachment, program=program, target=name)
+
+
+HOOKS = (
+    Hook(attach_xdp, sections=("xdp", "xdp.frags"), prog_types=(ProgType.XDP,), attach_types=(None, AttachType.XDP),
+         section_args=lambda info: {}, needs={"ifname_or_index": "XDP needs an interface"},
+         aliases={"interface": "ifname_or_index", "ifname": "ifname_or_index"}, min_kernel="4.8"),
+)

@@ -29,7 +29,7 @@ from pybpf.object import btf_fixup, externs as _externs, linker, maps_def, struc
 from pybpf.object.elffile import (
     SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, STV_HIDDEN, STV_INTERNAL, ElfFile, Section,
 )
-from pybpf.object.sections import parse_section
+from pybpf.object.sections import parse_section, unknown_section
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
 
 __all__ = ["parse"]
@@ -200,7 +200,7 @@ class _Parser:
                 info = parse_section(sec_name)
                 if info is None:
                     raise ObjectError(f"section '{sec.name}' holds code but its name is not a known program "
-                                      "type (see pybpf.object.sections for SEC() names)")
+                                      f"type: {unknown_section(sec_name)}")
             fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
             funcs = linker.split_functions(elf, sec, data, entry=not sub, fallback_name=fallback)
             linker.assign(funcs, calls, fixups, ext)

@@ -22,7 +22,9 @@ from pybpf._sys.flags import ProgFlag
 from pybpf._sys.uapi import AttachType as A
 from pybpf._sys.uapi import ProgType as P
 
-__all__ = ["SectionInfo", "parse_section", "SECTION_RULES"]
+__all__ = ["SectionInfo", "parse_section", "unknown_section", "SECTION_RULES", "SECTIONS_DOC"]
+
+SECTIONS_DOC = "docs/sections.md"  # the list of SEC() names, generated from the rules and the hooks
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class SectionInfo:
         return self.prog_type in (P.TRACING, P.LSM, P.EXT)
 
 
-# (name, prog type, expected attach type, exact?)  Order matters only for
-# names that share a prefix, which the longest-match lookup resolves.
+# (name, prog type, expected attach type, exact?)  An exact name is the whole
+# section name; the others are a kind optionally followed by "/target".
+# Which hook attaches each kind is said by the hooks (pybpf.links.hooks()).
 _RULES: list[tuple[str, P, A | None, bool]] = [
     ("socket", P.SOCKET_FILTER, None, False),
     ("sk_reuseport/migrate", P.SK_REUSEPORT, A.SK_REUSEPORT_SELECT_OR_MIGRATE, True),
@@ -177,3 +180,16 @@ def _info(base: str, kind: str, target: str | None) -> SectionInfo:
         kind=base, prog_type=ptype, attach_type=atype, target=target, sleepable=sleepable,
         prog_flags=int(flags), retprobe=base in _RETPROBE_KINDS,
     )
+
+
+def unknown_section(section: str) -> str:
+    """The message for a section name no rule matches, with the closest known names."""
+    import difflib
+
+    kind, sep, rest = section.partition("/")
+    names = sorted(SECTION_RULES) + sorted(f"{k}.s" for k in _SLEEPABLE_KINDS)
+    close = difflib.get_close_matches(section, [n for n in names if SECTION_RULES.get(n, (0, 0, False))[2]], n=3)
+    close += [k + sep + rest for k in difflib.get_close_matches(kind, names, n=3)
+              if not SECTION_RULES.get(k, (0, 0, False))[2]]
+    hint = f"; did you mean {' or '.join(repr(c) for c in list(dict.fromkeys(close))[:3])}?" if close else ""
+    return f"unknown section name {section!r}{hint} (the SEC() names pybpf knows are listed in {SECTIONS_DOC})"

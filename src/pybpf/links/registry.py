@@ -1,0 +1,124 @@
+"""All hooks, collected from the ``HOOKS`` of the hook modules, and what derives from them.
+
+:func:`hooks` is the public, read-only list (``pybpf.links.hooks()``);
+:func:`hook_for_section` is what auto-attach uses; :func:`install_methods`
+puts one ``attach_*`` method per hook on :class:`pybpf.Program`, with the
+attach function's own signature and docstring; :func:`method_for` names the
+right method in error messages; :func:`sections_markdown` writes
+``docs/sections.md`` (the command is :data:`REGENERATE`).
+
+Example::
+
+    >>> from pybpf.links import hooks
+    >>> [h.method for h in hooks() if "uprobe" in h.sections]
+    ['attach_uprobe']
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import pkgutil
+from typing import Any, Callable
+
+from pybpf.links.hook import Hook
+
+__all__ = ["hooks", "hook_for_section", "install_methods", "method_for", "sections_markdown"]
+
+
+REGENERATE = """python3 -c 'from pybpf.links.registry import sections_markdown as m; print(m(), end="")' > docs/sections.md"""
+
+
+@functools.lru_cache(maxsize=None)
+def hooks() -> tuple[Hook, ...]:
+    """Every hook pybpf knows, in module order (each module of :mod:`pybpf.links` that has ``HOOKS``)."""
+    import pybpf.links as package
+
+    found: list[Hook] = []
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            found.extend(getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "HOOKS", ()))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def _by_section() -> dict[str, Hook]:
+    table: dict[str, Hook] = {}
+    for hook in hooks():
+        for kind in hook.sections:
+            if kind in table:
+                raise RuntimeError(f"section kind {kind!r} claimed by {table[kind].method} and {hook.method}")
+            table[kind] = hook
+    return table
+
+
+def hook_for_section(kind: str) -> Hook | None:
+    """The hook that attaches programs of section kind ``kind`` ("uprobe", "xdp"...), if any."""
+    return _by_section().get(kind)
+
+
+def method_for(prog_type: Any, expected_attach_type: Any = None) -> str:
+    """The attach method(s) for a program type, as a phrase: "attach_tracepoint()"."""
+    names = [f"{h.method}()" for h in hooks() if h.on_program and h.accepts(prog_type, expected_attach_type)]
+    if not names:
+        names = [f"{h.method}()" for h in hooks() if h.on_program and prog_type in h.prog_types]
+    if not names:
+        kind = getattr(prog_type, "name", prog_type)
+        return f"no pybpf attach method for {kind} programs yet"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _as_method(attach: Callable[..., Any]) -> Callable[..., Any]:
+    """``attach(program, ...)`` as a method: same name, docstring and signature, ``self`` the program."""
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return attach(self, *args, **kwargs)
+
+    functools.update_wrapper(method, attach)
+    signature = inspect.signature(attach)
+    first, *rest = signature.parameters.values()
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest])
+    return method
+
+
+def install_methods(cls: type) -> None:
+    """Give ``cls`` (the Program class) one method per hook, and ``attach()`` from the section name."""
+    from pybpf.links.auto import attach
+
+    for hook in hooks():
+        if hook.on_program:
+            setattr(cls, hook.method, _as_method(hook.attach))
+    setattr(cls, "attach", _as_method(attach))
+
+
+def sections_markdown() -> str:
+    """The list of SEC() names as Markdown: the object layer's rules joined with the hooks."""
+    from pybpf.object.sections import _SLEEPABLE_KINDS, SECTION_RULES
+
+    lines = [
+        "# SEC() names",
+        "",
+        "Generated from `pybpf.object.sections` (program types) and `pybpf.links.hooks()`",
+        "(attach methods) by",
+        "",
+        f"    {REGENERATE}",
+        "",
+        "and a test checks that this file matches them.",
+        "",
+        "A name marked *prefix* may be followed by `/TARGET`; `.s` after the kind",
+        "(`uprobe.s/...`) loads the program sleepable where the column says so.",
+        "`attach()` / `Object.attach_all()` attach a program whose section gives",
+        "the target; the other arguments are keyword arguments of `attach()`.",
+        "",
+        "| SEC() name | program type | expected attach type | attach with | target | min Linux | cookie |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (ptype, atype, exact) in SECTION_RULES.items():
+        hook = hook_for_section(name)
+        shown = f"`{name}`" + ("" if exact else " *prefix*") + (" (`.s`)" if name in _SLEEPABLE_KINDS else "")
+        method = f"`{hook.method}()`" if hook is not None else "(not attached by pybpf)"
+        target = hook.target_format if hook is not None and not exact else ""
+        lines.append(f"| {shown} | {ptype.name} | {atype.name if atype is not None else ''} | {method} | "
+                     f"{target} | {hook.min_kernel if hook else ''} | {'yes' if hook and hook.cookies else ''} |")
+    return "\n".join(lines) + "\n"
