@@ -20,8 +20,9 @@ from pybpf._sys import AttachType, HelperID, MapType, ProgType
 
 PRESENT = ["bpf_syscall", "jit", "btf", "vmlinux_btf", "bpf_cookie", "perf_link", "uprobe_multi_link",
            "uprobes", "global_data", "mmapable_arrays", "ringbuf", "raw_tp", "tp_btf", "batch_ops",
-           "user_ringbuf", "bloom_filter", "link_update", "tcx", "task_fd_query", "probe_read_kernel", "xdp_link"]
-MISSING = ["kprobes", "kprobe_multi_link", "fentry"]
+           "user_ringbuf", "bloom_filter", "link_update", "tcx", "task_fd_query", "probe_read_kernel", "xdp_link",
+           "uprobe_session"]
+MISSING = ["kprobes", "kprobe_multi_link", "kprobe_session", "fentry"]
 
 
 def fd_count() -> int:
