@@ -61,3 +61,4 @@ def no_fd_leaks(request: pytest.FixtureRequest):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_fd_leak: the test keeps kernel objects open on purpose")
+    config.addinivalue_line("markers", "root: the test runs against the kernel and needs root")

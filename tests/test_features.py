@@ -47,11 +47,11 @@ def test_missing_features(name: str) -> None:
 
 
 def test_require_kprobes_message() -> None:
-    with pytest.raises(pybpf.NotSupportedError) as info:
-        features.require("kprobes")
+    with features.override(kprobes=False):  # as on a kernel before 4.1
+        with pytest.raises(pybpf.NotSupportedError) as info:
+            features.require("kprobes")
     text = str(info.value)
     assert text.startswith("kprobes is not supported by this kernel (needs Linux 4.1)")
-    assert re.search(r"Linux \d+\.\d+", text)
     assert isinstance(info.value, pybpf.BPFError)
 
 

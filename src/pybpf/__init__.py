@@ -24,8 +24,8 @@ objects), :mod:`pybpf.object` (ELF loader), :mod:`pybpf.links` (hooks),
 
 from pybpf import features
 from pybpf.errors import (
-    ArgumentError, BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError, NotSupportedError,
-    ObjectError, RecordError, SyscallError, VerifierError,
+    ArgumentError, BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError,
+    NameNotFoundError, NotFoundError, NotSupportedError, ObjectError, RecordError, SyscallError, VerifierError,
 )
 from pybpf.links.auto import attach_object as _attach_object
 from pybpf.links.base import Link, LinkGroup, LinkInfo
@@ -51,6 +51,7 @@ def compile(*programs, name=None, license="GPL"):  # noqa: A001 - pybpf.compile 
 __all__ = [
     "BPFError", "SyscallError", "ObjectError", "VerifierError", "NotSupportedError", "CompileError",
     "MapError", "MapFullError", "KeyNotFoundError", "LinkError", "RecordError", "ArgumentError",
+    "NotFoundError", "NameNotFoundError",
     "ObjectSpec", "Object", "load", "Program", "ProgramInfo", "TestRunResult",
     "Link", "LinkGroup", "LinkInfo",
     "RingBufReader", "PerfBufReader", "UserRingBufWriter", "RecordBatch",

@@ -34,6 +34,8 @@ __all__ = [
     "MapError",
     "MapFullError",
     "KeyNotFoundError",
+    "NotFoundError",
+    "NameNotFoundError",
     "LinkError",
     "RecordError",
     "ArgumentError",
@@ -126,6 +128,32 @@ class KeyNotFoundError(BPFError, KeyError):
         return BPFError.__str__(self)
 
 
+class NotFoundError(BPFError, FileNotFoundError):
+    """Something named by a path does not exist: a tracepoint, a cgroup, a uprobe's target file.
+
+    It is also a :class:`FileNotFoundError` (errno ENOENT), so code written for plain Python
+    file errors keeps working.
+
+    >>> err = NotFoundError("no tracepoint syscalls:sys_enter_opnat (did you mean sys_enter_openat?)")
+    >>> isinstance(err, FileNotFoundError), str(err.add_context("program 'p': attach"))
+    (True, "program 'p': attach: no tracepoint syscalls:sys_enter_opnat (did you mean sys_enter_openat?)")
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None, hint: str | None = None) -> None:
+        BPFError.__init__(self, message, hint=hint, errno=_errno.ENOENT)
+        self.args = (message,)
+        self.strerror = message
+        self.filename = filename
+
+
+class NameNotFoundError(BPFError, LookupError):
+    """A name that is not there: a network interface, a program or map of an object, a type.
+
+    >>> isinstance(NameNotFoundError("no network interface 'eth9'"), LookupError)
+    True
+    """
+
+
 class ObjectError(BPFError):
     """A BPF object (ELF, BTF, section, relocation) is malformed or unsupported.
 
@@ -181,11 +209,19 @@ class NotSupportedError(BPFError):
 
     >>> str(NotSupportedError("bpf_cookie", "5.15"))
     'bpf_cookie is not supported by this kernel (needs Linux 5.15)'
+
+    ``new_enough=True`` says the running kernel is at least ``min_kernel``: its version is no
+    explanation then, and the message gives ``detail`` (a config option that is off, lockdown)
+    as the cause instead:
+
+    >>> str(NotSupportedError("kprobes", "4.1", "CONFIG_KPROBES is off", new_enough=True))
+    'kprobes is not supported by this kernel: CONFIG_KPROBES is off'
     """
 
-    def __init__(self, feature: str, min_kernel: str | None = None, detail: str | None = None) -> None:
+    def __init__(self, feature: str, min_kernel: str | None = None, detail: str | None = None, *,
+                 new_enough: bool = False) -> None:
         msg = f"{feature} is not supported by this kernel"
-        if min_kernel:
+        if min_kernel and not (new_enough and detail):
             msg += f" (needs Linux {min_kernel})"
         if detail:
             msg += f": {detail}"

@@ -85,7 +85,7 @@ from pybpf._sys.attrs import LinkCreateAttr, LinkUpdateAttr, MapBatchAttr, PerfE
 from pybpf._sys.commands import prog_info
 from pybpf._sys.flags import MapFlag, XdpFlag
 from pybpf._sys.fs import tracefs_file
-from pybpf._sys.kernel import pmu_type
+from pybpf._sys.kernel import kernel_version_code, pmu_type
 from pybpf._sys.syscall import address, errno_name
 from pybpf._sys.uapi import AttachType, Cmd, HelperID, MapType, ProgType
 from pybpf.btf.reader import BTF_MAGIC
@@ -406,8 +406,11 @@ def _p_kprobe_multi() -> _Result:
     def fill(attr: LinkCreateAttr, _prog_fd: int) -> None:
         attr.u.kprobe_multi.syms, attr.u.kprobe_multi.cnt = address(syms), 1
     # A kernel that can do it fails to find the symbol (ESRCH since 6.0, ENOENT before).
-    return _probes.link_create_refused(ProgType.KPROBE, AttachType.TRACE_KPROBE_MULTI, fill,
-                                       (_errno.ESRCH, _errno.ENOENT))
+    ok, why = _probes.link_create_refused(ProgType.KPROBE, AttachType.TRACE_KPROBE_MULTI, fill,
+                                          (_errno.ESRCH, _errno.ENOENT))
+    if why and why.endswith(errno_name(_errno.EOPNOTSUPP)):
+        why += " (CONFIG_FPROBE is off: kprobe_multi links are built on fprobe)"
+    return ok, why
 
 
 @_feature("uprobe_multi_link", "6.6", "one link attaching a program to many uprobes")
@@ -568,7 +571,15 @@ def require(name: str) -> None:
     """
     ok, why = _result(name)
     if not ok:
-        raise NotSupportedError(name, _registry[name].min_kernel, why)
+        raise NotSupportedError(name, _registry[name].min_kernel, why, new_enough=_new_enough(name))
+
+
+def _new_enough(name: str) -> bool:
+    """True when the running kernel's version has feature ``name``: something else is missing."""
+    if _overridden(name) is not None:
+        return False  # an override plays an older kernel
+    major, minor = (int(part) for part in _registry[name].min_kernel.split("."))
+    return kernel_version_code() >= (major << 16) + (minor << 8)
 
 
 def reason(name: str) -> str | None:

@@ -17,7 +17,7 @@ import os
 import time
 
 from pybpf._sys.fs import TRACEFS, tracefs_root
-from pybpf.errors import LinkError, SyscallError
+from pybpf.errors import LinkError, NotFoundError, SyscallError
 
 __all__ = ["tracefs_root", "tracepoint_id", "add_dynamic_probe", "remove_dynamic_probe", "TRACEFS"]
 
@@ -33,7 +33,7 @@ def _valid_part(text: str, what: str) -> None:
 def tracepoint_id(category: str, name: str) -> int:
     """The id of tracepoint ``category:name`` from ``events/<category>/<name>/id``.
 
-    Raises FileNotFoundError (listing close names) when there is no such tracepoint.
+    Raises NotFoundError, a FileNotFoundError (listing close names), when there is no such tracepoint.
     """
     _valid_part(category, "category")
     _valid_part(name, "name")
@@ -43,7 +43,7 @@ def tracepoint_id(category: str, name: str) -> int:
         with open(path) as f:
             return int(f.read().strip())
     except FileNotFoundError:
-        raise FileNotFoundError(_errno.ENOENT, _missing_tracepoint(root, category, name), path) from None
+        raise NotFoundError(_missing_tracepoint(root, category, name), filename=path) from None
     except PermissionError as exc:
         raise LinkError(f"cannot read {path}: {exc.strerror} (run as root)") from None
 

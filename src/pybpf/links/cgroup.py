@@ -28,7 +28,7 @@ from pybpf._sys.commands import link_create
 from pybpf._sys.flags import AttachFlag
 from pybpf._sys.syscall import FD, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, LinkType, ProgType
-from pybpf.errors import LinkError, SyscallError, context
+from pybpf.errors import LinkError, NotFoundError, SyscallError, context
 from pybpf.links.base import Link, _label, check_program, prog_fd
 from pybpf.links.hook import Hook
 from pybpf.object.sections import SECTION_RULES
@@ -108,7 +108,7 @@ def attach_cgroup(program: Any, path: str | os.PathLike[str], attach_type: Any =
     atype = _attach_type(program, attach_type)
     with context(_label(program)), context(f"attach_cgroup {path} {atype.name.lower()}"):
         if not os.path.isdir(path):
-            raise FileNotFoundError(_errno.ENOENT, f"no cgroup directory {path}", path)
+            raise NotFoundError(f"no cgroup directory {path}", filename=path)
         if not _in_cgroup2(path):
             mounts = cgroup2_mounts()
             raise LinkError(f"{path} is not in a cgroup v2 hierarchy"

@@ -29,6 +29,8 @@ import shutil
 import struct
 import sysconfig
 
+from pybpf.errors import NotFoundError
+
 __all__ = ["resolve_target", "find_library", "read_ld_cache", "library_candidates"]
 
 LD_CACHE = "/etc/ld.so.cache"
@@ -201,7 +203,7 @@ def _search_dirs(dirs: list[str], matches, prefix: str) -> str | None:
 def resolve_target(target: str | os.PathLike) -> str:
     """The absolute path of a probe target: a path, a library name or a command in $PATH.
 
-    Raises FileNotFoundError naming what was tried.
+    Raises NotFoundError (a FileNotFoundError) naming what was tried.
     """
     text = os.fspath(target)
     if not isinstance(text, str):
@@ -210,7 +212,7 @@ def resolve_target(target: str | os.PathLike) -> str:
         raise ValueError("empty probe target")
     if "/" in text:
         if not os.path.exists(text):
-            raise FileNotFoundError(2, f"uprobe target {text!r} does not exist", text)
+            raise NotFoundError(f"uprobe target {text!r} does not exist", filename=text)
         return os.path.realpath(text)
     lib = find_library(text)
     if lib:
@@ -219,7 +221,7 @@ def resolve_target(target: str | os.PathLike) -> str:
     if exe:
         return os.path.realpath(exe)
     exact, prefix = library_candidates(text)
-    raise FileNotFoundError(
-        2, f"uprobe target {text!r} not found: no library {exact or prefix + '*'} in "
-           f"LD_LIBRARY_PATH, {LD_CACHE} or the standard directories, and no command of that name in $PATH",
-        text)
+    raise NotFoundError(
+        f"uprobe target {text!r} not found: no library {exact or prefix + '*'} in "
+        f"LD_LIBRARY_PATH, {LD_CACHE} or the standard directories, and no command of that name in $PATH",
+        filename=text)

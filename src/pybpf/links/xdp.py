@@ -52,7 +52,7 @@ from pybpf._sys.commands import link_create
 from pybpf._sys.flags import XdpFlag
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
-from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
+from pybpf.errors import LinkError, NameNotFoundError, NotSupportedError, SyscallError, context
 from pybpf.links import _netlink as nl_
 from pybpf.links.base import Link, LinkInfo, _label, check_program, prog_fd
 from pybpf.links.hook import Hook
@@ -74,13 +74,13 @@ def ifindex(ifname_or_index: str | int) -> tuple[int, str]:
         try:
             return ifname_or_index, socket.if_indextoname(ifname_or_index)
         except OSError:
-            raise LookupError(f"no network interface with index {ifname_or_index} in this network namespace") from None
+            raise NameNotFoundError(f"no network interface with index {ifname_or_index} in this network namespace") from None
     if not isinstance(ifname_or_index, str) or not ifname_or_index:
         raise TypeError(f"an interface is a name or an index, not {ifname_or_index!r}")
     try:
         return socket.if_nametoindex(ifname_or_index), ifname_or_index
     except OSError:
-        raise LookupError(f"no network interface {ifname_or_index!r} in this network namespace") from None
+        raise NameNotFoundError(f"no network interface {ifname_or_index!r} in this network namespace") from None
 
 
 def _mode_flags(mode: Any) -> int:

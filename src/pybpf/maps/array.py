@@ -178,7 +178,7 @@ class ArrayMap(Map):
             try:
                 self._vpack(self._mem, index * self._stride, value)
             except Exception as exc:
-                raise self._bad("value", value, exc) from None
+                self._pack_slow("value", self._mem, index * self._stride, value, exc)
             return
         Map.__setitem__(self, index, value)
 

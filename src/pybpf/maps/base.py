@@ -407,9 +407,10 @@ class Map(Pinnable):
 
     # ------------------------------------------------------------------ errors
 
-    def _bad(self, role: str, value: Any, exc: BaseException) -> Exception:
-        codec = self._kc if role.startswith("key") else self._vc
-        return codec.error(role, value, exc)
+    def _pack_slow(self, role: str, buf: Any, offset: int, value: Any, exc: BaseException) -> None:
+        """After the codec's pack_into refused ``value``: raw bytes of the right size, else the error."""
+        codec = self._kc if role == "key" else self._vc
+        codec.pack_raw(buf, offset, value, role, exc)
 
     def _fail(self, op: str, err: int, key: Any = _NO_KEY, flags: int = 0) -> Exception:
         """The exception for bpf(2) failing with ``err`` during ``op``, with the map's context."""
@@ -442,7 +443,7 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
         if res < 0:
             raise self._fail("lookup", -res, key)
@@ -453,7 +454,7 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
         if res < 0:
             if res == -ENOENT:
@@ -466,11 +467,11 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         try:
             self._vpack(s.value, 0, value)
         except Exception as exc:
-            raise self._bad("value", value, exc) from None
+            self._pack_slow("value", s.value, 0, value, exc)
         res = sys_bpf(_C_UPDATE, s.attr_arg, _C_ELEM_SIZE)
         if res < 0:
             raise self._fail("update", -res, key)
@@ -480,7 +481,7 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         res = sys_bpf(_C_DELETE, s.dattr_arg, _C_ELEM_SIZE)
         if res < 0:
             raise self._fail("delete", -res, key)
@@ -490,7 +491,7 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         res = sys_bpf(_C_LOOKUP, s.attr_arg, _C_ELEM_SIZE)
         if res < 0:
             if res == -ENOENT:
@@ -504,11 +505,11 @@ class Map(Pinnable):
         try:
             self._kpack(s.key, 0, key)
         except Exception as exc:
-            raise self._bad("key", key, exc) from None
+            self._pack_slow("key", s.key, 0, key, exc)
         try:
             self._vpack(s.value, 0, value)
         except Exception as exc:
-            raise self._bad("value", value, exc) from None
+            self._pack_slow("value", s.value, 0, value, exc)
         s.fattr.flags = flags
         res = sys_bpf(_C_UPDATE, s.fattr_arg, _C_ELEM_SIZE)
         if res < 0:
@@ -526,7 +527,7 @@ class Map(Pinnable):
             try:
                 self._kpack(s.key, 0, key)
             except Exception as exc:
-                raise self._bad("key", key, exc) from None
+                self._pack_slow("key", s.key, 0, key, exc)
             res = sys_bpf(_C_LOOKUP_AND_DELETE, s.attr_arg, _C_ELEM_SIZE)
             if res >= 0:
                 return self._vunpack(s.value, 0)[0]

@@ -64,7 +64,7 @@ class BloomFilterMap(KeylessMap):
         try:
             self._vpack(s.value, 0, value)
         except Exception as exc:
-            raise self._bad("value", value, exc) from None
+            self._pack_slow("value", s.value, 0, value, exc)
         res = sys_bpf(_UPDATE, s.attr_addr, _ELEM_SIZE)
         if res < 0:
             raise self._fail("add", -res)
@@ -79,7 +79,7 @@ class BloomFilterMap(KeylessMap):
         try:
             self._vpack(s.value, 0, value)
         except Exception as exc:
-            raise self._bad("value", value, exc) from None
+            self._pack_slow("value", s.value, 0, value, exc)
         # The kernel reads the value to test from the value buffer (key is NULL).
         res = sys_bpf(_LOOKUP, s.attr_addr, _ELEM_SIZE)
         if res < 0:

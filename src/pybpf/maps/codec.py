@@ -27,7 +27,8 @@ any object with size/encode/decode   whatever it encodes and decodes (the
 A value of the wrong size or type is a :class:`TypeError` naming the size the
 map expects ("key must be 4 bytes (u32), got 8 bytes"); an integer out of
 range is an :class:`OverflowError` naming the range.  Nothing is truncated
-or padded silently.
+or padded silently.  Raw ``bytes`` of exactly the size are accepted by every
+codec, as they are (a key read from elsewhere, say).
 
 Besides the protocol, the codecs here carry the fast forms the map hot paths
 use (foreign codecs are wrapped by :class:`ForeignCodec` to get them):
@@ -123,8 +124,16 @@ class _Base:
         try:
             self.pack_into(buf, 0, value)
         except Exception as exc:
-            raise self.error("value", value, exc) from None
+            self.pack_raw(buf, 0, value, "value", exc)
         return bytes(buf)
+
+    def pack_raw(self, buf: Any, offset: int, value: Any, role: str, exc: BaseException) -> None:
+        """The slow path after ``pack_into(value)`` failed: bytes of exactly ``size`` go in as
+        they are (a key read from elsewhere, say); anything else raises :meth:`error`."""
+        if _bytes_len(value) == self.size:
+            buf[offset:offset + self.size] = value if isinstance(value, (bytes, bytearray)) else bytes(value)
+            return
+        raise self.error(role, value, exc) from None
 
     def decode(self, buf: bytes) -> Any:
         if len(buf) != self.size:
@@ -142,7 +151,7 @@ class _Base:
             try:
                 pack(buf, (n - 1) * size, value)
             except Exception as exc:
-                raise self.error(f"{role} {n - 1}", value, exc) from None
+                self.pack_raw(buf, (n - 1) * size, value, f"{role} {n - 1}", exc)
         return n
 
     def error(self, role: str, value: Any, exc: BaseException) -> Exception:

@@ -83,7 +83,7 @@ class _QueueBase(KeylessMap):
         try:
             self._vpack(s.value, 0, value)
         except Exception as exc:
-            raise self._bad("value", value, exc) from None
+            self._pack_slow("value", s.value, 0, value, exc)
         if overwrite:
             s.fattr.flags = UpdateFlag.EXIST
             res = sys_bpf(_UPDATE, s.fattr_addr, _ELEM_SIZE)

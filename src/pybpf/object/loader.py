@@ -106,6 +106,19 @@ def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: s
     return obj
 
 
+# callx (BPF_JMP | BPF_CALL | BPF_X): clang -O0 calls helpers through a register holding the
+# helper's "address"; no kernel accepts it ("unknown opcode 8d"), and its BTF is refused too.
+_CALLX = 0x8D
+
+
+def _refuse_indirect_calls(ps: ProgramSpec) -> None:
+    """Say how to build the object before the kernel answers "unknown opcode 8d"."""
+    for index, insn in enumerate(ps.instructions):
+        if insn.code == _CALLX:
+            raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call (callx r{insn.dst}): "
+                              "build BPF objects with -O2 (clang -O0 emits code the kernel cannot load)")
+
+
 class _Loader:
     def __init__(self, spec: ObjectSpec, obj: Object, pin_path: str | None, log_level: int,
                  attach_targets: Mapping[str, Any] | None = None) -> None:
@@ -124,6 +137,8 @@ class _Loader:
     def run(self, programs: Iterable[str] | None, variables: Mapping[str, Any] | None) -> None:
         spec = self.spec
         names = self._select(programs)
+        for name in names:
+            _refuse_indirect_calls(spec.programs[name])
         names = self._plan_struct_ops(names, explicit=programs is not None)
         data = self._data(variables)
         self._load_btf(names)
