@@ -12,6 +12,11 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# The exporter tests scrape through a real Prometheus server (without its recommended node exporter).
+if ! dpkg -s prometheus >/dev/null 2>&1; then
+    ((${#need_apt[@]})) || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 # Into the checkout's .venv (never the system's Python); the test extra lists what tests import.
 source scripts/venv.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

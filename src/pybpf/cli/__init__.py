@@ -5,6 +5,7 @@ Usage::
     pybpf features [--json] [-v]     what the running kernel supports
     pybpf prog list [--json]         BPF programs loaded in the kernel
     pybpf map list [--json]          BPF maps in the kernel
+    pybpf exporter --config DIR      serve BPF maps as Prometheus metrics
     pybpf --version
 
 Also ``python3 -m pybpf.cli``.  Subcommands live in their own modules, listed
@@ -38,6 +39,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.syscount_cmd",
     "pybpf.cli.funclatency_cmd",
     "pybpf.cli.execsnoop_cmd",
+    "pybpf.exporter.command",
 ]
 
 

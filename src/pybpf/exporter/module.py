@@ -1,0 +1,295 @@
+"""One exporter module: its object parsed, checked, loaded, attached, and its maps read.
+
+:func:`prepare` does everything that needs no kernel (parse the ``.bpf.o``
+or compile the ``.py``, check the config against it, set variables) and
+raises :class:`~pybpf.exporter.config.ConfigError`; :meth:`Module.start`
+loads and attaches — a failure there is kept in ``Module.error`` and
+reported, it does not stop the other modules.  :meth:`Module.collect` reads
+every configured map once (batch lookups) and returns prometheus_client
+metric families.
+
+Example::
+
+    mod = Module(prepare(read_module("syscalls.yaml")))
+    mod.start()
+    for family in mod.collect():
+        print(family.name, len(family.samples))
+    mod.close()                       # detaches everything
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pybpf.errors import BPFError
+from pybpf.exporter.config import AttachConfig, ConfigError, MetricConfig, ModuleConfig, Where, check_against
+from pybpf.exporter.decoders import DecodeContext, build_chain
+
+__all__ = ["Prepared", "prepare", "Module", "MetricReader"]
+
+DECODE_ERRORS = (ValueError, OverflowError, OSError, UnicodeError, IndexError, KeyError)
+_CACHE_LIMIT = 1 << 17       # decoded label sets kept per metric
+
+
+@dataclass
+class Prepared:
+    config: ModuleConfig
+    spec: Any
+
+
+def prepare(cfg: ModuleConfig) -> Prepared:
+    """Parse (or compile) the module's object and check the config against it; no syscalls."""
+    where = Where(cfg.file, 0)
+    try:
+        spec = _object_spec(cfg.object_path)
+    except ConfigError:
+        raise
+    except BPFError as err:
+        raise ConfigError(where, "object", f"{Path(cfg.object_path).name}: {err}") from None
+    check_against(cfg, spec)
+    for name, value in cfg.variables.items():
+        try:
+            spec.variables[name].value = value
+        except (BPFError, TypeError, ValueError, OverflowError) as err:
+            raise ConfigError(where, f"variables.{name}", f"cannot set {value!r}: {err}") from None
+    return Prepared(cfg, spec)
+
+
+def _object_spec(path: str) -> Any:
+    import pybpf
+
+    if not path.endswith(".py"):
+        return pybpf.ObjectSpec.from_file(path)
+    compile_fn = getattr(pybpf, "compile", None)
+    if compile_fn is None:
+        raise ConfigError(Where(path, 0), "object", "a .py module needs pybpf.compile (pybpf.lang), "
+                                                    "which this pybpf does not have")
+    name = f"pybpf_exporter_module_{Path(path).stem}"
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ConfigError(Where(path, 0), "object", "cannot import this file")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ConfigError(Where(path, err.lineno or 0), "object", f"Python syntax: {err.msg}") from None
+    except ImportError as err:
+        raise ConfigError(Where(path, 0), "object", f"import: {err}") from None
+    finally:
+        sys.modules.pop(name, None)
+    return compile_fn(module)
+
+
+class MetricReader:
+    """Reads one map into one metric family; decoded label sets are cached per raw key."""
+
+    def __init__(self, cfg: MetricConfig, bpf_map: Any, ctx_cookies: dict[int, str]) -> None:
+        self.cfg = cfg
+        self.map = bpf_map
+        bpf_map.set_codecs(key=bpf_map.key_size, value="u64")
+        self.percpu = "PERCPU" in getattr(bpf_map.type, "name", "")
+        layout: dict[str, tuple[int, int]] = {}
+        off = 0
+        for lab in cfg.labels:
+            layout[lab.name] = (off, lab.size or 0)
+            off += (lab.size or 0) + lab.padding
+        ctx = DecodeContext(cookie_names=ctx_cookies, layout=layout)
+        labels = cfg.labels[:-1] if cfg.kind == "histogram" else cfg.labels
+        self.names = [lab.name for lab in labels]
+        self._slices = [(layout[lab.name][0], layout[lab.name][0] + (lab.size or 0), build_chain(lab, ctx))
+                        for lab in labels]
+        if cfg.kind == "histogram":
+            b_off, b_size = layout[cfg.labels[-1].name]
+            self._bucket = (b_off, b_off + b_size)
+        self._cache: dict[bytes, tuple[str, ...]] = {}
+        self.decode_errors = 0
+
+    def _labels(self, key: bytes) -> tuple[str, ...]:
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        values = []
+        for lo, hi, chain in self._slices:
+            try:
+                values.append(chain(key[lo:hi], key))
+            except DECODE_ERRORS:
+                self.decode_errors += 1
+                values.append(f"undecodable:{key[lo:hi].hex()}")
+        found = tuple(values)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+    def _entries(self) -> Iterator[tuple[bytes, int]]:
+        percpu = self.percpu
+        for keys, values in self.map.lookup_batch():
+            if percpu:
+                values = [sum(v) for v in values]
+            yield from zip(keys, values)
+
+    def read(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        cfg = self.cfg
+        if cfg.kind == "counter":
+            totals: dict[tuple[str, ...], int] = {}
+            label = self._labels
+            for key, value in self._entries():
+                labels = label(key)
+                totals[labels] = totals.get(labels, 0) + value
+            family = CounterMetricFamily(cfg.name, cfg.help, labels=self.names)
+            for labels, value in totals.items():
+                family.add_metric(labels, value)
+            return family
+        family = HistogramMetricFamily(cfg.name, cfg.help, labels=self.names)
+        for labels, counts in self._histograms().items():
+            buckets, total = self._buckets(counts)
+            family.add_metric(labels, buckets, total)
+        return family
+
+    def _histograms(self) -> dict[tuple[str, ...], dict[int, int]]:
+        lo, hi = self._bucket
+        groups: dict[bytes, dict[int, int]] = {}
+        for key, value in self._entries():
+            counts = groups.setdefault(key[:lo] + key[hi:], {})
+            b = int.from_bytes(key[lo:hi], "little")
+            counts[b] = counts.get(b, 0) + value
+        out: dict[tuple[str, ...], dict[int, int]] = {}
+        for prefix, counts in groups.items():
+            labels = self._labels(prefix)
+            merged = out.setdefault(labels, {})
+            for b, c in counts.items():
+                merged[b] = merged.get(b, 0) + c
+        return out
+
+    def _buckets(self, counts: dict[int, int]) -> tuple[list[tuple[str, float]], float]:
+        """Cumulative buckets and the sum for one label set.
+
+        Key ``i`` (bucket_min..bucket_max) counts values up to ``2**i`` (exp2) or ``i``
+        (linear) map units; smaller keys count in the first bucket, key ``bucket_max+1``
+        holds the sum of the observed values (in map units), keys above it count only in
+        ``+Inf``.  Bounds and sum are multiplied by ``bucket_multiplier``.
+        """
+        from prometheus_client.utils import floatToGoString
+
+        cfg = self.cfg
+        bmin, bmax, mult = cfg.bucket_min, cfg.bucket_max, cfg.bucket_multiplier
+        exp2 = cfg.bucket_type == "exp2"
+        cum = sum(c for b, c in counts.items() if b < bmin)
+        buckets = []
+        for i in range(bmin, bmax + 1):
+            cum += counts.get(i, 0)
+            bound = (2 ** i if exp2 else i) * mult
+            buckets.append((floatToGoString(bound), cum))
+        cum += sum(c for b, c in counts.items() if b > bmax + 1)
+        buckets.append(("+Inf", cum))
+        return buckets, counts.get(bmax + 1, 0) * mult
+
+
+class Module:
+    """A prepared module once started: its object, links, readers and its own counters."""
+
+    def __init__(self, prepared: Prepared, log: Callable[[str], None] = lambda msg: None) -> None:
+        self.prepared = prepared
+        self.config = prepared.config
+        self.name = prepared.config.name
+        self.log = log
+        self.obj: Any = None
+        self.links: list[Any] = []
+        self.readers: list[MetricReader] = []
+        self.error: str | None = None
+        self.attach_failures = 0
+        self.map_read_errors = 0
+        self.last_scrape_seconds = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.obj is not None and self.error is None
+
+    @property
+    def decode_errors(self) -> int:
+        return sum(r.decode_errors for r in self.readers)
+
+    def start(self) -> None:
+        """Load and attach; errors are recorded in ``error`` (and logged), not raised."""
+        try:
+            self.obj = self.prepared.spec.load()
+            self.readers = [MetricReader(m, self.obj.maps[m.table], self.config.cookie_names)
+                            for m in self.config.metrics]
+        except BPFError as err:
+            self._fail(f"load: {err}")
+            return
+        if self.config.attach is None:
+            try:
+                self.links = list(self.obj.attach_all().values())
+            except BPFError as err:
+                self.attach_failures += 1
+                self._fail(f"attach: {err}")
+            return
+        for a in self.config.attach:
+            try:
+                self.links += _attach(self.obj.programs[a.program], a)
+            except BPFError as err:
+                self.attach_failures += 1
+                self.error = f"{a.path} ({a.kind} {a.binary or a.points[0].target}): {err}"
+                self.log(f"module {self.name!r}: {self.error}")
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.log(f"module {self.name!r}: {message}")
+        self.close()
+
+    @property
+    def programs(self) -> dict[str, Any]:
+        return self.obj.programs if self.obj is not None else {}
+
+    def collect(self) -> list[Any]:
+        """Every metric family of this module, each map read once."""
+        start = time.perf_counter()
+        out = []
+        for reader in self.readers:
+            try:
+                out.append(reader.read())
+            except BPFError as err:
+                self.map_read_errors += 1
+                self.log(f"module {self.name!r}: map {reader.cfg.table!r}: {err}")
+        self.last_scrape_seconds = time.perf_counter() - start
+        return out
+
+    def close(self) -> None:
+        """Detach every link and close the object."""
+        from pybpf.links.base import close_all
+
+        links, self.links = self.links, []
+        close_all(links)
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        self.readers = []
+
+
+def _attach(prog: Any, a: AttachConfig) -> list[Any]:
+    """Attach ``prog`` at every point of ``a``; the links made (closed again on failure)."""
+    kind = a.kind
+    if kind in ("uprobe", "uretprobe"):
+        return [prog.attach_uprobe_multi(a.binary, [p.target for p in a.points], cookies=[p.cookie for p in a.points],
+                                         pid=a.pid, retprobe=kind == "uretprobe")]
+    if kind in ("kprobe", "kretprobe"):
+        return [prog.attach_kprobe_multi([p.target for p in a.points], cookies=[p.cookie for p in a.points],
+                                         retprobe=kind == "kretprobe")]
+    p = a.points[0]
+    cookie = max(p.cookie, 0)
+    if kind == "tracepoint":
+        category, _, name = p.target.replace(":", "/").partition("/")
+        return [prog.attach_tracepoint(category, name, cookie=cookie)]
+    if kind == "raw_tracepoint":
+        return [prog.attach_raw_tracepoint(p.target, cookie=cookie)]
+    provider, _, name = p.target.partition(":")
+    return [prog.attach_usdt(a.binary, provider, name, pid=a.pid, cookie=cookie)]
