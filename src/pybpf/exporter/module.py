@@ -30,7 +30,7 @@ from pybpf.errors import BPFError
 from pybpf.exporter.config import AttachConfig, ConfigError, MetricConfig, ModuleConfig, Where, check_against
 from pybpf.exporter.decoders import DecodeContext, build_chain
 
-__all__ = ["Prepared", "prepare", "Module", "MetricReader"]
+__all__ = ["Prepared", "prepare", "Module", "MetricReader", "histogram_buckets"]
 
 DECODE_ERRORS = (ValueError, OverflowError, OSError, UnicodeError, IndexError, KeyError)
 _CACHE_LIMIT = 1 << 17       # decoded label sets kept per metric
@@ -170,27 +170,33 @@ class MetricReader:
         return out
 
     def _buckets(self, counts: dict[int, int]) -> tuple[list[tuple[str, float]], float]:
-        """Cumulative buckets and the sum for one label set.
-
-        Key ``i`` (bucket_min..bucket_max) counts values up to ``2**i`` (exp2) or ``i``
-        (linear) map units; smaller keys count in the first bucket, key ``bucket_max+1``
-        holds the sum of the observed values (in map units), keys above it count only in
-        ``+Inf``.  Bounds and sum are multiplied by ``bucket_multiplier``.
-        """
-        from prometheus_client.utils import floatToGoString
-
         cfg = self.cfg
-        bmin, bmax, mult = cfg.bucket_min, cfg.bucket_max, cfg.bucket_multiplier
-        exp2 = cfg.bucket_type == "exp2"
-        cum = sum(c for b, c in counts.items() if b < bmin)
-        buckets = []
-        for i in range(bmin, bmax + 1):
-            cum += counts.get(i, 0)
-            bound = (2 ** i if exp2 else i) * mult
-            buckets.append((floatToGoString(bound), cum))
-        cum += sum(c for b, c in counts.items() if b > bmax + 1)
-        buckets.append(("+Inf", cum))
-        return buckets, counts.get(bmax + 1, 0) * mult
+        return histogram_buckets(counts, cfg.bucket_type, cfg.bucket_min, cfg.bucket_max, cfg.bucket_multiplier)
+
+
+def histogram_buckets(counts: dict[int, int], bucket_type: str, bmin: int, bmax: int,
+                      mult: float) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative buckets (``le`` text, count) and the sum of one label set, from per-key counts.
+
+    Key ``i`` (bmin..bmax) counts values up to ``2**i`` (exp2) or ``i`` (linear) map
+    units; smaller keys count in the first bucket, key ``bmax+1`` holds the sum of the
+    observed values (in map units), larger keys count only in ``+Inf``.  Bounds and
+    sum are multiplied by ``mult``.
+
+    >>> histogram_buckets({0: 1, 2: 3, 3: 40}, "exp2", 0, 2, 1.0)
+    ([('1.0', 1), ('2.0', 1), ('4.0', 4), ('+Inf', 4)], 40.0)
+    """
+    from prometheus_client.utils import floatToGoString
+
+    exp2 = bucket_type == "exp2"
+    cum = sum(c for b, c in counts.items() if b < bmin)
+    buckets = []
+    for i in range(bmin, bmax + 1):
+        cum += counts.get(i, 0)
+        buckets.append((floatToGoString((2 ** i if exp2 else i) * mult), cum))
+    cum += sum(c for b, c in counts.items() if b > bmax + 1)
+    buckets.append(("+Inf", cum))
+    return buckets, counts.get(bmax + 1, 0) * mult
 
 
 class Module:

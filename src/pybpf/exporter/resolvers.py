@@ -82,7 +82,7 @@ class UserSymbols:
         try:
             # Through the process's root so that containers' files are found.
             elf = ElfFile.open(f"/proc/{pid}/root{path}")
-            entries = [(s.offset, s.size, s.name) for s in elf.symbols() if s.offset]
+            entries = [(s.offset, s.size, s.name) for s in elf.symbols if s.offset]
         except (OSError, BPFError):
             pass
         entries.sort()
