@@ -12,7 +12,8 @@ Modules, each with one job:
 
 - :mod:`.yamlsource` — YAML with line numbers;
 - :mod:`.config` — the configuration model, its checks and :class:`ConfigError`;
-- :mod:`.decoders` — label decoders; :mod:`.syscalls`, :mod:`.resolvers` — names for numbers;
+- :mod:`.decoders` — label decoders; :mod:`.resolvers` — names for numbers (syscall names:
+  :mod:`pybpf.tools.syscalls`, shared with the tools);
 - :mod:`.module` — one module: prepare (no syscalls), load, attach, read maps;
 - :mod:`.service` — the set of modules, reloads, the collector;
 - :mod:`.server` — HTTP; :mod:`.command` — the ``pybpf exporter`` command.

@@ -13,7 +13,7 @@ decoder                   what it makes
 ``int``                   signed integer
 ``string``                text up to the first NUL (invalid UTF-8 replaced)
 ``hex``                   the bytes in hex
-``syscall``               syscall name of this architecture (:mod:`.syscalls`)
+``syscall``               syscall name of this architecture (:mod:`pybpf.tools.syscalls`)
 ``errno``                 ``EPIPE``... from an errno number (negative values too)
 ``ksym``                  kernel function containing an address (``/proc/kallsyms``)
 ``usym``                  user function containing an address; option ``pid_label``: the
@@ -103,10 +103,10 @@ def _make_hex(d: DecoderConfig, ctx: DecodeContext) -> Step:
 
 
 def _make_syscall(d: DecoderConfig, ctx: DecodeContext) -> Step:
-    from pybpf.exporter.syscalls import syscall_name
+    from pybpf.tools import syscalls
 
     _no_options(d)
-    return lambda v, key: syscall_name(_uint(v))
+    return lambda v, key: syscalls.name(_uint(v))
 
 
 def _make_errno(d: DecoderConfig, ctx: DecodeContext) -> Step:
