@@ -1,6 +1,6 @@
 """execsnoop: every program execution, with its pid, parent, command name, argv and result.
 
-The kernel side (:func:`pybpf.tools.kernels_asm.execsnoop`) has two
+The kernel side (:func:`pybpf.tools.execsnoop_asm.execsnoop`, in pybpf.asm) has two
 tracepoint programs.  On ``syscalls/sys_enter_execve`` it reserves a record
 in a ring buffer and fills in the pid, the parent's pid (``task->real_parent
 ->tgid``, offsets from the kernel's BTF) and up to 20 arguments, each read
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from pybpf.readers import RingBufReader
-from pybpf.tools import kernels_asm
+from pybpf.tools import execsnoop_asm
 
 __all__ = ["ExecSnoop", "Exec"]
 
@@ -56,7 +56,7 @@ class ExecSnoop:
     """The execsnoop tracer: attaches on construction; :meth:`poll` yields :class:`Exec` events."""
 
     def __init__(self) -> None:
-        self.kernel = kernels_asm.execsnoop()
+        self.kernel = execsnoop_asm.execsnoop()
         self.links: list[Any] = []
         self._pending: dict[int, Exec] = {}
         self.reader: RingBufReader | None = None
@@ -72,8 +72,8 @@ class ExecSnoop:
         raw = bytes(record)
         kind, pid, third, argc = _HEAD.unpack_from(raw)
         if kind == _ENTER:
-            size = kernels_asm.EXEC_ARG_SIZE
-            argv = [_cstr(raw[16 + i * size: 16 + (i + 1) * size]) for i in range(min(argc, kernels_asm.EXEC_MAX_ARGS))]
+            size = execsnoop_asm.EXEC_ARG_SIZE
+            argv = [_cstr(raw[16 + i * size: 16 + (i + 1) * size]) for i in range(min(argc, execsnoop_asm.EXEC_MAX_ARGS))]
             self._pending[pid] = Exec(pid, third, "", argv)
             return None
         ret = third - (1 << 32) if third >= 1 << 31 else third

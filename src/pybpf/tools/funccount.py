@@ -1,8 +1,8 @@
 """funccount: count calls of user-space functions with ONE program and one cookie per function.
 
-The kernel side (:func:`pybpf.tools.kernels_asm.funccount`) is one uprobe
-program that reads its BPF cookie — the index of the function that fired —
-and adds one to a per-CPU array slot.  The user side resolves the patterns
+The kernel side is the pybpf.lang program below: it reads its BPF cookie —
+the index of the function that fired — and adds one to that slot of a
+per-CPU array.  The user side resolves the patterns
 (:mod:`pybpf.tools.patterns`) and attaches the program once per target file
 with ``attach_uprobe_multi`` and a cookie per function.  The library picks
 the mechanism the kernel has: one uprobe_multi link (Linux 6.6), else one
@@ -25,9 +25,27 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import pybpf
 from pybpf import features
-from pybpf.tools import kernels_asm, patterns
+from pybpf.lang import Const, PerCpuArray, tgid, u32, u64, uprobe_multi
+from pybpf.tools import patterns
 from pybpf.tools.patterns import Probe
+
+# -- kernel side (pybpf.lang) ------------------------------------------------------------------------
+
+TARGET_TGID = Const(u32, 0)                           # 0: every process; set before load
+counts = PerCpuArray(value=u64, max_entries=1)       # one slot per function; sized before load
+
+
+@uprobe_multi
+def count_call(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    counts[ctx.cookie] += 1                          # the cookie is the function's index
+    return 0
+
+
+# -- user side ---------------------------------------------------------------------------------------
 
 __all__ = ["FuncCount", "FunctionCount", "DEFAULT_PATTERNS", "WORKLOAD"]
 
@@ -76,7 +94,10 @@ class FuncCount:
         self._base = [0] * len(self.probes)
         self.links: list[Any] = []
         multi = features.has("uprobe_multi_link")
-        self.kernel = kernels_asm.funccount(len(self.probes), pid or 0, multi=multi)
+        spec = pybpf.compile(count_call)
+        spec.maps["counts"].max_entries = len(self.probes)
+        spec.variables["TARGET_TGID"].value = pid or 0
+        self.kernel = spec.load()
         try:
             self._attach(multi)
         except BaseException:

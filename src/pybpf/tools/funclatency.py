@@ -1,9 +1,9 @@
 """funclatency: how long user-space functions take, entry to return, as log2 histograms.
 
-The kernel side (:func:`pybpf.tools.kernels_asm.funclatency`) is two
-programs attached with one cookie per function (the function's index): on
-entry ``start[cookie, tid] = now``; on return the elapsed nanoseconds go to
-``hist[cookie, log2(ns)]`` and ``total_ns[cookie]``.  Both are attached with
+The kernel side is the two pybpf.lang programs below, attached with one
+cookie per function (the function's index): on entry ``start[cookie, tid] =
+now``; on return the elapsed nanoseconds go to ``hist[cookie, log2(ns)]``
+and ``total_ns[cookie]``.  Both are attached with
 ``attach_uprobe_multi`` (entry, and ``retprobe=True``), so the library picks
 uprobe_multi, perf links with cookies or program clones as the kernel allows.
 
@@ -21,8 +21,49 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import pybpf
 from pybpf import features
-from pybpf.tools import kernels_asm, patterns
+from pybpf.lang import Const, HashMap, ktime_get_ns, pid, tgid, u32, u64, uprobe_multi, uretprobe_multi
+from pybpf.tools import patterns
+
+# -- kernel side (pybpf.lang) ------------------------------------------------------------------------
+
+TARGET_TGID = Const(u32, 0)                                  # 0: every process
+start = HashMap(key=u64, value=u64, max_entries=10240)      # (cookie << 32 | thread) -> entry time
+hist = HashMap(key=u64, value=u64, max_entries=10240)       # (cookie << 8 | log2 bucket) -> calls
+total_ns = HashMap(key=u64, value=u64, max_entries=4096)    # cookie -> nanoseconds
+
+
+@uprobe_multi
+def on_entry(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    start[ctx.cookie << 32 | pid()] = ktime_get_ns()
+    return 0
+
+
+@uretprobe_multi
+def on_return(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    cookie = ctx.cookie
+    key = cookie << 32 | pid()
+    if key not in start:
+        return 0
+    ns = ktime_get_ns() - start[key]
+    del start[key]
+    total_ns[cookie] += ns
+    bucket = u64(0)
+    for i in range(6):              # binary search for the highest set bit: log2, rounded down
+        shift = u64(32) >> i
+        if ns >> shift:
+            ns >>= shift
+            bucket += shift
+    hist[cookie << 8 | bucket] += 1
+    return 0
+
+
+# -- user side ---------------------------------------------------------------------------------------
 
 __all__ = ["FuncLatency", "FunctionLatency"]
 
@@ -48,7 +89,9 @@ class FuncLatency:
     def __init__(self, function_patterns: Sequence[str], pid: int | None = None) -> None:
         self.probes = patterns.resolve(function_patterns, pid)
         multi = features.has("uprobe_multi_link")
-        self.kernel = kernels_asm.funclatency(pid or 0, multi=multi)
+        spec = pybpf.compile(on_entry, on_return)
+        spec.variables["TARGET_TGID"].value = pid or 0
+        self.kernel = spec.load()
         self.links: list[Any] = []
         try:
             by_target: dict[str, list[int]] = defaultdict(list)

@@ -1,10 +1,10 @@
 """syscount: system calls counted by name (the life-cycle article's sys_enter counter, grown up).
 
-The kernel side (:func:`pybpf.tools.kernels_asm.syscount`) runs on the
-``raw_syscalls/sys_enter`` tracepoint and adds one to ``counts[nr]`` (or
-``counts[tgid]`` with ``by_process``); with ``latency`` it also notes the
-entry time per thread and, on ``raw_syscalls/sys_exit``, adds the time spent
-to ``total_ns``.  Names come from :mod:`pybpf.tools.syscalls`.
+The kernel side is the pybpf.lang programs below: on the
+``raw_syscalls/sys_enter`` tracepoint they add one to ``counts[nr]`` (or
+``counts[tgid]`` with ``BY_PROCESS``); the timed variant also notes the
+entry time per thread, and on ``raw_syscalls/sys_exit`` the time spent is
+added to ``total_ns``.  Only the programs a run needs are compiled.  Names come from :mod:`pybpf.tools.syscalls`.
 
 Example::
 
@@ -18,7 +18,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pybpf.tools import kernels_asm, syscalls
+import pybpf
+from pybpf.lang import Const, HashMap, ktime_get_ns, pid_tgid, tgid, tracepoint, u8, u32, u64
+from pybpf.tools import syscalls
+
+# -- kernel side (pybpf.lang) ------------------------------------------------------------------------
+
+TARGET_TGID = Const(u32, 0)        # 0: every process
+BY_PROCESS = Const(u8, 0)          # key by process instead of by system call
+counts = HashMap(key=u64, value=u64, max_entries=10240)
+start = HashMap(key=u64, value=u64, max_entries=10240)       # thread -> entry time
+total_ns = HashMap(key=u64, value=u64, max_entries=10240)
+
+
+@tracepoint("raw_syscalls/sys_enter")
+def sys_enter(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    key = u64(tgid()) if BY_PROCESS else u64(ctx.id) & 0xFFFFFFFF
+    counts[key] += 1
+    return 0
+
+
+@tracepoint("raw_syscalls/sys_enter")
+def sys_enter_timed(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    key = u64(tgid()) if BY_PROCESS else u64(ctx.id) & 0xFFFFFFFF
+    counts[key] += 1
+    start[pid_tgid()] = ktime_get_ns()
+    return 0
+
+
+@tracepoint("raw_syscalls/sys_exit")
+def sys_exit(ctx) -> int:
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    thread = pid_tgid()
+    if thread not in start:
+        return 0
+    ns = ktime_get_ns() - start[thread]
+    del start[thread]
+    key = u64(tgid()) if BY_PROCESS else u64(ctx.id) & 0xFFFFFFFF
+    total_ns[key] += ns
+    return 0
+
+
+# -- user side ---------------------------------------------------------------------------------------
 
 __all__ = ["SysCount", "SyscallCount", "process_name"]
 
@@ -48,13 +94,15 @@ class SysCount:
     def __init__(self, pid: int | None = None, *, by_process: bool = False, latency: bool = False) -> None:
         self.by_process = by_process
         self.latency = latency
-        self.kernel = kernels_asm.syscount(pid or 0, by_process=by_process, latency=latency)
+        spec = pybpf.compile(sys_enter_timed, sys_exit) if latency else pybpf.compile(sys_enter)
+        spec.variables["TARGET_TGID"].value = pid or 0
+        spec.variables["BY_PROCESS"].value = int(by_process)
+        self.kernel = spec.load()
         self.links: list[Any] = []
         self._base: dict[int, tuple[int, int]] = {}
         try:
-            self.links.append(self.kernel.programs["sys_enter"].attach_tracepoint("raw_syscalls", "sys_enter"))
-            if latency:
-                self.links.append(self.kernel.programs["sys_exit"].attach_tracepoint("raw_syscalls", "sys_exit"))
+            for prog in self.kernel.programs.values():
+                self.links.append(prog.attach())
         except BaseException:
             self.close()
             raise
