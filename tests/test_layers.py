@@ -23,9 +23,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("instructions", ("pybpf.asm",)),
     ("types", ("pybpf.btf",)),
     ("features", ("pybpf.features", "pybpf._probes")),
-    ("kernel objects", ("pybpf.maps", "pybpf.program", "pybpf.program_load", "pybpf.verifier")),
+    ("kernel objects", ("pybpf.maps", "pybpf.program", "pybpf.program_load", "pybpf.program_attach",
+                        "pybpf.verifier")),
     ("objects", ("pybpf.object",)),
-    ("hooks", ("pybpf.links", "pybpf.program_attach")),
+    ("hooks", ("pybpf.links",)),
     ("streams", ("pybpf.readers",)),
     ("language", ("pybpf.lang",)),
     # The package itself re-exports the public names of every layer above.
@@ -42,9 +43,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "UserRingBuf.writer(), as RingBuf.reader()",
     ("pybpf.maps.perf_event_array", "pybpf.readers.perfbuf"):
         "PerfEventArray.reader(), as RingBuf.reader()",
-    ("pybpf.program", "pybpf.program_attach"):
-        "Program.attach_* are defined in program_attach (hooks); until the hook descriptors install "
-        "them, Program inherits them from there (issue 8, hook descriptors)",
 }
 
 
