@@ -11,6 +11,8 @@ over the type section.
 Split BTF (kernel module BTF) is parsed with ``base=``: its type ids and
 string offsets continue after the base's.
 
+.BTF.ext sections are parsed by :mod:`pybpf.btf.ext` (re-exported here).
+
 Every malformed input raises :class:`~pybpf.errors.ObjectError` naming what
 is wrong and the byte offset in the blob.
 
@@ -33,14 +35,13 @@ Example::
 
 from __future__ import annotations
 
-import enum
-import struct
-import sys
 import threading
 from array import array
-from typing import Iterator, NamedTuple, Sequence, overload
+from typing import Callable, Iterator, Sequence, overload
 
 from pybpf.errors import ObjectError
+from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
+from pybpf.btf.layout import BTF_MAGIC, read_header, scan, type_words
 from pybpf.btf.types import (
     VOID, Array, BTFKind, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage,
     FuncProto, Fwd, Int, IntEncoding, Member, Param, Pointer, Restrict, Struct, Type,
@@ -49,46 +50,13 @@ from pybpf.btf.types import (
 
 __all__ = ["Spec", "StringTable", "ExtInfo", "FuncInfo", "LineInfo", "CoreRelo", "CoreRelocKind", "BTF_MAGIC"]
 
-BTF_MAGIC = 0xEB9F
-_HEADER_LEN = 24
-_EXT_HEADER_LEN = 24          # without the CO-RE part (added in Linux 5.5 / LLVM 10)
-_EXT_HEADER_LEN_CORE = 32
-
-# Length of each type record in 32-bit words: 3 for struct btf_type, plus
-# _FIXED extra words, plus _PER words for each of the vlen items.  None marks
-# kinds that cannot appear (UNKNOWN and everything above ENUM64).
-_FIXED: tuple = (None, 4, 3, 6, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 3, 3, 4, 3, 3) + (None,) * 12
-_PER: tuple = (None, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (None,) * 12
-
-_U32 = "I" if array("I").itemsize == 4 else "L"
 _INT_SIZES = (1, 2, 4, 8, 16)
 _ENUM_SIZES = (1, 2, 4, 8)
 _FLOAT_SIZES = (2, 4, 8, 12, 16)
-_QUALIFIERS = {BTFKind.VOLATILE: Volatile, BTFKind.CONST: Const, BTFKind.RESTRICT: Restrict}
 
 
 def _s32(v: int) -> int:
     return v - 0x100000000 if v & 0x80000000 else v
-
-
-def _header(data: bytes, what: str, min_len: int) -> tuple[str, int]:
-    """The byte order ("<" or ">") and header length of a BTF or .BTF.ext blob (ObjectError if bad)."""
-    if len(data) < 8:
-        raise ObjectError(f"{what}: truncated header ({len(data)} bytes) at byte 0")
-    if data[0] == 0x9F and data[1] == 0xEB:
-        order = "<"
-    elif data[0] == 0xEB and data[1] == 0x9F:
-        order = ">"
-    else:
-        raise ObjectError(f"{what}: bad magic {data[:2].hex()} at byte 0 (want {BTF_MAGIC:#x})")
-    if data[2] != 1:
-        raise ObjectError(f"{what}: unsupported version {data[2]} at byte 2")
-    hdr_len = struct.unpack_from(order + "I", data, 4)[0]
-    if hdr_len < min_len or len(data) < min_len:
-        raise ObjectError(f"{what}: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
-    if hdr_len > len(data):
-        raise ObjectError(f"{what}: header length {hdr_len} exceeds the {len(data)}-byte blob at byte 4")
-    return order, hdr_len
 
 
 # ---------------------------------------------------------------------- strings
@@ -264,75 +232,26 @@ class Spec:
         return self
 
     def _init(self, data: bytes, base: "Spec | None") -> None:
-        order, hdr_len = _header(data, "BTF", _HEADER_LEN)
-        type_off, type_len, str_off, str_len = struct.unpack_from(order + "IIII", data, 8)
-        body = len(data) - hdr_len
-        if type_off + type_len > body:
-            raise ObjectError(f"BTF: type section [{type_off}, +{type_len}) runs past the end "
-                              f"({body} bytes after the header) at byte 8")
-        if str_off + str_len > body:
-            raise ObjectError(f"BTF: string section [{str_off}, +{str_len}) runs past the end "
-                              f"({body} bytes after the header) at byte 16")
-        if type_off % 4 or type_len % 4:
-            raise ObjectError(f"BTF: type section offset {type_off} / length {type_len} "
-                              f"not a multiple of 4 at byte 8")
-        sstart = hdr_len + str_off
-        sdata = data[sstart:sstart + str_len]
+        hdr = read_header(data)
+        sstart = hdr.str_start
+        sdata = data[sstart:sstart + hdr.str_len]
         if sdata and sdata[-1] != 0:
-            raise ObjectError(f"BTF: string section does not end with NUL at byte {sstart + str_len - 1}")
+            raise ObjectError(f"BTF: string section does not end with NUL at byte {sstart + hdr.str_len - 1}")
         if sdata and base is None and sdata[0] != 0:
             raise ObjectError(f"BTF: string section does not start with NUL at byte {sstart}")
 
         self.base = base
-        self.byteorder = "little" if order == "<" else "big"
+        self.byteorder = "little" if hdr.order == "<" else "big"
         self.strings = StringTable(sdata, base.strings if base is not None else None)
         self.first_id = base._count if base is not None else 1
-        self._type_start = hdr_len + type_off
-        words = array(_U32, data[self._type_start:self._type_start + type_len])
-        if (order == "<") != (sys.byteorder == "little"):
-            words.byteswap()
-        self._words = words
+        self._type_start = hdr.type_start
+        self._words = type_words(data, hdr)
         self._lock = threading.Lock()
-        self._scan()
+        self._offs, self._names, self._extra = scan(self._words, self.first_id, self._type_start)
+        self._count = self.first_id + len(self._offs)
         self._cache: list[Type | None] = [None] * len(self._offs)
         self.types = _TypeList(self)
         self._extra_index: dict[int, list[int]] | None = None
-
-    def _scan(self) -> None:
-        words = self._words
-        n = len(words)
-        offs: list[int] = []
-        append = offs.append
-        names: dict[int, int] = {}
-        setdefault = names.setdefault
-        extra: list[tuple[int, int]] = []
-        fixed, per = _FIXED, _PER
-        i = 0
-        tid = self.first_id
-        try:
-            while i < n:
-                append(i)
-                info = words[i + 1]
-                k = info >> 24 & 31
-                nm = words[i]
-                if nm and setdefault(nm, tid) != tid:
-                    extra.append((nm, tid))
-                i += fixed[k] + per[k] * (info & 0xFFFF)
-                tid += 1
-        except TypeError:
-            k = words[offs[-1] + 1] >> 24 & 31
-            raise ObjectError(f"BTF: type [{tid}] has unknown kind {k} at byte "
-                              f"{self._type_start + 4 * offs[-1]}") from None
-        except IndexError:
-            i = n + 1
-        if i != n:
-            raise ObjectError(f"BTF: type [{self.first_id + len(offs) - 1}] is truncated at byte "
-                              f"{self._type_start + 4 * offs[-1]} (type section ends at byte "
-                              f"{self._type_start + 4 * n})")
-        self._offs = offs
-        self._names = names
-        self._extra = extra
-        self._count = self.first_id + len(offs)
 
     # ------------------------------------------------------------------ lookups
 
@@ -452,110 +371,15 @@ class Spec:
         i = self._offs[tid - self.first_id]
         info = w[i + 1]
         kind = info >> 24 & 31
-        vlen = info & 0xFFFF
-        kflag = info >> 31
-        st = w[i + 2]
-        ref = 0
-        count = self._count
-        strings = self.strings
         try:
-            name = strings[w[i]]
-            j = i + 3
-            if kind == 1:
-                v = w[j]
-                enc, off, bits = v >> 24 & 0xF, v >> 16 & 0xFF, v & 0xFF
-                if st not in _INT_SIZES or enc not in (0, 1, 2, 4) or off + bits > 8 * st or not bits:
-                    raise self._bad(tid, f"invalid INT (size {st}, encoding {enc}, offset {off}, bits {bits})")
-                t: Type = Int(name, st, IntEncoding(enc), bits, off)
-            elif kind == 2:
-                t = Pointer(st, name)
-                ref = st
-            elif kind == 3:
-                t = Array(w[j], w[j + 1], w[j + 2])
-                if w[j] >= count or w[j + 1] >= count:
-                    raise self._bad(tid, f"array type {w[j]} / index type {w[j + 1]} out of range")
-            elif kind == 4 or kind == 5:
-                members = []
-                for m in range(j, j + 3 * vlen, 3):
-                    off = w[m + 2]
-                    mem = Member(strings[w[m]], w[m + 1],
-                                 off & 0xFFFFFF if kflag else off, off >> 24 if kflag else 0)
-                    if w[m + 1] >= count:
-                        raise self._bad(tid, f"member {mem.name!r} type id {w[m + 1]} out of range")
-                    mem._spec = self
-                    members.append(mem)
-                t = (Struct if kind == 4 else Union)(name, st, members)
-            elif kind == 6 or kind == 19:
-                if st not in _ENUM_SIZES:
-                    raise self._bad(tid, f"invalid enum size {st}")
-                if kind == 6:
-                    vals = [(strings[w[m]], _s32(w[m + 1]) if kflag else w[m + 1])
-                            for m in range(j, j + 2 * vlen, 2)]
-                    t = Enum(name, st, vals, bool(kflag))
-                else:
-                    vals = []
-                    for m in range(j, j + 3 * vlen, 3):
-                        v = w[m + 2] << 32 | w[m + 1]
-                        if kflag and v >> 63:
-                            v -= 1 << 64
-                        vals.append((strings[w[m]], v))
-                    t = Enum64(name, st, vals, bool(kflag))
-            elif kind == 7:
-                t = Fwd(name, bool(kflag))
-            elif kind == 8:
-                t = Typedef(name, st)
-                ref = st
-            elif kind in _QUALIFIERS:
-                t = _QUALIFIERS[kind](st, name)
-                ref = st
-            elif kind == 12:
-                if vlen > 2:
-                    raise self._bad(tid, f"invalid FUNC linkage {vlen}")
-                t = Func(name, st, FuncLinkage(vlen))
-                ref = st
-            elif kind == 13:
-                params = []
-                for m in range(j, j + 2 * vlen, 2):
-                    p = Param(strings[w[m]], w[m + 1])
-                    if w[m + 1] >= count:
-                        raise self._bad(tid, f"parameter type id {w[m + 1]} out of range")
-                    p._spec = self
-                    params.append(p)
-                t = FuncProto(st, params)
-                ref = st
-            elif kind == 14:
-                if w[j] > 2:
-                    raise self._bad(tid, f"invalid VAR linkage {w[j]}")
-                t = Var(name, st, VarLinkage(w[j]))
-                ref = st
-            elif kind == 15:
-                secinfos = []
-                for m in range(j, j + 3 * vlen, 3):
-                    vs = VarSecinfo(w[m], w[m + 1], w[m + 2])
-                    if w[m] >= count:
-                        raise self._bad(tid, f"variable type id {w[m]} out of range")
-                    vs._spec = self
-                    secinfos.append(vs)
-                t = Datasec(name, st, secinfos)
-            elif kind == 16:
-                if st not in _FLOAT_SIZES:
-                    raise self._bad(tid, f"invalid FLOAT size {st}")
-                t = Float(name, st)
-            elif kind == 17:
-                t = DeclTag(name, st, _s32(w[j]), bool(kflag))
-                ref = st
-            elif kind == 18:
-                t = TypeTag(st, name, bool(kflag))
-                ref = st
-            else:  # pragma: no cover - _scan rejects unknown kinds
-                raise self._bad(tid, f"unknown kind {kind}")
+            t, ref = _DECODERS[kind](_Record(self, tid, w, i, info))
         except ObjectError as err:
             if err.message.startswith("BTF: type ["):
                 raise
             raise self._bad(tid, err.message) from None
-        if ref >= count:
+        if ref >= self._count:
             raise self._bad(tid, f"{BTFKind(kind).name} refers to type id {ref}, out of range "
-                            f"({count} types)")
+                            f"({self._count} types)")
         t.id = tid
         t._spec = self
         return t
@@ -599,178 +423,169 @@ class Spec:
         return [r for r in t.ref_ids() if r is not None]
 
 
-# ---------------------------------------------------------------------- .BTF.ext
+# ---------------------------------------------------------------------- per-kind decoders
+#
+# Each decoder reads one record (words in the order of pybpf.btf.layout.LAYOUTS) and returns the
+# type and the id its size/type word refers to (0 if none), which _decode checks against the count.
 
 
-class CoreRelocKind(enum.IntEnum):
-    """``enum bpf_core_relo_kind`` (CO-RE relocation kinds).
+class _Record:
+    """One type record being decoded: its words from ``i``, its common fields, its spec for errors."""
 
-    >>> CoreRelocKind(0).name
-    'FIELD_BYTE_OFFSET'
-    """
+    __slots__ = ("spec", "tid", "w", "i", "name", "vlen", "kflag", "st", "j")
 
-    FIELD_BYTE_OFFSET = 0
-    FIELD_BYTE_SIZE = 1
-    FIELD_EXISTS = 2
-    FIELD_SIGNED = 3
-    FIELD_LSHIFT_U64 = 4
-    FIELD_RSHIFT_U64 = 5
-    TYPE_ID_LOCAL = 6
-    TYPE_ID_TARGET = 7
-    TYPE_EXISTS = 8
-    TYPE_SIZE = 9
-    ENUMVAL_EXISTS = 10
-    ENUMVAL_VALUE = 11
-    TYPE_MATCHES = 12
-
-
-class FuncInfo(NamedTuple):
-    """``bpf_func_info``: the function (FUNC ``type_id``) starting at byte ``insn_off`` of its section.
-
-    >>> FuncInfo(insn_off=0, type_id=5).insn_off // 8     # instruction index
-    0
-    """
-
-    insn_off: int
-    type_id: int
-
-
-class LineInfo(NamedTuple):
-    """``bpf_line_info``: source position of the instruction at byte ``insn_off``.
-
-    >>> LineInfo(16, "prog.bpf.c", "return 0;", 12, 5).line_num
-    12
-    """
-
-    insn_off: int
-    file_name: str
-    line_text: str
-    line_num: int
-    col: int
-
-
-class CoreRelo(NamedTuple):
-    """``bpf_core_relo``: instruction at byte ``insn_off`` needs ``kind`` for ``type_id``/``access_str``.
-
-    >>> CoreRelo(8, 3, "0:1", CoreRelocKind.FIELD_BYTE_OFFSET).access_str
-    '0:1'
-    """
-
-    insn_off: int
-    type_id: int
-    access_str: str
-    kind: CoreRelocKind
-
-
-class ExtInfo:
-    """A parsed .BTF.ext section.
-
-    ``func_info``, ``line_info`` and ``core_relos`` map an ELF section name
-    ("tracepoint/syscalls/sys_enter_getpid", ".text") to its records.  Every
-    ``insn_off`` is in **bytes** from the start of that section, as in the
-    file (the kernel's BPF_PROG_LOAD wants instruction indexes: divide by 8).
-
-    >>> ext = ExtInfo.parse(btf_ext_section, spec)          # doctest: +SKIP
-    >>> [r.line_num for r in ext.line_info[".text"]][:3]    # doctest: +SKIP
-    [10, 11, 13]
-    """
-
-    func_info: dict[str, list[FuncInfo]]
-    line_info: dict[str, list[LineInfo]]
-    core_relos: dict[str, list[CoreRelo]]
-
-    def __init__(self, func_info: dict[str, list[FuncInfo]] | None = None,
-                 line_info: dict[str, list[LineInfo]] | None = None,
-                 core_relos: dict[str, list[CoreRelo]] | None = None) -> None:
-        self.func_info = func_info or {}
-        self.line_info = line_info or {}
-        self.core_relos = core_relos or {}
-
-    def __repr__(self) -> str:
-        n = lambda d: sum(len(v) for v in d.values())  # noqa: E731
-        return (f"<ExtInfo func_info={n(self.func_info)} line_info={n(self.line_info)} "
-                f"core_relos={n(self.core_relos)}>")
-
-    @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview, spec: Spec) -> "ExtInfo":
-        """Parse .BTF.ext ``data`` whose strings and type ids refer to ``spec``."""
-        data = bytes(data)
-        order, hdr_len = _header(data, "BTF.ext", _EXT_HEADER_LEN)
-        fi_off, fi_len, li_off, li_len = struct.unpack_from(order + "IIII", data, 8)
-        cr_off = cr_len = 0
-        if hdr_len >= _EXT_HEADER_LEN_CORE:
-            cr_off, cr_len = struct.unpack_from(order + "II", data, 24)
-        self = cls()
-        reader = _ExtReader(data, order, hdr_len, spec)
-        self.func_info = reader.section("func_info", fi_off, fi_len, 8, reader.func_info)
-        self.line_info = reader.section("line_info", li_off, li_len, 16, reader.line_info)
-        self.core_relos = reader.section("core_relo", cr_off, cr_len, 16, reader.core_relo)
-        return self
-
-
-class _ExtReader:
-    def __init__(self, data: bytes, order: str, hdr_len: int, spec: Spec) -> None:
-        self.data = data
-        self.order = order
-        self.hdr_len = hdr_len
+    def __init__(self, spec: Spec, tid: int, w, i: int, info: int) -> None:
         self.spec = spec
-        self.u32 = struct.Struct(order + "I")
-        self.rec4 = struct.Struct(order + "IIII")
+        self.tid = tid
+        self.w = w
+        self.i = i
+        self.name = spec.strings[w[i]]
+        self.vlen = info & 0xFFFF
+        self.kflag = info >> 31
+        self.st = w[i + 2]          # size or type
+        self.j = i + 3              # first word after struct btf_type
 
-    def string(self, off: int, at: int, what: str) -> str:
-        try:
-            return self.spec.strings[off]
-        except ObjectError:
-            raise ObjectError(f"BTF.ext: {what} string offset {off} out of range at byte {at}") from None
+    def bad(self, what: str) -> ObjectError:
+        return self.spec._bad(self.tid, what)
 
-    def type_id(self, tid: int, at: int, what: str) -> int:
-        if not 0 <= tid < len(self.spec):
-            raise ObjectError(f"BTF.ext: {what} type id {tid} out of range at byte {at}")
+    def check_id(self, tid: int, what: str) -> int:
+        if tid >= self.spec._count:
+            raise self.bad(f"{what} {tid} out of range")
         return tid
 
-    def func_info(self, at: int) -> FuncInfo:
-        insn_off, tid = struct.unpack_from(self.order + "II", self.data, at)
-        return FuncInfo(insn_off, self.type_id(tid, at + 4, "func_info"))
 
-    def line_info(self, at: int) -> LineInfo:
-        insn_off, file_off, line_off, line_col = self.rec4.unpack_from(self.data, at)
-        return LineInfo(insn_off, self.string(file_off, at + 4, "line_info file name"),
-                        self.string(line_off, at + 8, "line_info line"),
-                        line_col >> 10, line_col & 0x3FF)
+def _decode_int(r: _Record) -> tuple[Type, int]:
+    st, v = r.st, r.w[r.j]
+    enc, off, bits = v >> 24 & 0xF, v >> 16 & 0xFF, v & 0xFF
+    if st not in _INT_SIZES or enc not in (0, 1, 2, 4) or off + bits > 8 * st or not bits:
+        raise r.bad(f"invalid INT (size {st}, encoding {enc}, offset {off}, bits {bits})")
+    return Int(r.name, st, IntEncoding(enc), bits, off), 0
 
-    def core_relo(self, at: int) -> CoreRelo:
-        insn_off, tid, access_off, kind = self.rec4.unpack_from(self.data, at)
-        try:
-            k = CoreRelocKind(kind)
-        except ValueError:
-            raise ObjectError(f"BTF.ext: unknown CO-RE relocation kind {kind} at byte {at + 12}") from None
-        return CoreRelo(insn_off, self.type_id(tid, at + 4, "core_relo"),
-                        self.string(access_off, at + 8, "core_relo access"), k)
 
-    def section(self, what: str, off: int, length: int, min_rec: int, read) -> dict:
-        out: dict[str, list] = {}
-        if length == 0:
-            return out
-        start = self.hdr_len + off
-        end = start + length
-        if end > len(self.data):
-            raise ObjectError(f"BTF.ext: {what} [{off}, +{length}) runs past the end of the "
-                              f"{len(self.data)}-byte section at byte {self.hdr_len}")
-        if length < 4:
-            raise ObjectError(f"BTF.ext: {what} truncated at byte {start}")
-        rec_size = self.u32.unpack_from(self.data, start)[0]
-        if rec_size < min_rec or rec_size % 4:
-            raise ObjectError(f"BTF.ext: {what} record size {rec_size} invalid at byte {start}")
-        pos = start + 4
-        while pos < end:
-            if pos + 8 > end:
-                raise ObjectError(f"BTF.ext: {what} section header truncated at byte {pos}")
-            name_off, num = struct.unpack_from(self.order + "II", self.data, pos)
-            name = self.string(name_off, pos, f"{what} section name")
-            recs_end = pos + 8 + num * rec_size
-            if recs_end > end:
-                raise ObjectError(f"BTF.ext: {what} of section {name!r}: {num} records of "
-                                  f"{rec_size} bytes run past the end at byte {pos + 4}")
-            out.setdefault(name, []).extend(read(at) for at in range(pos + 8, recs_end, rec_size))
-            pos = recs_end
-        return out
+def _decode_ptr(r: _Record) -> tuple[Type, int]:
+    return Pointer(r.st, r.name), r.st
+
+
+def _decode_array(r: _Record) -> tuple[Type, int]:
+    w, j = r.w, r.j
+    if w[j] >= r.spec._count or w[j + 1] >= r.spec._count:
+        raise r.bad(f"array type {w[j]} / index type {w[j + 1]} out of range")
+    return Array(w[j], w[j + 1], w[j + 2]), 0
+
+
+def _decode_composite(r: _Record) -> tuple[Type, int]:
+    w, spec, strings, kflag = r.w, r.spec, r.spec.strings, r.kflag
+    members = []
+    for m in range(r.j, r.j + 3 * r.vlen, 3):
+        off = w[m + 2]
+        mem = Member(strings[w[m]], w[m + 1], off & 0xFFFFFF if kflag else off, off >> 24 if kflag else 0)
+        r.check_id(w[m + 1], f"member {mem.name!r} type id")
+        mem._spec = spec
+        members.append(mem)
+    cls = Struct if r.w[r.i + 1] >> 24 & 31 == BTFKind.STRUCT else Union
+    return cls(r.name, r.st, members), 0
+
+
+def _decode_enum(r: _Record) -> tuple[Type, int]:
+    if r.st not in _ENUM_SIZES:
+        raise r.bad(f"invalid enum size {r.st}")
+    w, strings, kflag = r.w, r.spec.strings, r.kflag
+    vals = [(strings[w[m]], _s32(w[m + 1]) if kflag else w[m + 1]) for m in range(r.j, r.j + 2 * r.vlen, 2)]
+    return Enum(r.name, r.st, vals, bool(kflag)), 0
+
+
+def _decode_enum64(r: _Record) -> tuple[Type, int]:
+    if r.st not in _ENUM_SIZES:
+        raise r.bad(f"invalid enum size {r.st}")
+    w, strings, kflag = r.w, r.spec.strings, r.kflag
+    vals = []
+    for m in range(r.j, r.j + 3 * r.vlen, 3):
+        v = w[m + 2] << 32 | w[m + 1]
+        if kflag and v >> 63:
+            v -= 1 << 64
+        vals.append((strings[w[m]], v))
+    return Enum64(r.name, r.st, vals, bool(kflag)), 0
+
+
+def _decode_fwd(r: _Record) -> tuple[Type, int]:
+    return Fwd(r.name, bool(r.kflag)), 0
+
+
+def _decode_typedef(r: _Record) -> tuple[Type, int]:
+    return Typedef(r.name, r.st), r.st
+
+
+def _qualifier(cls: type) -> Callable[[_Record], tuple[Type, int]]:
+    def decode(r: _Record) -> tuple[Type, int]:
+        return cls(r.st, r.name), r.st
+    return decode
+
+
+def _decode_func(r: _Record) -> tuple[Type, int]:
+    if r.vlen > 2:
+        raise r.bad(f"invalid FUNC linkage {r.vlen}")
+    return Func(r.name, r.st, FuncLinkage(r.vlen)), r.st
+
+
+def _decode_func_proto(r: _Record) -> tuple[Type, int]:
+    w, spec, strings = r.w, r.spec, r.spec.strings
+    params = []
+    for m in range(r.j, r.j + 2 * r.vlen, 2):
+        p = Param(strings[w[m]], r.check_id(w[m + 1], "parameter type id"))
+        p._spec = spec
+        params.append(p)
+    return FuncProto(r.st, params), r.st
+
+
+def _decode_var(r: _Record) -> tuple[Type, int]:
+    linkage = r.w[r.j]
+    if linkage > 2:
+        raise r.bad(f"invalid VAR linkage {linkage}")
+    return Var(r.name, r.st, VarLinkage(linkage)), r.st
+
+
+def _decode_datasec(r: _Record) -> tuple[Type, int]:
+    w, spec = r.w, r.spec
+    secinfos = []
+    for m in range(r.j, r.j + 3 * r.vlen, 3):
+        vs = VarSecinfo(r.check_id(w[m], "variable type id"), w[m + 1], w[m + 2])
+        vs._spec = spec
+        secinfos.append(vs)
+    return Datasec(r.name, r.st, secinfos), 0
+
+
+def _decode_float(r: _Record) -> tuple[Type, int]:
+    if r.st not in _FLOAT_SIZES:
+        raise r.bad(f"invalid FLOAT size {r.st}")
+    return Float(r.name, r.st), 0
+
+
+def _decode_decl_tag(r: _Record) -> tuple[Type, int]:
+    return DeclTag(r.name, r.st, _s32(r.w[r.j]), bool(r.kflag)), r.st
+
+
+def _decode_type_tag(r: _Record) -> tuple[Type, int]:
+    return TypeTag(r.st, r.name, bool(r.kflag)), r.st
+
+
+_DECODERS: dict[int, Callable[[_Record], tuple[Type, int]]] = {
+    BTFKind.INT: _decode_int,
+    BTFKind.PTR: _decode_ptr,
+    BTFKind.ARRAY: _decode_array,
+    BTFKind.STRUCT: _decode_composite,
+    BTFKind.UNION: _decode_composite,
+    BTFKind.ENUM: _decode_enum,
+    BTFKind.FWD: _decode_fwd,
+    BTFKind.TYPEDEF: _decode_typedef,
+    BTFKind.VOLATILE: _qualifier(Volatile),
+    BTFKind.CONST: _qualifier(Const),
+    BTFKind.RESTRICT: _qualifier(Restrict),
+    BTFKind.FUNC: _decode_func,
+    BTFKind.FUNC_PROTO: _decode_func_proto,
+    BTFKind.VAR: _decode_var,
+    BTFKind.DATASEC: _decode_datasec,
+    BTFKind.FLOAT: _decode_float,
+    BTFKind.DECL_TAG: _decode_decl_tag,
+    BTFKind.TYPE_TAG: _decode_type_tag,
+    BTFKind.ENUM64: _decode_enum64,
+}

@@ -34,13 +34,14 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import Collection, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Sequence
 
 from pybpf.errors import ObjectError
-from pybpf.btf.reader import BTF_MAGIC, ExtInfo, Spec, StringTable
+from pybpf.btf.layout import BTF_MAGIC, U32, make_info
+from pybpf.btf.reader import ExtInfo, Spec, StringTable
 from pybpf.btf.types import (
     VOID, Array, BTFKind, Composite, Const, Datasec, DeclTag, Enum, Enum64, Float, Func,
-    FuncLinkage, FuncProto, Fwd, Int, IntEncoding, Member, Pointer, Qualifier,
+    FuncLinkage, FuncProto, Fwd, Int, IntEncoding, Member, Pointer,
     Struct, Type, Typedef, TypeTag, Union, Var, Void,
 )
 
@@ -48,7 +49,6 @@ __all__ = ["Builder", "encode", "sanitize", "encode_ext", "ARRAY_INDEX_TYPE_NAME
 
 #: Name of the INT clang uses as array index type; the writer adds one when an Array has none.
 ARRAY_INDEX_TYPE_NAME = "__ARRAY_SIZE_TYPE__"
-_U32 = "I" if array("I").itemsize == 4 else "L"
 
 
 class Builder:
@@ -136,7 +136,7 @@ class Builder:
         54
         """
         self._close()
-        words = array(_U32)
+        words = array(U32)
         for t in self._types:
             try:
                 self._emit(t, words)
@@ -152,74 +152,147 @@ class Builder:
                              0, len(type_sec), len(type_sec), len(str_sec))
         return header + type_sec + str_sec
 
-    def _ref(self, t: Type) -> int:
+    def _ref(self, t: Type | None) -> int:
+        if t is None:   # an Array without an index type: the one _close added
+            t = self._index_type
         tid = self._base_id(t)
         return tid if tid is not None else self._ids[id(t)]
 
     def _emit(self, t: Type, w: array) -> None:
-        name = self.strings.add(t.name)
-        ext = w.extend
-        ref = self._ref
-        kind = t.kind
-        if isinstance(t, Int):
-            if t.bits > 255 or t.offset > 255:
-                raise ValueError(f"INT bits {t.bits} / offset {t.offset} do not fit in 8 bits")
-            ext((name, kind << 24, t.size, int(t.encoding) << 24 | t.offset << 16 | t.bits))
-        elif isinstance(t, Array):
-            index = t._index_type
-            index_id = ref(index if index is not None else self._index_type)  # type: ignore[arg-type]
-            ext((name, kind << 24, 0, ref(t.elem), index_id, t.nelems))
-        elif isinstance(t, Composite):
-            members = t.members
-            kflag = any(m.bitfield_size for m in members)
-            ext((name, kflag << 31 | kind << 24 | _vlen(members), t.size))
-            for m in members:
-                if kflag:
-                    if m.bit_offset > 0xFFFFFF or m.bitfield_size > 0xFF:
-                        raise ValueError(f"member {m.name!r}: bit offset {m.bit_offset} or bitfield "
-                                         f"size {m.bitfield_size} too large")
-                    off = m.bitfield_size << 24 | m.bit_offset
-                else:
-                    off = m.bit_offset
-                ext((self.strings.add(m.name), ref(m.type), off))
-        elif isinstance(t, Enum):
-            values = t.values
-            ext((name, t.signed << 31 | kind << 24 | _vlen(values), t.size))
-            if isinstance(t, Enum64):
-                for n, v in values:
-                    if not -(1 << 63) <= v < 1 << 64:
-                        raise ValueError(f"enumerator {n}={v} does not fit in 64 bits")
-                    v &= 0xFFFFFFFFFFFFFFFF
-                    ext((self.strings.add(n), v & 0xFFFFFFFF, v >> 32))
-            else:
-                for n, v in values:
-                    if not -(1 << 31) <= v < 1 << 32:
-                        raise ValueError(f"enumerator {n}={v} does not fit in 32 bits (use Enum64)")
-                    ext((self.strings.add(n), v & 0xFFFFFFFF))
-        elif isinstance(t, Fwd):
-            ext((name, t.is_union << 31 | kind << 24, 0))
-        elif isinstance(t, (Pointer, Typedef, Qualifier)):
-            target = t.target if isinstance(t, Pointer) else t.type
-            kflag = isinstance(t, TypeTag) and t.attribute
-            ext((name, kflag << 31 | kind << 24, ref(target)))
-        elif isinstance(t, Func):
-            ext((name, kind << 24 | int(t.linkage), ref(t.proto)))
-        elif isinstance(t, FuncProto):
-            ext((name, kind << 24 | _vlen(t.params), ref(t.ret)))
-            for p in t.params:
-                ext((self.strings.add(p.name), ref(p.type)))
-        elif isinstance(t, Var):
-            ext((name, kind << 24, ref(t.type), int(t.linkage)))
-        elif isinstance(t, Datasec):
-            ext((name, kind << 24 | _vlen(t.vars), t.size))
-            for vs in t.vars:
-                ext((ref(vs.var), vs.offset, vs.size))
-        elif isinstance(t, Float):
-            ext((name, kind << 24, t.size))
-        elif isinstance(t, DeclTag):
-            ext((name, t.attribute << 31 | kind << 24, ref(t.type), t.component_idx & 0xFFFFFFFF))
+        w.extend(record_words(t, self.strings.add, self._ref))
+
+
+# ---------------------------------------------------------------------- per-kind encoders
+#
+# Each encoder returns one type's record, words in the order of pybpf.btf.layout.LAYOUTS.
+
+_AddString = Callable[[str], int]
+_IdOf = Callable[[Type], int]
+
+
+def record_words(t: Type, add_string: _AddString, id_of: _IdOf) -> list[int]:
+    """The words of ``t``'s type record; ``add_string`` gives string offsets, ``id_of`` type ids.
+
+    >>> from pybpf.btf.types import Var, VarLinkage
+    >>> record_words(Var("x", VOID, VarLinkage.GLOBAL), lambda s: 1, lambda t: 0)
+    [1, 234881024, 0, 1]
+    """
+    encode = _ENCODERS.get(type(t).kind)
+    if encode is None:
+        raise ValueError(f"cannot encode a {type(t).__name__}")
+    return encode(t, add_string(t.name), add_string, id_of)
+
+
+def _encode_int(t: Int, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    if t.bits > 255 or t.offset > 255:
+        raise ValueError(f"INT bits {t.bits} / offset {t.offset} do not fit in 8 bits")
+    return [name, make_info(BTFKind.INT), t.size, int(t.encoding) << 24 | t.offset << 16 | t.bits]
+
+
+def _encode_ref(t: Type, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    """PTR, TYPEDEF and the qualifiers (VOLATILE, CONST, RESTRICT, TYPE_TAG): name, info, type."""
+    target = t.target if isinstance(t, Pointer) else t.type  # type: ignore[attr-defined]
+    kflag = isinstance(t, TypeTag) and t.attribute
+    return [name, make_info(t.kind, 0, kflag), ref(target)]
+
+
+def _encode_array(t: Array, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    # the index type: a Builder gives every Array without one its __ARRAY_SIZE_TYPE__ through ref(None)
+    return [name, make_info(BTFKind.ARRAY), 0, ref(t.elem), ref(t._index_type), t.nelems]  # type: ignore[arg-type]
+
+
+def _encode_composite(t: Composite, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    members = t.members
+    kflag = any(m.bitfield_size for m in members)
+    out = [name, make_info(t.kind, _vlen(members), kflag), t.size]
+    for m in members:
+        if kflag:
+            if m.bit_offset > 0xFFFFFF or m.bitfield_size > 0xFF:
+                raise ValueError(f"member {m.name!r}: bit offset {m.bit_offset} or bitfield "
+                                 f"size {m.bitfield_size} too large")
+            off = m.bitfield_size << 24 | m.bit_offset
         else:
-            raise ValueError(f"cannot encode a {type(t).__name__}")
+            off = m.bit_offset
+        out += (add(m.name), ref(m.type), off)
+    return out
+
+
+def _encode_enum(t: Enum, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    values = t.values
+    out = [name, make_info(BTFKind.ENUM, _vlen(values), t.signed), t.size]
+    for n, v in values:
+        if not -(1 << 31) <= v < 1 << 32:
+            raise ValueError(f"enumerator {n}={v} does not fit in 32 bits (use Enum64)")
+        out += (add(n), v & 0xFFFFFFFF)
+    return out
+
+
+def _encode_enum64(t: Enum64, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    values = t.values
+    out = [name, make_info(BTFKind.ENUM64, _vlen(values), t.signed), t.size]
+    for n, v in values:
+        if not -(1 << 63) <= v < 1 << 64:
+            raise ValueError(f"enumerator {n}={v} does not fit in 64 bits")
+        v &= 0xFFFFFFFFFFFFFFFF
+        out += (add(n), v & 0xFFFFFFFF, v >> 32)
+    return out
+
+
+def _encode_fwd(t: Fwd, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    return [name, make_info(BTFKind.FWD, 0, t.is_union), 0]
+
+
+def _encode_func(t: Func, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    return [name, make_info(BTFKind.FUNC, int(t.linkage)), ref(t.proto)]
+
+
+def _encode_func_proto(t: FuncProto, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    out = [name, make_info(BTFKind.FUNC_PROTO, _vlen(t.params)), ref(t.ret)]
+    for p in t.params:
+        out += (add(p.name), ref(p.type))
+    return out
+
+
+def _encode_var(t: Var, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    return [name, make_info(BTFKind.VAR), ref(t.type), int(t.linkage)]
+
+
+def _encode_datasec(t: Datasec, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    out = [name, make_info(BTFKind.DATASEC, _vlen(t.vars)), t.size]
+    for vs in t.vars:
+        out += (ref(vs.var), vs.offset, vs.size)
+    return out
+
+
+def _encode_float(t: Float, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    return [name, make_info(BTFKind.FLOAT), t.size]
+
+
+def _encode_decl_tag(t: DeclTag, name: int, add: _AddString, ref: _IdOf) -> list[int]:
+    return [name, make_info(BTFKind.DECL_TAG, 0, t.attribute), ref(t.type), t.component_idx & 0xFFFFFFFF]
+
+
+_ENCODERS: dict[int, Callable[..., list[int]]] = {
+    BTFKind.INT: _encode_int,
+    BTFKind.PTR: _encode_ref,
+    BTFKind.ARRAY: _encode_array,
+    BTFKind.STRUCT: _encode_composite,
+    BTFKind.UNION: _encode_composite,
+    BTFKind.ENUM: _encode_enum,
+    BTFKind.FWD: _encode_fwd,
+    BTFKind.TYPEDEF: _encode_ref,
+    BTFKind.VOLATILE: _encode_ref,
+    BTFKind.CONST: _encode_ref,
+    BTFKind.RESTRICT: _encode_ref,
+    BTFKind.FUNC: _encode_func,
+    BTFKind.FUNC_PROTO: _encode_func_proto,
+    BTFKind.VAR: _encode_var,
+    BTFKind.DATASEC: _encode_datasec,
+    BTFKind.FLOAT: _encode_float,
+    BTFKind.DECL_TAG: _encode_decl_tag,
+    BTFKind.TYPE_TAG: _encode_ref,
+    BTFKind.ENUM64: _encode_enum64,
+}
 
 
 def _vlen(items: Sequence) -> int:
@@ -269,7 +342,8 @@ def sanitize(spec: Spec | Sequence[Type], supported: Collection[BTFKind], *,
       'enum64_placeholder' INT members (the placeholder is appended)
     - ``qmark_datasec=False`` (before 5.19): DATASEC '?name' -> '_name'
 
-    The loader fixes DATASEC sizes and offsets (:meth:`Datasec.fixup`) before this.
+    DATASEC sizes and offsets must be fixed before this (the loader does it in the raw
+    records, :func:`pybpf.object.btf_fixup.fix_datasecs`; :meth:`Datasec.fixup` on a model).
 
     >>> from pybpf.btf.types import Float
     >>> [type(t).__name__ for t in sanitize([Float("float", 4)], set(BTFKind) - {BTFKind.FLOAT})]

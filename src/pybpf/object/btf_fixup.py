@@ -16,18 +16,20 @@ clang leaves work for the loader in ``.BTF``:
 
 :func:`fix_datasecs` corrects the parsed :class:`~pybpf.btf.reader.Spec`
 in place (so the codecs and ``spec.btf`` see the real layout);
-:func:`kernel_blob` patches a copy of the raw blob word by word, keeping
-every type id and string offset, which is much cheaper than re-encoding.
+:func:`kernel_blob` patches a copy of the raw records (through
+:class:`pybpf.btf.layout.Records`, the one statement of the word layout),
+keeping every type id and string offset, which is much cheaper than
+re-encoding; the few types it appends are encoded by the writer.
 """
 
 from __future__ import annotations
 
-import struct
 import sys
 from array import array
 from typing import TYPE_CHECKING, Iterable
 
-from pybpf.btf.types import BTFKind, Datasec, VarLinkage
+from pybpf.btf.layout import HEADER_LEN, Header, Records, read_header, scan, type_words
+from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
 from pybpf.object.spec import ExternSpec
@@ -38,15 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["fix_datasecs", "kernel_blob", "kinds_present", "sanitize_for_kernel", "DUMMY_KSYM"]
 
 DUMMY_KSYM = "dummy_ksym"
-_U32 = "I" if array("I").itemsize == 4 else "L"
-_INT, _FUNC, _VAR, _DATASEC = int(BTFKind.INT), int(BTFKind.FUNC), int(BTFKind.VAR), int(BTFKind.DATASEC)
-_EXTERN, _GLOBAL = int(VarLinkage.EXTERN), int(VarLinkage.GLOBAL)
-_HDR = struct.Struct("<HBBIIIII")
-# Extra 32-bit words after the 12-byte common header: fixed, then per vlen item.
-_FIXED = {1: 1, 2: 0, 3: 3, 4: 0, 5: 0, 6: 0, 7: 0, 8: 0, 9: 0, 10: 0, 11: 0, 12: 0, 13: 0, 14: 1, 15: 0,
-          16: 0, 17: 1, 18: 0, 19: 0}
-_PER = {1: 0, 2: 0, 3: 0, 4: 3, 5: 3, 6: 2, 7: 0, 8: 0, 9: 0, 10: 0, 11: 0, 12: 0, 13: 2, 14: 0, 15: 3,
-        16: 0, 17: 0, 18: 0, 19: 3}
 
 
 def datasecs_by_name(btf: "Spec") -> dict[str, Datasec]:
@@ -68,12 +61,13 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     kernel blob is then made of); a DATASEC decoded already is decoded again.
     """
     words, offs = btf.raw_words()
+    recs = Records(words, offs, btf.first_id)
     first = btf.first_id
     strings = btf.strings
     names = {sec.name for sec in elf.sections if sec.name} | {".kconfig"}
     datasecs = []
     for tid in btf.ids_by_kind(BTFKind.DATASEC):
-        name = strings[words[offs[tid - first]]]
+        name = strings[recs.name_off(tid)]
         if name in names:
             datasecs.append((name, tid))
     if not datasecs:
@@ -92,20 +86,17 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     for name, tid in datasecs:
         if name == ".ksyms":
             continue
-        o = offs[tid - first]
-        vlen = words[o + 1] & 0xFFFF
-        entries = [[words[k], words[k + 1], words[k + 2]] for k in range(o + 3, o + 3 + 3 * vlen, 3)]
+        entries = [recs.item(tid, j) for j in range(recs.vlen(tid))]   # [type, offset, size]
         # each entry's variable: (name, linkage), checked to be a VAR
         variables = []
         for var_id, _off, _size in entries:
             if not first <= var_id < count:
                 btf.type_by_id(var_id)  # raises: out of range
                 raise ObjectError(f"BTF: DATASEC {name!r} refers to type {var_id}, which is not a VAR")
-            vo = offs[var_id - first]
-            kind = words[vo + 1] >> 24 & 0x1F
-            if kind != _VAR:
-                raise ObjectError(f"BTF: DATASEC {name!r} holds a {BTFKind(kind).name}, not a VAR")
-            variables.append((strings[words[vo]], words[vo + 3]))
+            kind = recs.kind(var_id)
+            if kind != BTFKind.VAR:
+                raise ObjectError(f"BTF: DATASEC {name!r} holds a {kind.name}, not a VAR")
+            variables.append((strings[recs.name_off(var_id)], recs.field(var_id, "linkage")))
         if name == ".kconfig":
             offsets = {e.name: e.offset for e in externs.values() if e.kind == "kconfig"}
             size = kconfig_size
@@ -125,7 +116,7 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
                     if off is None:
                         raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' has no ELF symbol")
                     offsets[vname] = off
-            size = words[o + 2] or sec.size
+            size = recs.size_type(tid) or sec.size
         for entry, (vname, _linkage) in zip(entries, variables):
             off = offsets.get(vname)
             if off is not None:
@@ -136,34 +127,16 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
             if entry[1] + entry[2] > size:
                 raise ObjectError(f"BTF: DATASEC {name!r}: variable '{variables[k][0]}' at offset {entry[1]} "
                                   f"(+{entry[2]}) is past the end of the section ({size} bytes)")
-            words[o + 3 + 3 * j:o + 6 + 3 * j] = array(words.typecode, entry)
-        words[o + 2] = size
+            recs.set_item(tid, j, entry)
+        recs.set_size_type(tid, size)
         btf.forget(tid)
 
 
-def _scan(words: tuple[int, ...] | list[int], start_id: int = 1) -> list[int]:
-    """Word index of each type record (index 0 is type id ``start_id``)."""
-    offs = []
-    i, n = 0, len(words)
-    fixed, per = _FIXED, _PER
-    while i < n:
-        offs.append(i)
-        info = words[i + 1]
-        kind = info >> 24 & 0x1F
-        try:
-            i += 3 + fixed[kind] + per[kind] * (info & 0xFFFF)
-        except KeyError:
-            raise ObjectError(f"BTF: type [{start_id + len(offs) - 1}] has unknown kind {kind}") from None
-    if i != n:
-        raise ObjectError("BTF: the type section ends inside a type")
-    return offs
-
-
 def kinds_present(blob: bytes) -> set[BTFKind]:
-    magic, _v, _f, hdr_len, type_off, type_len, _so, _sl = _HDR.unpack_from(blob, 0)
-    start = hdr_len + type_off
-    words = struct.unpack_from(f"<{type_len // 4}I", blob, start)
-    return {BTFKind(words[o + 1] >> 24 & 0x1F) for o in _scan(words)}
+    """The kinds of the types in the BTF ``blob``."""
+    words = type_words(blob, read_header(blob))
+    recs = Records(words, scan(words)[0])
+    return {recs.kind(tid) for tid in recs.ids()}
 
 
 def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
@@ -178,18 +151,13 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     gives them: the verifier then checks them in their caller's context
     instead of as global functions with unknown (maybe NULL) arguments.
     """
-    if len(raw) < _HDR.size:
-        raise ObjectError("BTF: truncated header")
-    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(raw, 0)
-    if magic != 0xEB9F:
+    hdr = read_header(raw)
+    if hdr.order != "<":
         raise ObjectError("BTF: only little-endian BTF can be loaded")
-    tstart, sstart = hdr_len + type_off, hdr_len + str_off
-    if type_len % 4 or tstart + type_len > len(raw):
-        raise ObjectError("BTF: type section is not whole 32-bit words inside the blob")
     # The parsed spec's words: the same blob, with the DATASECs fixed (fix_datasecs).
     spec_words, offs = btf.raw_words()
-    words = array(spec_words.typecode, spec_words)
-    strings = bytearray(raw[sstart:sstart + str_len]) or bytearray(b"\0")
+    recs = Records(array(spec_words.typecode, spec_words), offs)
+    strings = bytearray(raw[hdr.str_start:hdr.str_start + hdr.str_len]) or bytearray(b"\0")
     found: dict[str, int] = {}
 
     def string(s: str) -> int:
@@ -206,92 +174,87 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         found[s] = pos + 1
         return pos + 1
 
-    appended: list[int] = []
-    next_id = len(offs) + 1
-
-    def word(tid: int) -> int:
-        return offs[tid - 1]
-
     # Extern VARs become globals; find an int and the .ksyms DATASEC.
-    kinds_of = [words[o + 1] >> 24 & 0x1F for o in offs]
+    present: set[BTFKind] = set()
     ksyms: Datasec | None = None
     int_id: int | None = None
-    funcs = [offs[i] for i, k in enumerate(kinds_of) if k == _FUNC]
-    for i, k in enumerate(kinds_of):
-        if k == _VAR:
-            o = offs[i]
-            if words[o + 3] == _EXTERN:
-                words[o + 3] = _GLOBAL
-        elif k == _DATASEC and ksyms is None and btf.strings[words[offs[i]]] == ".ksyms":
-            t = btf.type_by_id(i + 1)
+    funcs = []
+    for tid in recs.ids():
+        k = recs.kind(tid)
+        present.add(k)
+        if k == BTFKind.FUNC:
+            funcs.append(tid)
+        elif k == BTFKind.VAR:
+            if recs.field(tid, "linkage") == VarLinkage.EXTERN:
+                recs.set_field(tid, "linkage", VarLinkage.GLOBAL)
+        elif k == BTFKind.DATASEC and ksyms is None and btf.strings[recs.name_off(tid)] == ".ksyms":
+            t = btf.type_by_id(tid)
             if isinstance(t, Datasec):
                 ksyms = t
-        elif k == _INT and int_id is None:
-            o = offs[i]
-            if words[o + 2] == 4 and words[o + 3] & 0xFFFFFF == 32:
-                int_id = i + 1
+        elif k == BTFKind.INT and int_id is None:
+            if recs.size_type(tid) == 4 and recs.field(tid, "encoding") & 0xFFFFFF == 32:  # 32 bits at offset 0
+                int_id = tid
+    appended: list[int] = []
     if ksyms is not None and ksyms.vars:
+        from pybpf.btf.writer import record_words
+
+        next_id = len(offs) + 1
+        int_t = Int("int", 4, IntEncoding.SIGNED)
         if int_id is None:
             int_id = next_id
             next_id += 1
-            appended += [string("int"), BTFKind.INT << 24, 4, (1 << 24) | 32]
+            appended += record_words(int_t, string, None)  # type: ignore[arg-type]
+            present.add(BTFKind.INT)
         dummy_id = next_id
-        next_id += 1
+        dummy = Var(DUMMY_KSYM, int_t, VarLinkage.GLOBAL)
+        appended += record_words(dummy, string, lambda t: int_id)  # its one reference: the int
+        present.add(BTFKind.VAR)
         dummy_name = string(DUMMY_KSYM)
-        appended += [dummy_name, BTFKind.VAR << 24, int_id, int(VarLinkage.GLOBAL)]
-        w = word(ksyms.id)
-        words[w + 2] = 4 * len(ksyms.vars)
+        recs.set_size_type(ksyms.id, 4 * len(ksyms.vars))
         for j, vs in enumerate(ksyms.vars):
             var_id = vs.var_id
-            v = word(var_id)
-            kind = words[v + 1] >> 24 & 0x1F
-            if kind == BTFKind.FUNC:
-                words[v + 1] = (words[v + 1] & ~0xFFFF) | 1      # linkage: global
-                p = word(words[v + 2])
-                if words[p + 1] >> 24 & 0x1F == BTFKind.FUNC_PROTO:
-                    for k in range(words[p + 1] & 0xFFFF):
-                        if words[p + 3 + 2 * k + 1] and not words[p + 3 + 2 * k]:
-                            words[p + 3 + 2 * k] = dummy_name
-                entry = [dummy_id, 4 * j, 4]
+            if recs.kind(var_id) == BTFKind.FUNC:
+                recs.set_vlen(var_id, FuncLinkage.GLOBAL)
+                proto = recs.size_type(var_id)
+                if recs.kind(proto) == BTFKind.FUNC_PROTO:   # unnamed parameters get a name
+                    for k in range(recs.vlen(proto)):
+                        if recs.item_field(proto, k, "type") and not recs.item_field(proto, k, "name_off"):
+                            recs.set_item_field(proto, k, "name_off", dummy_name)
+                recs.set_item(ksyms.id, j, (dummy_id, 4 * j, 4))
             else:
-                words[v + 2] = int_id
-                words[v + 3] = int(VarLinkage.GLOBAL)
-                entry = [var_id, 4 * j, 4]
-            words[w + 3 + 3 * j: w + 6 + 3 * j] = array(words.typecode, entry)
+                recs.set_size_type(var_id, int_id)
+                recs.set_field(var_id, "linkage", VarLinkage.GLOBAL)
+                recs.set_item(ksyms.id, j, (var_id, 4 * j, 4))
     # Other extern FUNCs (declarations of functions defined elsewhere): the kernel takes no extern linkage.
     hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs}
-    for o in funcs:
-        info = words[o + 1]
-        if info & 0xFFFF == 2:
-            words[o + 1] = (info & ~0xFFFF) | 1
-        elif hidden and info & 0xFFFF == 1:
-            start = words[o]
-            end = strings.find(b"\0", start)
-            if bytes(strings[start:end]) in hidden:
-                words[o + 1] = info & ~0xFFFF
+    for tid in funcs:
+        linkage = recs.vlen(tid)
+        if linkage == FuncLinkage.EXTERN:
+            recs.set_vlen(tid, FuncLinkage.GLOBAL)
+        elif hidden and linkage == FuncLinkage.GLOBAL:
+            start = recs.name_off(tid)
+            if bytes(strings[start:strings.find(b"\0", start)]) in hidden:
+                recs.set_vlen(tid, FuncLinkage.STATIC)
     extra = {s: string(s) for s in extra_strings}
     if kinds is not None:  # what kinds_present() of the result says
-        kinds.update(BTFKind(k) for k in set(kinds_of))
-        if appended:
-            kinds.add(BTFKind.VAR)
-            if int_id is not None and int_id > len(offs):
-                kinds.add(BTFKind.INT)
+        kinds.update(present)
+    words = recs.words
     if appended:
         words.extend(array(words.typecode, appended))
     if sys.byteorder != "little":  # pragma: no cover
         words.byteswap()
     type_bytes = words.tobytes()
-    header = _HDR.pack(0xEB9F, 1, 0, 24, 0, len(type_bytes), len(type_bytes), len(strings))
+    header = Header("<", HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings)).pack()
     return header + type_bytes + bytes(strings), extra
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:
     """Offsets of ``strings`` in the string section of the BTF ``blob`` (those found)."""
-    if len(blob) < _HDR.size:
+    try:
+        hdr = read_header(blob)
+    except ObjectError:
         return {}
-    _m, _v, _f, hdr_len, _to, _tl, str_off, str_len = _HDR.unpack_from(blob, 0)
-    start = hdr_len + str_off
-    section = blob[start:start + str_len]
+    section = blob[hdr.str_start:hdr.str_start + hdr.str_len]
     out: dict[str, int] = {}
     for s in strings:
         if not s:

@@ -1,0 +1,303 @@
+"""The BTF wire format: the blob header and the word layout of each kind's type record.
+
+A type section is a run of records made of 32-bit words.  Each record is the
+three words of ``struct btf_type`` (``name_off``, ``info``, ``size``/``type``),
+then the kind's fixed words, then ``vlen`` items of the kind's item words
+(include/uapi/linux/btf.h).  :data:`LAYOUTS` states these words once, by their
+UAPI field names; the reader decodes with it, the writer encodes in the same
+order, and the loader's fix-ups edit raw records through :class:`Records`.
+
+Example::
+
+    from pybpf.btf.layout import LAYOUTS, Records, read_header, scan, type_words
+    from pybpf.btf.types import BTFKind
+
+    LAYOUTS[BTFKind.STRUCT].item            # ('name_off', 'type', 'offset')
+    blob = open("/sys/kernel/btf/vmlinux", "rb").read()
+    hdr = read_header(blob)
+    words = type_words(blob, hdr)
+    offs, _names, _extra = scan(words)
+    recs = Records(words, offs)
+    recs.kind(1), recs.name_off(1)
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from typing import NamedTuple
+
+from pybpf.btf.types import BTFKind
+from pybpf.errors import ObjectError
+
+__all__ = ["BTF_MAGIC", "HEADER_LEN", "Header", "Layout", "LAYOUTS", "Records", "U32",
+           "read_header", "type_words", "scan", "make_info"]
+
+BTF_MAGIC = 0xEB9F
+#: ``struct btf_header``: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len.
+HEADER_LEN = 24
+_HEADER = struct.Struct("HBBIIIII")
+#: The array typecode of an unsigned 32-bit word.
+U32 = "I" if array("I").itemsize == 4 else "L"
+#: Words of ``struct btf_type`` that start every record.
+COMMON_WORDS = 3
+
+
+class Layout(NamedTuple):
+    """The words a kind adds after ``struct btf_type``: ``fixed`` ones, then ``item`` ones per vlen."""
+
+    fixed: tuple[str, ...] = ()
+    item: tuple[str, ...] = ()
+
+
+#: Every kind's record layout, by the UAPI field names of its trailing structs.
+LAYOUTS: dict[BTFKind, Layout] = {
+    BTFKind.INT: Layout(fixed=("encoding",)),                          # u32: encoding<<24 | offset<<16 | bits
+    BTFKind.PTR: Layout(),
+    BTFKind.ARRAY: Layout(fixed=("type", "index_type", "nelems")),     # struct btf_array
+    BTFKind.STRUCT: Layout(item=("name_off", "type", "offset")),       # struct btf_member
+    BTFKind.UNION: Layout(item=("name_off", "type", "offset")),
+    BTFKind.ENUM: Layout(item=("name_off", "val")),                   # struct btf_enum
+    BTFKind.FWD: Layout(),
+    BTFKind.TYPEDEF: Layout(),
+    BTFKind.VOLATILE: Layout(),
+    BTFKind.CONST: Layout(),
+    BTFKind.RESTRICT: Layout(),
+    BTFKind.FUNC: Layout(),                                           # vlen is the linkage
+    BTFKind.FUNC_PROTO: Layout(item=("name_off", "type")),            # struct btf_param
+    BTFKind.VAR: Layout(fixed=("linkage",)),                          # struct btf_var
+    BTFKind.DATASEC: Layout(item=("type", "offset", "size")),         # struct btf_var_secinfo
+    BTFKind.FLOAT: Layout(),
+    BTFKind.DECL_TAG: Layout(fixed=("component_idx",)),               # struct btf_decl_tag
+    BTFKind.TYPE_TAG: Layout(),
+    BTFKind.ENUM64: Layout(item=("name_off", "val_lo32", "val_hi32")),  # struct btf_enum64
+}
+
+# Indexed by the 5-bit kind field: a record's words are _BASE[k] + _PER[k] * vlen; None marks
+# the kinds that cannot appear (UNKNOWN and everything above ENUM64), for the scan's TypeError.
+_BASE: tuple = tuple(COMMON_WORDS + len(LAYOUTS[BTFKind(k)].fixed) if BTFKind(k) in LAYOUTS else None
+                     for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
+_PER: tuple = tuple(len(LAYOUTS[BTFKind(k)].item) if BTFKind(k) in LAYOUTS else None
+                    for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
+_FIXED_POS = {k: {f: COMMON_WORDS + i for i, f in enumerate(lay.fixed)} for k, lay in LAYOUTS.items()}
+_ITEM_POS = {k: {f: i for i, f in enumerate(lay.item)} for k, lay in LAYOUTS.items()}
+
+
+def make_info(kind: int, vlen: int = 0, kflag: bool | int = 0) -> int:
+    """The ``info`` word: kind_flag in bit 31, kind in bits 24-28, vlen in bits 0-15.
+
+    >>> hex(make_info(BTFKind.STRUCT, 2, 1))
+    '0x84000002'
+    """
+    return int(bool(kflag)) << 31 | int(kind) << 24 | vlen
+
+
+class Header(NamedTuple):
+    """A parsed ``struct btf_header``; ``order`` is "<" or ">" (struct module byte order)."""
+
+    order: str
+    hdr_len: int
+    type_off: int
+    type_len: int
+    str_off: int
+    str_len: int
+
+    @property
+    def type_start(self) -> int:
+        """Byte offset of the type section in the blob."""
+        return self.hdr_len + self.type_off
+
+    @property
+    def str_start(self) -> int:
+        """Byte offset of the string section in the blob."""
+        return self.hdr_len + self.str_off
+
+    def pack(self) -> bytes:
+        return struct.pack(self.order + "HBBIIIII", BTF_MAGIC, 1, 0, self.hdr_len,
+                           self.type_off, self.type_len, self.str_off, self.str_len)
+
+
+def blob_order(data: bytes, what: str, min_len: int) -> tuple[str, int]:
+    """The byte order ("<" or ">") and header length of a BTF or .BTF.ext blob (ObjectError if bad)."""
+    if len(data) < 8:
+        raise ObjectError(f"{what}: truncated header ({len(data)} bytes) at byte 0")
+    if data[0] == 0x9F and data[1] == 0xEB:
+        order = "<"
+    elif data[0] == 0xEB and data[1] == 0x9F:
+        order = ">"
+    else:
+        raise ObjectError(f"{what}: bad magic {data[:2].hex()} at byte 0 (want {BTF_MAGIC:#x})")
+    if data[2] != 1:
+        raise ObjectError(f"{what}: unsupported version {data[2]} at byte 2")
+    hdr_len = struct.unpack_from(order + "I", data, 4)[0]
+    if hdr_len < min_len or len(data) < min_len:
+        raise ObjectError(f"{what}: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
+    if hdr_len > len(data):
+        raise ObjectError(f"{what}: header length {hdr_len} exceeds the {len(data)}-byte blob at byte 4")
+    return order, hdr_len
+
+
+def read_header(data: bytes) -> Header:
+    """The checked header of the BTF blob ``data`` (ObjectError naming the byte if bad).
+
+    >>> read_header(bytes.fromhex("9feb0100180000000000000000000000000000000100000000")).str_len
+    1
+    """
+    order, hdr_len = blob_order(data, "BTF", HEADER_LEN)
+    type_off, type_len, str_off, str_len = struct.unpack_from(order + "IIII", data, 8)
+    body = len(data) - hdr_len
+    if type_off + type_len > body:
+        raise ObjectError(f"BTF: type section [{type_off}, +{type_len}) runs past the end "
+                          f"({body} bytes after the header) at byte 8")
+    if str_off + str_len > body:
+        raise ObjectError(f"BTF: string section [{str_off}, +{str_len}) runs past the end "
+                          f"({body} bytes after the header) at byte 16")
+    if type_off % 4 or type_len % 4:
+        raise ObjectError(f"BTF: type section offset {type_off} / length {type_len} "
+                          f"not a multiple of 4 at byte 8")
+    return Header(order, hdr_len, type_off, type_len, str_off, str_len)
+
+
+def type_words(data: bytes, hdr: Header) -> array:
+    """The type section of ``data`` as u32 words in host byte order."""
+    start = hdr.type_start
+    words = array(U32, data[start:start + hdr.type_len])
+    if (hdr.order == "<") != (sys.byteorder == "little"):
+        words.byteswap()
+    return words
+
+
+def scan(words: array | list[int], first_id: int = 1, type_start: int = 0
+         ) -> tuple[list[int], dict[int, int], list[tuple[int, int]]]:
+    """Walk the records once: the word index of each, and a name index.
+
+    Returns ``(offs, names, extra)``: ``offs[i]`` is where type ``first_id + i``
+    starts; ``names`` maps a name offset to the first type id with that name,
+    ``extra`` lists the (name offset, id) of later types with an already-seen
+    name.  ``type_start`` (the section's byte offset) only places the errors.
+    """
+    n = len(words)
+    offs: list[int] = []
+    append = offs.append
+    names: dict[int, int] = {}
+    setdefault = names.setdefault
+    extra: list[tuple[int, int]] = []
+    base, per = _BASE, _PER
+    i = 0
+    tid = first_id
+    try:
+        while i < n:
+            append(i)
+            info = words[i + 1]
+            k = info >> 24 & 31
+            nm = words[i]
+            if nm and setdefault(nm, tid) != tid:
+                extra.append((nm, tid))
+            i += base[k] + per[k] * (info & 0xFFFF)
+            tid += 1
+    except TypeError:
+        k = words[offs[-1] + 1] >> 24 & 31
+        raise ObjectError(f"BTF: type [{tid}] has unknown kind {k} at byte "
+                          f"{type_start + 4 * offs[-1]}") from None
+    except IndexError:
+        i = n + 1
+    if i != n:
+        raise ObjectError(f"BTF: type [{first_id + len(offs) - 1}] is truncated at byte "
+                          f"{type_start + 4 * offs[-1]} (type section ends at byte {type_start + 4 * n})")
+    return offs, names, extra
+
+
+class Records:
+    """Raw type records (host-order u32 words) read and edited by field name, for in-place fix-ups.
+
+    Type ids and string offsets stay as they are: a fix-up changes words, it
+    never moves a record.
+
+    >>> from pybpf.btf.writer import encode
+    >>> from pybpf.btf.types import Int, Var, VarLinkage
+    >>> blob = encode([Var("x", Int("int", 4), VarLinkage.EXTERN)])
+    >>> hdr = read_header(blob); words = type_words(blob, hdr)
+    >>> recs = Records(words, scan(words)[0])
+    >>> recs.kind(1).name, recs.field(1, "linkage")
+    ('VAR', 2)
+    >>> recs.set_field(1, "linkage", int(VarLinkage.GLOBAL)); recs.field(1, "linkage")
+    1
+    """
+
+    __slots__ = ("words", "offs", "first_id")
+
+    def __init__(self, words: array, offs: list[int], first_id: int = 1) -> None:
+        self.words = words
+        self.offs = offs
+        self.first_id = first_id
+
+    def __len__(self) -> int:
+        return len(self.offs)
+
+    def ids(self) -> range:
+        """The ids of these records."""
+        return range(self.first_id, self.first_id + len(self.offs))
+
+    def _at(self, tid: int) -> int:
+        local = tid - self.first_id
+        if not 0 <= local < len(self.offs):
+            raise ObjectError(f"BTF: type id {tid} out of range")
+        return self.offs[local]
+
+    def kind(self, tid: int) -> BTFKind:
+        return BTFKind(self.words[self._at(tid) + 1] >> 24 & 31)
+
+    def name_off(self, tid: int) -> int:
+        return self.words[self._at(tid)]
+
+    def vlen(self, tid: int) -> int:
+        return self.words[self._at(tid) + 1] & 0xFFFF
+
+    def set_vlen(self, tid: int, vlen: int) -> None:
+        i = self._at(tid) + 1
+        self.words[i] = self.words[i] & ~0xFFFF | vlen
+
+    def size_type(self, tid: int) -> int:
+        """The ``size``/``type`` word of ``struct btf_type``."""
+        return self.words[self._at(tid) + 2]
+
+    def set_size_type(self, tid: int, value: int) -> None:
+        self.words[self._at(tid) + 2] = value
+
+    def field(self, tid: int, name: str) -> int:
+        """A fixed field of the record (``"linkage"`` of a VAR, ``"encoding"`` of an INT...)."""
+        i = self._at(tid)
+        return self.words[i + _FIXED_POS[BTFKind(self.words[i + 1] >> 24 & 31)][name]]
+
+    def set_field(self, tid: int, name: str, value: int) -> None:
+        i = self._at(tid)
+        self.words[i + _FIXED_POS[BTFKind(self.words[i + 1] >> 24 & 31)][name]] = value
+
+    def _item_at(self, tid: int, j: int) -> tuple[int, dict[str, int]]:
+        i = self._at(tid)
+        kind = BTFKind(self.words[i + 1] >> 24 & 31)
+        if not 0 <= j < self.words[i + 1] & 0xFFFF:
+            raise ObjectError(f"BTF: type [{tid}] has no item {j}")
+        lay = LAYOUTS[kind]
+        return i + COMMON_WORDS + len(lay.fixed) + len(lay.item) * j, _ITEM_POS[kind]
+
+    def item(self, tid: int, j: int) -> list[int]:
+        """The words of item ``j`` (a member, a param, a DATASEC entry...) in layout order."""
+        at, pos = self._item_at(tid, j)
+        return list(self.words[at:at + len(pos)])
+
+    def item_field(self, tid: int, j: int, name: str) -> int:
+        at, pos = self._item_at(tid, j)
+        return self.words[at + pos[name]]
+
+    def set_item(self, tid: int, j: int, values: list[int] | tuple[int, ...]) -> None:
+        """Replace item ``j``'s words (in layout order)."""
+        at, pos = self._item_at(tid, j)
+        if len(values) != len(pos):
+            raise ValueError(f"item of {len(pos)} words, got {len(values)}")
+        self.words[at:at + len(pos)] = array(self.words.typecode, values)
+
+    def set_item_field(self, tid: int, j: int, name: str, value: int) -> None:
+        at, pos = self._item_at(tid, j)
+        self.words[at + pos[name]] = value
