@@ -68,14 +68,32 @@ def over_budget() -> bool:
     return time.monotonic() - _START > BUDGET
 
 
+PARSED = {"spec": 0, "ObjectError": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print how many damaged objects were parsed (the time budget may cut the examples short)."""
+    yield
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nobject fuzzing: {sum(PARSED.values())} objects parsed ({PARSED['spec']} specs, "
+                                f"{PARSED['ObjectError']} ObjectError), none escaped")
+
+
 def parse(data: bytes):
     """from_bytes under a timeout; returns the spec or the ObjectError. Other exceptions escape."""
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
     try:
-        return pybpf.ObjectSpec.from_bytes(data)
+        spec = pybpf.ObjectSpec.from_bytes(data)
+        PARSED["spec"] += 1
+        return spec
     except pybpf.ObjectError as exc:
         assert str(exc), "an ObjectError without a message"
+        PARSED["ObjectError"] += 1
         return exc
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -24,7 +24,7 @@ objects), :mod:`pybpf.object` (ELF loader), :mod:`pybpf.links` (hooks),
 
 from pybpf import features
 from pybpf.errors import (
-    ArgumentError, BPFError, CompileError, KeyNotFoundError, LinkError, MapError, MapFullError,
+    ArgumentError, BPFError, CompileError, FileError, KeyNotFoundError, LinkError, MapError, MapFullError,
     NameNotFoundError, NotFoundError, NotSupportedError, ObjectError, RecordError, SyscallError, VerifierError,
 )
 from pybpf.links.auto import attach_object as _attach_object
@@ -51,7 +51,7 @@ def compile(*programs, name=None, license="GPL"):  # noqa: A001 - pybpf.compile 
 __all__ = [
     "BPFError", "SyscallError", "ObjectError", "VerifierError", "NotSupportedError", "CompileError",
     "MapError", "MapFullError", "KeyNotFoundError", "LinkError", "RecordError", "ArgumentError",
-    "NotFoundError", "NameNotFoundError",
+    "NotFoundError", "NameNotFoundError", "FileError",
     "ObjectSpec", "Object", "load", "Program", "ProgramInfo", "TestRunResult",
     "Link", "LinkGroup", "LinkInfo",
     "RingBufReader", "PerfBufReader", "UserRingBufWriter", "RecordBatch",

@@ -39,6 +39,8 @@ __all__ = [
     "LinkError",
     "RecordError",
     "ArgumentError",
+    "FileError",
+    "file_error",
     "context",
 ]
 
@@ -273,6 +275,47 @@ class ArgumentError(BPFError, ValueError):
     >>> str(ArgumentError("max_entries 4294967300 is out of range (u32: 0..4294967295)"))
     'max_entries 4294967300 is out of range (u32: 0..4294967295)'
     """
+
+
+class FileError(BPFError, OSError):
+    """A file pybpf had to read (a probe target, a pin, a tracefs entry) could not be used.
+
+    Also an :class:`OSError` with the errno and ``filename``; :func:`file_error`
+    picks the subclass that is also IsADirectoryError or PermissionError (or a
+    :class:`NotFoundError`), so ``except IsADirectoryError`` keeps working.
+
+    >>> import errno
+    >>> err = file_error(IsADirectoryError(errno.EISDIR, "Is a directory", "/usr"), "uprobe target /usr")
+    >>> isinstance(err, IsADirectoryError), str(err)
+    (True, 'uprobe target /usr: is a directory')
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None,
+                 hint: str | None = None) -> None:
+        BPFError.__init__(self, message, hint=hint, errno=errno)
+        self.args = (message,)
+        self.filename = filename
+
+
+class _DirectoryError(FileError, IsADirectoryError):
+    """A directory where pybpf needs a file."""
+
+
+class _FilePermissionError(FileError, PermissionError):
+    """A file pybpf may not open (its permissions)."""
+
+
+_FILE_ERRORS = {_errno.EISDIR: _DirectoryError, _errno.EACCES: _FilePermissionError,
+                _errno.EPERM: _FilePermissionError}
+
+
+def file_error(exc: OSError, what: str, *, hint: str | None = None) -> "FileError | NotFoundError":
+    """The BPFError for ``exc`` about ``what`` ("uprobe target /x"), of the matching OSError kind."""
+    code = exc.errno or _errno.EIO
+    reason = (exc.strerror or _errno.errorcode.get(code, str(code))).lower()
+    if code == _errno.ENOENT:
+        return NotFoundError(f"{what}: {reason}", filename=exc.filename, hint=hint)
+    return _FILE_ERRORS.get(code, FileError)(f"{what}: {reason}", errno=code, filename=exc.filename, hint=hint)
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
-from pybpf.errors import LinkError
+from pybpf.errors import LinkError, file_error
 
 __all__ = [
     "ElfFile", "Symbol", "Section", "Segment", "SymbolNotFoundError", "AmbiguousSymbolError",
@@ -162,16 +162,24 @@ class ElfFile:
         self._symbols: list[Symbol] | None = None
         self._by_name: dict[str, list[Symbol]] | None = None
         self._lock = threading.Lock()
-        with open(path, "rb") as f:
+        with self._open() as f:
             st = os.fstat(f.fileno())
             self._stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             self._read_headers(f.fileno(), st.st_size)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "ElfFile":
-        """A parsed file, from the cache when the file has not changed."""
+        """A parsed file, from the cache when the file has not changed.
+
+        Raises :class:`LinkError` for a file that is not a usable ELF file and a
+        :class:`pybpf.FileError` (also FileNotFoundError, IsADirectoryError,
+        PermissionError...) for one that cannot be read.
+        """
         path = os.fspath(path)
-        st = os.stat(path)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise file_error(exc, f"probe target {path}") from None
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with cls._cache_lock:
             elf = cls._cache.get(key)
@@ -185,19 +193,47 @@ class ElfFile:
                 cls._cache.popitem(last=False)
         return elf
 
+    @property
+    def file_size(self) -> int:
+        """The size of the file, in bytes, when it was read."""
+        return self._stat[2]
+
     # -- headers -------------------------------------------------------------------------
 
     def _bad(self, why: str) -> LinkError:
         return LinkError(f"{self.path}: not a usable ELF file: {why}")
 
+    def _open(self):  # noqa: ANN202 - a file object
+        try:
+            return open(self.path, "rb")
+        except OSError as exc:
+            raise file_error(exc, f"probe target {self.path}") from None
+
+    def _pread(self, fd: int, size: int, offset: int, what: str) -> bytes:
+        """``size`` bytes at ``offset``, checked against the file's size first (damaged headers
+        would otherwise ask for 2**63 bytes or an offset ``pread`` cannot take)."""
+        file_size = self._stat[2]
+        if offset < 0 or size < 0 or offset + size > file_size:
+            raise self._bad(f"{what} ({size} bytes at offset {offset:#x}) lies past the end of the file "
+                            f"({file_size} bytes)")
+        try:
+            data = os.pread(fd, size, offset)
+        except OSError as exc:
+            raise file_error(exc, f"probe target {self.path}: reading {what}") from None
+        if len(data) != size:
+            raise self._bad(f"{what} is cut short")
+        return data
+
     def _read_headers(self, fd: int, size: int) -> None:
-        ident = os.pread(fd, 64, 0)
+        ident = self._pread(fd, min(64, size), 0, "the ELF header")
         if len(ident) < 52 or ident[:4] != b"\x7fELF":
             raise self._bad("no ELF magic")
         self.is64 = ident[4] == 2
         if ident[4] not in (1, 2) or ident[5] not in (1, 2):
             raise self._bad("unknown ELF class or byte order")
         o = self.order = "<" if ident[5] == 1 else ">"
+        if len(ident) < (64 if self.is64 else 52):
+            raise self._bad("the ELF header is cut short")
         if self.is64:
             (self.type, self.machine, _v, _entry, phoff, shoff, _fl, _ehs, phentsize, phnum,
              shentsize, shnum, shstrndx) = struct.unpack_from(o + "HHIQQQIHHHHHH", ident, 16)
@@ -208,9 +244,7 @@ class ElfFile:
         shfmt = struct.Struct(o + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
         raw_sections: list[tuple] = []
         if shoff and shentsize >= shfmt.size:
-            first = os.pread(fd, shentsize, shoff)
-            if len(first) < shfmt.size:
-                raise self._bad("section headers past the end of the file")
+            first = self._pread(fd, shentsize, shoff, "the section headers")
             sh0 = shfmt.unpack_from(first)
             if shnum == 0:
                 shnum = sh0[5]
@@ -218,13 +252,13 @@ class ElfFile:
                 shstrndx = sh0[6]
             if shnum > 65536 * 16 or shoff + shnum * shentsize > size:
                 raise self._bad("section headers past the end of the file")
-            table = os.pread(fd, shnum * shentsize, shoff)
+            table = self._pread(fd, shnum * shentsize, shoff, "the section headers")
             for i in range(shnum):
                 raw_sections.append(shfmt.unpack_from(table, i * shentsize))
         names = b""
         if 0 < shstrndx < len(raw_sections):
             s = raw_sections[shstrndx]
-            names = os.pread(fd, s[5], s[4]) if s[1] != SHT_NOBITS else b""
+            names = self._pread(fd, s[5], s[4], "the section names") if s[1] != SHT_NOBITS else b""
         sections = []
         for i, s in enumerate(raw_sections):
             if self.is64:
@@ -242,7 +276,9 @@ class ElfFile:
                 phfmt, fields = struct.Struct(o + "IIQQQQQQ"), (0, 1, 2, 3, 5, 6)
             else:
                 phfmt, fields = struct.Struct(o + "IIIIIIII"), (0, 6, 1, 2, 4, 5)
-            table = os.pread(fd, phnum * phentsize, phoff)
+            if phentsize < phfmt.size:
+                raise self._bad(f"program header entries of {phentsize} bytes (want {phfmt.size})")
+            table = self._pread(fd, min(phnum * phentsize, max(size - phoff, 0)), phoff, "the program headers")
             for i in range(phnum):
                 if (i + 1) * phentsize > len(table):
                     break
@@ -259,12 +295,9 @@ class ElfFile:
     def read_section(self, sec: Section) -> bytes:
         if sec.type == SHT_NOBITS or sec.size == 0:
             return b""
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             self._check_unchanged(f.fileno())
-            data = os.pread(f.fileno(), sec.size, sec.offset)
-        if len(data) != sec.size:
-            raise self._bad(f"section {sec.name or sec.index} is cut short")
-        return data
+            return self._pread(f.fileno(), sec.size, sec.offset, f"section {sec.name or sec.index}")
 
     def _check_unchanged(self, fd: int) -> None:
         st = os.fstat(fd)
@@ -313,14 +346,15 @@ class ElfFile:
     def _load_symbols(self) -> None:
         wanted = [s for s in self.sections if s.type in (SHT_SYMTAB, SHT_DYNSYM)]
         blobs: dict[int, bytes] = {}
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             fd = f.fileno()
             self._check_unchanged(fd)
 
             def read(idx: int) -> bytes:
                 if idx not in blobs:
                     sec = self.sections[idx]
-                    blobs[idx] = b"" if sec.type == SHT_NOBITS else os.pread(fd, sec.size, sec.offset)
+                    blobs[idx] = b"" if sec.type == SHT_NOBITS else \
+                        self._pread(fd, sec.size, sec.offset, f"section {sec.name or sec.index}")
                 return blobs[idx]
 
             symbols: list[Symbol] = []

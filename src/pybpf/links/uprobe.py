@@ -35,10 +35,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pybpf._sys.attrs import PerfEventAttr
+from pybpf._sys.attrs import PerfEventAttr, check_int
 from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
-from pybpf.errors import SyscallError, context
+from pybpf.errors import ArgumentError, LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
 from pybpf.links.base import Link, _label, check_program
 from pybpf.links.hook import Hook, retprobe_for, split_offset
@@ -96,18 +96,31 @@ def resolve_target_for(target: Any, pid: int | None) -> str:
 def resolve_uprobe(target: Any, symbol: str | None, offset: int = 0, pid: int | None = None) -> tuple[str, int, str]:
     """(path, file offset, description) of a probe point; raises FileNotFoundError/SymbolNotFoundError."""
     if not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be a non-negative int, not {offset!r}")
+        raise ArgumentError(f"offset must be a non-negative int, not {offset!r}")
+    check_int("offset", offset)
     path = resolve_target_for(target, pid)
     if symbol is None:
         if offset == 0:
             raise ValueError("attach_uprobe needs a symbol, or an absolute file offset with symbol=None")
-        ElfFile.open(path)  # an ELF check: a uprobe on a non-ELF file would never fire
+        elf = ElfFile.open(path)  # an ELF check: a uprobe on a non-ELF file would never fire
+        _check_in_file(elf, offset, f"offset {offset:#x}")
         return path, offset, f"{path}:{offset:#x}"
     if not isinstance(symbol, str):
         raise TypeError(f"symbol must be a str or None, not {type(symbol).__name__}")
-    sym = ElfFile.open(path).resolve(symbol)
+    elf = ElfFile.open(path)
+    sym = elf.resolve(symbol)
     desc = f"{path}:{symbol}" + (f"+{offset:#x}" if offset else "")
+    _check_in_file(elf, sym.offset + offset, f"{symbol}+{offset:#x} (file offset {sym.offset + offset:#x})")
     return path, sym.offset + offset, desc
+
+
+def _check_in_file(elf: ElfFile, offset: int, what: str) -> None:
+    """A uprobe goes on an instruction of the file: an offset past its end is refused here, by name
+    (the kernel would only say EINVAL)."""
+    size = elf.file_size
+    if offset >= size:
+        raise LinkError(f"{what} is past the end of {elf.path} ({size} bytes): a uprobe offset is a file "
+                        "offset, not an address")
 
 
 def open_uprobe_event(path: str, offset: int, *, pid: int | None, retprobe: bool,
@@ -188,7 +201,8 @@ def attach_uprobe(
     retprobe = retprobe_for(program, retprobe, "attach_uprobe")
     method = "attach_uretprobe" if retprobe else "attach_uprobe"
     pid = _pid_arg(pid)
-    path, off, desc = resolve_uprobe(target, symbol, offset, pid)
+    with context(_label(program)), context(method):
+        path, off, desc = resolve_uprobe(target, symbol, offset, pid)
     kind = "uretprobe" if retprobe else "uprobe"
     with context(_label(program)), context(f"{method} {desc}"):
         try:

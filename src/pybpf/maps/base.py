@@ -32,7 +32,7 @@ import errno as _errno
 import os
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
-from pybpf._sys.attrs import MapCreateAttr, MapElemAttr
+from pybpf._sys.attrs import MapCreateAttr, MapElemAttr, check_int
 from pybpf._sys.commands import map_fd_by_id, map_info, obj_get
 from pybpf._sys.pin import Pinnable
 from pybpf._sys.flags import MapFlag, UpdateFlag
@@ -159,7 +159,8 @@ class Map(Pinnable):
         btf_vmlinux_value_type_id: int = 0, init: bytes | None = None, freeze: bool = False,
     ) -> None:
         flags = int(self._create_flags(int(flags)))
-        kc, vc = self._codecs(key, key_size, value, value_size, flags)
+        with context(_label(name, None)):
+            kc, vc = self._codecs(key, key_size, value, value_size, flags)
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
         attr = MapCreateAttr()
@@ -270,8 +271,14 @@ class Map(Pinnable):
         theirs; with ``dup=False`` the Map takes ownership and closes it.
         ``key``/``value`` are optional codec specs (the loader passes BTF codecs).
         """
-        owned = FD(os.dup(fd) if dup else fd, "map")
-        return cls._adopt(owned, key, value)
+        fd = check_int("fd", fd, 32, signed=True)
+        if dup:
+            try:
+                fd = os.dup(fd)
+            except OSError as exc:
+                raise MapError(f"from_fd({fd}): {os.strerror(exc.errno or _errno.EBADF)}",
+                               errno=exc.errno or _errno.EBADF, hint="not an open file descriptor") from None
+        return cls._adopt(FD(fd, "map"), key, value)
 
     @classmethod
     def from_id(cls, map_id: int, *, key: Any = None, value: Any = None) -> "Map":

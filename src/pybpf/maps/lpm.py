@@ -30,6 +30,7 @@ from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
+from pybpf.errors import ArgumentError
 from pybpf.maps.base import Map, register
 from pybpf.maps.codec import _Base, _bytes_len, _describe, make_codec
 
@@ -50,7 +51,7 @@ class LPMKeyCodec(_Base):
 
     def __init__(self, data_size: int, kind: str = "bytes") -> None:
         if data_size < 1:
-            raise ValueError(f"LPM trie data must be at least 1 byte, got {data_size}")
+            raise ArgumentError(f"LPM trie data must be at least 1 byte, got {data_size}")
         self.data_size = data_size
         self.kind = kind
         self.bits = data_size * 8
@@ -134,7 +135,9 @@ class LPMTrieMap(Map):
     ) -> tuple[Any, Any]:
         if key is None:
             if key_size is None or key_size < 5:
-                raise TypeError(f"LPM trie keys need at least 5 bytes (u32 prefixlen + data), got key_size={key_size}")
+                raise ArgumentError(f"LPM trie keys need at least 5 bytes (u32 prefixlen + data), got "
+                                    f"key_size={key_size}: declare the key as struct bpf_lpm_trie_key_u8 "
+                                    "followed by the data, or __uint(key_size, 4 + data bytes)")
             kc: Any = LPMKeyCodec(key_size - 4)
         elif isinstance(key, str) and key in _KINDS:
             kc = LPMKeyCodec(_KINDS[key], key)
@@ -143,7 +146,7 @@ class LPMTrieMap(Map):
         else:
             kc = make_codec(key, size=key_size, role="key")
         if key_size is not None and kc.size != key_size:
-            raise TypeError(f"key codec {kc.label} is {kc.size} bytes, but the map's key_size is {key_size}")
+            raise ArgumentError(f"key codec {kc.label} is {kc.size} bytes, but the map's key_size is {key_size}")
         return kc, make_codec(value, size=value_size, role="value")
 
     @classmethod
