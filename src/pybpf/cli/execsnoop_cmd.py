@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 import time
 
 from pybpf.tools import session
@@ -48,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     """``pybpf execsnoop ...``; the exit status."""
     session.require_privileges("execsnoop")
     with ExecSnoop() as tool:
-        print("tracing execs; Ctrl-C to end", file=sys.stderr, flush=True)
         if not args.json:
             print(_FORMAT.format("TIME", "PID", "PPID", "COMM", "RET", "ARGS"), flush=True)
 
@@ -56,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
             for event in tool.poll(timeout):
                 if event.ret == 0 or args.fails:
                     _show(event, args.json)
-        session.run(duration=args.duration, wait=wait)
+        session.run(duration=args.duration, wait=wait, ready="tracing execs; Ctrl-C to end")
         wait(0)    # what arrived before the end
     return 0

@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
             pid = command.pid if command else args.pid
             with funccount.FuncCount(patterns, pid) as tool:
                 files = len({p.target for p in tool.probes})
-                print(f"tracing {len(tool.probes)} function{'s' if len(tool.probes) > 1 else ''} in {files} "
-                      f"file{'s' if files > 1 else ''} ({mechanism()}); "
-                      + ("until the command exits" if command else "Ctrl-C to end"), file=sys.stderr)
+                ready = (f"tracing {len(tool.probes)} function{'s' if len(tool.probes) > 1 else ''} in {files} "
+                         f"file{'s' if files > 1 else ''} ({mechanism()}); "
+                         + ("until the command exits" if command else "Ctrl-C to end"))
                 if command:
                     command.release()
 
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                         live.update(f"funccount: {elapsed:.1f} s", ["FUNCTION", "COUNT"],
                                     [[r.function, r.count] for r in rows])
                     elapsed = session.run(duration=args.duration, interval=args.interval, command=command,
-                                          on_interval=interval, refresh=refresh if live.active else None)
+                                          on_interval=interval, refresh=refresh if live.active else None,
+                                          ready=ready)
                 if args.interval:
                     interval(elapsed)       # the last, partial interval
                 else:

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         command = session.HeldCommand(args.command) if args.command else None
         try:
             with FuncLatency(args.patterns, command.pid if command else args.pid) as tool:
-                print(f"timing {len(tool.probes)} function{'s' if len(tool.probes) > 1 else ''}; "
-                      + ("until the command exits" if command else "Ctrl-C to end"), file=sys.stderr, flush=True)
+                ready = (f"timing {len(tool.probes)} function{'s' if len(tool.probes) > 1 else ''}; "
+                         + ("until the command exits" if command else "Ctrl-C to end"))
                 if command:
                     command.release()
                 with LiveView(enabled=not args.json) as live:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                         live.update(f"funclatency: {elapsed:.1f} s", ["FUNCTION", "AVG_NS", "CALLS"],
                                     [[f.function, f"{f.average_ns:.0f}", f.count] for f in tool.functions()])
                     elapsed = session.run(duration=args.duration, command=command,
-                                          refresh=refresh if live.active else None)
+                                          refresh=refresh if live.active else None, ready=ready)
                 functions = tool.functions()
             _report(functions, elapsed, args.json)
             if args.plot:

@@ -12,7 +12,6 @@ with ``--latency``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from pybpf.tools import session
@@ -64,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
     session.require_privileges("syscount")
     session.check_pid(args.pid)
     with SysCount(args.pid, by_process=args.by_process, latency=args.latency) as tool:
-        print("counting system calls" + (f" of process {args.pid}" if args.pid else "") + "; Ctrl-C to end",
-              file=sys.stderr, flush=True)
 
         def interval(elapsed: float) -> None:
             if not args.json:
@@ -78,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
                 live.update(f"syscount: {elapsed:.1f} s", ["PID" if args.by_process else "SYSCALL", "COUNT"],
                             [[r.key if args.by_process else r.name, r.count] for r in rows])
             elapsed = session.run(duration=args.duration, interval=args.interval, on_interval=interval,
-                                  refresh=refresh if live.active else None)
+                                  refresh=refresh if live.active else None,
+                                  ready="counting system calls" + (f" of process {args.pid}" if args.pid else "")
+                                  + "; Ctrl-C to end")
         if args.interval:
             interval(elapsed)
         else:

@@ -26,6 +26,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -174,19 +175,23 @@ class HeldCommand:
 
 def run(*, duration: float | None = None, interval: float | None = None, command: HeldCommand | None = None,
         on_interval: Callable[[float], None] | None = None, refresh: Callable[[float], None] | None = None,
-        wait: Callable[[float], Any] = time.sleep, refresh_every: float = 0.5) -> float:
+        wait: Callable[[float], Any] = time.sleep, refresh_every: float = 0.5, ready: str = "") -> float:
     """Run until ``duration`` seconds, the command's exit or Ctrl-C; return the seconds elapsed.
 
     ``on_interval(elapsed)`` is called every ``interval`` seconds, ``refresh(elapsed)``
     every ``refresh_every`` seconds (a live view), and ``wait(timeout)`` sleeps
     between them (a stream reader's dispatch, for event tools).  Ctrl-C ends
     the run normally: the caller then prints what was collected and detaches.
+    ``ready`` is printed on stderr as the run starts (scripts wait for it),
+    inside the Ctrl-C handling, so an interrupt right after it ends the run normally.
     """
     start = time.monotonic()
     deadline = start + duration if duration else None
     next_interval = start + interval if interval else None
     next_refresh = start + refresh_every if refresh else None
     try:
+        if ready:
+            print(ready, file=sys.stderr, flush=True)
         while True:
             now = time.monotonic()
             if command is not None and command.poll() is not None:
