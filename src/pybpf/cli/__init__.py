@@ -6,6 +6,7 @@ Usage::
     pybpf prog list [--json]         BPF programs loaded in the kernel
     pybpf map list [--json]          BPF maps in the kernel
     pybpf exporter --config DIR      serve BPF maps as Prometheus metrics
+    pybpf build prog.bpf.c [-o x.o]  compile a BPF C program with clang
     pybpf --version
 
 Also ``python3 -m pybpf.cli``.  Subcommands live in their own modules, listed
@@ -35,6 +36,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.prog_cmd",
     "pybpf.cli.map_cmd",
     "pybpf.cli.demo_cmd",
+    "pybpf.cli.build_cmd",
     "pybpf.cli.funccount_cmd",
     "pybpf.cli.syscount_cmd",
     "pybpf.cli.funclatency_cmd",
