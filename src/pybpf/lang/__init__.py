@@ -32,11 +32,15 @@ The language reference is docs/lang.md.
 
 from pybpf.lang.ctx import FakeCtx
 from pybpf.lang.helpers import (
-    boot_ns, gid, ktime_get_ns, pid, pid_tgid, prandom_u32, send_signal, smp_processor_id, tgid, uid,
+    boot_ns, get_current_comm, gid, ktime_get_ns, pid, pid_tgid, prandom_u32, probe_read_kernel,
+    probe_read_kernel_str, probe_read_user, probe_read_user_str, send_signal, smp_processor_id, tgid, uid,
     uid_gid,
 )
+from pybpf.lang.log import LogReader
+from pybpf.lang.packet import be16, be32, be64, load_u8, load_u16, load_u32, load_u64, pkt
 from pybpf.lang.maps import Array, HashMap, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, RingBuf
 from pybpf.lang.programs import SECTIONS, BPFProgram, bpf_function, make_decorator
+from pybpf.lang.structs import Struct
 from pybpf.lang.types import Const, i8, i16, i32, i64, u8, u16, u32, u64
 
 uprobe = make_decorator("uprobe")
@@ -84,7 +88,9 @@ __all__ = [
     "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
     "BPFProgram", "SECTIONS", "bpf_function",
     "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
-    "prandom_u32", "send_signal",
+    "prandom_u32", "send_signal", "get_current_comm", "probe_read_user", "probe_read_kernel",
+    "probe_read_user_str", "probe_read_kernel_str", "Struct", "LogReader",
+    "load_u8", "load_u16", "load_u32", "load_u64", "be16", "be32", "be64", "pkt",
     "uprobe", "uretprobe", "uprobe_multi", "uretprobe_multi", "usdt", "kprobe", "kretprobe", "kprobe_multi",
     "ksyscall", "tracepoint", "raw_tracepoint", "tp_btf", "fentry", "fexit", "perf_event", "xdp", "tc",
     "tcx_ingress", "tcx_egress", "socket_filter", "cgroup_skb_ingress", "cgroup_skb_egress", "syscall",

@@ -24,8 +24,10 @@ from typing import Any
 
 from pybpf._sys.uapi import HelperID, MapType
 from pybpf.asm import opcodes as op
+from pybpf.lang.aggregates import Mem, is_aggregate
 from pybpf.lang.emit import Imm, Tmp, bits_signed
 from pybpf.lang.maps import MapDecl
+from pybpf.lang.structs import PtrType, sizeof
 from pybpf.lang.types import Fixed
 
 __all__ = ["AccessMixin"]
@@ -38,7 +40,7 @@ _SIZE = {1: op.B, 2: op.H, 4: op.W, 8: op.DW}
 
 
 def _size(t: Any) -> int:
-    return bits_signed(t)[0] // 8
+    return sizeof(t)
 
 
 class AccessMixin:
@@ -61,6 +63,14 @@ class AccessMixin:
     def _to_stack(self, v: Any, t: Any) -> int:
         """Store ``v`` (converted to ``t``) in a fresh stack buffer; its offset from r10."""
         size = _size(t)
+        if is_aggregate(t):
+            if not isinstance(v, Mem) or v.type is not t:
+                raise self.error(self.src.node, f"expected a {getattr(t, '__name__', t)} value here")
+            if v.base == 10:
+                return v.off
+            slot = self.stack_alloc(size)
+            self.copy_mem(Mem(10, slot, t), v)
+            return slot
         slot = self.stack_alloc(size)
         v = self.convert(v, t)
         if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
@@ -72,8 +82,8 @@ class AccessMixin:
 
     def _key(self, decl: MapDecl, node: ast.AST) -> int:
         v = self.expr(node)
-        if not _is_int(v.type):
-            raise self.error(node, "map keys must be integers")
+        if is_aggregate(decl.key) != isinstance(v, Mem) or (not isinstance(v, Mem) and not _is_int(v.type)):
+            raise self.error(node, f"this map's keys are {getattr(decl.key, '__name__', decl.key)}")
         return self._to_stack(v, decl.key)
 
     def _lookup(self, name: str, key_slot: int) -> Tmp:
@@ -109,6 +119,9 @@ class AccessMixin:
 
     def subscript_load(self, node: ast.Subscript) -> Any:
         name, decl = self._map(node.value)
+        if is_aggregate(decl.value):
+            raise self.error(node, "reading a Struct value of a map is not supported yet: store integers, "
+                                   "or keep Structs in a ring buffer")
         slot = self._key(decl, node.slice)
         ptr = self._lookup(name, slot)
         return self._load_value(ptr, decl.value)
@@ -119,8 +132,13 @@ class AccessMixin:
 
     def map_call(self, node: ast.Call, decl: MapDecl, method: str) -> Any:
         name = self.unit.map_name(decl, node.func.value, self)
-        if method == "output" and decl.map_type == MapType.RINGBUF:
-            return self.ringbuf_output(node, name)
+        if decl.map_type == MapType.RINGBUF:
+            if method == "output":
+                return self.ringbuf_output(node, name, decl)
+            if method == "reserve":
+                return self.ringbuf_reserve(node, name, decl)
+            if method in ("submit", "discard"):
+                return self.ringbuf_commit(node, method)
         if method == "get" and decl.keyed:
             if not 1 <= len(node.args) <= 2:
                 raise self.error(node, "m.get(key, default=0)")
@@ -133,13 +151,17 @@ class AccessMixin:
             return self._load_value(ptr, decl.value, default)
         raise self.error(node, f"{type(decl).__name__} has no method '{method}' in a BPF program")
 
-    def ringbuf_output(self, node: ast.Call, name: str) -> Any:
+    def ringbuf_output(self, node: ast.Call, name: str, decl: Any) -> Any:
         if len(node.args) != 1:
             raise self.error(node, "events.output(value) takes one value")
         v = self.expr(node.args[0])
-        if not _is_int(v.type):
+        if isinstance(v, Mem):
+            t = v.type
+        elif _is_int(v.type):
+            t = v.type if isinstance(v.type, type) and issubclass(v.type, Fixed) else _i64()
+        else:
             raise self.error(node.args[0], "ring buffer records are integers or Struct values")
-        t = v.type if isinstance(v.type, type) and issubclass(v.type, Fixed) else _i64()
+        self.unit.record_type(decl, t, node, self)
         slot = self._to_stack(v, t)
         self.spill_live()
         self.ld_map(1, name)
@@ -149,6 +171,28 @@ class AccessMixin:
         self.mov_imm(4, 0)
         self.call_helper(HelperID.ringbuf_output)
         return self.take(0, _i64())
+
+    def ringbuf_reserve(self, node: ast.Call, name: str, decl: Any) -> Any:
+        t = self.static(node.args[0], None) if len(node.args) == 1 else None
+        if not is_aggregate(t) and not (isinstance(t, type) and issubclass(t, Fixed)):
+            raise self.error(node, "events.reserve(T) takes the record type, e.g. events.reserve(Event)")
+        self.unit.record_type(decl, t, node, self)
+        self.spill_live()
+        self.ld_map(1, name)
+        self.mov_imm(2, _size(t))
+        self.mov_imm(3, 0)
+        self.call_helper(HelperID.ringbuf_reserve)
+        return self.take(0, PtrType(t))
+
+    def ringbuf_commit(self, node: ast.Call, method: str) -> Any:
+        if len(node.args) != 1:
+            raise self.error(node, f"events.{method}(record) takes the reserved record")
+        v = self.expr(node.args[0])
+        if not isinstance(v.type, PtrType):
+            raise self.error(node.args[0], f"events.{method}() takes what events.reserve() returned")
+        self.call_with(HelperID.ringbuf_submit if method == "submit" else HelperID.ringbuf_discard,
+                       [v, Imm(0, int)])
+        return Imm(0, int)
 
     def subscript_store(self, target: ast.Subscript, value: ast.AST) -> None:
         name, decl = self._map(target.value)

@@ -18,12 +18,13 @@ from pybpf.btf import types as bt
 from pybpf.btf.reader import FuncInfo, LineInfo, Spec, StringTable
 from pybpf.btf.writer import Builder
 from pybpf.lang.finalize import finalize
+from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
 from pybpf.lang.types import Fixed
 from pybpf.object.maps_def import global_data_map
 from pybpf.object.sections import parse_section
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
 
-__all__ = ["build_spec", "int_btf"]
+__all__ = ["build_spec", "struct_btf"]
 
 _NO_BTF = {MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.STACK_TRACE, MapType.PROG_ARRAY,
            MapType.QUEUE, MapType.STACK}
@@ -33,7 +34,7 @@ class _Types:
     """One BTF type object per Python type, so each is written once."""
 
     def __init__(self) -> None:
-        self.ints: dict[type, bt.Type] = {}
+        self.ints: dict[Any, bt.Type] = {}
         self.int32 = bt.Int("int", 4, bt.IntEncoding.SIGNED)
         self.void_ptr = bt.Pointer(bt.VOID)
 
@@ -44,10 +45,26 @@ class _Types:
                 found = self.ints[t] = bt.Int(t.__name__, t.bits // 8,
                                               bt.IntEncoding.SIGNED if t.signed else bt.IntEncoding.NONE)
             return found
-        raise TypeError(f"no BTF for {t!r}")
+        found = self.ints.get(t)
+        if found is not None:
+            return found
+        if isinstance(t, ArrayType):
+            found = bt.Array(self.of(t.elem), None, t.count)
+        elif isinstance(t, PtrType):
+            found = bt.Pointer(self.of(t.target))
+        elif isinstance(t, type) and issubclass(t, Struct):
+            found = bt.Struct(t.__name__, t._size)
+            self.ints[t] = found
+            found.members = [bt.Member(name, self.of(ft), 8 * off) for name, (off, ft) in t._fields.items()]
+            return found
+        else:
+            raise TypeError(f"no BTF for {t!r}")
+        self.ints[t] = found
+        return found
 
 
-def int_btf(t: type) -> bt.Type:
+def struct_btf(t: Any) -> bt.Type:
+    """A standalone BTF type for a Struct (or any pybpf.lang type)."""
     return _Types().of(t)
 
 
@@ -56,14 +73,26 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
     b = Builder()
     strings: StringTable = b.strings
 
-    # programs: code, func, line info
-    progs: list[tuple[Any, Any, list, list, bt.Func]] = []
+    # programs (each with the BPF functions it calls appended): code, FUNCs, line info
+    sub_funcs: dict[str, bt.Func] = {}
+    for name, sub in unit.subprogs.items():
+        params = [(p, tys.of(sub.locals[p].type)) for p in sub.param_names]
+        sub_funcs[name] = bt.Func(name, bt.FuncProto(tys.of(sub.return_type), params), bt.FuncLinkage.STATIC)
+    progs: list[tuple[Any, Any, list, list, list]] = []
     for p, fc in compiled:
-        insns, lines = finalize(fc.code, fc.lines)
-        proto = bt.FuncProto(tys.int32, [("ctx", tys.void_ptr)])
-        func = bt.Func(p.name, proto, bt.FuncLinkage.GLOBAL)
+        code, lines = list(fc.code), list(fc.lines)
+        subs = _callees(unit, fc)
+        for sub in subs:
+            code.extend(_copy(x) for x in sub.code)
+            lines.extend(sub.lines)
+        insns, ilines, labels = finalize(code, lines)
+        func = bt.Func(p.name, bt.FuncProto(tys.int32, [("ctx", tys.void_ptr)]), bt.FuncLinkage.GLOBAL)
         b.add(func)
-        progs.append((p, fc, insns, lines, func))
+        funcs = [(0, func)]
+        for sub in subs:
+            b.add(sub_funcs[sub.name])
+            funcs.append((labels[sub.entry_label], sub_funcs[sub.name]))
+        progs.append((p, fc, insns, ilines, funcs))
 
     # global data
     datasecs: dict[str, bt.Datasec] = {}
@@ -87,14 +116,11 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
 
     # line info strings live in the same string table
     line_strings: dict[str, int] = {}
-    file_names: dict[str, str] = {}
-    for p, fc, insns, lines, func in progs:
-        fname = fc.src.file
-        file_names[fname] = fname
-        line_strings.setdefault(fname, strings.add(fname))
+    for p, fc, insns, lines, funcs in progs:
         for line in lines:
             if line is not None:
                 line_strings.setdefault(line[2], strings.add(line[2]))
+                line_strings.setdefault(line[3], strings.add(line[3]))
     blob = b.encode()
     spec_btf = Spec.parse(blob, lazy=True)
 
@@ -119,29 +145,56 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
             maps[name] = MapSpec(name=name, type=decl.map_type, key_size=0, value_size=0,
                                  max_entries=decl.max_entries, flags=decl.flags, kernel_name=name[:15])
         else:
-            maps[name] = MapSpec(name=name, type=decl.map_type, key_size=decl.key.bits // 8,
-                                 value_size=decl.value.bits // 8, max_entries=decl.max_entries, flags=decl.flags,
+            maps[name] = MapSpec(name=name, type=decl.map_type, key_size=sizeof(decl.key),
+                                 value_size=sizeof(decl.value), max_entries=decl.max_entries, flags=decl.flags,
                                  key_type=parsed(tys.of(decl.key)), value_type=parsed(tys.of(decl.value)),
                                  kernel_name=name[:15])
 
     programs: dict[str, ProgramSpec] = {}
-    for p, fc, insns, lines, func in progs:
+    for p, fc, insns, lines, funcs in progs:
         info = parse_section(p.section)
         if info is None:  # pragma: no cover - the decorator table only has known sections
             raise ValueError(f"unknown section {p.section!r}")
         line_info: list[LineInfo] = []
         last = None
-        base = os.path.basename(fc.src.file)
+        starts = {off for off, _f in funcs}
         for i, line in enumerate(lines):
-            if line is not None and line != last:
-                line_info.append(LineInfo(8 * i, fc.src.file, line[2], line[0], min(line[1], 0x3FF)))
-                insns[i].source = f"{base}:{line[0]}: {line[2]}"
+            if line is not None and (line != last or i in starts):
+                line_info.append(LineInfo(8 * i, line[3], line[2], line[0], min(line[1], 0x3FF)))
+                insns[i].source = f"{os.path.basename(line[3])}:{line[0]}: {line[2]}"
                 last = line
         programs[p.name] = ProgramSpec(
             p.name, p.section, info.prog_type, info.attach_type, info.target, info.sleepable, info.prog_flags,
-            insns, license=license, func_info=[FuncInfo(0, b.id_of(func))], line_info=line_info)
+            insns, license=license, func_info=[FuncInfo(8 * off, b.id_of(f)) for off, f in funcs],
+            line_info=line_info)
 
     spec = ObjectSpec(unit.name, programs=programs, maps=maps, variables=variables, btf=spec_btf,
                       license=license, kernel_btf=blob)
     spec._btf_strings = line_strings  # type: ignore[attr-defined]
+    spec.lang_log_formats = list(unit.log_formats)  # type: ignore[attr-defined]
     return spec
+
+
+def _callees(unit: Any, fc: Any) -> list[Any]:
+    """The BPF functions ``fc`` reaches, each once, in call order."""
+    out: list[Any] = []
+    seen: set[str] = set()
+    todo = sorted(fc.callees)
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        sub = unit.subprogs[name]
+        out.append(sub)
+        todo.extend(sorted(sub.callees))
+    return out
+
+
+def _copy(x: Any) -> Any:
+    """A fresh Instruction (finalize() writes jump offsets into them), labels as they are."""
+    if isinstance(x, str):
+        return x
+    from pybpf.asm.instruction import Instruction
+
+    return Instruction(x.code, x.dst, x.src, x.off, x.imm, None, x.reference)

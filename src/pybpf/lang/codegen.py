@@ -14,10 +14,12 @@ from typing import Any
 from pybpf.asm import opcodes as op
 from pybpf.errors import CompileError
 from pybpf.lang.access import AccessMixin
-from pybpf.lang.ctx import Field
-from pybpf.lang.emit import Emitter, Imm, Reg, Tmp, bits_signed
-from pybpf.lang.helpers import HELPERS
+from pybpf.lang.aggregates import AggregateMixin, Mem, is_aggregate
+from pybpf.lang.calls import CallMixin, is_int_type
+from pybpf.lang.infer import InferMixin, Local
+from pybpf.lang.emit import Emitter, Imm, Reg, bits_signed
 from pybpf.lang.maps import MapDecl
+from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
 from pybpf.lang.types import Fixed, common_type, wrap
 
 __all__ = ["FunctionCompiler", "Source"]
@@ -87,21 +89,15 @@ class Source:
         i = getattr(node, "lineno", 1) - 1
         return self.lines[i].strip() if 0 <= i < len(self.lines) else ""
 
+    def position(self, node: ast.AST) -> tuple[int, int, str, str]:
+        """(line, column, text, file) of a statement, for line info."""
+        return self.line(node), getattr(node, "col_offset", 0) + self.indent + 1, self.text(node), self.file
+
     def where(self, node: ast.AST) -> str:
         return f"{self.file}:{self.line(node)}:{getattr(node, 'col_offset', 0) + self.indent + 1}"
 
 
-class Local:
-    __slots__ = ("name", "type", "reg", "slot")
-
-    def __init__(self, name: str, type: Any) -> None:
-        self.name = name
-        self.type = type
-        self.reg: int | None = None
-        self.slot: int | None = None
-
-
-class FunctionCompiler(AccessMixin, Emitter):
+class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitter):
     """Compiles one program (``kind``/``target`` from its decorator) into ``self.code``."""
 
     def __init__(self, unit: Any, fn: Any, kind: str, target: str | None, name: str) -> None:
@@ -117,6 +113,11 @@ class FunctionCompiler(AccessMixin, Emitter):
         self.locals: dict[str, Local] = {}
         self.ctx_name: str | None = None
         self.loops: list[tuple[str, str]] = []   # (continue label, break label)
+        self.param_names: list[str] = []
+        self.callees: set[str] = set()
+        self.return_type: Any = None
+        self.label_prefix = name
+        self.entry_label = f"{name}:entry"
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -128,15 +129,22 @@ class FunctionCompiler(AccessMixin, Emitter):
     def compile(self) -> None:
         fn = self.src.node
         args = fn.args
-        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or len(args.args) > 1:
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+            raise self.error(fn, "*args, **kwargs and keyword-only parameters are not supported")
+        if self.kind == "subprog":
+            self._params(fn)
+        elif len(args.args) > 1:
             raise self.error(fn, "a BPF program takes one argument, its context: def prog(ctx) -> int")
-        if args.args:
+        elif args.args:
             self.ctx_name = args.args[0].arg
         self._scan(fn.body)
         self._assign_homes()
-        self.cur_line = (self.src.line(fn), self.src.indent + 1, self.src.text(fn))
+        self.cur_line = self.src.position(fn)
+        self.place(self.entry_label)
         if self.ctx_name is not None and self.locals[self.ctx_name].reg is not None:
             self.mov_reg(self.locals[self.ctx_name].reg, 1)
+        for i, name in enumerate(self.param_names):
+            self._set_local(self.locals[name], Reg(i + 1, self.locals[name].type))
         self.block(fn.body)
         if not self.code or not self._ends_with_exit():
             self.emit(op.ALU64 | op.MOV | op.K, 0, imm=0)
@@ -145,99 +153,41 @@ class FunctionCompiler(AccessMixin, Emitter):
             raise self.error(fn, f"the program needs {self.max_stack} bytes of stack; BPF allows 512: "
                                  "move buffers into a PerCpuArray map")
 
+    def _params(self, fn: ast.FunctionDef) -> None:
+        """A BPF function's parameters (annotated integers, at most 5) and its return type."""
+        if len(fn.args.args) > 5:
+            raise self.error(fn, "a BPF function takes at most 5 arguments (they travel in r1-r5)")
+        if fn.args.defaults:
+            raise self.error(fn, "default argument values are not supported in BPF functions")
+        for a in fn.args.args:
+            if a.annotation is None:
+                raise self.error(a, f"annotate parameter '{a.arg}' with its type, e.g. {a.arg}: u64")
+            t = self._type_expr(a.annotation)
+            if not is_int_type(t):
+                raise self.error(a, "BPF function parameters are integers")
+            self.locals[a.arg] = Local(a.arg, t)
+            self.param_names.append(a.arg)
+        if fn.returns is None:
+            raise self.error(fn, f"annotate the return type of '{fn.name}', e.g. -> u64")
+        self.return_type = self._type_expr(fn.returns)
+
     def _ends_with_exit(self) -> bool:
         last = self.code[-1]
         return not isinstance(last, str) and last.code == op.JMP | op.EXIT
 
-    # -- locals: names, types, homes --------------------------------------------------------------
-
-    def _scan(self, body: list[ast.stmt]) -> None:
-        """Find the locals and their types (a fixpoint over the assignments), and count uses."""
-        uses: dict[str, int] = {}
-        assigns: list[tuple[str, ast.AST | None, Any]] = []   # (name, value node, declared type)
-        for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-            if isinstance(node, ast.Global):
-                self.declared_global.update(node.names)
-            elif isinstance(node, ast.Name):
-                uses[node.id] = uses.get(node.id, 0) + 1
-        for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-            if isinstance(node, ast.Assign):
-                for t in node.targets:
-                    if isinstance(t, ast.Name):
-                        assigns.append((t.id, node.value, None))
-                    elif isinstance(t, ast.Tuple):
-                        raise self.error(t, "tuple assignment is not supported: assign one name at a time")
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                assigns.append((node.target.id, node.value, self._type_expr(node.annotation)))
-            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-                assigns.append((node.target.id, node, None))
-            elif isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-                assigns.append((node.target.id, node, None))
-            elif isinstance(node, ast.NamedExpr):
-                assigns.append((node.target.id, node.value, None))
-        if self.ctx_name is not None:
-            self.locals[self.ctx_name] = Local(self.ctx_name, "ctx")
-        declared: dict[str, Any] = {}
-        for name, _value, decl in assigns:
-            if decl is not None:
-                declared[name] = decl
-        for _round in range(4):
-            changed = False
-            for name, value, decl in assigns:
-                if name in self.declared_global or name == self.ctx_name:
-                    continue
-                loc = self.locals.get(name)
-                if name in declared:
-                    t = declared[name]
-                elif isinstance(value, ast.For):
-                    t = self._range_type(value)
-                elif isinstance(value, ast.AugAssign):
-                    t = common_type(loc.type, self.type_of(value.value)) if loc is not None else None
-                else:
-                    t = self.type_of(value) if value is not None else None
-                if t is None:
-                    continue
-                if loc is None:
-                    self.locals[name] = Local(name, t)
-                    changed = True
-                elif loc.type is not t:
-                    joined = self._join(loc.type, t, value, name)
-                    if joined is not loc.type:
-                        loc.type = joined
-                        changed = True
-            if not changed:
-                break
-        self.uses = uses
-
-    def _join(self, a: Any, b: Any, node: Any, name: str) -> Any:
-        fa = isinstance(a, type) and issubclass(a, Fixed)
-        fb = isinstance(b, type) and issubclass(b, Fixed)
-        if fa and fb:
-            raise self.error(node, f"'{name}' holds both {a.__name__} and {b.__name__} values: convert one "
-                                   f"explicitly, e.g. {a.__name__}(...)")
-        if not fa and not fb:
-            if a != b:
-                raise self.error(node, f"'{name}' holds values of different kinds ({_tname(a)}, {_tname(b)})")
-            return a
-        return a if fa else b
-
-    def _range_type(self, node: ast.For) -> Any:
-        it = node.iter
-        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range":
-            t: Any = int
-            for a in it.args:
-                t = common_type(t, self.type_of(a))
-            return t
-        raise self.error(node.iter, "only 'for i in range(...)' loops with constant bounds are supported")
+    # -- locals: homes ------------------------------------------------------------------------
 
     def _assign_homes(self) -> None:
         order = sorted((loc for loc in self.locals.values()), key=lambda l: (
-            l.name != self.ctx_name, -self.uses.get(l.name, 0)))
+            l.name != self.ctx_name, not isinstance(l.type, PtrType), -self.uses.get(l.name, 0)))
         regs = [6, 7, 8, 9]
         for loc in order:
             if loc.name == self.ctx_name and self.uses.get(loc.name, 0) == 0:
                 continue
-            if loc.type != "ctx" and not _is_int_type(loc.type):
+            if is_aggregate(loc.type):
+                loc.slot = self.perm_alloc(sizeof(loc.type))
+                continue
+            if loc.type != "ctx" and not is_int_type(loc.type) and not isinstance(loc.type, PtrType):
                 raise self.error(self.src.node, f"local '{loc.name}' has unsupported type {loc.type!r}")
             if regs:
                 loc.reg = regs.pop(0)
@@ -246,9 +196,12 @@ class FunctionCompiler(AccessMixin, Emitter):
 
     def _type_expr(self, node: ast.AST) -> Any:
         obj = self.static(node)
-        if isinstance(obj, type) and (issubclass(obj, Fixed) or obj is int or obj is bool):
+        if isinstance(obj, type) and (issubclass(obj, (Fixed, Struct)) or obj is int or obj is bool):
             return obj
-        raise self.error(node, f"unknown type annotation {ast.unparse(node)!r}: use u8..u64, i8..i64 or int")
+        if isinstance(obj, ArrayType):
+            return obj
+        raise self.error(node, f"unknown type annotation {ast.unparse(node)!r}: use u8..u64, i8..i64, int, "
+                               "a Struct or an array such as u8[16]")
 
     # -- static evaluation (names of the module) ---------------------------------------------------
 
@@ -271,6 +224,10 @@ class FunctionCompiler(AccessMixin, Emitter):
             base = self.static(node.value, None)
             if base is not None and hasattr(base, node.attr):
                 return getattr(base, node.attr)
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            base = self.static(node.value, None)
+            if isinstance(base, type) and issubclass(base, Fixed):
+                return base[node.slice.value]
         if default is not self._MISSING:
             return default
         raise self.error(node, f"unknown name '{ast.unparse(node)}'")
@@ -282,7 +239,7 @@ class FunctionCompiler(AccessMixin, Emitter):
             self.stmt(stmt)
 
     def stmt(self, node: ast.stmt) -> None:
-        self.cur_line = (self.src.line(node), node.col_offset + self.src.indent + 1, self.src.text(node))
+        self.cur_line = self.src.position(node)
         self.stmt_stack = 0
         for t in list(self.live):
             self.release(t)
@@ -310,8 +267,10 @@ class FunctionCompiler(AccessMixin, Emitter):
             self.mov_imm(0, 0)
         else:
             v = self.expr(node.value)
-            if not _is_int_type(v.type):
+            if not is_int_type(v.type):
                 raise self.error(node, "a BPF program returns an integer")
+            if self.return_type is not None:
+                v = self.convert(v, self.return_type)
             self.into(v, 0)
         self.emit(op.JMP | op.EXIT)
 
@@ -330,6 +289,9 @@ class FunctionCompiler(AccessMixin, Emitter):
                 self.store_global(target, self.expr(value))
                 return
             loc = self.locals[target.id]
+            if is_aggregate(loc.type):
+                self.assign_aggregate(loc, value)
+                return
             if loc.reg is not None:
                 v = self.convert(self.expr(value), loc.type)
                 self.into(v, loc.reg)
@@ -339,12 +301,28 @@ class FunctionCompiler(AccessMixin, Emitter):
                 self.store(10, loc.slot, self.reg_of(v), 8)
                 self.release(v)
             return
-        if isinstance(target, ast.Subscript):
+        if isinstance(target, ast.Subscript) and isinstance(self.static(target.value, None), MapDecl):
             self.subscript_store(target, value)
             return
-        if isinstance(target, ast.Attribute):
-            raise self.error(target, "assigning to attributes is not supported here")
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            mem = self.lvalue(target)
+            self.write_mem(mem, self.expr(value), target)
+            return
         raise self.error(target, f"cannot assign to {ast.unparse(target)!r}")
+
+    def assign_aggregate(self, loc: Local, value: ast.AST) -> None:
+        mem = self.local_mem(loc)
+        if isinstance(value, ast.Call) and self.static(value.func, None) is loc.type:
+            if value.args:
+                raise self.error(value, f"{getattr(loc.type, '__name__', loc.type)}() takes keyword arguments only")
+            self.zero_fill(mem)
+            for kw in value.keywords:
+                if kw.arg is None:
+                    raise self.error(kw, "**kwargs is not supported")
+                self.write_mem(self.member(mem, kw.arg, kw), self.expr(kw.value), kw)
+            return
+        v = self.expr(value)
+        self.write_mem(mem, v, value)
 
     def s_AugAssign(self, node: ast.AugAssign) -> None:
         opname = _BINOPS.get(type(node.op))
@@ -354,8 +332,15 @@ class FunctionCompiler(AccessMixin, Emitter):
         if isinstance(target, ast.Name) and target.id in self.declared_global:
             self.augment_global(target, opname, node.value)
             return
-        if isinstance(target, ast.Subscript):
+        if isinstance(target, ast.Subscript) and isinstance(self.static(target.value, None), MapDecl):
             self.subscript_augment(target, opname, node.value)
+            return
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            mem = self.lvalue(target)
+            cur = self.read_mem(mem)
+            if isinstance(cur, Mem):
+                raise self.error(target, "augmented assignment needs an integer field")
+            self.write_mem(mem, self.arith(opname, cur, self.expr(node.value)), target)
             return
         if isinstance(target, ast.Name):
             loc = self.locals[target.id]
@@ -415,7 +400,7 @@ class FunctionCompiler(AccessMixin, Emitter):
         self.block(node.body)
         self.loops.pop()
         self.place(cont)
-        self.cur_line = (self.src.line(node), node.col_offset + self.src.indent + 1, self.src.text(node))
+        self.cur_line = self.src.position(node)
         self._set_local(loc, self.convert(self.arith("+", self.read_local(loc), step), loc.type))
         self.jump(top)
         self.place(end)
@@ -431,6 +416,54 @@ class FunctionCompiler(AccessMixin, Emitter):
         self.loops.pop()
         self.jump(top)
         self.place(end)
+
+    def s_Match(self, node: ast.Match) -> None:
+        """match on an integer: each case compares the subject (kept in a stack slot) with constants."""
+        subject = self.expr(node.subject)
+        if isinstance(subject, Mem) or not is_int_type(subject.type):
+            raise self.error(node.subject, "match works on integers")
+        t = subject.type
+        slot = self.perm_alloc(8)
+        self.store(10, slot, self.reg_of(subject), 8)
+        self.release(subject)
+        end = self.new_label("endmatch")
+        for case in node.cases:
+            self.cur_line = self.src.position(case.pattern)
+            values = self._case_values(case.pattern)
+            nxt = self.new_label("case")
+            if values is not None:
+                body = self.new_label("body")
+                for v in values:
+                    s = self.alloc(t)
+                    self.load(s.reg, 10, slot, 8)
+                    self.compare_jump(s, v, "==", body)
+                self.jump(nxt)
+                self.place(body)
+            if case.guard is not None:
+                self.branch(case.guard, nxt, False)
+            self.block(case.body)
+            self.jump(end)
+            self.place(nxt)
+        self.place(end)
+
+    def _case_values(self, pat: ast.AST) -> list[Imm] | None:
+        """The constants a case matches (None: everything)."""
+        if isinstance(pat, ast.MatchAs) and pat.pattern is None and pat.name is None:
+            return None
+        if isinstance(pat, ast.MatchValue):
+            v = self.expr(pat.value)
+            if not isinstance(v, Imm):
+                raise self.error(pat, "case values must be constants")
+            return [v]
+        if isinstance(pat, ast.MatchOr):
+            out: list[Imm] = []
+            for p in pat.patterns:
+                vals = self._case_values(p)
+                if vals is None:
+                    return None
+                out.extend(vals)
+            return out
+        raise self.error(pat, "match in a BPF program takes integer constants, '|' and '_' as patterns")
 
     def s_Break(self, node: ast.Break) -> None:
         if not self.loops:
@@ -500,7 +533,11 @@ class FunctionCompiler(AccessMixin, Emitter):
         self.compare_jump(v, Imm(0, v.type), "!=" if when else "==", label)
 
     def compare_jump(self, a: Any, b: Any, cmp: str, label: str) -> None:
-        if not (_is_int_type(a.type) and _is_int_type(b.type)):
+        if isinstance(a.type, PtrType) and isinstance(b, Imm) and b.value == 0 and cmp in ("==", "!="):
+            self.emit(op.JMP | _JMP[cmp][0] | op.K, self.reg_of(a), reference=label)
+            self.release(a)
+            return
+        if not (is_int_type(a.type) and is_int_type(b.type)):
             raise CompileError(f"{self.src.file}:{self.cur_line[0]}: only integers can be compared")
         t = common_type(a.type, b.type)
         if isinstance(a, Imm) and isinstance(b, Imm):
@@ -555,6 +592,8 @@ class FunctionCompiler(AccessMixin, Emitter):
             if loc.type == "ctx":
                 raise self.error(node, f"'{name}' is the program's context: read its fields (ctx.cookie, "
                                        "ctx.arg(0), ...)")
+            if is_aggregate(loc.type):
+                return self.local_mem(loc)
             return self.read_local(loc)
         if name not in self.globals:
             import builtins
@@ -586,7 +625,7 @@ class FunctionCompiler(AccessMixin, Emitter):
             raise self.error(node, _op_hint(node.op))
         a = self.expr(node.left)
         b = self.expr(node.right)
-        if not (_is_int_type(a.type) and _is_int_type(b.type)):
+        if not (is_int_type(a.type) and is_int_type(b.type)):
             raise self.error(node, "arithmetic needs integer operands")
         return self.arith(opname, a, b)
 
@@ -615,9 +654,7 @@ class FunctionCompiler(AccessMixin, Emitter):
     def e_BoolOp(self, node: ast.BoolOp) -> Any:
         # Python semantics: the value of the operand that decided
         is_and = isinstance(node.op, ast.And)
-        t: Any = int
-        for v in node.values:
-            t = common_type(t, self.type_of(v))
+        t = self._same_type([self.type_of(v) for v in node.values], node)
         res = self.alloc(t)
         done = self.new_label("boolop")
         for i, v in enumerate(node.values):
@@ -630,7 +667,7 @@ class FunctionCompiler(AccessMixin, Emitter):
         return res
 
     def e_IfExp(self, node: ast.IfExp) -> Any:
-        t = common_type(self.type_of(node.body), self.type_of(node.orelse))
+        t = self._same_type([self.type_of(node.body), self.type_of(node.orelse)], node)
         res = self.alloc(t)
         other, done = self.new_label("ifexp"), self.new_label("endifexp")
         self.branch(node.test, other, False)
@@ -645,221 +682,35 @@ class FunctionCompiler(AccessMixin, Emitter):
         self.place(done)
         return res
 
+    def _same_type(self, types: list[Any], node: ast.AST) -> Any:
+        """The one fixed type of the alternatives of and/or/if-else (CPython keeps each value's own type,
+        so two different fixed types would compute differently afterwards)."""
+        fixed = {t for t in types if isinstance(t, type) and issubclass(t, Fixed)}
+        if len(fixed) > 1:
+            names = ", ".join(sorted(t.__name__ for t in fixed))
+            raise self.error(node, f"the alternatives have different types ({names}): convert them to one type")
+        return fixed.pop() if fixed else int
+
     def e_Attribute(self, node: ast.Attribute) -> Any:
         if isinstance(node.value, ast.Name) and node.value.id == self.ctx_name:
             return self.ctx_attr(node)
         obj = self.static(node, None)
         if isinstance(obj, bool) or isinstance(obj, int):
             return Imm(int(obj), type(obj) if isinstance(obj, Fixed) else int)
+        if obj is None:
+            return self.read_mem(self.member(self.expr(node.value), node.attr, node))
         raise self.error(node, f"cannot read '{ast.unparse(node)}' in a BPF program")
 
     def e_Subscript(self, node: ast.Subscript) -> Any:
         base = node.value
         if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == self.ctx_name:
             return self.ctx_array(node)
-        return self.subscript_load(node)
-
-    def e_Call(self, node: ast.Call) -> Any:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            if isinstance(func.value, ast.Name) and func.value.id == self.ctx_name:
-                return self.ctx_call(node)
-            target = self.static(func.value, None)
-            if isinstance(target, MapDecl):
-                return self.map_call(node, target, func.attr)
-        callee = self.static(func, None)
-        if callee is None:
-            raise self.error(func, f"unknown function '{ast.unparse(func)}'")
-        if node.keywords:
-            raise self.error(node, "keyword arguments are not supported in BPF calls")
-        if isinstance(callee, type) and issubclass(callee, Fixed):
-            if len(node.args) != 1:
-                raise self.error(node, f"{callee.__name__}() takes one value")
-            return self.convert(self.expr(node.args[0]), callee)
-        if callee is int or callee is bool:
-            if len(node.args) != 1:
-                raise self.error(node, f"{callee.__name__}() takes one value")
-            v = self.expr(node.args[0])
-            if callee is bool:
-                return self._bool_value(ast.copy_location(
-                    ast.Compare(left=node.args[0], ops=[ast.NotEq()], comparators=[ast.Constant(0)]), node))
-            return v
-        spec = HELPERS.get(callee) if _hashable(callee) else None
-        if spec is not None:
-            return self.helper_call(node, spec)
-        if callee is float:
-            raise self.error(node, "BPF has no floating point")
-        raise self.error(func, f"'{ast.unparse(func)}' cannot be called from a BPF program")
-
-    def helper_call(self, node: ast.Call, spec: Any) -> Any:
-        if len(node.args) != spec.nargs:
-            raise self.error(node, f"{ast.unparse(node.func)}() takes {spec.nargs} argument(s)")
-        args = [self.expr(a) for a in node.args]
-        self.call_with(spec.helper, args)
-        res = self.take(0, spec.type)
-        if spec.post == "hi32":
-            self.emit(op.ALU64 | op.RSH | op.K, 0, imm=32)
-        elif spec.post == "lo32":
-            self.emit(op.ALU | op.MOV | op.X, 0, 0)
-        return res
-
-    def call_with(self, helper: int, args: list[Any]) -> None:
-        """Move ``args`` into r1.. and call ``helper`` (live temporaries are spilled first)."""
-        for i, a in enumerate(args):
-            if isinstance(a, Tmp):
-                self.reg_of(a)
-        # free the argument registers of temporaries that are not going there
-        targets = {i + 1 for i in range(len(args))}
-        for t in list(self.live):
-            if t.reg in targets and not any(t is a and t.reg == i + 1 for i, a in enumerate(args)):
-                self._spill(t)
-        for i, a in enumerate(args):
-            self.into(a, i + 1)
-            self.release(a)
-        self.call_helper(helper)
-
-    # -- ctx ------------------------------------------------------------------------------------
-
-    def ctx_reg(self, node: ast.AST) -> int:
-        loc = self.locals.get(self.ctx_name or "")
-        if loc is None or loc.reg is None:
-            raise self.error(node, "the context is not available here")
-        return loc.reg
-
-    def ctx_attr(self, node: ast.Attribute) -> Any:
-        attr = node.attr
-        if attr == "cookie":
-            from pybpf._sys.uapi import HelperID
-
-            self.spill_live()
-            self.mov_reg(1, self.ctx_reg(node))
-            self.call_helper(HelperID.get_attach_cookie)
-            return self.take(0, _u64())
-        field = self.unit.ctx_field(self, node, attr)
-        if field.count:
-            raise self.error(node, f"ctx.{attr} is an array of {field.count}: index it, ctx.{attr}[i]")
-        return self._ctx_load(node, field.offset, field.type)
-
-    def _ctx_load(self, node: ast.AST, offset: int, t: Any) -> Any:
-        bits, signed = bits_signed(t)
-        res = self.alloc(t)
-        self.load(res.reg, self.ctx_reg(node), offset, bits // 8)
-        if signed and bits < 64:
-            self.normalize(res.reg, t)
-        return res
-
-    def ctx_array(self, node: ast.Subscript) -> Any:
-        attr = node.value.attr  # type: ignore[attr-defined]
-        field = self.unit.ctx_field(self, node.value, attr)
-        if not field.count:
-            raise self.error(node, f"ctx.{attr} is not an array")
-        idx = self.expr(node.slice)
-        if not isinstance(idx, Imm):
-            raise self.error(node.slice, "context arrays take a constant index")
-        if not 0 <= idx.value < field.count:
-            raise self.error(node.slice, f"ctx.{attr} has {field.count} elements; index {idx.value} is outside")
-        size = bits_signed(field.type)[0] // 8
-        return self._ctx_load(node, field.offset + idx.value * size, field.type)
-
-    def ctx_call(self, node: ast.Call) -> Any:
-        attr = node.func.attr  # type: ignore[attr-defined]
-        if attr == "arg":
-            if len(node.args) != 1:
-                raise self.error(node, "ctx.arg(n) takes the argument's index")
-            n = self.expr(node.args[0])
-            if not isinstance(n, Imm):
-                raise self.error(node.args[0], "ctx.arg() takes a constant index")
-            field = self.unit.ctx_arg(self, node, n.value)
-            return self._ctx_load(node, field.offset, field.type)
-        raise self.error(node, f"ctx.{attr}() is not known: use ctx.arg(n), ctx.ret, ctx.cookie or a field")
-
-    # -- types without code (the local-variable pass) -------------------------------------------------
-
-    def type_of(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant):
-            return int
-        if isinstance(node, ast.Name):
-            loc = self.locals.get(node.id)
-            if loc is not None and node.id not in self.declared_global:
-                return loc.type
-            v = self.globals.get(node.id)
-            if isinstance(v, Fixed):
-                from pybpf.lang.types import type_of_value
-
-                return type_of_value(v)
-            return int
-        if isinstance(node, ast.BinOp):
-            return common_type(self.type_of(node.left), self.type_of(node.right))
-        if isinstance(node, ast.UnaryOp):
-            return int if isinstance(node.op, ast.Not) else self.type_of(node.operand)
-        if isinstance(node, (ast.Compare, ast.BoolOp)):
-            if isinstance(node, ast.BoolOp):
-                t: Any = int
-                for v in node.values:
-                    t = common_type(t, self.type_of(v))
-                return t
-            return int
-        if isinstance(node, ast.IfExp):
-            return common_type(self.type_of(node.body), self.type_of(node.orelse))
-        if isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
-                    and func.value.id == self.ctx_name:
-                return _u64() if func.attr == "arg" else int
-            if isinstance(func, ast.Attribute):
-                target = self.static(func.value, None)
-                if isinstance(target, MapDecl):
-                    return target.value if func.attr == "get" else int
-            callee = self.static(func, None)
-            if isinstance(callee, type) and issubclass(callee, Fixed):
-                return callee
-            spec = HELPERS.get(callee) if _hashable(callee) else None
-            if spec is not None:
-                return spec.type
-            return int
-        if isinstance(node, ast.Attribute):
-            if isinstance(node.value, ast.Name) and node.value.id == self.ctx_name:
-                if node.attr == "cookie":
-                    return _u64()
-                try:
-                    return self.unit.ctx_field(self, node, node.attr).type
-                except CompileError:
-                    return int
-            return int
-        if isinstance(node, ast.Subscript):
-            base = node.value
-            if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) \
-                    and base.value.id == self.ctx_name:
-                try:
-                    return self.unit.ctx_field(self, base, base.attr).type
-                except CompileError:
-                    return int
-            target = self.static(base, None)
-            if isinstance(target, MapDecl):
-                return target.value
-        return int
-
-
-def _u64() -> type:
-    from pybpf.lang.types import u64
-
-    return u64
-
-
-def _tname(t: Any) -> str:
-    return getattr(t, "__name__", str(t))
-
-
-def _is_int_type(t: Any) -> bool:
-    return t is int or t is bool or (isinstance(t, type) and issubclass(t, Fixed))
-
-
-def _hashable(x: Any) -> bool:
-    try:
-        hash(x)
-    except TypeError:
-        return False
-    return True
+        if isinstance(self.static(base, None), MapDecl):
+            return self.subscript_load(node)
+        mem = self.expr(base)
+        if not isinstance(mem, Mem):
+            raise self.error(node, f"'{ast.unparse(base)}' cannot be indexed")
+        return self.read_mem(self.element(mem, self.expr(node.slice), node))
 
 
 def _op_hint(o: ast.AST) -> str:

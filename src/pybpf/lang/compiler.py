@@ -32,7 +32,7 @@ __all__ = ["compile_programs", "Unit"]
 
 _PT_REGS_KINDS = {"uprobe", "uretprobe", "kprobe", "kretprobe", "uprobe_multi", "uretprobe_multi",
                   "kprobe_multi", "ksyscall", "usdt"}
-_U64_ARGS_KINDS = {"raw_tracepoint", "tp_btf", "fentry", "fexit"}
+_U64_ARGS_KINDS = {"raw_tracepoint", "tp_btf", "fentry", "fexit", "syscall"}
 
 
 class Unit:
@@ -44,6 +44,43 @@ class Unit:
         self._map_names: dict[int, str] = {}
         self.globals: dict[str, tuple[str, int, type, Any]] = {}   # name -> (section, offset, type, value)
         self.section_sizes: dict[str, int] = {".data": 0, ".bss": 0, ".rodata": 0}
+        self.subprogs: dict[str, Any] = {}      # name -> compiled FunctionCompiler
+        self._compiling: set[str] = set()
+        self.log_formats: list[Any] = []
+
+    # -- BPF functions and print() -----------------------------------------------------------------
+
+    def subprog(self, fc: Any, fn: Any, node: ast.AST) -> Any:
+        """The compiled BPF function ``fn`` (compiled on first use; recursion is an error)."""
+        name = fn.__name__
+        done = self.subprogs.get(name)
+        if done is not None:
+            if done.fn is not fn:
+                raise fc.error(node, f"two different BPF functions are named '{name}'")
+            return done
+        if name in self._compiling:
+            raise fc.error(node, f"'{name}' calls itself (directly or through other functions): BPF has no "
+                                 "recursion; write a loop with a constant bound")
+        self._compiling.add(name)
+        try:
+            sub = FunctionCompiler(self, fn, "subprog", None, name)
+            try:
+                sub.compile()
+            except CompileError as exc:
+                raise exc.add_context(f"function '{name}'")
+        finally:
+            self._compiling.discard(name)
+        self.subprogs[name] = sub
+        return sub
+
+    def log_site(self, pieces: tuple, kinds: tuple, sep: str, where: str) -> int:
+        from pybpf.lang.log import LOG_MAP, LOG_SIZE, LogFormat
+        from pybpf.lang.maps import RingBuf
+
+        if LOG_MAP not in self.maps:
+            self.maps[LOG_MAP] = RingBuf(LOG_SIZE, name=LOG_MAP)
+        self.log_formats.append(LogFormat(pieces, kinds, sep, where))
+        return len(self.log_formats) - 1
 
     # -- maps ------------------------------------------------------------------------------------
 
@@ -65,6 +102,14 @@ class Unit:
         self._map_names[id(decl)] = name
         decl.name = decl.name or name
         return name
+
+    def record_type(self, decl: MapDecl, t: Any, node: ast.AST, fc: Any) -> None:
+        """Remember what a ring buffer carries (the user-side reader decodes records with it)."""
+        known = getattr(decl, "record", None)
+        if known is not None and known is not t:
+            raise fc.error(node, f"ring buffer '{decl.name}' already carries {getattr(known, '__name__', known)} "
+                                 f"records; use one record type per ring buffer")
+        decl.record = t
 
     # -- global variables --------------------------------------------------------------------------
 

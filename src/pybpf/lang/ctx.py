@@ -33,6 +33,7 @@ class Field:
     offset: int
     type: type
     count: int = 0
+    size: int = 0       # bytes loaded, when not the type's size (packet pointers are 32-bit fields)
 
 
 # pt_regs: register name -> offset, and the argument / return registers (kernel calling convention).
@@ -109,11 +110,16 @@ _SK_BUFF = {"len": 0, "pkt_type": 4, "mark": 8, "queue_mapping": 12, "protocol":
 
 def ctx_fields(kind: str) -> dict[str, Field]:
     """Named u32 fields of the xdp_md / __sk_buff contexts."""
+    from pybpf.lang.packet import pkt
+
     if kind == "xdp":
-        return {k: Field(v, u32) for k, v in _XDP_MD.items()}
-    if kind in ("socket_filter", "tc", "tcx_ingress", "tcx_egress", "cgroup_skb_ingress", "cgroup_skb_egress"):
-        return {k: Field(v, u32) for k, v in _SK_BUFF.items()}
-    return {}
+        table = _XDP_MD
+    elif kind in ("socket_filter", "tc", "tcx_ingress", "tcx_egress", "cgroup_skb_ingress", "cgroup_skb_egress"):
+        table = _SK_BUFF
+    else:
+        return {}
+    return {k: Field(v, pkt, 0, 4) if k in ("data", "data_end", "data_meta") else Field(v, u32)
+            for k, v in table.items()}
 
 
 class FakeCtx:
@@ -127,10 +133,15 @@ class FakeCtx:
     (u64(2), u64(8))
     """
 
-    def __init__(self, *, cookie: int = 0, args: Any = (), ret: int = 0, **fields: Any) -> None:
+    def __init__(self, *, cookie: int = 0, args: Any = (), ret: int = 0, packet: bytes | None = None,
+                 **fields: Any) -> None:
         self.cookie = u64(cookie)
         self.args = [u64(a) for a in args]
         self.ret = u64(ret)
+        if packet is not None:
+            from pybpf.lang.packet import set_packet
+
+            self.data, self.data_end = set_packet(packet)
         for k, v in fields.items():
             setattr(self, k, v)
 

@@ -98,9 +98,11 @@ class Emitter:
         self.lines.append(self.cur_line)
         return insn
 
+    label_prefix = ""
+
     def new_label(self, hint: str = "L") -> str:
         self._labels += 1
-        return f".{hint}{self._labels}"
+        return f"{self.label_prefix}.{hint}{self._labels}"
 
     def place(self, label: str) -> None:
         self.code.append(label)
@@ -289,7 +291,9 @@ class Emitter:
         bits, signed = bits_signed(t)
         dst = self.owned(a)
         dst.type = t
-        cls = op.ALU if bits <= 32 else op.ALU64
+        # &, |, ^ of normalised operands are normalised in 64 bits; the others use 32-bit
+        # instructions for types of 32 bits or fewer (shift counts modulo 32), then normalise.
+        cls = op.ALU if bits <= 32 and opname not in _CLOSED else op.ALU64
         code = ALU_OPS[opname]
         off = 1 if signed and opname in ("//", "%") else 0
         if isinstance(b, Imm):

@@ -20,6 +20,10 @@ _JA = op.JMP | op.JA
 _EXIT = op.JMP | op.EXIT
 
 
+def _is_call(insn: Instruction) -> bool:
+    return insn.code == op.JMP | op.CALL and insn.src == op.PSEUDO_CALL and insn.reference is not None
+
+
 def _is_jump(insn: Instruction) -> bool:
     cls = insn.code & 0x07
     return cls in (op.JMP, op.JMP32) and insn.code not in (op.JMP | op.CALL, _EXIT) and insn.reference is not None
@@ -77,7 +81,7 @@ def _peephole(code: list[Any], lines: list[Any]) -> tuple[list[Any], list[Any]]:
             if item.code in (_JA, _EXIT) and not (item.code == _JA and item.reference is None):
                 dead = True
         # drop labels nobody jumps to
-        used = {x.reference for x in out if isinstance(x, Instruction) and _is_jump(x)}
+        used = {x.reference for x in out if isinstance(x, Instruction) and (_is_jump(x) or _is_call(x))}
         code, lines = [], []
         for item, line in zip(out, out_lines):
             if isinstance(item, str) and item not in used:
@@ -87,8 +91,8 @@ def _peephole(code: list[Any], lines: list[Any]) -> tuple[list[Any], list[Any]]:
     return code, lines
 
 
-def finalize(code: list[Any], lines: list[Any]) -> tuple[list[Instruction], list[Any]]:
-    """Instructions with jump offsets resolved, and the source line of each."""
+def finalize(code: list[Any], lines: list[Any]) -> tuple[list[Instruction], list[Any], dict[str, int]]:
+    """Instructions with jump and call offsets resolved, the source line of each, and the labels."""
     code, lines = _peephole(code, lines)
     insns: list[Instruction] = []
     insn_lines: list[Any] = []
@@ -104,4 +108,6 @@ def finalize(code: list[Any], lines: list[Any]) -> tuple[list[Instruction], list
             target = labels[insn.reference]  # type: ignore[index]
             insn.off = target - (i + 1)
             insn.reference = None
-    return insns, insn_lines
+        elif _is_call(insn):
+            insn.imm = labels[insn.reference] - (i + 1)  # type: ignore[index]
+    return insns, insn_lines, labels

@@ -57,6 +57,12 @@ class Fixed(int):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self)})"
 
+    def __class_getitem__(cls, count: int) -> Any:
+        """``u8[16]``: a fixed array type (struct fields, local buffers)."""
+        from pybpf.lang.structs import array_of
+
+        return array_of(cls, count)
+
     __str__ = int.__repr__
 
     def __format__(self, spec: str) -> str:

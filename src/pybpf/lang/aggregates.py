@@ -1,0 +1,149 @@
+"""Structs, fixed arrays and pointers in compiled code (a mixin of the FunctionCompiler).
+
+An aggregate value is memory: :class:`Mem` is ``type`` at ``base + off``
+where ``base`` is r10 (a stack buffer) or the register of a pointer local
+(a ring-buffer reservation).  Integer fields are loaded when read; arrays
+and structs stay addresses, which is what helpers taking buffers want.
+
+Translations::
+
+    e = Event()          zero the stack buffer of local e (8 bytes per store)
+    e.pid = x            *(u32 *)(r10 - off + 0) = x
+    e.comm               r10 - off + 8 (an address), e.g. for get_current_comm(e.comm)
+    e.comm[3]            *(u8 *)(r10 - off + 11)          (constant indexes)
+    p = events.reserve(Event)   r0 = bpf_ringbuf_reserve(&events, sizeof(Event), 0)
+    if not p: return 0          the NULL check the verifier needs
+    events.submit(p)            bpf_ringbuf_submit(p, 0)
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from pybpf.asm import opcodes as op
+from pybpf.lang.emit import Imm, Reg, Tmp, bits_signed
+from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
+from pybpf.lang.types import Fixed
+
+__all__ = ["AggregateMixin", "Mem", "is_aggregate"]
+
+
+class Mem:
+    """``type`` in memory at ``base`` (a register) + ``off``."""
+
+    __slots__ = ("base", "off", "type")
+
+    def __init__(self, base: int, off: int, type: Any) -> None:
+        self.base = base
+        self.off = off
+        self.type = type
+
+
+def is_aggregate(t: Any) -> bool:
+    return isinstance(t, ArrayType) or (isinstance(t, type) and issubclass(t, Struct))
+
+
+def _is_int(t: Any) -> bool:
+    return t is int or t is bool or (isinstance(t, type) and issubclass(t, Fixed))
+
+
+class AggregateMixin:
+    """Needs the Emitter and FunctionCompiler methods (``expr``, ``error``, ``locals``)."""
+
+    def local_mem(self, loc: Any) -> Mem:
+        return Mem(10, loc.slot, loc.type)
+
+    def zero_fill(self, mem: Mem) -> None:
+        size = sizeof(mem.type)
+        off = 0
+        while off < size:
+            step = 8 if size - off >= 8 and (mem.off + off) % 8 == 0 else (4 if size - off >= 4 else 1)
+            self.store_imm(mem.base, mem.off + off, 0, step)
+            off += step
+
+    def member(self, base: Any, attr: str, node: ast.AST) -> Mem:
+        """The field ``attr`` of a struct value (Mem) or of what a pointer register points at."""
+        if isinstance(base, (Reg, Tmp)) and isinstance(base.type, PtrType):
+            mem = Mem(self.reg_of(base), 0, base.type.target)
+        elif isinstance(base, Mem):
+            mem = base
+        else:
+            raise self.error(node, f"'.{attr}': only Struct values have fields")
+        st = mem.type
+        if not (isinstance(st, type) and issubclass(st, Struct)):
+            raise self.error(node, f"'.{attr}': {getattr(st, '__name__', st)} is not a Struct")
+        found = st._fields.get(attr)
+        if found is None:
+            raise self.error(node, f"{st.__name__} has no field '{attr}' (fields: {', '.join(st._fields)})")
+        off, t = found
+        return Mem(mem.base, mem.off + off, t)
+
+    def element(self, mem: Mem, index: Any, node: ast.AST) -> Mem:
+        t = mem.type
+        if not isinstance(t, ArrayType):
+            raise self.error(node, f"{getattr(t, '__name__', t)} cannot be indexed")
+        if not isinstance(index, Imm):
+            raise self.error(node, "array indexes must be constants (the verifier must see every access in "
+                                   "bounds); for a variable index use an Array map")
+        if not 0 <= index.value < t.count:
+            raise self.error(node, f"index {index.value} is outside {t.__name__}")
+        return Mem(mem.base, mem.off + index.value * sizeof(t.elem), t.elem)
+
+    def read_mem(self, mem: Mem) -> Any:
+        """An integer field's value (loaded), or the aggregate itself."""
+        if not _is_int(mem.type):
+            return mem
+        bits, signed = bits_signed(mem.type)
+        res = self.alloc(mem.type)
+        self.load(res.reg, mem.base, mem.off, bits // 8)
+        if signed and bits < 64:
+            self.normalize(res.reg, mem.type)
+        return res
+
+    def write_mem(self, mem: Mem, v: Any, node: ast.AST) -> None:
+        t = mem.type
+        if _is_int(t):
+            if isinstance(v, Mem) or not _is_int(v.type):
+                raise self.error(node, f"cannot store {getattr(v.type, '__name__', v.type)} in a "
+                                       f"{getattr(t, '__name__', t)} field")
+            v = self.convert(v, t)
+            size = bits_signed(t)[0] // 8
+            if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
+                self.store_imm(mem.base, mem.off, v.value, size)
+            else:
+                self.store(mem.base, mem.off, self.reg_of(v), size)
+                self.release(v)
+            return
+        if isinstance(v, Mem) and v.type is t:
+            self.copy_mem(mem, v)
+            return
+        raise self.error(node, f"cannot store {getattr(v.type, '__name__', v.type)} in "
+                               f"{getattr(t, '__name__', t)}")
+
+    def copy_mem(self, dst: Mem, src: Mem) -> None:
+        size = sizeof(dst.type)
+        tmp = self.alloc(int)
+        off = 0
+        while off < size:
+            step = 8 if size - off >= 8 else (4 if size - off >= 4 else (2 if size - off >= 2 else 1))
+            self.load(tmp.reg, src.base, src.off + off, step)
+            self.store(dst.base, dst.off + off, tmp.reg, step)
+            off += step
+        self.release(tmp)
+
+    def addr_into(self, reg: int, mem: Mem) -> None:
+        self.mov_reg(reg, mem.base)
+        if mem.off:
+            self.emit(op.ALU64 | op.ADD | op.K, reg, imm=mem.off)
+
+    def lvalue(self, node: ast.AST) -> Mem:
+        """The memory an Attribute/Subscript target names."""
+        if isinstance(node, ast.Attribute):
+            return self.member(self.expr(node.value), node.attr, node)
+        if isinstance(node, ast.Subscript):
+            base = self.expr(node.value)
+            if not isinstance(base, Mem):
+                raise self.error(node, f"cannot assign to {ast.unparse(node)!r}")
+            return self.element(base, self.expr(node.slice), node)
+        raise self.error(node, f"cannot assign to {ast.unparse(node)!r}")
