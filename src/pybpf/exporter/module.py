@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pybpf.errors import BPFError
+from pybpf.maps.batch import raw_chunks
+from pybpf.maps.info import PERCPU_TYPES, possible_cpus
 from pybpf.exporter.config import AttachConfig, ConfigError, MetricConfig, ModuleConfig, Where, check_against
 from pybpf.exporter.decoders import DecodeContext, build_chain
 
@@ -92,8 +94,7 @@ class MetricReader:
     def __init__(self, cfg: MetricConfig, bpf_map: Any, ctx_cookies: dict[int, str]) -> None:
         self.cfg = cfg
         self.map = bpf_map
-        bpf_map.set_codecs(key=bpf_map.key_size, value="u64")
-        self.percpu = "PERCPU" in getattr(bpf_map.type, "name", "")
+        self._copies = possible_cpus() if bpf_map.type in PERCPU_TYPES else 1   # values per key
         layout: dict[str, tuple[int, int]] = {}
         off = 0
         for lab in cfg.labels:
@@ -108,6 +109,7 @@ class MetricReader:
             b_off, b_size = layout[cfg.labels[-1].name]
             self._bucket = (b_off, b_off + b_size)
         self._cache: dict[bytes, tuple[str, ...]] = {}
+        self._dicts: dict[tuple[str, ...], dict[str, str]] = {}
         self.decode_errors = 0
 
     def _labels(self, key: bytes) -> tuple[str, ...]:
@@ -128,14 +130,27 @@ class MetricReader:
         return found
 
     def _entries(self) -> Iterator[tuple[bytes, int]]:
-        percpu = self.percpu
-        for keys, values in self.map.lookup_batch():
-            if percpu:
-                values = [sum(v) for v in values]
-            yield from zip(keys, values)
+        """(raw key, value) of every entry, per-CPU values summed; read with batch lookups."""
+        ks, copies = self.map.key_size, self._copies
+        for keys, values, n in raw_chunks(self.map, None):
+            kb = bytes(memoryview(keys)[:n * ks])
+            with memoryview(values) as mv, mv[:n * 8 * copies].cast("Q") as words:
+                counts = words.tolist()
+            if copies > 1:
+                counts = [sum(counts[i:i + copies]) for i in range(0, n * copies, copies)]
+            yield from zip([kb[i:i + ks] for i in range(0, n * ks, ks)], counts)
+
+    def _label_dict(self, labels: tuple[str, ...]) -> dict[str, str]:
+        found = self._dicts.get(labels)
+        if found is None:
+            if len(self._dicts) >= _CACHE_LIMIT:
+                self._dicts.clear()
+            found = self._dicts[labels] = dict(zip(self.names, labels))
+        return found
 
     def read(self) -> Any:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.samples import Sample
 
         cfg = self.cfg
         if cfg.kind == "counter":
@@ -145,8 +160,10 @@ class MetricReader:
                 labels = label(key)
                 totals[labels] = totals.get(labels, 0) + value
             family = CounterMetricFamily(cfg.name, cfg.help, labels=self.names)
-            for labels, value in totals.items():
-                family.add_metric(labels, value)
+            # add_metric's samples, made here with label dicts cached across scrapes.
+            sample_name, label_dict = f"{family.name}_total", self._label_dict
+            family.samples = [Sample(sample_name, label_dict(labels), value, None, None)
+                              for labels, value in totals.items()]
             return family
         family = HistogramMetricFamily(cfg.name, cfg.help, labels=self.names)
         for labels, counts in self._histograms().items():
@@ -209,6 +226,7 @@ class Module:
         self.log = log
         self.obj: Any = None
         self.links: list[Any] = []
+        self.clones: dict[str, list[Any]] = {}     # program name → copies the hooks made of it
         self.readers: list[MetricReader] = []
         self.error: str | None = None
         self.attach_failures = 0
@@ -234,18 +252,50 @@ class Module:
             return
         if self.config.attach is None:
             try:
-                self.links = list(self.obj.attach_all().values())
+                for pname, link in self.obj.attach_all().items():
+                    self._add_links(pname, [link])
             except BPFError as err:
                 self.attach_failures += 1
                 self._fail(f"attach: {err}")
             return
         for a in self.config.attach:
             try:
-                self.links += _attach(self.obj.programs[a.program], a)
+                self._add_links(a.program, _attach(self.obj.programs[a.program], a))
             except BPFError as err:
                 self.attach_failures += 1
                 self.error = f"{a.path} ({a.kind} {a.binary or a.points[0].target}): {err}"
                 self.log(f"module {self.name!r}: {self.error}")
+
+    def _add_links(self, pname: str, links: list[Any]) -> None:
+        """Keep ``links``, and open the programs they run when a hook ran a copy of ours
+        (uprobe_multi's clone of a plain uprobe program, the cookie clones of old kernels),
+        so that their run statistics are counted under ``pname`` too."""
+        from pybpf.program import Program
+
+        self.links += links
+        own = self.obj.programs.get(pname)
+        known = {c.id for c in self.clones.get(pname, [])} | ({own.id} if own is not None else set())
+        for link in links:
+            for part in getattr(link, "links", None) or [link]:
+                try:
+                    prog_id = part.info().prog_id
+                    if prog_id and prog_id not in known:
+                        self.clones.setdefault(pname, []).append(Program.from_id(prog_id))
+                        known.add(prog_id)
+                except BPFError:
+                    continue        # gone already, or a link without program info: nothing to count
+
+    def program_stats(self) -> list[tuple[str, int, str, int, int]]:
+        """(name, id, tag, run time ns, run count) of each program, its clones' runs included."""
+        out = []
+        for pname, prog in self.programs.items():
+            try:
+                infos = [prog.info()] + [c.info() for c in self.clones.get(pname, [])]
+            except BPFError:
+                continue
+            out.append((pname, infos[0].id, infos[0].tag, sum(i.run_time_ns for i in infos),
+                        sum(i.run_count for i in infos)))
+        return out
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -275,6 +325,10 @@ class Module:
 
         links, self.links = self.links, []
         close_all(links)
+        for clones in self.clones.values():
+            for prog in clones:
+                prog.close()
+        self.clones = {}
         if self.obj is not None:
             self.obj.close()
             self.obj = None

@@ -30,7 +30,6 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterator
 
-from pybpf.errors import BPFError
 from pybpf.exporter.config import ConfigError, read_config
 from pybpf.exporter.module import Module, prepare
 
@@ -139,14 +138,10 @@ class Exporter:
                 own["maps"].add_metric([name], mod.map_read_errors)
                 own["decode"].add_metric([name], mod.decode_errors)
                 own["duration"].add_metric([name], mod.last_scrape_seconds)
-                for pname, prog in mod.programs.items():
-                    try:
-                        pi = prog.info()
-                    except BPFError:
-                        continue
-                    info.add_metric([name, pname, str(pi.id), pi.tag], 1)
-                    run_time.add_metric([name, pname], pi.run_time_ns / 1e9)
-                    run_count.add_metric([name, pname], pi.run_count)
+                for pname, prog_id, tag, run_ns, runs in mod.program_stats():
+                    info.add_metric([name, pname, str(prog_id), tag], 1)
+                    run_time.add_metric([name, pname], run_ns / 1e9)
+                    run_count.add_metric([name, pname], runs)
             reload_ok = GaugeMetricFamily("pybpf_exporter_config_last_reload_successful",
                                           "1 if the last configuration reload was applied")
             reload_ok.add_metric([], 1 if self.last_reload_ok else 0)
