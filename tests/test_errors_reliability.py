@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 import pybpf
 from pybpf.links import attach_uprobe
 from pybpf.maps import Map
+from pybpf.maps.hash import HashMap
 
 from buildprogs import build_file
 from test_links_support import cookie_counter, counts_map, target
@@ -94,3 +99,64 @@ def test_lpm_trie_with_a_4_byte_key_names_object_and_map(tmp_path):
         spec.load().close()
     text = str(info.value)
     assert "lpm_short_key" in text and "short_trie" in text and "key_size=4" in text, text
+
+
+# ---------------------------------------------------------------------- messages for a user who is not root
+
+def _python_for_nobody() -> str:
+    # The test interpreter may live under /root (mode 0700); Debian's python3 is reachable by anyone.
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def _as_nobody(script: str, *, private_tracefs: bool = False) -> str:
+    """Run ``script`` as uid/gid 65534; with ``private_tracefs`` in a mount namespace of its own where
+    /sys/kernel/tracing is mounted with mode 0700 (what tracefs has by default), so the real one is untouched."""
+    prelude = "import os\n"
+    if private_tracefs:
+        prelude += ("import subprocess\n"
+                    "subprocess.run(['mount', '--make-rprivate', '/'], check=True)\n"
+                    "subprocess.run(['mount', '-t', 'tmpfs', '-o', 'mode=0700', 'tmpfs', '/sys/kernel/tracing'],"
+                    " check=True)\n")
+    prelude += "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+    cmd = [_python_for_nobody(), "-c", prelude + textwrap.dedent(script)]
+    if private_tracefs:
+        cmd = ["unshare", "--mount", *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/",
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    return res.stdout
+
+
+def test_tracefs_mounted_0700_says_permission_denied_run_as_root():
+    out = _as_nobody("""
+        from pybpf._sys.fs import tracefs_root
+        import pybpf
+        try:
+            tracefs_root()
+        except pybpf.BPFError as exc:
+            print(exc)
+    """, private_tracefs=True)
+    assert "permission denied on /sys/kernel/tracing" in out and "run as root" in out, out
+    assert "not mounted" not in out and "mount" not in out.split("run as root")[0].split("tracing")[0], out
+
+
+def test_root_owned_0600_pin_names_the_file_permissions():
+    directory = f"/sys/fs/bpf/pybpf_rel_{os.getpid()}"
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    try:
+        with HashMap(key="<I", value="<I", max_entries=4) as m:
+            m.pin(f"{directory}/m")
+        assert os.stat(f"{directory}/m").st_mode & 0o777 == 0o600
+        out = _as_nobody(f"""
+            import pybpf
+            from pybpf.maps import Map
+            try:
+                Map.from_pin({directory + '/m'!r})
+            except pybpf.BPFError as exc:
+                print(exc)
+        """)
+        assert "the pin's file permissions" in out and "mode 0600 owned by uid 0" in out, out
+        assert "verifier" not in out, out
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

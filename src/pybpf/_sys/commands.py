@@ -63,7 +63,23 @@ def unpin(path: str, *, missing_ok: bool = True) -> None:
 
 def obj_get(path: str, *, flags: int = 0, what: str = "pinned object") -> FD:
     p = cstr(path)
-    return FD(bpf(Cmd.OBJ_GET, ObjPinAttr(pathname=address(p), file_flags=flags), op=f"open pinned {path}"), what)
+    return FD(bpf(Cmd.OBJ_GET, ObjPinAttr(pathname=address(p), file_flags=flags), op=f"open pinned {path}",
+                  hint_for=lambda err: _pin_permissions(path, err)), what)
+
+
+def _pin_permissions(path: str, err: int) -> str | None:
+    """For EACCES on a pin: the file permissions that refused it (a pin is opened like a file)."""
+    if err != _errno.EACCES:
+        return None
+    try:
+        st = os.stat(path)
+    except PermissionError:
+        return (f"permission denied on a directory above the pin: {os.path.dirname(path)} is not searchable "
+                f"by uid {os.geteuid()}")
+    except OSError:
+        return None
+    return (f"the pin's file permissions: {path} is mode {st.st_mode & 0o7777:04o} owned by uid {st.st_uid} "
+            f"gid {st.st_gid}, and this process runs as uid {os.geteuid()} (chmod/chown the pin, or run as root)")
 
 
 def _next_ids(cmd: Cmd) -> Iterator[int]:

@@ -109,6 +109,11 @@ def tracefs_root(*, mount: bool = True) -> str:
         if _usable(root):
             return root
     how = f"mount it with: mount -t tracefs tracefs {TRACEFS}"
+    if os.path.ismount(TRACEFS) and not os.access(TRACEFS, os.R_OK | os.X_OK):
+        # Mounted, but its mode (0700 by default) keeps this user out: mounting again cannot help.
+        raise error(_errno.EACCES, f"open tracefs at {TRACEFS}",
+                    hint=f"permission denied on {TRACEFS} (mode {os.stat(TRACEFS).st_mode & 0o7777:04o}, "
+                         f"uid {os.stat(TRACEFS).st_uid}), run as root")
     if mount:
         with _lock:
             if _usable(TRACEFS):
