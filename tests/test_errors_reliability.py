@@ -160,3 +160,45 @@ def test_root_owned_0600_pin_names_the_file_permissions():
         assert "verifier" not in out, out
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- crash leftovers
+
+def test_legacy_uprobe_entries_of_dead_processes_are_removed(prog):
+    """A tracefs uprobe of a pybpf process killed with SIGKILL stays; the next pybpf removes it."""
+    from pybpf import features
+    from pybpf._sys.fs import tracefs_root
+    from pybpf.links.symbols import ElfFile
+
+    binary = target()
+    events = os.path.join(tracefs_root(), "uprobe_events")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    offset = ElfFile.open(binary).resolve("func_a").offset
+    leftover = f"pybpf_{dead.pid}_0"
+    alive = "pybpf_1_4242"  # pid 1 lives: its entry is not ours to remove
+    _write(events, f"p:pybpf/{leftover} {binary}:{offset:#x}\n")
+    _write(events, f"p:pybpf/{alive} {binary}:{offset:#x}\n")
+    try:
+        with open(events) as f:
+            assert leftover in f.read()
+        with features.override(uprobes=False):
+            with attach_uprobe(prog, binary, "func_b", cookie=2):
+                with open(events) as f:
+                    text = f.read()
+                assert f"pybpf_{os.getpid()}_" in text, "the legacy path was taken"
+        assert leftover not in text and alive in text, text
+    finally:
+        for name in (leftover, alive):
+            try:
+                _write(events, f"-:pybpf/{name}\n")
+            except OSError:
+                pass  # already gone
+
+
+def _write(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # tracefs refuses the seek of open(path, "a")
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

@@ -5,15 +5,19 @@ Where tracefs is, and mounting it when it is missing, is
 
 Dynamic probes (``uprobe_events``/``kprobe_events``) are the attach path of
 kernels without the uprobe/kprobe PMU (before 4.17).  pybpf names its probes
-``pybpf_<pid>_<n>`` in group ``pybpf`` and removes each when its link closes,
-so no entry outlives the link.
+``pybpf_<pid>_<n>`` in group ``pybpf`` and removes each when its link closes.
+A process killed with SIGKILL cannot do that: before adding a probe, pybpf
+removes the entries of its group whose process no longer exists (the pid is
+in the name), as libbpf-based tools do.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import itertools
+import logging
 import os
+import re
 import time
 
 from pybpf._sys.fs import TRACEFS, tracefs_root
@@ -23,6 +27,8 @@ __all__ = ["tracefs_root", "tracepoint_id", "add_dynamic_probe", "remove_dynamic
 
 _counter = itertools.count()
 GROUP = "pybpf"
+_OURS = re.compile(rf"^[pr]:{GROUP}/({GROUP}_(\d+)_\d+)\s", re.M)
+log = logging.getLogger("pybpf")
 
 
 def _valid_part(text: str, what: str) -> None:
@@ -96,6 +102,7 @@ def add_dynamic_probe(kind: str, definition: str, event: str) -> int:
     letter, _, spec = definition.partition(" ")
     line = f"{letter}:{GROUP}/{event} {spec}\n"
     path = os.path.join(root, f"{kind}_events")
+    remove_leftovers(kind)
     try:
         _append(path, line)
     except FileNotFoundError:
@@ -126,3 +133,35 @@ def remove_dynamic_probe(kind: str, event: str) -> None:
             if exc.errno != _errno.EBUSY or attempt == 49:
                 return
             time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_leftovers(kind: str) -> list[str]:
+    """Remove the ``<kind>_events`` entries of pybpf processes that no longer exist; their names.
+
+    Entries of live processes (this one included) are left alone.
+    """
+    try:
+        path = os.path.join(tracefs_root(mount=False), f"{kind}_events")
+        with open(path) as f:
+            text = f.read()
+    except (OSError, SyscallError):
+        return []
+    removed = []
+    for event, pid in _OURS.findall(text):
+        if not _alive(int(pid)):
+            remove_dynamic_probe(kind, event)
+            removed.append(event)
+    if removed:
+        log.info("pybpf removed %d %s event(s) left by processes that no longer exist: %s",
+                 len(removed), kind, ", ".join(removed))
+    return removed

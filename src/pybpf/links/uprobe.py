@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pybpf import features
 from pybpf._sys.attrs import PerfEventAttr, check_int
 from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
@@ -129,7 +130,8 @@ def open_uprobe_event(path: str, offset: int, *, pid: int | None, retprobe: bool
 
     Through the ``uprobe`` PMU, or tracefs ``uprobe_events`` without it.
     """
-    pmu = None if _FORCE_TRACEFS else _perf.pmu_type("uprobe")
+    # features.override(uprobes=False) takes the legacy path, as on a kernel without the PMU.
+    pmu = None if _FORCE_TRACEFS or not features.has("uprobes") else _perf.pmu_type("uprobe")
     cpu, tid = (0, -1) if pid is None or pid < 0 else (-1, pid)
     info = dict(link_type=LinkType.PERF_EVENT, perf_type="uretprobe" if retprobe else "uprobe",
                 file_name=path, offset=offset, ref_ctr_offset=ref_ctr_offset, retprobe=retprobe)
