@@ -29,7 +29,8 @@ from buildprogs import BUILD, build_file
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "exporter"
 TARGET_SRC = Path(__file__).resolve().parent / "bin" / "exporter_target.c"
-MODULES = ("syscalls", "uprobe_counter", "latency")
+MODULES = ("syscalls", "uprobe_counter", "latency")     # C, built by clang
+PY_MODULES = ("calls_py",)                              # pybpf.lang, compiled by the exporter
 
 # What the workload is asked to do, and so what every test expects.
 ALPHA, BETA, SLOW, GETPPID = 3, 5, 4, 7
@@ -49,13 +50,19 @@ def example_config(dest: Path, target: Path, tgid: int, modules: tuple[str, ...]
     """The shipped examples in ``dest``, watching ``target`` (and, for syscalls, process ``tgid``)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in modules:
-        shutil.copy(example_object(name), dest / f"{name}.bpf.o")
+        if name in PY_MODULES:
+            shutil.copy(EXAMPLES / f"{name}.py", dest / f"{name}.py")
+        else:
+            shutil.copy(example_object(name), dest / f"{name}.bpf.o")
         doc = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
         if name == "syscalls":
             doc["variables"]["target_tgid"] = tgid
         elif name == "uprobe_counter":
             doc["attach"][0]["uprobe"] = str(target)
             doc["attach"][0]["functions"] = ["alpha", "beta", {"symbol": "slow", "name": "sleepy"}]
+        elif name == "calls_py":
+            doc["attach"][0]["uprobe"] = str(target)
+            doc["attach"][0]["functions"] = ["alpha", "beta"]
         elif name == "latency":
             for a in doc["attach"]:
                 a["uprobe" if "uprobe" in a else "uretprobe"] = str(target)

@@ -23,7 +23,7 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 
 from exporter_support import (  # noqa: E402
-    ALPHA, BETA, EXAMPLES, GETPPID, SLOW, ExporterProcess, Workload, build_target, example_config, example_object,
+    ALPHA, BETA, EXAMPLES, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target, example_config, example_object,
     http_get, samples, value,
 )
 
@@ -37,7 +37,7 @@ def running(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("exporter")
     target = build_target(tmp)
     work = Workload(target)
-    config = example_config(tmp / "config", target, work.pid)
+    config = example_config(tmp / "config", target, work.pid, MODULES + PY_MODULES)
     exp = ExporterProcess(config, tmp / "exporter.log")
     try:
         exp.wait_ready()
@@ -60,7 +60,7 @@ def program_ids(smp: dict) -> dict[str, set[int]]:
 def test_metrics_exact_counts_and_cookie_labels(running):
     exp, _ = running
     smp = exp.metrics()
-    for module in ("syscalls", "uprobe_counter", "latency"):
+    for module in MODULES + PY_MODULES:
         assert value(smp, "pybpf_exporter_module_up", module=module) == 1, exp.log()
         assert value(smp, "pybpf_exporter_attach_failures_total", module=module) == 0
         assert value(smp, "pybpf_exporter_map_read_errors_total", module=module) == 0
@@ -70,6 +70,9 @@ def test_metrics_exact_counts_and_cookie_labels(running):
     assert value(smp, "function_calls_total", function="beta") == BETA
     assert value(smp, "function_calls_total", function="sleepy") == SLOW
     assert {dict(k[1])["function"] for k in smp if k[0] == "function_calls_total"} == {"alpha", "beta", "sleepy"}
+    # The same design written in Python, compiled by pybpf.compile when the module loaded.
+    assert value(smp, "function_calls_py_total", function="alpha") == ALPHA
+    assert value(smp, "function_calls_py_total", function="beta") == BETA
     # Per-CPU counts summed, the syscall named from its number.
     assert value(smp, "syscalls_total", syscall="getppid") == GETPPID
     # Latency: slow() sleeps 1 ms (>= 2^19 ns), and is far below a second.
@@ -94,7 +97,7 @@ def test_openmetrics_and_healthz(running):
     assert 'function_calls_total{function="alpha"} 3.0' in body
     status, _, body = http_get(exp.url + "/healthz")
     assert status == 200
-    assert sorted(body.split("\n")[:3]) == ["latency: up", "syscalls: up", "uprobe_counter: up"]
+    assert sorted(body.split("\n")[:4]) == ["calls_py: up", "latency: up", "syscalls: up", "uprobe_counter: up"]
     assert http_get(exp.url + "/nope")[0] == 404
 
 
@@ -112,6 +115,7 @@ def test_sighup_keeps_unchanged_modules_and_refuses_bad_config(running):
         time.sleep(0.1)
     after = program_ids(smp)
     assert after["uprobe_counter"] == ids["uprobe_counter"] and after["latency"] == ids["latency"]
+    assert after["calls_py"] == ids["calls_py"]
     assert after["syscalls"] != ids["syscalls"]
     assert value(smp, "function_calls_total", function="beta") == BETA
     assert value(smp, "function_latency_seconds_count", function="slow") == SLOW
@@ -207,3 +211,18 @@ def test_bad_config_exits_2_naming_file_line_field(tmp_path, mutation, message):
                               decoder=line_of("- name: cookie"), table=line_of("table:"))
     assert expected in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_python_module_compile_error_exits_2_naming_the_line(tmp_path):
+    source = (EXAMPLES / "calls_py.py").read_text()
+    bad = source.replace("calls_py_total[ctx.cookie] += 1", "calls_py_total[ctx.cookie] += len([1, 2])")
+    assert bad != source
+    (tmp_path / "calls_py.py").write_text(bad)
+    (tmp_path / "calls_py.yaml").write_text((EXAMPLES / "calls_py.yaml").read_text())
+    line = next(i + 1 for i, ln in enumerate(bad.splitlines()) if "len([1, 2])" in ln)
+    res = subprocess.run([sys.executable, "-m", "pybpf.cli", "exporter", "--config", str(tmp_path),
+                          "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert f"{tmp_path / 'calls_py.yaml'}: object: calls_py.py: program 'count_call_py': " \
+           f"{tmp_path / 'calls_py.py'}:{line}:" in res.stderr
+    assert "'len' cannot be called from a BPF program" in res.stderr

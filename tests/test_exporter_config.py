@@ -104,7 +104,7 @@ def test_histogram_and_variable_errors(tmp_path):
     assert error_of(path) == (f"{path}:6: metrics.histograms[0].bucket_type: unknown bucket type 'log10' "
                               f"(known: exp2, linear)")
     path.write_text(path.read_text().replace("log10", "exp2"))
-    assert error_of(path).startswith(f"{path}:0: variables.nope: no such variable in mod.bpf.o")
+    assert error_of(path).startswith(f"{path}:1: variables.nope: no such variable in mod.bpf.o")
     path.write_text(path.read_text().replace("variables: {nope: 1}\n", ""))
     mod = read_module(path)
     prepare(mod)          # label sizes from the key's BTF struct: {u64 cookie; u64 bucket}

@@ -21,7 +21,7 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 
 from exporter_support import (  # noqa: E402
-    ALPHA, BETA, GETPPID, SLOW, ExporterProcess, Workload, build_target, example_config, free_port, http_get,
+    ALPHA, BETA, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target, example_config, free_port, http_get,
 )
 
 from pybpf import features  # noqa: E402
@@ -88,7 +88,8 @@ def test_prometheus_scrapes_exact_values_and_cookie_labels(tmp_path):
         pytest.skip("bpf_cookie is not supported by this kernel (the examples name functions by cookie)")
     target = build_target(tmp_path)
     work = Workload(target)
-    exp = ExporterProcess(example_config(tmp_path / "config", target, work.pid), tmp_path / "exporter.log")
+    config = example_config(tmp_path / "config", target, work.pid, MODULES + PY_MODULES)
+    exp = ExporterProcess(config, tmp_path / "exporter.log")
     prom = None
     try:
         exp.wait_ready()
@@ -99,6 +100,8 @@ def test_prometheus_scrapes_exact_values_and_cookie_labels(tmp_path):
 
         calls = by_label(prom.wait_for("function_calls_total"), "function")
         assert calls == {"alpha": ALPHA, "beta": BETA, "sleepy": SLOW}
+        # The Python (pybpf.lang) version of the same module.
+        assert by_label(prom.query("function_calls_py_total"), "function") == {"alpha": ALPHA, "beta": BETA}
         series = prom.query('function_calls_total{function="alpha"}')
         assert series[0]["metric"] == {"__name__": "function_calls_total", "function": "alpha",
                                        "instance": f"127.0.0.1:{exp.port}", "job": "pybpf"}
@@ -119,9 +122,9 @@ def test_prometheus_scrapes_exact_values_and_cookie_labels(tmp_path):
         assert 0.000524288 < median <= 1.073741824
 
         modules = by_label(prom.query("pybpf_exporter_module_up"), "module")
-        assert modules == {"syscalls": 1, "uprobe_counter": 1, "latency": 1}
+        assert modules == {"syscalls": 1, "uprobe_counter": 1, "latency": 1, "calls_py": 1}
         assert by_label(prom.query("pybpf_exporter_attach_failures_total"), "module") == \
-            {"syscalls": 0, "uprobe_counter": 0, "latency": 0}
+            {"syscalls": 0, "uprobe_counter": 0, "latency": 0, "calls_py": 0}
     finally:
         if prom is not None:
             prom.stop()

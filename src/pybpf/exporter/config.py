@@ -78,7 +78,7 @@ class Where:
     line: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass
@@ -145,6 +145,10 @@ class ModuleConfig:
     metrics: list[MetricConfig]
     fingerprint: tuple[Any, ...] = ()
     cookie_names: dict[int, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)    # top-level field → line
+
+    def where(self, key: str) -> Where:
+        return Where(self.file, self.lines.get(key, 0))
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -201,6 +205,9 @@ def read_module(path: str | os.PathLike[str]) -> ModuleConfig:
     if not metrics:
         raise ConfigError(ctx.at(metrics_doc, None), "metrics", "no counters or histograms")
     mod = ModuleConfig(name, file, obj_path, dict(variables), attach, metrics)
+    mod.lines = {key: doc.line_of(key) for key in doc}
+    if isinstance(variables, LineDict):
+        mod.lines.update({f"variables.{key}": variables.line_of(key) for key in variables})
     mod.cookie_names = _assign_cookies(ctx, attach or [])
     mod.fingerprint = (text, _stat(obj_path))
     return mod
@@ -470,7 +477,7 @@ def check_against(mod: ModuleConfig, spec: Any) -> None:
     """
     for name in mod.variables:
         if name not in spec.variables:
-            raise ConfigError(Where(mod.file, 0), f"variables.{name}",
+            raise ConfigError(mod.where(f"variables.{name}"), f"variables.{name}",
                               f"no such variable in {Path(mod.object_path).name} "
                               f"(known: {', '.join(sorted(spec.variables)) or 'none'})")
     for a in mod.attach or []:

@@ -46,19 +46,19 @@ class Prepared:
 
 def prepare(cfg: ModuleConfig) -> Prepared:
     """Parse (or compile) the module's object and check the config against it; no syscalls."""
-    where = Where(cfg.file, 0)
     try:
         spec = _object_spec(cfg.object_path)
     except ConfigError:
         raise
     except BPFError as err:
-        raise ConfigError(where, "object", f"{Path(cfg.object_path).name}: {err}") from None
+        raise ConfigError(cfg.where("object"), "object", f"{Path(cfg.object_path).name}: {err}") from None
     check_against(cfg, spec)
     for name, value in cfg.variables.items():
         try:
             spec.variables[name].value = value
         except (BPFError, TypeError, ValueError, OverflowError) as err:
-            raise ConfigError(where, f"variables.{name}", f"cannot set {value!r}: {err}") from None
+            raise ConfigError(cfg.where(f"variables.{name}"), f"variables.{name}",
+                              f"cannot set {value!r}: {err}") from None
     return Prepared(cfg, spec)
 
 
