@@ -39,33 +39,13 @@ from pybpf.lang.helpers import (
 from pybpf.lang.log import LogReader
 from pybpf.lang.packet import be16, be32, be64, load_u8, load_u16, load_u32, load_u64, pkt
 from pybpf.lang.maps import Array, HashMap, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, RingBuf
-from pybpf.lang.programs import SECTIONS, BPFProgram, bpf_function, make_decorator
+from pybpf.lang.programs import BPFProgram, bpf_function, decorators
 from pybpf.lang.structs import Struct
 from pybpf.lang.types import Const, i8, i16, i32, i64, u8, u16, u32, u64
 
-uprobe = make_decorator("uprobe")
-uretprobe = make_decorator("uretprobe")
-uprobe_multi = make_decorator("uprobe_multi")
-uretprobe_multi = make_decorator("uretprobe_multi")
-usdt = make_decorator("usdt")
-kprobe = make_decorator("kprobe")
-kretprobe = make_decorator("kretprobe")
-kprobe_multi = make_decorator("kprobe_multi")
-ksyscall = make_decorator("ksyscall")
-tracepoint = make_decorator("tracepoint")
-raw_tracepoint = make_decorator("raw_tracepoint")
-tp_btf = make_decorator("tp_btf")
-fentry = make_decorator("fentry")
-fexit = make_decorator("fexit")
-perf_event = make_decorator("perf_event")
-xdp = make_decorator("xdp")
-tc = make_decorator("tc")
-tcx_ingress = make_decorator("tcx_ingress")
-tcx_egress = make_decorator("tcx_egress")
-socket_filter = make_decorator("socket_filter")
-cgroup_skb_ingress = make_decorator("cgroup_skb_ingress")
-cgroup_skb_egress = make_decorator("cgroup_skb_egress")
-syscall = make_decorator("syscall")
+# One decorator per section kind of the hook registry (uprobe, uprobe_multi, tracepoint, xdp, ...).
+DECORATORS = decorators()
+globals().update(DECORATORS)
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 0, 1, 2, 3, 4
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
@@ -86,13 +66,11 @@ def compile(*programs, name=None, license="GPL"):
 __all__ = [
     "compile", "FakeCtx", "Const", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
-    "BPFProgram", "SECTIONS", "bpf_function",
+    "BPFProgram", "DECORATORS", "bpf_function",
     "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
     "prandom_u32", "send_signal", "get_current_comm", "probe_read_user", "probe_read_kernel",
     "probe_read_user_str", "probe_read_kernel_str", "Struct", "LogReader",
     "load_u8", "load_u16", "load_u32", "load_u64", "be16", "be32", "be64", "pkt",
-    "uprobe", "uretprobe", "uprobe_multi", "uretprobe_multi", "usdt", "kprobe", "kretprobe", "kprobe_multi",
-    "ksyscall", "tracepoint", "raw_tracepoint", "tp_btf", "fentry", "fexit", "perf_event", "xdp", "tc",
-    "tcx_ingress", "tcx_egress", "socket_filter", "cgroup_skb_ingress", "cgroup_skb_egress", "syscall",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "TC_ACT_OK", "TC_ACT_SHOT",
+    *DECORATORS,
 ]

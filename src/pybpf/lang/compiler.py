@@ -20,6 +20,7 @@ import os
 import types as _pytypes
 from typing import Any, Iterable
 
+from pybpf._sys.uapi import ProgType
 from pybpf.errors import CompileError
 from pybpf.lang import btfgen
 from pybpf.lang.codegen import FunctionCompiler
@@ -30,9 +31,7 @@ from pybpf.lang.types import Fixed, is_const, type_of_value, u64
 
 __all__ = ["compile_programs", "Unit"]
 
-_PT_REGS_KINDS = {"uprobe", "uretprobe", "kprobe", "kretprobe", "uprobe_multi", "uretprobe_multi",
-                  "kprobe_multi", "ksyscall", "usdt"}
-_U64_ARGS_KINDS = {"raw_tracepoint", "tp_btf", "fentry", "fexit", "syscall"}
+_U64_ARGS = {ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE, ProgType.TRACING, ProgType.SYSCALL}
 
 
 class Unit:
@@ -135,8 +134,8 @@ class Unit:
     # -- ctx ---------------------------------------------------------------------------------------
 
     def ctx_field(self, fc: Any, node: ast.AST, attr: str) -> Field:
-        kind = fc.kind
-        if kind == "tracepoint":
+        kind, ptype = fc.kind, _prog_type(fc)
+        if ptype == ProgType.TRACEPOINT:
             if not fc.target:
                 raise fc.error(node, "ctx fields of a tracepoint need its name: "
                                      "@tracepoint(\"category/name\")")
@@ -154,7 +153,7 @@ class Unit:
                 known = ", ".join(k for k in fields if not k.startswith("common_"))
                 raise fc.error(node, f"tracepoint '{fc.target}' has no field '{attr}' (fields: {known})")
             return f
-        if kind in _PT_REGS_KINDS:
+        if ptype == ProgType.KPROBE:
             regs, _args, ret = pt_regs_layout()
             if attr == "ret":
                 return Field(regs[ret], u64)
@@ -162,23 +161,31 @@ class Unit:
                 return Field(regs[attr], u64)
             raise fc.error(node, f"ctx.{attr}: a {kind} context has ctx.arg(n), ctx.ret, ctx.cookie and the "
                                  f"registers ({', '.join(regs)})")
-        fields = ctx_fields(kind)
+        fields = ctx_fields(ptype)
         if attr in fields:
             return fields[attr]
         raise fc.error(node, f"a {kind} program's context has no field '{attr}'"
                        + (f" (fields: {', '.join(fields)})" if fields else ""))
 
     def ctx_arg(self, fc: Any, node: ast.AST, n: int) -> Field:
-        if fc.kind in _PT_REGS_KINDS and fc.kind != "usdt":
+        ptype = _prog_type(fc)
+        if ptype == ProgType.KPROBE and fc.kind != "usdt":
             regs, args, _ret = pt_regs_layout()
             if not 0 <= n < len(args):
                 raise fc.error(node, f"ctx.arg({n}): only the first {len(args)} arguments are in registers")
             return Field(regs[args[n]], u64)
-        if fc.kind in _U64_ARGS_KINDS:
+        if ptype in _U64_ARGS:
             if not 0 <= n < 12:
                 raise fc.error(node, f"ctx.arg({n}): at most 12 arguments")
             return Field(8 * n, u64)
         raise fc.error(node, f"ctx.arg() is for probes and tracing programs, not {fc.kind} programs")
+
+
+def _prog_type(fc: Any) -> Any:
+    from pybpf.object.sections import SECTION_RULES
+
+    rule = SECTION_RULES.get(fc.kind)
+    return rule[0] if rule is not None else None
 
 
 def _collect(items: Iterable[Any]) -> list[BPFProgram]:

@@ -108,13 +108,15 @@ _SK_BUFF = {"len": 0, "pkt_type": 4, "mark": 8, "queue_mapping": 12, "protocol":
             "data_meta": 140}
 
 
-def ctx_fields(kind: str) -> dict[str, Field]:
-    """Named u32 fields of the xdp_md / __sk_buff contexts."""
+def ctx_fields(prog_type: Any) -> dict[str, Field]:
+    """Named fields of the xdp_md / __sk_buff contexts (u32; data/data_end/data_meta are packet addresses)."""
+    from pybpf._sys.uapi import ProgType
     from pybpf.lang.packet import pkt
 
-    if kind == "xdp":
+    if prog_type == ProgType.XDP:
         table = _XDP_MD
-    elif kind in ("socket_filter", "tc", "tcx_ingress", "tcx_egress", "cgroup_skb_ingress", "cgroup_skb_egress"):
+    elif prog_type in (ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.CGROUP_SKB,
+                       ProgType.LWT_IN, ProgType.LWT_OUT, ProgType.LWT_XMIT, ProgType.SK_SKB):
         table = _SK_BUFF
     else:
         return {}

@@ -1,7 +1,13 @@
 """Program decorators: which hook a Python function is compiled for.
 
-Each decorator gives the function a libbpf section name, from which the
-loader derives the program type and ``obj.attach_all()`` the attach point::
+The decorators come from the hook registry (:func:`pybpf.links.hooks`):
+each section kind a hook attaches (``uprobe``, ``uprobe.multi``,
+``tracepoint``, ``xdp``, ``cgroup_skb/ingress``...) is a decorator named
+after it with ``.`` and ``/`` as ``_`` (``uprobe_multi``,
+``cgroup_skb_ingress``), plus ``syscall`` (run with ``test_run``, no hook)
+and ``socket_filter`` (an alias of ``socket``).  A decorator gives the
+function the libbpf section name, from which the loader derives the
+program type and ``obj.attach_all()`` the attach point::
 
     @uprobe                                  # SEC("uprobe"): attach with prog.attach_uprobe(...)
     @uprobe("libc.so.6:malloc")              # SEC("uprobe/libc.so.6:malloc"): auto-attached
@@ -10,10 +16,6 @@ loader derives the program type and ``obj.attach_all()`` the attach point::
 
 The decorated object still runs in CPython (``prog(FakeCtx(...))``) so the
 probe logic can be tested without a kernel.
-
-``SECTIONS`` is the one table of decorator → section prefix (and whether a
-target is required); the program types come from
-:mod:`pybpf.object.sections`.
 """
 
 from __future__ import annotations
@@ -22,47 +24,32 @@ import functools
 from typing import Any, Callable
 
 from pybpf.errors import CompileError
+from pybpf.object.sections import SECTION_RULES
 
-__all__ = ["BPFProgram", "SECTIONS", "bpf_function"]
+__all__ = ["BPFProgram", "decorators", "bpf_function", "decorator_name"]
 
-# decorator name -> (section prefix, target: "optional" | "required" | "none", min kernel)
-SECTIONS: dict[str, tuple[str, str, str]] = {
-    "uprobe": ("uprobe", "optional", "4.17"),
-    "uretprobe": ("uretprobe", "optional", "4.17"),
-    "uprobe_multi": ("uprobe.multi", "optional", "6.6"),
-    "uretprobe_multi": ("uretprobe.multi", "optional", "6.6"),
-    "usdt": ("usdt", "optional", "4.17"),
-    "kprobe": ("kprobe", "optional", "4.1"),
-    "kretprobe": ("kretprobe", "optional", "4.1"),
-    "kprobe_multi": ("kprobe.multi", "optional", "5.18"),
-    "ksyscall": ("ksyscall", "optional", "4.1"),
-    "tracepoint": ("tracepoint", "optional", "4.7"),
-    "raw_tracepoint": ("raw_tracepoint", "optional", "4.17"),
-    "tp_btf": ("tp_btf", "required", "5.5"),
-    "fentry": ("fentry", "required", "5.5"),
-    "fexit": ("fexit", "required", "5.5"),
-    "perf_event": ("perf_event", "none", "4.9"),
-    "xdp": ("xdp", "none", "4.8"),
-    "tc": ("tc", "optional", "4.1"),
-    "tcx_ingress": ("tcx/ingress", "none", "6.6"),
-    "tcx_egress": ("tcx/egress", "none", "6.6"),
-    "socket_filter": ("socket", "none", "3.19"),
-    "cgroup_skb_ingress": ("cgroup_skb/ingress", "none", "4.10"),
-    "cgroup_skb_egress": ("cgroup_skb/egress", "none", "4.10"),
-    "syscall": ("syscall", "none", "5.14"),
-}
+# Section kinds whose target names a BTF object the loader must find (it cannot be left out).
+_TARGET_REQUIRED = {"tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "freplace", "iter", "lsm_cgroup"}
+# Program kinds without an attach hook, and friendlier names: decorator -> (section kind, min kernel).
+_EXTRA = {"syscall": ("syscall", "5.14"), "socket_filter": ("socket", "3.19")}
+
+
+def decorator_name(kind: str) -> str:
+    """The decorator of a section kind: "uprobe.multi" -> "uprobe_multi" ("iter" -> "bpf_iter", not the builtin)."""
+    if kind == "iter":
+        return "bpf_iter"
+    return kind.replace(".", "_").replace("/", "_")
 
 
 class BPFProgram:
     """A Python function marked as a BPF program; calling it runs the Python function."""
 
     def __init__(self, fn: Callable[..., Any], kind: str, target: str | None) -> None:
-        prefix, _, _ = SECTIONS[kind]
         self.fn = fn
-        self.kind = kind
+        self.kind = kind          # the section kind: "uprobe", "tracepoint", "cgroup_skb/ingress"...
         self.target = target
         self.name = fn.__name__
-        self.section = f"{prefix}/{target}" if target else prefix
+        self.section = f"{kind}/{target}" if target else kind
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -72,31 +59,48 @@ class BPFProgram:
         return f"<BPFProgram {self.name!r} section={self.section!r}>"
 
 
-def make_decorator(kind: str) -> Callable[..., Any]:
-    prefix, target_rule, min_kernel = SECTIONS[kind]
+def make_decorator(name: str, kind: str, min_kernel: str) -> Callable[..., Any]:
+    exact = SECTION_RULES[kind][2]
+    required = kind in _TARGET_REQUIRED
 
     def decorator(arg: Any = None, /) -> Any:
         if callable(arg) and not isinstance(arg, str):
-            if target_rule == "required":
-                raise CompileError(f"@{kind} needs a target: @{kind}(\"name\")")
+            if required:
+                raise CompileError(f"@{name} needs a target: @{name}(\"name\")")
             return BPFProgram(arg, kind, None)
         if arg is not None and not isinstance(arg, str):
-            raise TypeError(f"@{kind}(): the target must be a str, not {type(arg).__name__}")
-        if arg and target_rule == "none":
-            raise CompileError(f"@{kind} takes no target (section '{prefix}')")
+            raise TypeError(f"@{name}(): the target must be a str, not {type(arg).__name__}")
+        if arg and exact:
+            raise CompileError(f"@{name} takes no target (section '{kind}')")
 
         def wrap(fn: Callable[..., Any]) -> BPFProgram:
             return BPFProgram(fn, kind, arg or None)
 
         return wrap
 
-    decorator.__name__ = kind
-    decorator.__doc__ = (f"Compile the function as a ``SEC(\"{prefix}[/target]\")`` program "
-                         f"(Linux {min_kernel}).")
+    decorator.__name__ = decorator.__qualname__ = name
+    decorator.__doc__ = (f"Compile the function as a ``SEC(\"{kind}{'' if exact else '[/target]'}\")`` program "
+                         f"(Linux {min_kernel or '?'}).")
     return decorator
 
 
+@functools.lru_cache(maxsize=None)
+def decorators() -> dict[str, Callable[..., Any]]:
+    """Every program decorator, by name, from the hook registry (and the extras above)."""
+    from pybpf.links import hooks
+
+    out: dict[str, Callable[..., Any]] = {}
+    for hook in hooks():
+        for kind in hook.sections:
+            if kind in SECTION_RULES:
+                name = decorator_name(kind)
+                out[name] = make_decorator(name, kind, hook.min_kernel)
+    for name, (kind, min_kernel) in _EXTRA.items():
+        out[name] = make_decorator(name, kind, min_kernel)
+    return out
+
+
 def bpf_function(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a helper function called by programs (compiled as a BPF subprogram; optional)."""
+    """Mark a function called by programs (compiled as a BPF subprogram; plain functions work too)."""
     fn.__pybpf_function__ = True  # type: ignore[attr-defined]
     return fn
