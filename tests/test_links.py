@@ -349,7 +349,7 @@ def test_bad_arguments(prog):
 
 # ------------------------------------------------------------------------ Link life cycle
 
-def test_link_close_is_idempotent_and_gc_detaches(prog, counts):
+def test_link_close_is_idempotent_and_gc_detaches_a_taken_link(prog, counts):
     binary = target()
     link = attach_uprobe(prog, binary, "func_a", cookie=1)
     fd = link.fd
@@ -357,7 +357,7 @@ def test_link_close_is_idempotent_and_gc_detaches(prog, counts):
     link.close()
     link.close()
     assert link.closed
-    link = attach_uprobe(prog, binary, "func_a", cookie=2)
+    link = attach_uprobe(prog, binary, "func_a", cookie=2).take()  # the caller owns it now
     del link
     import gc
 
@@ -515,3 +515,19 @@ def test_tracefs_uprobe_path_leaves_no_entry(prog, counts, monkeypatch):
     assert snapshot(counts) == {1: N, 2: M}
     with open(events) as f:
         assert f"pybpf_{os.getpid()}_" not in f.read(), "the tracefs entries are removed with their links"
+
+
+# ------------------------------------------------------------------------ the section kind is the default
+
+def test_uretprobe_section_attaches_a_return_probe(prog, counts):
+    binary = target()
+    prog.section = "uretprobe"
+    with prog.attach_uprobe(binary, "func_a", cookie=1) as link:
+        assert link.kind == "uretprobe" and link.info().retprobe is True
+        run_target(binary, N, M)
+    with pytest.raises(ValueError, match=r'attach_uprobe\(retprobe=False\) conflicts with .*SEC\("uretprobe"\)'):
+        prog.attach_uprobe(binary, "func_a", retprobe=False)
+    prog.section = "uprobe"
+    with pytest.raises(ValueError, match=r'attach_uprobe\(retprobe=True\).*SEC\("uprobe"\).*an entry probe'):
+        prog.attach_uretprobe(binary, "func_a")
+    assert snapshot(counts) == {1: N}

@@ -467,7 +467,7 @@ def test_xdp_netlink_closes_when_collected(veth, counts, no_xdp_link):
     import gc
 
     with udp_counter(counts, ProgType.XDP, retval=XDP_PASS, **XDP_CTX) as prog:
-        attach_xdp(prog, veth.host, mode="skb")
+        attach_xdp(prog, veth.host, mode="skb").take()  # owned by the caller, who drops it
         gc.collect()
         assert "prog/xdp" not in _xdp_shown(veth.host)
 
@@ -589,7 +589,7 @@ def test_tc_netlink_closes_when_collected(veth, counts, no_tcx):
     import gc
 
     with udp_counter(counts, ProgType.SCHED_CLS, retval=TCX_PASS, l3=14, **SKB_CTX) as prog:
-        attach_tc(prog, veth.host, "egress")
+        attach_tc(prog, veth.host, "egress").take()  # owned by the caller, who drops it
         gc.collect()
         assert _tc("filter", "show", "dev", veth.host, "egress") == ""
         assert "clsact" not in _tc("qdisc", "show", "dev", veth.host)

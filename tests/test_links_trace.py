@@ -380,3 +380,44 @@ def test_kprobe_paths_report_what_is_missing(counts):
                 with pytest.raises(SyscallError, match="create link"):
                     attach_kprobe_multi(prog, ["vfs_read", "vfs_write"], cookies=[1, 2])
         assert fallback.live_clones(prog) == {}, "the retyped clone is released on failure"
+
+
+# ------------------------------------------------------------------------ who owns a link
+
+def test_a_dropped_link_stays_attached_until_the_program_closes(counts):
+    import gc
+
+    def calls(getpid: int, getppid: int) -> None:
+        _getpids(getpid)
+        for _ in range(getppid):
+            os.getppid()
+
+    with cookie_counter(counts, ProgType.TRACEPOINT, tgid=os.getpid(), name="tp") as prog:
+        prog.attach_tracepoint("syscalls", "sys_enter_getpid", cookie=4)    # the Link is not kept
+        attach_tracepoint(prog, "syscalls", "sys_enter_getppid", cookie=5)  # nor through the function
+        gc.collect()
+        calls(CALLS, 3)
+        assert [link.cookie for link in prog.links] == [4, 5]
+        prog.links[1].close()                          # a caller can still detach one early
+        assert [link.cookie for link in prog.links] == [4]
+        calls(2, 4)
+        taken = prog.attach_tracepoint("syscalls", "sys_enter_getppid", cookie=6).take()
+        assert [link.cookie for link in prog.links] == [4]
+        calls(1, 5)
+        del taken                                      # the caller took it: dropping it detaches
+        gc.collect()
+        calls(7, 6)
+        owned = prog.links[0]
+    assert owned.closed and prog.links == ()          # closing the program detached the rest
+    calls(CALLS, 3)
+    assert snapshot(counts) == {4: CALLS + 2 + 1 + 7, 5: 3, 6: 5}
+
+
+def test_object_close_detaches_what_attach_all_made(counts):
+    with cookie_counter(counts, ProgType.TRACEPOINT, tgid=os.getpid(), name="tp") as prog:
+        prog.section = "tp/syscalls/sys_enter_getpid"
+        attach_all({"tp": prog})
+        _getpids(4)
+        assert len(prog.links) == 1
+    _getpids()
+    assert snapshot(counts) == {0: 4}

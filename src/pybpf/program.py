@@ -353,7 +353,11 @@ class Program(Pinnable, AttachMethods):
         return self._fd.closed
 
     def close(self) -> None:
-        """Close the fd; the kernel frees the program once no link, pin or fd holds it."""
+        """Detach the links attached through this program, then close its fd.
+
+        The kernel frees the program once no link, pin or fd holds it.
+        """
+        self.close_links()
         self._fd.close()
 
     def __enter__(self) -> "Program":

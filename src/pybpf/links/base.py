@@ -273,6 +273,11 @@ class Link(Pinnable):
     description of the hook, e.g. "/usr/bin/bash:readline+0x0"), ``cookie``
     (what was asked for, or None), ``attached_program`` (the program the
     kernel runs: a clone when the cookie fallback was used).
+
+    Ownership: a link made for a program belongs to that program (and so to
+    its object): dropping the Link does not detach, closing the program does.
+    :meth:`close` detaches early; :meth:`take` hands the link to the caller,
+    after which dropping it detaches as well.
     """
 
     def __init__(
@@ -299,6 +304,10 @@ class Link(Pinnable):
         self._pinned: str | None = None
         self._local_info = dict(local_info or {})
         self._finalizer = weakref.finalize(self, _run_cleanups, fd, perf_fd, self._cleanups)
+        self._owner: Any = None
+        if hasattr(program, "_own_link"):
+            program._own_link(self)
+            self._owner = program
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -325,7 +334,19 @@ class Link(Pinnable):
 
     def close(self) -> None:
         """Detach (unless pinned) and release every resource.  Idempotent."""
+        self.take()
         self._finalizer()
+
+    def take(self) -> "Link":
+        """Take the link from the program that owns it; it then lives as long as this object.
+
+        Example: ``link = prog.attach_tracepoint("syscalls", "sys_enter_getpid").take()``;
+        ``del link`` (or garbage collection) now detaches.  Returns the link.
+        """
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._disown_link(self)
+        return self
 
     def __enter__(self) -> "Link":
         return self
@@ -471,7 +492,7 @@ class LinkGroup(Link):
 
     def __init__(self, links: Sequence[Link], *, program: Any = None, kind: str = "group", target: str = "",
                  cookie: int | None = None, cleanups: Sequence[Callable[[], None]] = ()) -> None:
-        self.links = list(links)
+        self.links = [link.take() for link in links]  # the group owns its members
         members = list(self.links)
 
         def close_members() -> None:
