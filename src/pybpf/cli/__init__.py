@@ -5,6 +5,7 @@ Usage::
     pybpf features [--json] [-v]     what the running kernel supports
     pybpf prog list [--json]         BPF programs loaded in the kernel
     pybpf map list [--json]          BPF maps in the kernel
+    pybpf vmlinux-h > vmlinux.h      the kernel's types as C, from its BTF
     pybpf exporter --config DIR      serve BPF maps as Prometheus metrics
     pybpf build prog.bpf.c [-o x.o]  compile a BPF C program with clang
     pybpf --version
@@ -37,6 +38,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.map_cmd",
     "pybpf.cli.demo_cmd",
     "pybpf.cli.build_cmd",
+    "pybpf.cli.vmlinux_cmd",
     "pybpf.cli.funccount_cmd",
     "pybpf.cli.syscount_cmd",
     "pybpf.cli.funclatency_cmd",
