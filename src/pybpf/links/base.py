@@ -475,7 +475,10 @@ class Link(Pinnable):
                 details.setdefault("cookie", self.cookie)
             return LinkInfo(type=details.pop("link_type", LinkType.UNSPEC), id=0, prog_id=prog_id, details=details)
         with context(self._what):
-            return read_link_info(self._fd.fileno())
+            info = read_link_info(self._fd.fileno())
+        if "ifunc" in self._local_info:  # the implementation pybpf chose: the kernel knows only the offset
+            info.details["ifunc"] = self._local_info["ifunc"]
+        return info
 
     @property
     def id(self) -> int:

@@ -20,8 +20,9 @@ symbol tables are decoded with ``struct.iter_unpack``, and parsed files are
 cached by (device, inode, size, mtime).
 
 Note: an ``STT_GNU_IFUNC`` symbol (glibc's ``memcpy``, ``strlen``...) is the
-*resolver*, which runs once while the library is relocated; probing it does
-not see the calls to the implementation the resolver picks.
+*resolver*, which runs once while the library is relocated; the attach
+functions probe the implementation the loader picks instead
+(:mod:`pybpf.links.ifunc`), this module reports the symbol as it is.
 
 Example::
 

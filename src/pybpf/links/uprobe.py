@@ -43,6 +43,7 @@ from pybpf.errors import ArgumentError, LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
 from pybpf.links.base import Link, _label, check_program
 from pybpf.links.hook import Hook, retprobe_for, split_offset
+from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.ldcache import library_candidates, resolve_target
 from pybpf.links.symbols import ElfFile
 
@@ -94,8 +95,14 @@ def resolve_target_for(target: Any, pid: int | None) -> str:
     return resolve_target(text)
 
 
-def resolve_uprobe(target: Any, symbol: str | None, offset: int = 0, pid: int | None = None) -> tuple[str, int, str]:
-    """(path, file offset, description) of a probe point; raises FileNotFoundError/SymbolNotFoundError."""
+def resolve_uprobe(target: Any, symbol: str | None, offset: int = 0,
+                   pid: int | None = None) -> tuple[str, int, str, dict[str, IfuncChoice]]:
+    """(path, file offset, description, IFUNC choice) of a probe point.
+
+    An IFUNC symbol (glibc's strlen...) is probed at the implementation the
+    dynamic loader selects on this machine (see :mod:`pybpf.links.ifunc`).
+    Raises NotFoundError/SymbolNotFoundError.
+    """
     if not isinstance(offset, int) or offset < 0:
         raise ArgumentError(f"offset must be a non-negative int, not {offset!r}")
     check_int("offset", offset)
@@ -105,14 +112,14 @@ def resolve_uprobe(target: Any, symbol: str | None, offset: int = 0, pid: int | 
             raise ValueError("attach_uprobe needs a symbol, or an absolute file offset with symbol=None")
         elf = ElfFile.open(path)  # an ELF check: a uprobe on a non-ELF file would never fire
         _check_in_file(elf, offset, f"offset {offset:#x}")
-        return path, offset, f"{path}:{offset:#x}"
+        return path, offset, f"{path}:{offset:#x}", {}
     if not isinstance(symbol, str):
         raise TypeError(f"symbol must be a str or None, not {type(symbol).__name__}")
     elf = ElfFile.open(path)
-    sym = elf.resolve(symbol)
+    (sym,), choice = select_implementations(elf, [elf.resolve(symbol)])
     desc = f"{path}:{symbol}" + (f"+{offset:#x}" if offset else "")
     _check_in_file(elf, sym.offset + offset, f"{symbol}+{offset:#x} (file offset {sym.offset + offset:#x})")
-    return path, sym.offset + offset, desc
+    return path, sym.offset + offset, desc, choice
 
 
 def _check_in_file(elf: ElfFile, offset: int, what: str) -> None:
@@ -204,7 +211,7 @@ def attach_uprobe(
     method = "attach_uretprobe" if retprobe else "attach_uprobe"
     pid = _pid_arg(pid)
     with context(_label(program)), context(method):
-        path, off, desc = resolve_uprobe(target, symbol, offset, pid)
+        path, off, desc, ifunc = resolve_uprobe(target, symbol, offset, pid)
     kind = "uretprobe" if retprobe else "uprobe"
     with context(_label(program)), context(f"{method} {desc}"):
         try:
@@ -215,6 +222,8 @@ def attach_uprobe(
                 exc.hint = f"no process {pid}"
             raise
         info["cookie"] = cookie
+        if ifunc:
+            info["ifunc"] = ifunc
         return _perf.attach_to_event(program, event, cookie=cookie, fallback=fallback, kind=kind,
                                      target=desc + (f" pid {pid}" if pid else ""), cleanups=cleanups,
                                      local_info=info)

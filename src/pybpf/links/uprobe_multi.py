@@ -46,6 +46,7 @@ from pybpf.errors import ArgumentError, NotSupportedError, context
 from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for
+from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 
@@ -66,36 +67,42 @@ def _u64_list(values: Sequence[Any], what: str) -> list[int]:
 
 
 def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Sequence[int] | None,
-                   pid: int | None = None) -> tuple[str, list[int], list[str]]:
-    """(path, file offsets, names) of the probe points."""
+                   pid: int | None = None) -> tuple[str, list[int], list[str], dict[str, IfuncChoice]]:
+    """(path, file offsets, names, IFUNC choices) of the probe points.
+
+    IFUNC symbols are probed at the implementation the dynamic loader
+    selects on this machine (see :mod:`pybpf.links.ifunc`).
+    """
     path = resolve_target_for(target, pid)
     if symbols is None:
         if not offsets:
             raise ValueError("attach_uprobe_multi needs symbols, or absolute file offsets with symbols=None")
         offs = _u64_list(offsets, "offsets")
         ElfFile.open(path)
-        return path, offs, [f"{o:#x}" for o in offs]
+        return path, offs, [f"{o:#x}" for o in offs], {}
     if isinstance(symbols, str):
         if offsets:
             raise ValueError("offsets cannot be combined with a glob; give a list of names")
         syms: list[Symbol] = resolve_symbols(path, symbols)
-        return path, [s.offset for s in syms], [s.name for s in syms]
+        impls, chosen = select_implementations(ElfFile.open(path), syms)
+        return path, [s.offset for s in impls], [s.name for s in syms], chosen
     names = list(symbols)
     if not names:
         raise ValueError("attach_uprobe_multi: the list of symbols is empty")
     syms = resolve_symbols(path, names)
+    impls, chosen = select_implementations(ElfFile.open(path), syms)
     if len(syms) != len(names):
         # A glob inside the list expanded: offsets per name no longer line up.
         if offsets:
             raise ValueError("offsets cannot be combined with globs inside the list of names")
-        return path, [s.offset for s in syms], [s.name for s in syms]
-    offs = [s.offset for s in syms]
+        return path, [s.offset for s in impls], [s.name for s in syms], chosen
+    offs = [s.offset for s in impls]
     if offsets:
         extra = _u64_list(offsets, "offsets")
         if len(extra) != len(names):
             raise ValueError(f"{len(extra)} offsets for {len(names)} symbols: give one per symbol")
         offs = [o + e for o, e in zip(offs, extra)]
-    return path, offs, names
+    return path, offs, names, chosen
 
 
 def _cookie_list(cookies: Sequence[int] | Mapping[str, int] | None, names: list[str]) -> list[int] | None:
@@ -144,7 +151,7 @@ def attach_uprobe_multi(
     retprobe = retprobe_for(program, retprobe, "attach_uprobe_multi")
     session = getattr(program, "expected_attach_type", None) == AttachType.TRACE_UPROBE_SESSION
     pid = _pid_arg(pid)
-    path, offs, names = resolve_points(target, symbols, offsets, pid)
+    path, offs, names, ifunc = resolve_points(target, symbols, offsets, pid)
     cookie_values = _cookie_list(cookies, names)
     refs = _u64_list(ref_ctr_offsets, "ref_ctr_offsets") if ref_ctr_offsets is not None else None
     if refs is not None and len(refs) != len(offs):
@@ -152,26 +159,35 @@ def attach_uprobe_multi(
     kind = "uprobe_session" if session else "uretprobe_multi" if retprobe else "uprobe_multi"
     desc = f"{path}:{symbols if isinstance(symbols, str) else ','.join(names[:4]) + (',...' if len(names) > 4 else '')}"
     with context(_label(program)), context(f"attach_uprobe_multi {desc}"):
-        if session:
-            features.require("uprobe_session")  # one uprobe per point cannot make a session
-            return _attach_multi(program, path, offs, cookie_values, refs, pid, False, kind, desc,
-                                 AttachType.TRACE_UPROBE_SESSION)
-        if features.has("uprobe_multi_link"):
-            return _attach_multi(program, path, offs, cookie_values, refs, pid, retprobe, kind, desc)
-        if not fallback:
-            raise NotSupportedError("uprobe_multi_link", "6.6",
-                                    "fallback=False: pass fallback=True to attach the points as single uprobes")
-        links: list[Link] = []
-        try:
-            for i, off in enumerate(offs):
-                links.append(attach_uprobe(
-                    program, path, None, offset=off, pid=pid, retprobe=retprobe,
-                    cookie=cookie_values[i] if cookie_values else 0,
-                    ref_ctr_offset=refs[i] if refs else 0, fallback=fallback))
-        except BaseException:
-            close_all(links)
-            raise
-        return LinkGroup(links, program=program, kind=kind, target=desc)
+        link = _attach_points(program, path, offs, cookie_values, refs, pid, retprobe, session, kind, desc, fallback)
+    if ifunc:
+        link._local_info["ifunc"] = ifunc  # what pybpf chose: the kernel only knows the offsets
+    return link
+
+
+def _attach_points(program: Any, path: str, offs: list[int], cookie_values: list[int] | None,
+                   refs: list[int] | None, pid: int | None, retprobe: bool, session: bool, kind: str, desc: str,
+                   fallback: bool) -> Link:
+    if session:
+        features.require("uprobe_session")  # one uprobe per point cannot make a session
+        return _attach_multi(program, path, offs, cookie_values, refs, pid, False, kind, desc,
+                             AttachType.TRACE_UPROBE_SESSION)
+    if features.has("uprobe_multi_link"):
+        return _attach_multi(program, path, offs, cookie_values, refs, pid, retprobe, kind, desc)
+    if not fallback:
+        raise NotSupportedError("uprobe_multi_link", "6.6",
+                                "fallback=False: pass fallback=True to attach the points as single uprobes")
+    links: list[Link] = []
+    try:
+        for i, off in enumerate(offs):
+            links.append(attach_uprobe(
+                program, path, None, offset=off, pid=pid, retprobe=retprobe,
+                cookie=cookie_values[i] if cookie_values else 0,
+                ref_ctr_offset=refs[i] if refs else 0, fallback=fallback))
+    except BaseException:
+        close_all(links)
+        raise
+    return LinkGroup(links, program=program, kind=kind, target=desc)
 
 
 def _attach_multi(program: Any, path: str, offs: list[int], cookies: list[int] | None, refs: list[int] | None,
