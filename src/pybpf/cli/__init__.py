@@ -36,6 +36,8 @@ COMMANDS: list[str] = [
     "pybpf.cli.features_cmd",
     "pybpf.cli.prog_cmd",
     "pybpf.cli.map_cmd",
+    "pybpf.cli.link_cmd",
+    "pybpf.cli.btf_cmd",
     "pybpf.cli.demo_cmd",
     "pybpf.cli.build_cmd",
     "pybpf.cli.vmlinux_cmd",

@@ -77,11 +77,13 @@ def kernel_objects(what: str, ids: Callable[[], Iterator[int]], fd_by_id: Callab
 
 
 def register_list(subparsers: argparse._SubParsersAction, command: str, help: str,
-                  list_help: str, run_list: Callable[[argparse.Namespace], int]) -> None:
+                  list_help: str, run_list: Callable[[argparse.Namespace], int]) -> argparse._SubParsersAction:
     """Add ``pybpf <command> list [--json]``; ``pybpf <command>`` alone prints its help (exit 2).
 
+    Returns the command's actions, for more of them (``show``, ``dump``).
+
     >>> parser = argparse.ArgumentParser(prog="pybpf")
-    >>> register_list(parser.add_subparsers(), "map", "inspect maps", "list maps", lambda args: 0)
+    >>> actions = register_list(parser.add_subparsers(), "map", "inspect maps", "list maps", lambda args: 0)
     >>> parser.parse_args(["map", "list", "--json"]).json
     True
     """
@@ -91,3 +93,38 @@ def register_list(subparsers: argparse._SubParsersAction, command: str, help: st
     listing.add_argument("--json", action="store_true", help="print a JSON list of objects")
     listing.set_defaults(func=run_list)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
+    return actions
+
+
+def open_by_id(what: str, obj_id: int, fd_by_id: Callable[[int], FD]) -> FD:
+    """The fd of kernel object ``obj_id``; a BadInputError (exit 2) when there is none.
+
+    >>> from pybpf._sys.commands import map_fd_by_id
+    >>> open_by_id("map", 4194304, map_fd_by_id)          # doctest: +SKIP
+    Traceback (most recent call last):
+    pybpf.tools.BadInputError: no map with id 4194304 (pybpf map list shows them)
+    """
+    from pybpf.tools import BadInputError
+
+    try:
+        return fd_by_id(obj_id)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOENT:
+            listing = {"program": "prog", "BTF object": "btf"}.get(what, what)
+            raise BadInputError(f"no {what} with id {obj_id} (pybpf {listing} list shows them)") from None
+        raise
+
+
+def show_fields(fields: dict, out: TextIO | None = None) -> None:
+    """Print ``name: value`` lines with the values aligned.
+
+    >>> show_fields({"id": 3, "name": "counts"})
+    id:   3
+    name: counts
+    """
+    out = out or sys.stdout
+    width = max((len(k) for k in fields), default=0) + 2
+    for key, value in fields.items():
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value) or "-"
+        print(f"{key + ':':<{width}}{value}", file=out)
