@@ -21,7 +21,7 @@ import os
 from typing import Any, Iterator
 
 from pybpf._sys.attrs import BtfInfo
-from pybpf._sys.commands import btf_fd_by_id, btf_ids, btf_info, obj_info
+from pybpf._sys.commands import btf_fd_by_id, btf_ids, obj_info
 from pybpf.cli._output import kernel_objects, open_by_id, print_json, print_table, register_list
 
 
