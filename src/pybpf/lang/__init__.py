@@ -36,6 +36,7 @@ from pybpf.lang.helpers import (
     probe_read_kernel_str, probe_read_user, probe_read_user_str, send_signal, smp_processor_id, tgid, uid,
     uid_gid,
 )
+from pybpf.lang.kernel_types import current_task
 from pybpf.lang.log import LogReader
 from pybpf.lang.packet import be16, be32, be64, load_u8, load_u16, load_u32, load_u64, pkt
 from pybpf.lang.maps import Array, HashMap, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, RingBuf
@@ -69,7 +70,7 @@ __all__ = [
     "BPFProgram", "DECORATORS", "bpf_function",
     "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
     "prandom_u32", "send_signal", "get_current_comm", "probe_read_user", "probe_read_kernel",
-    "probe_read_user_str", "probe_read_kernel_str", "Struct", "LogReader",
+    "probe_read_user_str", "probe_read_kernel_str", "Struct", "LogReader", "current_task",
     "load_u8", "load_u16", "load_u32", "load_u64", "be16", "be32", "be64", "pkt",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "TC_ACT_OK", "TC_ACT_SHOT",
     *DECORATORS,

@@ -15,11 +15,12 @@ from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.btf import types as bt
+from pybpf.btf.typeinfo import resolve as _resolve
 from pybpf.btf.reader import FuncInfo, LineInfo, Spec, StringTable
 from pybpf.btf.writer import Builder
 from pybpf.lang.finalize import finalize
 from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
-from pybpf.lang.types import Fixed
+from pybpf.lang.types import INT_TYPES, Fixed, u8
 from pybpf.object.maps_def import global_data_map
 from pybpf.object.sections import parse_section
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
@@ -78,21 +79,31 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
     for name, sub in unit.subprogs.items():
         params = [(p, tys.of(sub.locals[p].type)) for p in sub.param_names]
         sub_funcs[name] = bt.Func(name, bt.FuncProto(tys.of(sub.return_type), params), bt.FuncLinkage.STATIC)
-    progs: list[tuple[Any, Any, list, list, list]] = []
+    kernel = _KernelTypes(tys)
+    progs: list[tuple[Any, Any, list, list, list, list]] = []
     for p, fc in compiled:
         code, lines = list(fc.code), list(fc.lines)
+        relocs = list(fc.core_relocs)
         subs = _callees(unit, fc)
         for sub in subs:
-            code.extend(_copy(x) for x in sub.code)
+            copies = {}
+            for x in sub.code:
+                copies[id(x)] = y = _copy(x)
+                code.append(y)
             lines.extend(sub.lines)
+            relocs.extend((copies[id(insn)], st, m) for insn, st, m in sub.core_relocs)
         insns, ilines, labels = finalize(code, lines)
+        for _insn, st, m in relocs:
+            kernel.use(st, m)
         func = bt.Func(p.name, bt.FuncProto(tys.int32, [("ctx", tys.void_ptr)]), bt.FuncLinkage.GLOBAL)
         b.add(func)
         funcs = [(0, func)]
         for sub in subs:
             b.add(sub_funcs[sub.name])
             funcs.append((labels[sub.entry_label], sub_funcs[sub.name]))
-        progs.append((p, fc, insns, ilines, funcs))
+        progs.append((p, fc, insns, ilines, funcs, relocs))
+    for t in kernel.build():
+        b.add(t)
 
     # global data
     datasecs: dict[str, bt.Datasec] = {}
@@ -116,7 +127,7 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
 
     # line info strings live in the same string table
     line_strings: dict[str, int] = {}
-    for p, fc, insns, lines, funcs in progs:
+    for p, fc, insns, lines, funcs, _relocs in progs:
         for line in lines:
             if line is not None:
                 line_strings.setdefault(line[2], strings.add(line[2]))
@@ -151,7 +162,7 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
                                  kernel_name=name[:15])
 
     programs: dict[str, ProgramSpec] = {}
-    for p, fc, insns, lines, funcs in progs:
+    for p, fc, insns, lines, funcs, relocs in progs:
         info = parse_section(p.section)
         if info is None:  # pragma: no cover - the decorator table only has known sections
             raise ValueError(f"unknown section {p.section!r}")
@@ -166,13 +177,76 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
         programs[p.name] = ProgramSpec(
             p.name, p.section, info.prog_type, info.attach_type, info.target, info.sleepable, info.prog_flags,
             insns, license=license, func_info=[FuncInfo(8 * off, b.id_of(f)) for off, f in funcs],
-            line_info=line_info)
+            line_info=line_info, core_relos=kernel.records(relocs, insns, b))
 
     spec = ObjectSpec(unit.name, programs=programs, maps=maps, variables=variables, btf=spec_btf,
                       license=license, kernel_btf=blob)
     spec._btf_strings = line_strings  # type: ignore[attr-defined]
     spec.lang_log_formats = list(unit.log_formats)  # type: ignore[attr-defined]
     return spec
+
+
+class _KernelTypes:
+    """Local copies of the kernel structs a program reads (only the members it uses), for CO-RE."""
+
+    def __init__(self, tys: _Types) -> None:
+        self.tys = tys
+        self.used: dict[str, set[str]] = {}
+        self.local: dict[str, bt.Struct] = {}
+
+    def use(self, struct: str, member: str) -> None:
+        self.used.setdefault(struct, set()).add(member)
+
+    def _struct(self, name: str) -> bt.Struct:
+        found = self.local.get(name)
+        if found is None:
+            from pybpf.lang.kernel_types import _kernel_struct
+
+            found = self.local[name] = bt.Struct(name, _kernel_struct(name).size)
+        return found
+
+    def _type(self, kt: Any) -> bt.Type:
+        t = _resolve(kt)
+        if isinstance(t, bt.Pointer):
+            target = _resolve(t.target)
+            if isinstance(target, bt.Composite) and target.name:
+                return bt.Pointer(self._struct(target.name))
+            return self.tys.void_ptr
+        if isinstance(t, bt.Composite) and t.name:
+            return self._struct(t.name)
+        if isinstance(t, bt.Array):
+            return bt.Array(self._type(t.elem), None, t.nelems)
+        if isinstance(t, (bt.Int, bt.Enum)):
+            signed = bool(getattr(t, "signed", False))
+            size = t.size if t.size in (1, 2, 4, 8) else 8
+            return self.tys.of(INT_TYPES[f"{'i' if signed else 'u'}{8 * size}"])
+        return self.tys.of(u8)
+
+    def build(self) -> list[bt.Type]:
+        from pybpf.lang.kernel_types import _kernel_struct
+
+        for name in sorted(self.used):
+            ks = _kernel_struct(name)
+            local = self._struct(name)
+            local.members = [bt.Member(m.name, self._type(m.type), m.bit_offset) for m in ks.members
+                             if m.name in self.used[name]]
+        return list(self.local.values())
+
+    def records(self, relocs: list, insns: list, b: Builder) -> list[Any]:
+        from pybpf.btf.reader import CoreRelo, CoreRelocKind
+
+        if not relocs:
+            return []
+        at = {id(x): i for i, x in enumerate(insns)}
+        out = []
+        for insn, struct, member in relocs:
+            i = at.get(id(insn))
+            if i is None:
+                continue   # dropped as unreachable
+            local = self.local[struct]
+            index = [m.name for m in local.members].index(member)
+            out.append(CoreRelo(8 * i, b.id_of(local), f"0:{index}", CoreRelocKind.FIELD_BYTE_OFFSET))
+        return out
 
 
 def _callees(unit: Any, fc: Any) -> list[Any]:

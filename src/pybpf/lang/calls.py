@@ -20,6 +20,7 @@ from pybpf.asm import opcodes as op
 from pybpf.lang.aggregates import Mem
 from pybpf.lang.emit import Imm, Tmp, bits_signed
 from pybpf.lang.helpers import HELPERS
+from pybpf.lang.kernel_types import KPtr
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
 from pybpf.lang.structs import PtrType, Struct, sizeof
@@ -187,7 +188,7 @@ class CallMixin:
                                         "Struct (e.g. a field declared u8[16])")
                 args.extend((v, Imm(sizeof(v.type), int)))
             else:
-                if isinstance(v, Mem) or not (is_int_type(v.type) or isinstance(v.type, PtrType)):
+                if isinstance(v, Mem) or not (is_int_type(v.type) or isinstance(v.type, (PtrType, KPtr))):
                     raise self.error(a, f"{ast.unparse(node.func)}() takes an integer here")
                 args.append(v)
         self.call_with(spec.helper, args)

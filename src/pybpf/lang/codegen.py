@@ -17,6 +17,7 @@ from pybpf.lang.access import AccessMixin
 from pybpf.lang.aggregates import AggregateMixin, Mem, is_aggregate
 from pybpf.lang.calls import CallMixin, is_int_type
 from pybpf.lang.infer import InferMixin, Local
+from pybpf.lang.kernel_types import KernelMixin, KPtr
 from pybpf.lang.emit import Emitter, Imm, Reg, bits_signed
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
@@ -97,7 +98,7 @@ class Source:
         return f"{self.file}:{self.line(node)}:{getattr(node, 'col_offset', 0) + self.indent + 1}"
 
 
-class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitter):
+class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitter):
     """Compiles one program (``kind``/``target`` from its decorator) into ``self.code``."""
 
     def __init__(self, unit: Any, fn: Any, kind: str, target: str | None, name: str) -> None:
@@ -115,6 +116,7 @@ class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitt
         self.loops: list[tuple[str, str]] = []   # (continue label, break label)
         self.param_names: list[str] = []
         self.callees: set[str] = set()
+        self.core_relocs: list[tuple[Any, str, str]] = []   # (instruction, struct, member)
         self.return_type: Any = None
         self.label_prefix = name
         self.entry_label = f"{name}:entry"
@@ -187,7 +189,7 @@ class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitt
             if is_aggregate(loc.type):
                 loc.slot = self.perm_alloc(sizeof(loc.type))
                 continue
-            if loc.type != "ctx" and not is_int_type(loc.type) and not isinstance(loc.type, PtrType):
+            if loc.type != "ctx" and not is_int_type(loc.type) and not isinstance(loc.type, (PtrType, KPtr)):
                 raise self.error(self.src.node, f"local '{loc.name}' has unsupported type {loc.type!r}")
             if regs:
                 loc.reg = regs.pop(0)
@@ -533,7 +535,7 @@ class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitt
         self.compare_jump(v, Imm(0, v.type), "!=" if when else "==", label)
 
     def compare_jump(self, a: Any, b: Any, cmp: str, label: str) -> None:
-        if isinstance(a.type, PtrType) and isinstance(b, Imm) and b.value == 0 and cmp in ("==", "!="):
+        if isinstance(a.type, (PtrType, KPtr)) and isinstance(b, Imm) and b.value == 0 and cmp in ("==", "!="):
             self.emit(op.JMP | _JMP[cmp][0] | op.K, self.reg_of(a), reference=label)
             self.release(a)
             return
@@ -698,7 +700,10 @@ class FunctionCompiler(CallMixin, InferMixin, AggregateMixin, AccessMixin, Emitt
         if isinstance(obj, bool) or isinstance(obj, int):
             return Imm(int(obj), type(obj) if isinstance(obj, Fixed) else int)
         if obj is None:
-            return self.read_mem(self.member(self.expr(node.value), node.attr, node))
+            base = self.expr(node.value)
+            if isinstance(base.type, KPtr):
+                return self.kernel_attr(node, base)
+            return self.read_mem(self.member(base, node.attr, node))
         raise self.error(node, f"cannot read '{ast.unparse(node)}' in a BPF program")
 
     def e_Subscript(self, node: ast.Subscript) -> Any:

@@ -170,3 +170,12 @@ HELPERS: dict[Callable[..., Any], HelperSpec] = {
     probe_read_user_str: HelperSpec(HelperID.probe_read_user_str, i64, ("buf", "int")),
     probe_read_kernel_str: HelperSpec(HelperID.probe_read_kernel_str, i64, ("buf", "int")),
 }
+
+
+def _kernel_helpers() -> None:
+    from pybpf.lang.kernel_types import KPtr, current_task
+
+    HELPERS[current_task] = HelperSpec(HelperID.get_current_task, KPtr("task_struct"))
+
+
+_kernel_helpers()

@@ -15,6 +15,7 @@ from typing import Any
 from pybpf.errors import CompileError
 from pybpf.lang.calls import hashable
 from pybpf.lang.helpers import HELPERS
+from pybpf.lang.kernel_types import KPtr, kernel_member
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
 from pybpf.lang.structs import ArrayType, PtrType, Struct
@@ -185,6 +186,11 @@ class InferMixin:
                 except CompileError:
                     return int
             base_t = self.type_of(node.value)
+            if isinstance(base_t, KPtr):
+                try:
+                    return kernel_member(base_t.name, node.attr)[1]
+                except (LookupError, OSError, ValueError):
+                    return int
             if isinstance(base_t, PtrType):
                 base_t = base_t.target
             if isinstance(base_t, type) and issubclass(base_t, Struct) and node.attr in base_t._fields:

@@ -1,0 +1,172 @@
+"""Kernel types by name, read with CO-RE relocations (``task = current_task(); task.real_parent.tgid``).
+
+``current_task()`` is ``bpf_get_current_task()`` (Linux 4.8): the address of
+the current ``struct task_struct``, typed :class:`KPtr`.  A member of a
+kernel struct is found by name in the running kernel's BTF
+(/sys/kernel/btf/vmlinux) at compile time; each access compiles to::
+
+    r = task; r += offsetof(task_struct, real_parent)    # CO-RE: FIELD_BYTE_OFFSET
+    bpf_probe_read_kernel(&tmp, 8, r)                     # Linux 5.5
+    real_parent = tmp
+
+(as libbpf's ``BPF_CORE_READ`` does).  The offset instruction carries a CO-RE
+relocation against a local copy of the struct (the members the program
+uses) written into the object's BTF, so the loader's CO-RE engine moves it
+to the offset of the kernel the object is loaded on.  Members that are
+structs are addresses (no read), arrays too (``probe_read_kernel_str(buf,
+task.comm)``); integers and pointers are read.
+
+In CPython, ``current_task()`` returns a stand-in for the calling process
+(``tgid``, ``pid``, ``real_parent.tgid``, ``comm`` from /proc).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import threading
+from typing import Any
+
+from pybpf._sys.uapi import HelperID
+from pybpf.asm import opcodes as op
+from pybpf.lang.aggregates import Mem
+from pybpf.lang.emit import Imm
+from pybpf.lang.types import INT_TYPES, u64
+
+__all__ = ["KPtr", "KernelMixin", "current_task", "kernel_member"]
+
+
+class KPtr:
+    """The address of a kernel ``struct <name>`` (a u64 in registers)."""
+
+    __slots__ = ("name",)
+    _cache: dict[str, "KPtr"] = {}
+    bits = 64
+    signed = False
+
+    def __new__(cls, name: str) -> "KPtr":
+        found = cls._cache.get(name)
+        if found is None:
+            found = cls._cache[name] = object.__new__(cls)
+            found.name = name
+        return found
+
+    @property
+    def __name__(self) -> str:
+        return f"struct {self.name} *"
+
+
+def _kernel_struct(name: str) -> Any:
+    from pybpf.btf.kernel import kernel_spec
+    from pybpf.btf.types import BTFKind
+
+    t = kernel_spec().find(name, BTFKind.STRUCT)
+    if t is None:
+        raise LookupError(f"the kernel's BTF has no struct {name}")
+    return t
+
+
+def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
+    """(byte offset, pybpf.lang type, kernel member type) of ``struct.member`` in vmlinux BTF.
+
+    The lang type is an integer type, a :class:`KPtr` (pointer to a struct, or an
+    embedded struct's address) or ``u64`` (an array's address).
+    """
+    from pybpf.btf.types import Array, Composite, Enum, Int, Pointer, resolve
+
+    st = _kernel_struct(struct)
+    for m in st.members:
+        if m.name != member:
+            continue
+        if m.bitfield_size or m.bit_offset % 8:
+            raise LookupError(f"struct {struct}.{member} is a bitfield, which pybpf.lang does not read yet")
+        t = resolve(m.type)
+        off = m.bit_offset // 8
+        if isinstance(t, Int) or isinstance(t, Enum):
+            signed = bool(getattr(t, "signed", False))
+            size = t.size if t.size in (1, 2, 4, 8) else 8
+            return off, INT_TYPES[f"{'i' if signed else 'u'}{8 * size}"], m.type
+        if isinstance(t, Pointer):
+            target = resolve(t.target)
+            if isinstance(target, Composite) and target.name:
+                return off, KPtr(target.name), m.type
+            return off, u64, m.type
+        if isinstance(t, Composite) and t.name:
+            return off, KPtr(t.name), m.type
+        if isinstance(t, Array):
+            return off, u64, m.type
+        raise LookupError(f"struct {struct}.{member} has a type pybpf.lang cannot read ({type(t).__name__})")
+    names = ", ".join(m.name for m in st.members if m.name)
+    raise LookupError(f"struct {struct} has no member '{member}' directly (members: {names[:300]}...)")
+
+
+class KernelMixin:
+    """Member reads of kernel structs, for the FunctionCompiler."""
+
+    def kernel_attr(self, node: ast.Attribute, base: Any) -> Any:
+        struct = base.type.name
+        try:
+            off, t, ktype = kernel_member(struct, node.attr)
+        except LookupError as exc:
+            raise self.error(node, str(exc)) from None
+        except (OSError, ValueError) as exc:
+            raise self.error(node, f"the kernel's BTF is needed for struct {struct}: {exc}") from None
+        addr = self.owned(base, prefer=3)      # where probe_read_kernel wants its source
+        insn = self.emit(op.ALU64 | op.ADD | op.K, addr.reg, imm=off)
+        self.core_relocs.append((insn, struct, node.attr))
+        if isinstance(t, KPtr) and not _is_pointer(ktype):
+            addr.type = t             # an embedded struct: its address
+            return addr
+        if t is u64 and not _is_pointer(ktype):
+            addr.type = u64           # an array: its address (for probe_read_kernel_str)
+            return addr
+        size = t.bits // 8
+        slot = self.stack_alloc(8)
+        self.call_with(HelperID.probe_read_kernel, [Mem(10, slot, u64), Imm(size, int), addr])
+        res = self.alloc(t)
+        self.load(res.reg, 10, slot, size)
+        if t.signed and size < 8:
+            self.normalize(res.reg, t)
+        return res
+
+
+def _is_pointer(t: Any) -> bool:
+    from pybpf.btf.types import Pointer, resolve
+
+    return isinstance(resolve(t), Pointer)
+
+
+# -- CPython stand-in ---------------------------------------------------------------------------------
+
+class _Task:
+    """What a program sees of a task, read from /proc (CPython runs)."""
+
+    def __init__(self, pid: int, tid: int | None = None) -> None:
+        self._pid = pid
+        self._tid = tid if tid is not None else pid
+
+    @property
+    def tgid(self) -> Any:
+        return INT_TYPES["i32"](self._pid)
+
+    @property
+    def pid(self) -> Any:
+        return INT_TYPES["i32"](self._tid)
+
+    @property
+    def real_parent(self) -> "_Task":
+        with open(f"/proc/{self._pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        return _Task(ppid)
+
+    parent = real_parent
+
+    @property
+    def comm(self) -> bytes:
+        with open(f"/proc/{self._pid}/task/{self._tid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")[:15].ljust(16, b"\0")
+
+
+def current_task() -> Any:
+    """The current task (``bpf_get_current_task()``, Linux 4.8); members read with CO-RE."""
+    return _Task(os.getpid(), threading.get_native_id())
