@@ -1,7 +1,7 @@
 """pybpf.features against the running kernel (Linux 6.18, lockdown=integrity, no kprobes).
 
 The expected answers are the facts of the development and CI machines listed
-in DESIGN.md; every probe asks the kernel.
+in shared/DESIGN.md (beside the repository, not in it); every probe asks the kernel.
 """
 
 from __future__ import annotations

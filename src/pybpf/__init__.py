@@ -2,7 +2,7 @@
 
 Load BPF programs (clang-built objects or instructions assembled in Python),
 attach one program to many hooks with a BPF cookie on each, and read maps and
-event streams — with the standard library and pyelftools only.
+event streams — with the standard library only.
 
 Example::
 

@@ -287,13 +287,6 @@ class FD:
         return f"FD({self._fd}, {self.what!r})" if self._fd >= 0 else f"FD(closed, {self.what!r})"
 
 
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
 def cstr(text: str | bytes) -> ctypes.Array:
     """A NUL-terminated buffer that stays alive while the caller holds it."""
     data = text.encode() if isinstance(text, str) else text
