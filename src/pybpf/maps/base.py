@@ -115,7 +115,7 @@ class Map(Pinnable):
     __slots__ = (
         "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "_id", "map_extra",
         "_label", "_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack",
-        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "__weakref__",
+        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "btf", "__weakref__",
     )
 
     #: the kernel map type the family constructor creates (None: the generic class)
@@ -234,6 +234,8 @@ class Map(Pinnable):
         self._nobatch: set[int] = set()
         self._no_lookup_and_delete = False
         self._pinned: str | None = None
+        #: the BTF of the object the map was loaded from (readers look ``record="struct event"`` up in it)
+        self.btf: Any = None
         self._install_codecs(key_codec, value_codec)
         self._layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
         self._tls = FirstUse(self, self._layout)

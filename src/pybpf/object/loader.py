@@ -275,6 +275,7 @@ class _Loader:
             except BPFError as exc:
                 label = f"map '{name}'" if name != (ms.kernel_name or name) else None
                 raise exc.add_context(label) if label else exc
+            m.btf = spec.btf
             obj.maps[name] = m
         for name, ms in spec.maps.items():
             if not ms.contents or ms.type == MapType.PROG_ARRAY or name in obj._reused:

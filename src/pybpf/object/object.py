@@ -54,6 +54,11 @@ class Object:
         self._closed = False
 
     @property
+    def btf(self) -> Any:
+        """The object's BTF (``spec.btf``: types by name with ``find``/``types_by_name``), or None."""
+        return self.spec.btf
+
+    @property
     def btf_fd(self) -> int | None:
         """The fd of the object's BTF in the kernel (None if it was not loaded)."""
         return self._btf_fd.fileno() if self._btf_fd is not None and not self._btf_fd.closed else None

@@ -7,6 +7,10 @@ told their type:
   struct format such as ``"<QQ"``, a ctypes type, an int size, an object with
   ``size``/``decode``), a BTF codec (:func:`pybpf.btf.codec_for`) or a BTF
   type: each record is decoded into a Python value;
+- ``record=`` the name of a type in the BTF of the object the map comes
+  from: ``"struct event"`` or just ``"event"``; a name that is not there is
+  a :class:`pybpf.NameNotFoundError` saying why (a struct reaches BTF only
+  when the C code uses it);
 - ``dtype=`` anything ``numpy.dtype()`` accepts: batches become structured
   arrays; per-record reads give ``numpy.void`` copies.
 
@@ -24,7 +28,7 @@ import re
 import struct
 from typing import Any, Callable, Iterator
 
-from pybpf.errors import RecordError
+from pybpf.errors import NameNotFoundError, RecordError
 
 __all__ = ["RecordError", "RecordBatch", "RecordType", "btf_dtype"]
 
@@ -149,12 +153,16 @@ class RecordType:
 
     __slots__ = ("size", "decode", "_dtype", "_dtype_from", "label")
 
-    def __init__(self, record: Any = None, dtype: Any = None) -> None:
+    def __init__(self, record: Any = None, dtype: Any = None, *, btf: Any = None, where: str = "") -> None:
+        """``btf``: where a type name given as ``record`` is looked up (the map's object's BTF),
+        ``where`` names that object in errors."""
         self.size = 0
         self.decode: Callable[[Any, int], Any] | None = None
         self._dtype: Any = None
         self._dtype_from: Any = None
         self.label = "bytes"
+        if isinstance(record, str):
+            record = _btf_type_named(record, btf, where) or record
         if record is not None:
             self._set_record(record)
         if dtype is not None:
@@ -217,6 +225,64 @@ class RecordType:
             except (TypeError, ValueError, struct.error):
                 self._dtype_from = None
         return self._dtype
+
+
+_C_TAGS = {"struct": "Struct", "union": "Union", "enum": "Enum"}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _btf_type_named(text: str, btf: Any, where: str) -> Any:
+    """The BTF type ``text`` names ("struct event", "event"), None when ``text`` is a codec spec.
+
+    Raises NameNotFoundError when it names a C type that ``btf`` lacks.
+    """
+    from pybpf.btf import types as bt
+    from pybpf.maps.codec import make_codec
+
+    tag, _, name = text.strip().partition(" ")
+    if tag not in _C_TAGS:
+        tag, name = "", text.strip()
+        if not _IDENT.fullmatch(name):
+            return None
+        try:
+            make_codec(name, role="record")
+            return None  # "u32", "i64"...: a codec
+        except (TypeError, ValueError):
+            pass
+    name = name.strip()
+    found = []
+    if btf is not None and hasattr(btf, "types_by_name"):
+        found = btf.types_by_name(name)
+    if tag:
+        found = [t for t in found if type(t).__name__ == _C_TAGS[tag]]
+    else:  # a bare name: a struct or union first, then a typedef, then anything else
+        found.sort(key=lambda t: (not isinstance(t, bt.Composite), not isinstance(t, bt.Typedef)))
+    if found:
+        return found[0]
+    source = f"the BTF of the object {where} was loaded from" if where else "the map's BTF"
+    if btf is None:
+        raise NameNotFoundError(
+            f"record {text!r}: the map has no BTF to look {name!r} up in (it was not made by loading an "
+            "object file): give the type itself, e.g. record=obj.btf.find('event'), a ctypes structure or a "
+            "struct format")
+    raise NameNotFoundError(
+        f"record {text!r}: no {tag + ' ' if tag else ''}{name!r} in {source}{_close_names(btf, name)}. "
+        "A type reaches BTF only when something global uses it (a local variable is not enough): a map "
+        "definition (__type(value, struct event)), a global function's argument, or a global variable such as "
+        f"`{tag or 'struct'} {name} *unused_{name} __attribute__((unused));`")
+
+
+def _close_names(btf: Any, name: str) -> str:
+    import difflib
+
+    from pybpf.btf import types as bt
+
+    try:
+        names = {t.name for t in btf.types if isinstance(t, bt.Composite) and t.name}
+    except (AttributeError, TypeError):
+        return ""
+    close = difflib.get_close_matches(name, sorted(names), n=5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 # ---------------------------------------------------------------------- batches

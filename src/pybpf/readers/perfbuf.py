@@ -299,6 +299,7 @@ class PerfBufReader(StreamReader):
         if too_big:
             raise ValueError(f"{getattr(m, '_label', 'map')} has max_entries={m.max_entries}, too few for CPU "
                              f"{too_big[0]}: create it with max_entries >= the number of possible CPUs")
+        rtype = RecordType(record, dtype, btf=getattr(m, "btf", None), where=getattr(m, "_label", ""))
         super().__init__(callback=callback, on_error=on_error)
         self.map = m
         self.pages = pages
@@ -307,7 +308,6 @@ class PerfBufReader(StreamReader):
         #: the CPU of the record handed over last
         self.last_cpu = -1
         self._on_lost = on_lost
-        rtype = RecordType(record, dtype)
         attr = PerfEventAttr(type=PerfType.SOFTWARE, config=PerfSwConfig.BPF_OUTPUT,
                              sample_type=PerfSampleFormat.RAW, sample_period=1)
         if watermark:

@@ -298,7 +298,8 @@ class RingBufReader(StreamReader):
             raise ValueError("ring buffer reader is closed")
         if any(r.map is m or getattr(r.map, "id", None) == getattr(m, "id", 0) for r in self._rings):
             raise ValueError(f"{getattr(m, '_label', 'map')} is read by this reader already")
-        ring = _Ring(m, len(self._rings), RecordType(record, dtype))
+        ring = _Ring(m, len(self._rings), RecordType(record, dtype, btf=getattr(m, "btf", None),
+                                                     where=getattr(m, "_label", "")))
         try:
             self._add_ring(ring)
         except BaseException:
