@@ -98,6 +98,9 @@ def test_btf_dump_of_an_object_file() -> None:
     res = pybpf("btf", "dump", str(obj))
     assert res.returncode == 0, res.stderr
     assert "DATASEC '.maps'" in res.stdout and res.stdout.startswith("[1] ")
+    c = pybpf("btf", "dump", str(obj), "--format", "c")
+    assert c.returncode == 0, c.stderr
+    assert "struct pair {" in c.stdout
 
 
 @pytest.mark.parametrize("args", [["prog", "show"], ["prog", "dump"], ["map", "show"], ["map", "dump"],

@@ -33,7 +33,7 @@ def start(*args: str, env: dict | None = None) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "pybpf.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stderr.readline()
-    if not (line.startswith("tracing") or line.startswith("counting") or line.startswith("timing")):
+    if not line.startswith(("tracing", "counting", "timing", "attached")):
         proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"tool did not start: {line}{err}")
@@ -202,6 +202,63 @@ def test_funclatency_histogram_text() -> None:
     assert sum(int(line.split(":")[1].split()[0]) for line in bars) == 64
 
 
+# -- run / load --------------------------------------------------------------------------------------
+
+_LANG_COUNTER = """
+from pybpf.lang import Const, HashMap, tgid, tracepoint, u32, u64
+
+TARGET_TGID = Const(u32, 0)
+HITS = u64(0)
+calls = HashMap(key=u32, value=u64, max_entries=64)
+
+
+@tracepoint("syscalls/sys_enter_getppid")
+def count_getppid(ctx) -> int:
+    global HITS
+    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
+        return 0
+    calls[tgid()] += 1
+    HITS += 1
+    return 0
+"""
+
+
+@pytest.mark.parametrize("kind", ["run", "load"])
+def test_run_and_load_attach_and_print_maps_and_globals(kind: str, tmp_path) -> None:
+    if kind == "run":
+        path = tmp_path / "counter.py"
+        path.write_text(_LANG_COUNTER)
+        target_var, hits_var = "TARGET_TGID", "HITS"
+    else:
+        from buildprogs import build
+        path = build("tools_getppid")
+        target_var, hits_var = "target_tgid", "hits"
+    n = 321
+    child = subprocess.Popen([sys.executable, "-c", _GETPPID_WORKLOAD.format(n=n)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        tracer = start(kind, str(path), "--var", f"{target_var}={child.pid}", "--json")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        doc = json.loads(stop(tracer))
+        child.communicate("end\n", timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert doc["maps"]["calls"] == [{"key": child.pid, "value": n}]
+    assert doc["variables"][hits_var] == n and doc["variables"][target_var] == child.pid
+
+
+def test_run_prints_tables_after_duration(tmp_path) -> None:
+    path = tmp_path / "counter.py"
+    path.write_text(_LANG_COUNTER)
+    res = pybpf("run", str(path), "-d", "0.2", "--var", f"TARGET_TGID={os.getpid()}")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[:2] == ["calls:", "  KEY  VALUE"]
+    assert "attached count_getppid (tracepoint)" in res.stderr
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, named", [
@@ -215,6 +272,8 @@ def test_funclatency_histogram_text() -> None:
     (["funccount", "c:malloc", "--", "pybpf-no-such-command"], "pybpf-no-such-command"),
     (["funclatency", "c:mallocc"], "malloc"),
     (["syscount", "-p", MISSING_PID], MISSING_PID),
+    (["run", "/no/such/file.py"], "/no/such/file.py"),
+    (["load", "/no/such/file.o"], "/no/such/file.o"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_bad_input_is_one_line_and_exit_2(args: list[str], named: str) -> None:
     res = pybpf(*args)

@@ -45,6 +45,7 @@ COMMANDS: list[str] = [
     "pybpf.cli.syscount_cmd",
     "pybpf.cli.funclatency_cmd",
     "pybpf.cli.execsnoop_cmd",
+    "pybpf.cli.run_cmd",
     "pybpf.exporter.command",
 ]
 

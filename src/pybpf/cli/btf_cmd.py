@@ -3,8 +3,10 @@
 Usage::
 
     pybpf btf list [--json]           BTF objects in the kernel (vmlinux, modules, programs')
-    pybpf btf dump ID|FILE [--json]   every type of one BTF object, by kernel id or from a file
-                                      (raw BTF such as /sys/kernel/btf/vmlinux, or an ELF object's .BTF)
+    pybpf btf dump ID|FILE [--json] [--format raw|c]
+                                      every type of one BTF object, by kernel id or from a file
+                                      (raw BTF such as /sys/kernel/btf/vmlinux, or an ELF object's .BTF);
+                                      ``--format c`` writes them as C declarations (pybpf.btf.cdump)
 
 One line per type, with what it refers to resolved to names::
 
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dump = actions.add_parser("dump", help="the types of a BTF object (kernel id or file)")
     dump.add_argument("source", metavar="ID|FILE")
     dump.add_argument("--json", action="store_true", help="print a JSON list of types")
+    dump.add_argument("--format", choices=("raw", "c"), default="raw",
+                      help="raw: one line per type (default); c: C declarations")
     dump.set_defaults(func=run_dump)
 
 
@@ -120,6 +124,11 @@ def _types(spec: Any) -> Iterator[tuple[int, Any]]:
 def run_dump(args: argparse.Namespace) -> int:
     """``pybpf btf dump ID|FILE [--json]``; the exit status."""
     spec = _spec_of(args.source)
+    if args.format == "c":
+        from pybpf.btf.cdump import dump_c
+
+        print(dump_c(spec, vmlinux_h=False), end="")
+        return 0
     if args.json:
         from pybpf.btf import type_name
 

@@ -26,6 +26,7 @@ from pybpf._sys.uapi import MapType
 from pybpf.cli._output import (
     enum_name, kernel_objects, open_by_id, print_json, print_table, register_list, show_fields,
 )
+from pybpf.tools.output import plain
 
 # Map types whose contents are not key/value entries one can list.
 _NOT_DUMPABLE = {MapType.RINGBUF, MapType.USER_RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.BLOOM_FILTER,
@@ -106,25 +107,6 @@ def run_show(args: argparse.Namespace) -> int:
         details["flags"] = hex(details["flags"])
         show_fields(details)
     return 0
-
-
-def plain(value: Any) -> Any:
-    """A decoded key or value as JSON-ready data: records as dicts, C strings as text, other bytes as hex.
-
-    >>> plain([b"abc\\x00\\x00", b"\\x01\\x02"])
-    ['abc', '0102']
-    """
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        text = raw.rstrip(b"\0")
-        if text and b"\0" not in text and all(32 <= c < 127 for c in text):
-            return text.decode()
-        return raw.hex()
-    return value
 
 
 def run_dump(args: argparse.Namespace) -> int:

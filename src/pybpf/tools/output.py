@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from pybpf.cli._output import print_json, print_table
 
-__all__ = ["print_table", "print_json", "LiveView", "log2_hist_lines", "bucket_range"]
+__all__ = ["print_table", "print_json", "plain", "LiveView", "log2_hist_lines", "bucket_range"]
 
 
 def bucket_range(bucket: int) -> tuple[int, int]:
@@ -94,3 +94,22 @@ class LiveView:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+
+
+def plain(value: Any) -> Any:
+    """A decoded key or value as JSON-ready data: records as dicts, C strings as text, other bytes as hex.
+
+    >>> plain([b"abc\\x00\\x00", b"\\x01\\x02"])
+    ['abc', '0102']
+    """
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        text = raw.rstrip(b"\0")
+        if text and b"\0" not in text and all(32 <= c < 127 for c in text):
+            return text.decode()
+        return raw.hex()
+    return value

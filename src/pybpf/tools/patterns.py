@@ -4,7 +4,9 @@
 The part before the first ``:`` is a library found like the dynamic loader
 finds it (``c``, ``libc``, ``libc.so.6``), a command in ``$PATH`` (``bash``)
 or a path; the part after it is a shell glob over the file's function
-symbols.  With ``pid`` a library is the one that process has mapped.
+symbols.  With ``pid`` a library is the one that process has mapped.  An
+IFUNC symbol (glibc's ``strlen``) is probed at the implementation the dynamic
+loader selects on this machine, so its calls are counted.
 
 Every failure is a :class:`~pybpf.tools.BadInputError` naming what was not
 found and the closest names that exist.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from pybpf.errors import BPFError
+from pybpf.links.ifunc import select_implementations
 from pybpf.links.ldcache import read_ld_cache
 from pybpf.links.symbols import ElfFile
 from pybpf.links.uprobe import resolve_target_for
@@ -132,7 +135,9 @@ def resolve_one(pattern: str, pid: int | None = None) -> list[Probe]:
         elif not names:
             msg += " (the file has no function symbols: stripped?)"
         raise BadInputError(msg)
-    return [Probe(s.name, path, s.offset, pattern) for s in symbols]
+    # IFUNCs (glibc's strlen, memcpy...): probe the implementation the loader picks, not the resolver.
+    impls, _ = select_implementations(elf, symbols, warn=False)
+    return [Probe(s.name, path, impl.offset, pattern) for s, impl in zip(symbols, impls)]
 
 
 def resolve(patterns: Iterable[str], pid: int | None = None) -> list[Probe]:
