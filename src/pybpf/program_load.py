@@ -216,22 +216,15 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
         attr.attach_prog_fd = fd_of(target_obj or target_prog)
     if options.btf_fd is not None:
         attr.prog_btf_fd = fd_of(options.btf_fd)
-    records = options.func_info
-    if records:
-        rec_size = options.func_info_rec_size
-        if rec_size <= 0 or len(records) % rec_size:
-            raise BPFError(f"load: func_info is {len(records)} bytes, not a multiple of its record size {rec_size}")
-        attr.func_info = buffer(records)
-        attr.func_info_rec_size = rec_size
-        attr.func_info_cnt = len(records) // rec_size
-    records = options.line_info
-    if records:
-        rec_size = options.line_info_rec_size
-        if rec_size <= 0 or len(records) % rec_size:
-            raise BPFError(f"load: line_info is {len(records)} bytes, not a multiple of its record size {rec_size}")
-        attr.line_info = buffer(records)
-        attr.line_info_rec_size = rec_size
-        attr.line_info_cnt = len(records) // rec_size
+    for kind in ("func_info", "line_info"):  # bpf_func_info / bpf_line_info records for the BTF
+        records = getattr(options, kind)
+        if records:
+            rec_size = getattr(options, f"{kind}_rec_size")
+            if rec_size <= 0 or len(records) % rec_size:
+                raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
+            setattr(attr, kind, buffer(records))
+            setattr(attr, f"{kind}_rec_size", rec_size)
+            setattr(attr, f"{kind}_cnt", len(records) // rec_size)
     if options.fd_array is not None:
         fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
         keep.append(fds)

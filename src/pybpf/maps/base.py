@@ -40,20 +40,16 @@ from pybpf._sys.syscall import FD, bpf, error, object_name, sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
 from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError, context
 from pybpf.maps import batch as _batch
-from pybpf.maps.batch import NOT_SUPPORTED
+from pybpf.maps.batch import _DELETE, _ELEM_SIZE, _LOOKUP, _NEXT_KEY, _UPDATE, NOT_SUPPORTED
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
 from pybpf.maps.scratch import FirstUse, Layout
 
 __all__ = ["Map", "MapInfo", "create", "map_class", "register", "possible_cpus", "PERCPU_TYPES"]
 
-# Plain ints: an IntEnum member costs an attribute lookup and a conversion per call.
-_LOOKUP = int(Cmd.MAP_LOOKUP_ELEM)
-_UPDATE = int(Cmd.MAP_UPDATE_ELEM)
-_DELETE = int(Cmd.MAP_DELETE_ELEM)
-_NEXT_KEY = int(Cmd.MAP_GET_NEXT_KEY)
+# Plain ints (the others come from batch): an IntEnum member costs an attribute lookup and a
+# conversion per call.
 _LOOKUP_AND_DELETE = int(Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
-_ELEM_SIZE = ctypes.sizeof(MapElemAttr)
 
 # The hot paths hand sys_bpf ready-made ctypes arguments: its foreign function
 # declares argtypes (c_long, c_long, c_void_p, c_ulong), and ctypes passes an
