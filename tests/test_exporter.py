@@ -226,3 +226,39 @@ def test_python_module_compile_error_exits_2_naming_the_line(tmp_path):
     assert f"{tmp_path / 'calls_py.yaml'}: object: calls_py.py: program 'count_call_py': " \
            f"{tmp_path / 'calls_py.py'}:{line}:" in res.stderr
     assert "'len' cannot be called from a BPF program" in res.stderr
+
+
+def test_failing_modules_are_reported_and_the_others_keep_running(tmp_path):
+    if not features.has("bpf_cookie"):
+        pytest.skip("bpf_cookie is not supported by this kernel")
+    from buildprogs import build
+
+    target = build_target(tmp_path)
+    work = Workload(target)
+    config = example_config(tmp_path / "config", target, work.pid, ("uprobe_counter",))
+    # A module the verifier refuses, and one whose attach point does not exist.
+    shutil.copy(build("exporter_broken"), config / "broken.bpf.o")
+    (config / "broken.yaml").write_text("metrics:\n  counters:\n    - name: broken_total\n")
+    missing = (config / "uprobe_counter.yaml").read_text().replace("function_calls_total", "missing_calls_total")
+    (config / "missing.yaml").write_text(missing.replace("- beta", "- no_such_function"))
+    shutil.copy(config / "uprobe_counter.bpf.o", config / "missing.bpf.o")
+    exp = ExporterProcess(config, tmp_path / "exporter.log")
+    try:
+        exp.wait_ready()
+        work.run()
+        smp = exp.metrics()
+        assert value(smp, "pybpf_exporter_module_up", module="uprobe_counter") == 1
+        assert value(smp, "pybpf_exporter_module_up", module="broken") == 0
+        assert value(smp, "pybpf_exporter_programs_loaded", module="broken") == 0
+        assert value(smp, "pybpf_exporter_module_up", module="missing") == 0
+        assert value(smp, "pybpf_exporter_attach_failures_total", module="missing") == 1
+        assert value(smp, "function_calls_total", function="alpha") == ALPHA
+        assert value(smp, "function_calls_total", function="beta") == BETA
+        status, _, body = http_get(exp.url + "/healthz")
+        assert status == 200 and "uprobe_counter: up" in body
+        assert "broken: down: load: " in body and "missing: down: attach[0] (uprobe " in body
+        assert "no_such_function" in body
+        assert "module 'broken': load: " in exp.log()
+    finally:
+        work.kill()
+        assert exp.stop() == 0
