@@ -24,6 +24,8 @@ from exporter_support import (  # noqa: E402
     ALPHA, BETA, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target, example_config, free_port, http_get,
 )
 
+from test_exporter_deploy import dashboard_queries  # noqa: E402
+
 from pybpf import features  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus")
@@ -125,6 +127,11 @@ def test_prometheus_scrapes_exact_values_and_cookie_labels(tmp_path):
         assert modules == {"syscalls": 1, "uprobe_counter": 1, "latency": 1, "calls_py": 1}
         assert by_label(prom.query("pybpf_exporter_attach_failures_total"), "module") == \
             {"syscalls": 0, "uprobe_counter": 0, "latency": 0, "calls_py": 0}
+
+        # Every query of the Grafana dashboard (deploy/grafana) answers over these data.
+        prom.wait_for('count_over_time(function_calls_total{function="alpha"}[1m]) >= 3')
+        for expr in dashboard_queries():
+            assert prom.query(expr), expr
     finally:
         if prom is not None:
             prom.stop()
