@@ -11,7 +11,7 @@ for pkg in python3-bpfcc linux-headers-amd64; do dpkg -s "$pkg" >/dev/null 2>&1 
 if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || echo "bench: could not install ${need[*]}; BCC rows will be skipped"
 fi
-for bench in maps_bench load_bench attach_bench streams_bench; do
+for bench in maps_bench load_bench attach_bench streams_bench exporter_bench; do
     if [[ -f "bench/$bench.py" ]]; then
         echo "=== bench/$bench.py"
         python3 "bench/$bench.py"

@@ -23,8 +23,8 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 
 from exporter_support import (  # noqa: E402
-    ALPHA, BETA, EXAMPLES, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target, example_config, example_object,
-    http_get, samples, value,
+    ALPHA, BETA, EXAMPLES, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target,
+    example_config, example_object, http_get, value,
 )
 
 from pybpf import features  # noqa: E402

@@ -181,7 +181,7 @@ def read_module(path: str | os.PathLike[str]) -> ModuleConfig:
     except OSError as err:
         raise ConfigError(Where(file, 0), "", f"cannot read: {err.strerror}") from None
     try:
-        doc = parse(text, file)
+        doc = parse(text)
     except YAMLSyntaxError as err:
         raise ConfigError(Where(file, err.line), "", err.message) from None
     ctx = _Fields(file)

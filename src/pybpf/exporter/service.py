@@ -2,8 +2,8 @@
 
 :class:`Exporter` owns the modules of one configuration.  :meth:`Exporter.reload`
 reads the configuration again: an unchanged module (same YAML text, same
-object file) keeps its loaded object, links and counters; a changed or new
-one is started, a removed one closed.  A configuration with an error is
+object file) that is up keeps its loaded object, links and counters; a
+changed, new or failed one is (re)started, a removed one closed.  A configuration with an error is
 refused as a whole and the running one kept.  :meth:`Exporter.collect` is
 the ``prometheus_client`` collector: it reads the maps at scrape time.
 
@@ -62,8 +62,9 @@ class Exporter:
         """Apply the configuration as it is now; False (old one kept, error logged) if it is bad."""
         try:
             configs = read_config(self.path)
-            unchanged = {c.name for c in configs
-                         if c.name in self.modules and self.modules[c.name].config.fingerprint == c.fingerprint}
+            # Kept as they run: modules that are up and whose YAML and object did not change.
+            unchanged = {c.name for c in configs if c.name in self.modules and self.modules[c.name].up
+                         and self.modules[c.name].config.fingerprint == c.fingerprint}
             prepared = {c.name: prepare(c) for c in configs if c.name not in unchanged}
         except ConfigError as err:
             self.reloads["failure"] += 1

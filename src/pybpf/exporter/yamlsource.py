@@ -7,7 +7,7 @@ on.  Everything else is plain PyYAML ``SafeLoader`` (no Python tags).
 
 Example::
 
-    >>> doc = parse("a:\\n  b: 1\\n", "x.yaml")
+    >>> doc = parse("a:\\n  b: 1\\n")
     >>> doc["a"]["b"], doc["a"].line_of("b")
     (1, 2)
 """
@@ -80,7 +80,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
-def parse(text: str, name: str = "<config>") -> Any:
+def parse(text: str) -> Any:
     """Parse one YAML document; raise :class:`YAMLSyntaxError` with the line on bad input."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
