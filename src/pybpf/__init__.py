@@ -19,7 +19,9 @@ The layers, from the kernel up (each imports only from those before it;
 (system calls and kernel facts), :mod:`pybpf.asm`, :mod:`pybpf.btf`,
 :mod:`pybpf.features`, :mod:`pybpf.maps` / :mod:`pybpf.program` (kernel
 objects), :mod:`pybpf.object` (ELF loader), :mod:`pybpf.links` (hooks),
-:mod:`pybpf.readers` (event streams), then the command line.
+:mod:`pybpf.readers` (event streams), :mod:`pybpf.lang` (Python → BPF), this
+package (the public names), then the command line (:mod:`pybpf.cli`,
+:mod:`pybpf.tools`, :mod:`pybpf.exporter`).
 """
 
 from pybpf import features
