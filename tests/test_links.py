@@ -531,3 +531,17 @@ def test_uretprobe_section_attaches_a_return_probe(prog, counts):
     with pytest.raises(ValueError, match=r'attach_uprobe\(retprobe=True\).*SEC\("uprobe"\).*an entry probe'):
         prog.attach_uretprobe(binary, "func_a")
     assert snapshot(counts) == {1: N}
+
+
+def test_a_link_group_behaves_like_a_link(prog, counts):
+    binary = target()
+    with features.override(uprobe_multi_link=False):
+        group = prog.attach_uprobe_multi(binary, ["func_a", "func_b"], cookies=[1, 2])
+    assert isinstance(group, LinkGroup) and prog.links == (group,)   # the program owns the group, not its members
+    info = group.info()
+    assert group.id == 0 and info.id == 0 and info.prog_id == prog.id and info.count == 2
+    assert info.type == LinkType.PERF_EVENT and [m.cookie for m in info] == [1, 2] and len(info) == 2
+    run_target(binary, N, M)
+    prog.close_links()
+    assert group.closed and all(link.closed for link in group.links)
+    assert snapshot(counts) == {1: N, 2: M}

@@ -30,7 +30,8 @@ from pybpf.errors import (
     NameNotFoundError, NotFoundError, NotSupportedError, ObjectError, RecordError, SyscallError, VerifierError,
 )
 from pybpf.links.auto import attach_object as _attach_object
-from pybpf.links.base import Link, LinkGroup, LinkInfo
+from pybpf.links.info import LinkInfo
+from pybpf.links.link import Link, LinkGroup
 from pybpf.links.struct_ops import attach_struct_ops as _attach_struct_ops
 from pybpf.object import Object, ObjectSpec, load
 from pybpf.object.hooks import install as _install_hooks

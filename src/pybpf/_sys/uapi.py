@@ -215,6 +215,18 @@ class LinkType(IntEnum):
     SOCKMAP = 14
 
 
+class PerfEventLinkKind(IntEnum):
+    """``enum bpf_perf_event_type``: what a perf event link's info describes (Linux 6.6)."""
+
+    UNSPEC = 0
+    UPROBE = 1
+    URETPROBE = 2
+    KPROBE = 3
+    KRETPROBE = 4
+    TRACEPOINT = 5
+    EVENT = 6
+
+
 class HelperID(IntEnum):
     """``enum bpf_func_id``."""
 

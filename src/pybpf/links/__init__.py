@@ -46,7 +46,8 @@ the program (or its object) does, and so does ``link.close()``.
 
 from __future__ import annotations
 
-from pybpf.links.base import Link, LinkGroup, LinkInfo
+from pybpf.links.info import LinkInfo
+from pybpf.links.link import Link, LinkGroup
 from pybpf.links.registry import hooks, install_methods
 from pybpf.program_attach import AttachMethods
 

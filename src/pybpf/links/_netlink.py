@@ -41,7 +41,7 @@ from typing import Any, Iterator
 
 from pybpf._sys.syscall import error
 from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
-from pybpf.links.base import Link
+from pybpf.links.link import Link
 
 __all__ = [
     "RtNetlink", "Message", "XdpState", "TcFilter", "Qdisc",

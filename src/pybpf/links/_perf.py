@@ -17,6 +17,7 @@ than hard-coding them.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any, Callable, Sequence
 
 from pybpf import features
@@ -26,10 +27,12 @@ from pybpf._sys.commands import link_create
 from pybpf._sys.flags import PERF_FLAG_FD_CLOEXEC
 from pybpf._sys.kernel import EVENT_SOURCES, pmu_field, pmu_type
 from pybpf._sys.syscall import FD
-from pybpf._sys.uapi import AttachType, ProgType
+from pybpf._sys.uapi import AttachType, LinkType, PerfEventLinkKind, ProgType
 from pybpf.errors import LinkError
-from pybpf.links.base import Link, prog_fd
+from pybpf.links.base import prog_fd
+from pybpf.links.link import Link
 from pybpf.links.fallback import KEEP, prepare
+from pybpf.links.info import second_pass, text
 
 __all__ = ["pmu_type", "pmu_field", "open_event", "attach_to_event", "EVENT_SOURCES"]
 
@@ -112,3 +115,42 @@ def attach_to_event(
                 pass
         raise
 
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """Perf event links (6.6): which event (``perf_type``), its target and the cookie (6.9)."""
+    K = PerfEventLinkKind
+    kind = first.u.perf_event.type
+    try:
+        details: dict[str, Any] = {"perf_type": K(kind).name.lower()}
+    except ValueError:
+        details = {"perf_type": str(kind)}
+    name = ctypes.create_string_buffer(4096)
+
+    def fill(raw: Any) -> None:
+        raw.u.perf_event.type = kind
+        u = raw.u.perf_event.u
+        if kind in (K.UPROBE, K.URETPROBE):
+            u.uprobe.file_name, u.uprobe.name_len = ctypes.addressof(name), 4096
+        elif kind in (K.KPROBE, K.KRETPROBE):
+            u.kprobe.func_name, u.kprobe.name_len = ctypes.addressof(name), 4096
+        elif kind == K.TRACEPOINT:
+            u.tracepoint.tp_name, u.tracepoint.name_len = ctypes.addressof(name), 4096
+
+    if kind in (K.UPROBE, K.URETPROBE):
+        up = second_pass(fd, fill).u.perf_event.u.uprobe
+        details.update(file_name=text(name), offset=up.offset, cookie=up.cookie, ref_ctr_offset=up.ref_ctr_offset,
+                       retprobe=kind == K.URETPROBE)
+    elif kind in (K.KPROBE, K.KRETPROBE):
+        kp = second_pass(fd, fill).u.perf_event.u.kprobe
+        details.update(func_name=text(name), offset=kp.offset, addr=kp.addr, missed=kp.missed, cookie=kp.cookie,
+                       retprobe=kind == K.KRETPROBE)
+    elif kind == K.TRACEPOINT:
+        tp = second_pass(fd, fill).u.perf_event.u.tracepoint
+        details.update(tp_name=text(name), cookie=tp.cookie)
+    elif kind == K.EVENT:
+        ev = first.u.perf_event.u.event
+        details.update(config=ev.config, event_type=ev.type, cookie=ev.cookie)
+    return details
+
+
+LINK_INFO = {LinkType.PERF_EVENT: _info}

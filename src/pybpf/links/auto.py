@@ -35,7 +35,8 @@ import warnings
 from typing import Any, Iterable, Mapping
 
 from pybpf.errors import BPFError, LinkError
-from pybpf.links.base import Link, _label, close_all
+from pybpf.links.base import _label
+from pybpf.links.link import Link, close_all
 from pybpf.links.hook import Hook
 from pybpf.links.registry import hook_for_section
 from pybpf.object.sections import parse_section, unknown_section

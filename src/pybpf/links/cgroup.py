@@ -29,8 +29,10 @@ from pybpf._sys.flags import AttachFlag
 from pybpf._sys.syscall import FD, bpf, error
 from pybpf._sys.uapi import AttachType, Cmd, LinkType, ProgType
 from pybpf.errors import LinkError, NotFoundError, SyscallError, context
-from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+from pybpf.links.info import attach_type_of
 from pybpf.object.sections import SECTION_RULES
 
 __all__ = ["attach_cgroup", "cgroup2_mounts"]
@@ -164,3 +166,11 @@ HOOKS = (
          needs={"path": "a cgroup program needs a cgroup v2 directory"}, aliases={"cgroup": "path"},
          min_kernel="4.10"),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """Cgroup links: the cgroup's id and the attach type."""
+    return dict(cgroup_id=first.u.cgroup.cgroup_id, attach_type=attach_type_of(first.u.cgroup.attach_type))
+
+
+LINK_INFO = {LinkType.CGROUP: _info}

@@ -28,7 +28,8 @@ from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import iter_create, link_create
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import LinkError, context
-from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_iter", "IterLink"]

@@ -44,9 +44,11 @@ from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import AttachType, LinkType, PerfType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
-from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for, split_offset
+from pybpf.links.info import second_pass
 
 __all__ = ["attach_kprobe", "attach_kprobe_multi", "kprobe_functions"]
 
@@ -248,3 +250,26 @@ HOOKS = (
          section_args=_kprobe_multi_args, needs={"functions": "a kprobe.multi program needs kernel functions"},
          target_format="GLOB", min_kernel="5.18", cookies=True),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """kprobe_multi links: count, flags, missed hits, and the addresses and cookies where readable."""
+    n = first.u.kprobe_multi.count
+    addrs = (ctypes.c_uint64 * max(n, 1))()
+    cookies = (ctypes.c_uint64 * max(n, 1))()
+
+    def fill(raw: Any) -> None:
+        km = raw.u.kprobe_multi
+        km.addrs, km.cookies, km.count = ctypes.addressof(addrs), ctypes.addressof(cookies), n
+    raw, arrays = first, False
+    if n:
+        try:
+            raw, arrays = second_pass(fd, fill), True
+        except SyscallError:
+            pass  # addresses are hidden from unprivileged readers on some kernels
+    km = raw.u.kprobe_multi
+    return dict(count=km.count, flags=km.flags, missed=km.missed, retprobe=bool(km.flags & KPROBE_MULTI_RETURN),
+                addrs=list(addrs[:n]) if arrays else [], cookies=list(cookies[:n]) if arrays else [])
+
+
+LINK_INFO = {LinkType.KPROBE_MULTI: _info}

@@ -32,7 +32,8 @@ from pybpf._sys.flags import PERF_ATTR_FLAG_FREQ
 from pybpf._sys.uapi import LinkType, PerfHwConfig, PerfSwConfig, PerfType, ProgType
 from pybpf.errors import context
 from pybpf.links import _perf
-from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all
+from pybpf.links.base import _label, check_program
+from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_perf_event", "online_cpus"]

@@ -18,16 +18,19 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from typing import Any
 
 from pybpf import features
 from pybpf._sys.commands import raw_tracepoint_open
-from pybpf._sys.uapi import AttachType, HelperID, ProgType
+from pybpf._sys.uapi import AttachType, HelperID, LinkType, ProgType
 from pybpf.errors import SyscallError, context
-from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link
 from pybpf.links.fallback import prepare
 from pybpf.links.hook import Hook
+from pybpf.links.info import second_pass, text
 
 __all__ = ["attach_raw_tracepoint", "raw_tp_cookies"]
 
@@ -82,3 +85,16 @@ HOOKS = (
          needs={"name": "a raw tracepoint needs its name"}, target_format="NAME", min_kernel="4.17",
          cookies=True),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """Raw tracepoint links: the tracepoint's name and (6.10) the cookie."""
+    name = ctypes.create_string_buffer(512)
+
+    def fill(raw: Any) -> None:
+        raw.u.raw_tracepoint.tp_name, raw.u.raw_tracepoint.tp_name_len = ctypes.addressof(name), 512
+    raw = second_pass(fd, fill)
+    return dict(tp_name=text(name), cookie=raw.u.raw_tracepoint.cookie)
+
+
+LINK_INFO = {LinkType.RAW_TRACEPOINT: _info}

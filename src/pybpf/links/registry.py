@@ -24,22 +24,31 @@ from typing import Any, Callable
 
 from pybpf.links.hook import Hook
 
-__all__ = ["hooks", "hook_for_section", "install_methods", "method_for", "sections_markdown"]
+__all__ = ["hooks", "hook_for_section", "link_info_decoders", "install_methods", "method_for", "sections_markdown"]
 
 
 REGENERATE = """python3 -c 'from pybpf.links.registry import sections_markdown as m; print(m(), end="")' > docs/sections.md"""
 
 
 @functools.lru_cache(maxsize=None)
-def hooks() -> tuple[Hook, ...]:
-    """Every hook pybpf knows, in module order (each module of :mod:`pybpf.links` that has ``HOOKS``)."""
+def _modules() -> tuple[Any, ...]:
+    """Every module of :mod:`pybpf.links`, imported, in name order."""
     import pybpf.links as package
 
-    found: list[Hook] = []
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            found.extend(getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "HOOKS", ()))
-    return tuple(found)
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+    return tuple(importlib.import_module(f"{package.__name__}.{name}") for name in names)
+
+
+@functools.lru_cache(maxsize=None)
+def hooks() -> tuple[Hook, ...]:
+    """Every hook pybpf knows, in module order (the ``HOOKS`` of each module of :mod:`pybpf.links`)."""
+    return tuple(hook for module in _modules() for hook in getattr(module, "HOOKS", ()))
+
+
+@functools.lru_cache(maxsize=None)
+def link_info_decoders() -> dict[Any, Callable[[int, Any], dict[str, Any]]]:
+    """Link type → the decoder of its ``bpf_link_info`` fields (the ``LINK_INFO`` of each module)."""
+    return {ltype: decode for module in _modules() for ltype, decode in getattr(module, "LINK_INFO", {}).items()}
 
 
 @functools.lru_cache(maxsize=None)

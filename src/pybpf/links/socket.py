@@ -25,7 +25,8 @@ from typing import Any
 from pybpf._sys.syscall import error
 from pybpf._sys.uapi import ProgType
 from pybpf.errors import context
-from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_socket"]

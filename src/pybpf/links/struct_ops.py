@@ -34,7 +34,7 @@ from pybpf._sys.commands import link_create, link_update
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import AttachType, LinkType, MapType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
-from pybpf.links.base import Link
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_struct_ops", "StructOpsLink"]

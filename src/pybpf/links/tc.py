@@ -55,9 +55,12 @@ from pybpf._sys.flags import AttachFlag
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, context
 from pybpf.links import _netlink as nl_
-from pybpf.links.base import Link, LinkInfo, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.info import LinkInfo
+from pybpf.links.link import Link
 from pybpf.links.xdp import ifindex
 from pybpf.links.hook import Hook
+from pybpf.links.info import attach_type_of
 
 __all__ = ["attach_tc", "TcNetlinkLink"]
 
@@ -412,3 +415,11 @@ HOOKS = (
          needs={"ifname_or_index": "tc needs an interface"},
          aliases={"interface": "ifname_or_index", "ifname": "ifname_or_index"}, min_kernel="4.5"),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """tcx and netkit links: the interface and the direction."""
+    return dict(ifindex=first.u.tcx.ifindex, attach_type=attach_type_of(first.u.tcx.attach_type))
+
+
+LINK_INFO = {LinkType.TCX: _info, LinkType.NETKIT: _info}

@@ -23,7 +23,8 @@ from pybpf._sys.attrs import PerfEventAttr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
 from pybpf.errors import context
 from pybpf.links import _perf, _tracefs
-from pybpf.links.base import Link, _label, check_program
+from pybpf.links.base import _label, check_program
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_tracepoint", "split_tracepoint"]

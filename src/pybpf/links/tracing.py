@@ -30,11 +30,13 @@ from pybpf import features
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import link_create, raw_tracepoint_open
 from pybpf._sys.syscall import lockdown_mode
-from pybpf._sys.uapi import AttachType, ProgType
+from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import SyscallError, context
-from pybpf.links.base import Link, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link
 from pybpf.links.fallback import calls_cookie_helper, prepare
 from pybpf.links.hook import Hook
+from pybpf.links.info import attach_type_of
 
 __all__ = ["attach_tracing"]
 
@@ -135,3 +137,13 @@ HOOKS = (
          section_args=lambda info: {}, target_format="FUNCTION (resolved in BTF at load)", min_kernel="5.5",
          cookies=True),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """Tracing links: attach type, target object and BTF ids, cookie (5.19)."""
+    t = first.u.tracing
+    return dict(attach_type=attach_type_of(t.attach_type), target_obj_id=t.target_obj_id,
+                target_btf_id=t.target_btf_id, cookie=t.cookie)
+
+
+LINK_INFO = {LinkType.TRACING: _info}

@@ -41,7 +41,8 @@ from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
 from pybpf.errors import ArgumentError, LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
-from pybpf.links.base import Link, _label, check_program
+from pybpf.links.base import _label, check_program
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook, retprobe_for, split_offset
 from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.ldcache import library_candidates, resolve_target

@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Any, Mapping, Sequence
 
@@ -41,12 +42,14 @@ from pybpf._sys.attrs import LinkCreateAttr, u64_array
 from pybpf._sys.commands import link_create
 from pybpf._sys.flags import UPROBE_MULTI_RETURN
 from pybpf._sys.syscall import address, cstr
-from pybpf._sys.uapi import AttachType, ProgType
+from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import ArgumentError, NotSupportedError, context
-from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for
 from pybpf.links.ifunc import IfuncChoice, select_implementations
+from pybpf.links.info import second_pass, text
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 
@@ -235,3 +238,24 @@ HOOKS = (
                 "symbols": "a uprobe.multi program needs functions (a list or a glob)"},
          target_format="PATH:GLOB", min_kernel="6.6", cookies=True),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """uprobe_multi links (6.8): path, pid, flags and one offset, cookie and ref_ctr_offset per point."""
+    n = first.u.uprobe_multi.count
+    path = ctypes.create_string_buffer(4096)
+    offsets, cookies, refs = ((ctypes.c_uint64 * max(n, 1))() for _ in range(3))
+
+    def fill(raw: Any) -> None:
+        s = raw.u.uprobe_multi
+        s.path, s.path_size = ctypes.addressof(path), 4096
+        if n:
+            s.offsets, s.cookies, s.ref_ctr_offsets, s.count = (
+                ctypes.addressof(offsets), ctypes.addressof(cookies), ctypes.addressof(refs), n)
+    um = second_pass(fd, fill).u.uprobe_multi
+    return dict(path=text(path), count=um.count, flags=um.flags, pid=um.pid,
+                retprobe=bool(um.flags & UPROBE_MULTI_RETURN), offsets=list(offsets[:n]), cookies=list(cookies[:n]),
+                ref_ctr_offsets=list(refs[:n]))
+
+
+LINK_INFO = {LinkType.UPROBE_MULTI: _info}

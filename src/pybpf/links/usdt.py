@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from pybpf.errors import LinkError, context
-from pybpf.links.base import Link, LinkGroup, _label, check_program, close_all
+from pybpf.links.base import _label, check_program
+from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.symbols import ElfFile, SHT_NOTE
 from pybpf.links.hook import Hook
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for

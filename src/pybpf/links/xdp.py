@@ -54,7 +54,9 @@ from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import LinkError, NameNotFoundError, NotSupportedError, SyscallError, context
 from pybpf.links import _netlink as nl_
-from pybpf.links.base import Link, LinkInfo, _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.info import LinkInfo
+from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 
 __all__ = ["attach_xdp", "ifindex", "XdpNetlinkLink"]
@@ -310,3 +312,11 @@ HOOKS = (
          section_args=lambda info: {}, needs={"ifname_or_index": "XDP needs an interface"},
          aliases={"interface": "ifname_or_index", "ifname": "ifname_or_index"}, min_kernel="4.8"),
 )
+
+
+def _info(fd: int, first: Any) -> dict[str, Any]:
+    """XDP links: the interface."""
+    return dict(ifindex=first.u.xdp.ifindex)
+
+
+LINK_INFO = {LinkType.XDP: _info}
