@@ -229,45 +229,61 @@ class AccessMixin:
         if opname == "-" and isinstance(v, Imm):
             v, opname = Imm(-v.value, t), "+"
         atomic = opname in _ATOMIC and bits >= 32 and decl.map_type not in _PERCPU
+        small = isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31)
+        vslot = None if small else self._to_stack(v, t)
         kslot = self._key(decl, target.slice)
-        if not atomic:
-            # read-modify-write: m[k] = m[k] op v (per-CPU maps need nothing more)
-            vslot = self._to_stack(v, t)
-            ptr = self._lookup(name, kslot)
-            cur = self._load_value(ptr, t)
-            val = Tmp(None, t)
-            val.slot = vslot
-            self.live.append(val)
-            res = self.arith(opname, cur, val)
-            self.store(10, vslot, self.reg_of(res), bits // 8)
-            self.release(res)
-            self._update(name, kslot, vslot, BPF_ANY)
-            return
-        if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
-            vslot = None
-        else:
-            vslot = self._to_stack(v, t)
-        ptr = self._lookup(name, kslot)
+        self._lookup(name, kslot)
         insert, done = self.new_label("insert"), self.new_label("done")
         self.emit(op.JMP | op.JEQ | op.K, 0, reference=insert)
-        self._atomic(opname, bits, v, vslot)
+        self._modify(opname, t, atomic, v, vslot)
         self.jump(done)
         self.place(insert)
-        self.release(ptr)
-        if vslot is None:
-            vslot = self.stack_alloc(bits // 8)
-            self.store_imm(10, vslot, v.value, bits // 8)  # type: ignore[union-attr]
-        if decl.map_type in _ARRAYS:
-            self.jump(done)      # an index outside the array: nothing to count
-        else:
-            self._update(name, kslot, vslot, BPF_NOEXIST)
-            self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
-            self._lookup(name, kslot)
-            self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
-            self._atomic(opname, bits, v, vslot)
+        if decl.map_type not in _ARRAYS:      # an array index outside the array: nothing to do
+            first = self.stack_alloc(bits // 8)   # what the new entry starts with: 0 op v
+            if small:
+                from pybpf.lang.types import binop
+
+                self.store_imm(10, first, binop(opname, 0, v.value, t), bits // 8)  # type: ignore[union-attr]
+            else:
+                zero = Imm(0, t)
+                val = Tmp(None, t)
+                val.slot = vslot
+                self.live.append(val)
+                res = self.arith(opname, zero, val) if opname != "+" else val
+                self.store(10, first, self.reg_of(res), bits // 8)
+                self.release(res)
+            self._update(name, kslot, first, BPF_NOEXIST)
+            if atomic:   # another CPU inserted the key first: add to its entry
+                self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
+                self._lookup(name, kslot)
+                self.emit(op.JMP | op.JEQ | op.K, 0, reference=done)
+                self._modify(opname, t, atomic, v, vslot)
         self.place(done)
-        self.free = [1, 2, 3, 4, 5, 0]
+        self.free = list(self.scratch)
         self.live.clear()
+
+    def _modify(self, opname: str, t: Any, atomic: bool, v: Any, vslot: int | None) -> None:
+        """``*r0 op= v``: an atomic instruction, or load / operate / store (per-CPU and 8/16-bit values)."""
+        bits, signed = bits_signed(t)
+        if atomic:
+            self._atomic(opname, bits, v, vslot)
+            return
+        self.live.clear()
+        self.free = [r for r in self.scratch if r != 0]
+        cur = self.alloc(t)
+        self.load(cur.reg, 0, 0, bits // 8)
+        if signed and bits < 64:
+            self.normalize(cur.reg, t)
+        if vslot is None:
+            operand: Any = v
+        else:
+            operand = Tmp(None, t)
+            operand.slot = vslot
+            self.live.append(operand)
+        res = self.arith(opname, cur, operand)
+        self.store(0, 0, self.reg_of(res), bits // 8)
+        self.release(res)
+        self.release(operand)
 
     def _atomic(self, opname: str, bits: int, v: Any, vslot: int | None) -> None:
         """lock *(r0) op= v, with v a constant (vslot None) or the value at vslot."""

@@ -99,6 +99,8 @@ class AggregateMixin:
         self.load(res.reg, mem.base, mem.off, bits // 8)
         if signed and bits < 64:
             self.normalize(res.reg, mem.type)
+        else:
+            self.defined(self.code[-1])
         return res
 
     def write_mem(self, mem: Mem, v: Any, node: ast.AST) -> None:

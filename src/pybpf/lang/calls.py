@@ -253,6 +253,8 @@ class CallMixin:
         self.load(res.reg, self.ctx_reg(node), offset, size or bits // 8)
         if signed and bits < 64:
             self.normalize(res.reg, t)
+        else:
+            self.defined(self.code[-1])
         return res
 
     def ctx_array(self, node: ast.Subscript) -> Any:

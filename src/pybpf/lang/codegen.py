@@ -15,11 +15,13 @@ from pybpf.asm import opcodes as op
 from pybpf.errors import CompileError
 from pybpf.lang.access import AccessMixin
 from pybpf.lang.aggregates import AggregateMixin, Mem, is_aggregate
-from pybpf.lang.calls import CallMixin, is_int_type
+from pybpf.lang.calls import CallMixin, hashable, is_int_type
+from pybpf.lang.packet import LOADS, SWAPS
 from pybpf.lang.infer import InferMixin, Local
 from pybpf.lang.kernel_types import KernelMixin, KPtr
 from pybpf.lang.emit import Emitter, Imm, Reg, bits_signed
 from pybpf.lang.maps import MapDecl
+from pybpf.lang.regalloc import linear_scan, live_intervals
 from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
 from pybpf.lang.types import Fixed, common_type, wrap
 
@@ -180,10 +182,8 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
     # -- locals: homes ------------------------------------------------------------------------
 
     def _assign_homes(self) -> None:
-        order = sorted((loc for loc in self.locals.values()), key=lambda l: (
-            l.name != self.ctx_name, not isinstance(l.type, PtrType), -self.uses.get(l.name, 0)))
-        regs = [6, 7, 8, 9]
-        for loc in order:
+        scalars = []
+        for loc in self.locals.values():
             if loc.name == self.ctx_name and self.uses.get(loc.name, 0) == 0:
                 continue
             if is_aggregate(loc.type):
@@ -191,10 +191,43 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
                 continue
             if loc.type != "ctx" and not is_int_type(loc.type) and not isinstance(loc.type, (PtrType, KPtr)):
                 raise self.error(self.src.node, f"local '{loc.name}' has unsupported type {loc.type!r}")
-            if regs:
-                loc.reg = regs.pop(0)
-            else:
-                loc.slot = self.perm_alloc(8)
+            scalars.append(loc)
+        params = ([self.ctx_name] if self.ctx_name else []) + self.param_names
+        spans = live_intervals(self.src.node.body, params)
+        regs: tuple[int, ...] = (6, 7, 8, 9)
+        if not self._makes_calls():
+            # nothing clobbers r3-r5: locals may live there too, r0-r2 stay for temporaries
+            regs, self.scratch = (6, 7, 8, 9, 5, 4, 3), (1, 2, 0)
+            self.free = list(self.scratch)
+        pinned = lambda l: l.type == "ctx" or isinstance(l.type, (PtrType, KPtr))  # noqa: E731
+        for loc in linear_scan(scalars, spans, pinned, regs):
+            loc.slot = self.perm_alloc(8)
+
+    def _makes_calls(self) -> bool:
+        """True unless the body surely calls nothing (helpers, maps, BPF functions, print, ...)."""
+        for node in ast.walk(self.src.node):
+            if isinstance(node, (ast.Delete, ast.Compare)) and any(isinstance(o, (ast.In, ast.NotIn))
+                                                                   for o in getattr(node, "ops", [])):
+                return True
+            if isinstance(node, ast.Delete):
+                return True
+            if isinstance(node, ast.Subscript) and isinstance(self.static(node.value, None), MapDecl):
+                return True
+            if isinstance(node, ast.Attribute) and node.attr == "cookie":
+                return True
+            if isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == self.ctx_name:
+                    continue
+                callee = self.static(f, None)
+                if isinstance(callee, type) and issubclass(callee, Fixed):
+                    continue
+                if hashable(callee) and (callee in LOADS or callee in SWAPS or callee in (int, bool)):
+                    continue
+                return True
+        if any(isinstance(l.type, KPtr) for l in self.locals.values()):
+            return True
+        return False
 
     def _type_expr(self, node: ast.AST) -> Any:
         obj = self.static(node)
@@ -245,7 +278,7 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         self.stmt_stack = 0
         for t in list(self.live):
             self.release(t)
-        self.free = [r for r in (1, 2, 3, 4, 5, 0)]
+        self.free = list(self.scratch)
         method = getattr(self, "s_" + type(node).__name__, None)
         if method is None:
             raise self.error(node, _UNSUPPORTED.get(type(node), f"'{type(node).__name__}' statements are not "
@@ -295,9 +328,7 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
                 self.assign_aggregate(loc, value)
                 return
             if loc.reg is not None:
-                v = self.convert(self.expr(value), loc.type)
-                self.into(v, loc.reg)
-                self.release(v)
+                self.assign_home(loc, value)
             else:
                 v = self.convert(self.expr(value), loc.type)
                 self.store(10, loc.slot, self.reg_of(v), 8)
@@ -311,6 +342,34 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             self.write_mem(mem, self.expr(value), target)
             return
         raise self.error(target, f"cannot assign to {ast.unparse(target)!r}")
+
+    def assign_home(self, loc: Local, value: ast.AST) -> None:
+        """``loc = value`` computed in loc's register itself when the value allows (x = x + 1 is one add)."""
+        t = self._eval_into(value, loc.reg, loc.name, loc.type)
+        if self.needs_conversion(t, loc.type):
+            self.normalize(loc.reg, loc.type)
+
+    def _eval_into(self, node: ast.AST, reg: int, name: str, want: Any) -> Any:
+        """Evaluate ``node`` into ``reg`` (the home of local ``name``); the type of the value there."""
+        opname = _BINOPS.get(type(node.op)) if isinstance(node, ast.BinOp) else None
+        if opname is not None and not any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.right)) \
+                and not isinstance(node.left, ast.Constant):
+            lt = self._eval_into(node.left, reg, name, None)
+            b = self.expr(node.right)
+            if not (is_int_type(lt) and is_int_type(b.type)):
+                raise self.error(node, "arithmetic needs integer operands")
+            res = self.arith(opname, Reg(reg, lt), b, inplace=True)
+            if isinstance(res, Imm):
+                self.mov_imm(reg, res.value)
+            return res.type
+        v = self.expr(node)
+        if isinstance(v, Mem):
+            raise self.error(node, "a Struct or array cannot be stored in an integer variable")
+        if want is not None:
+            v = self.convert(v, want)
+        self.into(v, reg)
+        self.release(v)
+        return v.type
 
     def assign_aggregate(self, loc: Local, value: ast.AST) -> None:
         mem = self.local_mem(loc)
@@ -346,6 +405,9 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             return
         if isinstance(target, ast.Name):
             loc = self.locals[target.id]
+            if loc.reg is not None:
+                self.assign_home(loc, ast.copy_location(ast.BinOp(left=target, op=node.op, right=node.value), node))
+                return
             cur = self.read_local(loc)
             rhs = self.expr(node.value)
             res = self.convert(self.arith(opname, cur, rhs), loc.type)
@@ -403,7 +465,10 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         self.loops.pop()
         self.place(cont)
         self.cur_line = self.src.position(node)
-        self._set_local(loc, self.convert(self.arith("+", self.read_local(loc), step), loc.type))
+        if loc.reg is not None:
+            self.arith("+", Reg(loc.reg, loc.type), self.convert(step, loc.type), inplace=True)
+        else:
+            self._set_local(loc, self.convert(self.arith("+", self.read_local(loc), step), loc.type))
         self.jump(top)
         self.place(end)
 
@@ -425,9 +490,11 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         if isinstance(subject, Mem) or not is_int_type(subject.type):
             raise self.error(node.subject, "match works on integers")
         t = subject.type
-        slot = self.perm_alloc(8)
-        self.store(10, slot, self.reg_of(subject), 8)
-        self.release(subject)
+        home = subject if isinstance(subject, Reg) else None   # a local in a register stays there
+        if home is None:
+            slot = self.perm_alloc(8)
+            self.store(10, slot, self.reg_of(subject), 8)
+            self.release(subject)
         end = self.new_label("endmatch")
         for case in node.cases:
             self.cur_line = self.src.position(case.pattern)
@@ -435,10 +502,15 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             nxt = self.new_label("case")
             if values is not None:
                 body = self.new_label("body")
-                for v in values:
+                if home is None:
                     s = self.alloc(t)
                     self.load(s.reg, 10, slot, 8)
-                    self.compare_jump(s, v, "==", body)
+                    val: Any = s
+                else:
+                    val = home
+                for v in values:
+                    self.compare_jump(Reg(self.reg_of(val), t), v, "==", body)
+                self.release(val)
                 self.jump(nxt)
                 self.place(body)
             if case.guard is not None:
@@ -619,6 +691,7 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             return Reg(loc.reg, loc.type)
         t = self.alloc(loc.type)
         self.load(t.reg, 10, loc.slot, 8)
+        self.defined(self.code[-1])
         return t
 
     def e_BinOp(self, node: ast.BinOp) -> Any:

@@ -83,6 +83,8 @@ class Emitter:
         self.lines: list[Any] = []                 # parallel to code: the statement each came from
         self.cur_line: Any = None
         self._labels = 0
+        self.last_def: Instruction | None = None
+        self.scratch: tuple[int, ...] = SCRATCH    # registers for temporaries (fewer when locals use r3-r5)
         self.free: list[int] = list(SCRATCH)
         self.live: list[Tmp] = []
         self.perm_stack = 0        # bytes used by stack-resident locals
@@ -224,11 +226,23 @@ class Emitter:
         return t
 
     def into(self, v: Any, reg: int) -> None:
-        """Put ``v`` in ``reg`` (an argument register just before a call)."""
+        """Put ``v`` in ``reg`` (an argument register, a local's home); ``v`` is released after.
+
+        A temporary defined by the instruction just emitted (a load or a move) is
+        retargeted to ``reg`` instead of being copied there."""
         if isinstance(v, Imm):
             self.mov_imm(reg, v.value)
-        else:
-            self.mov_reg(reg, self.reg_of(v))
+            return
+        src = self.reg_of(v)
+        last = self.code[-1] if self.code else None
+        if isinstance(v, Tmp) and src != reg and last is not None and last is self.last_def and last.dst == src:
+            last.dst = reg
+            return
+        self.mov_reg(reg, src)
+
+    def defined(self, insn: Instruction) -> None:
+        """``insn`` (just emitted, never jumped over) alone defines a fresh temporary: into() may retarget it."""
+        self.last_def = insn
 
     # -- stack ----------------------------------------------------------------------------------
 
@@ -265,32 +279,51 @@ class Emitter:
         if isinstance(v, Imm):
             bits, signed = bits_signed(t)
             return Imm(wrap(v.value, bits, signed), t)
-        sb, ss = bits_signed(v.type)
-        tb, ts = bits_signed(t)
-        noop = tb == 64 or (not ts and not ss and sb <= tb) or (ts and ((ss and sb <= tb) or (not ss and sb < tb)))
-        if noop:
+        if not self.needs_conversion(v.type, t):
             if isinstance(v, Reg):
                 return Reg(v.reg, t)
             v.type = t
             return v
+        if bits_signed(t) == (32, False):
+            # one 32-bit move zero-extends into a fresh temporary (or in place)
+            src = self.reg_of(v)
+            tmp = v if isinstance(v, Tmp) else self.alloc(t)
+            insn = self.emit(op.ALU | op.MOV | op.X, tmp.reg, src)
+            if tmp is not v:
+                self.defined(insn)
+            tmp.type = t
+            return tmp
         tmp = self.owned(v)
         self.normalize(tmp.reg, t)
         tmp.type = t
         return tmp
 
-    def arith(self, opname: str, a: Any, b: Any) -> Any:
-        """``a opname b`` in their common type (constants folded)."""
+    @staticmethod
+    def needs_conversion(s: Any, t: Any) -> bool:
+        """False when every value of type ``s`` is already a normalised value of type ``t``."""
+        sb, ss = bits_signed(s)
+        tb, ts = bits_signed(t)
+        return not (tb == 64 or (not ts and not ss and sb <= tb) or (ts and ((ss and sb <= tb) or (not ss and sb < tb))))
+
+    def arith(self, opname: str, a: Any, b: Any, inplace: bool = False) -> Any:
+        """``a opname b`` in their common type (constants folded).
+
+        ``inplace``: ``a`` is a Reg this code may overwrite (a local's home being assigned).
+        """
         t = common_type(a.type, b.type)
         if isinstance(a, Imm) and isinstance(b, Imm):
-            bits, signed = bits_signed(t)
             return Imm(binop(opname, a.value, b.value, t), t)
-        if isinstance(a, Imm) and opname in ("+", "*", "&", "|", "^"):
+        if isinstance(a, Imm) and opname in ("+", "*", "&", "|", "^") and not inplace:
             a, b = b, a
-        a = self.convert(a, t)
+        if inplace:
+            if self.needs_conversion(a.type, t):
+                self.normalize(a.reg, t)
+            dst = Reg(a.reg, t)
+        else:
+            dst = self.owned(self.convert(a, t))
+            dst.type = t
         b = self.convert(b, t)
         bits, signed = bits_signed(t)
-        dst = self.owned(a)
-        dst.type = t
         # &, |, ^ of normalised operands are normalised in 64 bits; the others use 32-bit
         # instructions for types of 32 bits or fewer (shift counts modulo 32), then normalise.
         cls = op.ALU if bits <= 32 and opname not in _CLOSED else op.ALU64
@@ -304,11 +337,11 @@ class Emitter:
                 code = op.ARSH
             if opname in ("//", "%") and value == 0:
                 if opname == "//":
-                    self.mov_imm(dst.reg, 0)
+                    self.mov_imm(self.reg_of(dst), 0)
                 return dst
             if cls == op.ALU or _fits_s32(value):
                 v32 = wrap(value, 32, True)
-                self.emit(cls | code | op.K, dst.reg, 0, off, v32)
+                self.emit(cls | code | op.K, self.reg_of(dst), 0, off, v32)
             else:
                 r = self.reg_of(b)
                 self.emit(cls | code | op.X, self.reg_of(dst), r, off)
@@ -320,7 +353,7 @@ class Emitter:
             self.emit(cls | code | op.X, self.reg_of(dst), rb, off)
             self.release(b)
         if opname not in _CLOSED and not (opname in (">>", "//", "%") and not signed):
-            self.normalize(dst.reg, t, wide=False)
+            self.normalize(self.reg_of(dst), t, wide=False)
         return dst
 
     def release_reg_imm(self, reg: int) -> None:

@@ -4,7 +4,8 @@ Peephole rules (each keeps the program's meaning):
 
 * a jump to the label right after it is dropped;
 * a jump to an unconditional jump goes straight to that jump's target;
-* code after an ``exit`` or ``ja`` up to the next label is unreachable and dropped.
+* code after an ``exit`` or ``ja`` up to the next label is unreachable and dropped;
+* ``if c goto A; goto B; A:`` becomes ``if !c goto B; A:``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,31 @@ __all__ = ["finalize"]
 
 _JA = op.JMP | op.JA
 _EXIT = op.JMP | op.EXIT
+_INVERSE = {op.JEQ: op.JNE, op.JNE: op.JEQ, op.JGT: op.JLE, op.JLE: op.JGT, op.JGE: op.JLT, op.JLT: op.JGE,
+            op.JSGT: op.JSLE, op.JSLE: op.JSGT, op.JSGE: op.JSLT, op.JSLT: op.JSGE}
+
+
+def _invert_skips(code: list[Any]) -> bool:
+    """``jcc A; ja B; A:`` -> ``j!cc B; A:``.  True if something changed."""
+    changed = False
+    i = 0
+    while i + 2 < len(code):
+        a, b = code[i], code[i + 1]
+        if isinstance(a, Instruction) and isinstance(b, Instruction) and _is_jump(a) and a.code != _JA \
+                and b.code == _JA and b.reference is not None and (a.code & 0xF0) in _INVERSE:
+            j = i + 2
+            labels = set()
+            while j < len(code) and isinstance(code[j], str):
+                labels.add(code[j])
+                j += 1
+            if a.reference in labels:
+                a.code = (a.code & ~0xF0) | _INVERSE[a.code & 0xF0]
+                a.reference = b.reference
+                del code[i + 1]
+                changed = True
+                continue
+        i += 1
+    return changed
 
 
 def _is_call(insn: Instruction) -> bool:
@@ -32,6 +58,7 @@ def _is_jump(insn: Instruction) -> bool:
 def _peephole(code: list[Any], lines: list[Any]) -> tuple[list[Any], list[Any]]:
     # label -> label of the ja it points at (jump threading)
     changed = True
+    code, lines = list(code), list(lines)
     while changed:
         changed = False
         first_after: dict[str, Any] = {}
@@ -80,6 +107,13 @@ def _peephole(code: list[Any], lines: list[Any]) -> tuple[list[Any], list[Any]]:
             out_lines.append(lines[i])
             if item.code in (_JA, _EXIT) and not (item.code == _JA and item.reference is None):
                 dead = True
+        pairs = list(zip(out, out_lines))
+        items = [p[0] for p in pairs]
+        if _invert_skips(items):
+            changed = True
+            keep = {id(x) for x in items}
+            pairs = [p for p in pairs if id(p[0]) in keep]
+            out, out_lines = [p[0] for p in pairs], [p[1] for p in pairs]
         # drop labels nobody jumps to
         used = {x.reference for x in out if isinstance(x, Instruction) and (_is_jump(x) or _is_call(x))}
         code, lines = [], []

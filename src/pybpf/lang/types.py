@@ -13,8 +13,8 @@ and when the kernel runs the compiled program.  The rules (docs/lang.md):
   signed types; ``x // 0 == 0`` and ``x % 0 == x``, as the BPF ISA defines;
 * types of 32 bits or fewer compute in 32-bit registers, so a shift count
   is taken modulo 32 for them and modulo 64 for 64-bit types;
-* comparisons compare in the common type (``u64(1) > i64(-1)`` is False,
-  since -1 becomes 2**64-1, as in C).
+* comparisons compare in the common type (``u64(1) > i64(-1)`` is false,
+  since -1 becomes 2**64-1, as in C) and give 1 or 0.
 
 Example::
 
@@ -23,7 +23,7 @@ Example::
     >>> i32(-7) // 2, i32(-7) % 2
     (i32(-3), i32(-1))
     >>> u64(1) > i64(-1)
-    False
+    0
 """
 
 from __future__ import annotations
@@ -111,9 +111,11 @@ class Fixed(int):
     # -- comparisons in the common type -------------------------------------------------
 
     def _cmp(self, other: Any, op: str) -> Any:
+        # 1/0 rather than True/False: a plain int keeps arithmetic on the result in the Fixed
+        # types (True << u8(x) would be bool's own shift), as compiled code computes it
         if not isinstance(other, int):
             return NotImplemented
-        return compare(op, self, other)
+        return int(compare(op, self, other))
 
     def __eq__(self, o): return self._cmp(o, "==")
     def __ne__(self, o): return self._cmp(o, "!=")
