@@ -35,7 +35,7 @@ from pybpf.btf.reader import Spec
 from pybpf.btf.typeinfo import alignof, sizeof
 from pybpf.btf.types import (
     POINTER_SIZE, Array, Composite, Const, Enum, Enum64, Float, FuncProto, Fwd, Int, Pointer,
-    Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Volatile,
+    Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Union, Volatile,
 )
 from pybpf.errors import ObjectError
 
@@ -118,7 +118,7 @@ class _Dumper:
                     self.referenced[r] = True
         self.names: dict[int, str] = {}
         self.tag_names: dict[str, int] = {}     # struct/union/enum tags used so far
-        self.ident_names: dict[str, int] = {}   # typedef names used so far
+        self.ident_names: dict[str, int] = {}   # typedef and enumerator names used so far
         self.queue: list[int] = []
         self.out: list[str] = []
 
@@ -271,9 +271,10 @@ class _Dumper:
         t = self.type(tid)
         if isinstance(t, Fwd):
             keyword = "union" if t.is_union else "struct"
+        elif isinstance(t, Union):
+            keyword = "union"
         else:
-            keyword = "union" if not isinstance(t, Struct) and isinstance(t, Composite) else \
-                "enum" if isinstance(t, Enum) else "struct"
+            keyword = "enum" if isinstance(t, Enum) else "struct"
         name = self._name(tid)
         return f"{keyword} {name}" if name else keyword
 

@@ -32,7 +32,7 @@ from pybpf.btf.types import BTFKind
 from pybpf.errors import ObjectError
 
 __all__ = ["BTF_MAGIC", "HEADER_LEN", "Header", "Layout", "LAYOUTS", "Records", "U32",
-           "read_header", "type_words", "scan", "make_info"]
+           "read_header", "type_words", "record_len", "scan", "make_info"]
 
 BTF_MAGIC = 0xEB9F
 #: ``struct btf_header``: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len.
@@ -159,13 +159,27 @@ def read_header(data: bytes) -> Header:
     return Header(order, hdr_len, type_off, type_len, str_off, str_len)
 
 
-def type_words(data: bytes, hdr: Header) -> array:
-    """The type section of ``data`` as u32 words in host byte order."""
+def type_words(data, hdr: Header) -> array | memoryview:
+    """The type section of ``data`` as u32 words in host byte order.
+
+    A copy in an array, except for a read-only mapping (kernel BTF, mapped
+    since Linux 6.15) in host order: a view of it, without copying.
+    """
     start = hdr.type_start
+    native = (hdr.order == "<") == (sys.byteorder == "little")
+    if native and not isinstance(data, bytes) and start % 4 == 0:
+        return memoryview(data)[start:start + hdr.type_len].cast(U32)
     words = array(U32, data[start:start + hdr.type_len])
-    if (hdr.order == "<") != (sys.byteorder == "little"):
+    if not native:
         words.byteswap()
     return words
+
+
+def record_len(info: int) -> int | None:
+    """How many words a record with this ``info`` word has (None for an unknown kind)."""
+    k = info >> 24 & 31
+    base = _BASE[k]
+    return None if base is None else base + _PER[k] * (info & 0xFFFF)
 
 
 def scan(words: array | list[int], first_id: int = 1, type_start: int = 0
@@ -296,7 +310,7 @@ class Records:
         at, pos = self._item_at(tid, j)
         if len(values) != len(pos):
             raise ValueError(f"item of {len(pos)} words, got {len(values)}")
-        self.words[at:at + len(pos)] = array(self.words.typecode, values)
+        self.words[at:at + len(pos)] = array(U32, values)
 
     def set_item_field(self, tid: int, j: int, name: str, value: int) -> None:
         at, pos = self._item_at(tid, j)

@@ -41,7 +41,8 @@ from typing import Callable, Iterator, Sequence, overload
 
 from pybpf.errors import ObjectError
 from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
-from pybpf.btf.layout import BTF_MAGIC, read_header, scan, type_words
+from pybpf.btf.layout import BTF_MAGIC, U32, read_header, record_len, scan, type_words
+from pybpf.btf.names import ScanIndex, SortedIndex
 from pybpf.btf.types import (
     VOID, Array, BTFKind, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage,
     FuncProto, Fwd, Int, IntEncoding, Member, Param, Pointer, Restrict, Struct, Type,
@@ -226,12 +227,41 @@ class Spec:
               lazy: bool = False) -> "Spec":
         """Parse a BTF blob; ``base`` for split BTF; ``lazy`` to decode types on demand."""
         self = object.__new__(cls)
-        self._init(bytes(data), base)
+        self._init(bytes(data) if isinstance(data, (bytearray, memoryview)) else data, base)
+        offs, names, extra = scan(self._words, self.first_id, self._type_start)
+        self._set_index(offs, ScanIndex(self, names, extra))
         if not lazy:
             self.validate()
         return self
 
-    def _init(self, data: bytes, base: "Spec | None") -> None:
+    @classmethod
+    def from_index(cls, data: bytes, offs: array, sorted_ids: array) -> "Spec":
+        """A lazy spec of ``data`` with the index :meth:`index` gave for it before, without a scan.
+
+        The index is checked against the blob (ObjectError if it does not fit);
+        a name lookup only returns types whose name it read from the blob.
+        """
+        self = object.__new__(cls)
+        self._init(data, None)
+        n = len(self._words)
+        last = offs[-1] if offs else 0
+        if not offs or offs[0] != 0 or last >= n or sorted_ids and (
+                min(sorted_ids) < 1 or max(sorted_ids) > len(offs)):
+            raise ObjectError("BTF: the index does not fit the blob")
+        info = self._words[last + 1]
+        if record_len(info) != n - last:
+            raise ObjectError("BTF: the index does not fit the blob (last record)")
+        self._set_index(offs, None)
+        self._names = SortedIndex(self, sorted_ids)
+        return self
+
+    def index(self) -> tuple[array, array]:
+        """``(offsets, sorted name ids)`` for :meth:`from_index` (the kernel BTF cache keeps them)."""
+        names = self._names
+        sorted_ids = names.sorted_ids if isinstance(names, SortedIndex) else SortedIndex.build(self)
+        return array(U32, self._offs), sorted_ids
+
+    def _init(self, data, base: "Spec | None") -> None:
         hdr = read_header(data)
         sstart = hdr.str_start
         sdata = data[sstart:sstart + hdr.str_len]
@@ -247,11 +277,13 @@ class Spec:
         self._type_start = hdr.type_start
         self._words = type_words(data, hdr)
         self._lock = threading.Lock()
-        self._offs, self._names, self._extra = scan(self._words, self.first_id, self._type_start)
-        self._count = self.first_id + len(self._offs)
-        self._cache: list[Type | None] = [None] * len(self._offs)
         self.types = _TypeList(self)
-        self._extra_index: dict[int, list[int]] | None = None
+
+    def _set_index(self, offs: list[int] | array, names: ScanIndex | SortedIndex | None) -> None:
+        self._offs = offs
+        self._names = names
+        self._count = self.first_id + len(offs)
+        self._cache: list[Type | None] = [None] * len(offs)
 
     # ------------------------------------------------------------------ lookups
 
@@ -284,33 +316,12 @@ class Spec:
                     self._cache[local] = t
         return t
 
-    def _ids_for_offset(self, off: int) -> list[int]:
-        first = self._names.get(off)
-        if first is None:
-            return []
-        if not self._extra:
-            return [first]
-        extra = self._extra_index
-        if extra is None:
-            extra = {}
-            for nm, tid in self._extra:
-                extra.setdefault(nm, []).append(tid)
-            self._extra_index = extra
-        return [first, *extra.get(off, ())]
-
-    def _own_ids_by_name(self, name: str) -> list[int]:
-        ids: list[int] = []
-        for off in self.strings.offsets_of(name):
-            ids.extend(self._ids_for_offset(off))
-        ids.sort()
-        return ids
-
     def types_by_name(self, name: str, *, include_base: bool = True) -> list[Type]:
         """Every type called ``name`` in id order (the base's first, unless ``include_base=False``)."""
         out = []
         if include_base and self.base is not None:
             out = self.base.types_by_name(name)
-        out.extend(self.type_by_id(i) for i in self._own_ids_by_name(name))
+        out.extend(self.type_by_id(i) for i in self._names.ids(name))
         return out
 
     def types_by_essential_name(self, name: str, *, include_base: bool = True) -> list[Type]:
@@ -318,11 +329,10 @@ class Spec:
         out = []
         if include_base and self.base is not None:
             out = self.base.types_by_essential_name(name)
-        ids = set(self._own_ids_by_name(name))
-        for off in self.strings.prefix_offsets(name + "___"):
-            for tid in self._ids_for_offset(off):
-                if essential_name(self.type_by_id(tid).name) == name:
-                    ids.add(tid)
+        ids = set(self._names.ids(name))
+        for tid in self._names.prefixed(name + "___"):
+            if essential_name(self.type_by_id(tid).name) == name:
+                ids.add(tid)
         out.extend(self.type_by_id(i) for i in sorted(ids))
         return out
 
@@ -334,7 +344,7 @@ class Spec:
                 return t
         return None
 
-    def raw_words(self) -> tuple[array, list[int]]:
+    def raw_words(self) -> tuple[array, list[int] | array]:
         """The type section as u32 words (host order) and the word index of each own type.
 
         For loaders that fix records up before decoding them (an object's

@@ -28,7 +28,7 @@ import sys
 from array import array
 from typing import TYPE_CHECKING, Iterable
 
-from pybpf.btf.layout import HEADER_LEN, Header, Records, read_header, scan, type_words
+from pybpf.btf.layout import HEADER_LEN, U32, Header, Records, read_header, scan, type_words
 from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
@@ -156,7 +156,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         raise ObjectError("BTF: only little-endian BTF can be loaded")
     # The parsed spec's words: the same blob, with the DATASECs fixed (fix_datasecs).
     spec_words, offs = btf.raw_words()
-    recs = Records(array(spec_words.typecode, spec_words), offs)
+    recs = Records(array(U32, spec_words), offs)
     strings = bytearray(raw[hdr.str_start:hdr.str_start + hdr.str_len]) or bytearray(b"\0")
     found: dict[str, int] = {}
 
