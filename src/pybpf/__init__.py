@@ -24,24 +24,70 @@ package (the public names), then the command line (:mod:`pybpf.cli`,
 :mod:`pybpf.tools`, :mod:`pybpf.exporter`).
 """
 
-from pybpf import features
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from pybpf.errors import (
     ArgumentError, BPFError, CompileError, FileError, KeyNotFoundError, LinkError, MapError, MapFullError,
     NameNotFoundError, NotFoundError, NotSupportedError, ObjectError, RecordError, SyscallError, VerifierError,
 )
-from pybpf.links.auto import attach_object as _attach_object
-from pybpf.links.info import LinkInfo
-from pybpf.links.link import Link, LinkGroup
-from pybpf.links.struct_ops import attach_struct_ops as _attach_struct_ops
-from pybpf.object import Object, ObjectSpec, load
 from pybpf.object.hooks import install as _install_hooks
-from pybpf.program import Program, ProgramInfo, TestRunResult
-from pybpf.readers import PerfBufReader, RecordBatch, RingBufReader, UserRingBufWriter
+from pybpf.program_attach import install_hooks_with as _install_attach_methods_with
 
 __version__ = "0.1.0"
 
-# The object layer lies above the hooks and cannot import them: hand it what it calls.
+# ``import pybpf`` imports only the errors and two small registries: every other public name is
+# imported the first time it is used (PEP 562 ``__getattr__``), so a tool that loads one object
+# does not pay for the hooks, the readers or the feature probes it never touches.
+_LAZY: dict[str, str] = {
+    "features": "pybpf.features",
+    "ObjectSpec": "pybpf.object", "Object": "pybpf.object", "load": "pybpf.object",
+    "Program": "pybpf.program", "ProgramInfo": "pybpf.program", "TestRunResult": "pybpf.program",
+    "Link": "pybpf.links", "LinkGroup": "pybpf.links", "LinkInfo": "pybpf.links",
+    "RingBufReader": "pybpf.readers", "PerfBufReader": "pybpf.readers",
+    "UserRingBufWriter": "pybpf.readers", "RecordBatch": "pybpf.readers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf' has no attribute {name!r}")
+    if name == "Program":
+        _install_attach_methods()     # pybpf.Program.attach_uprobe is there as a class attribute too
+    value = importlib.import_module(module)
+    if name != "features":
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# The object and program layers lie below the hooks and cannot import them: hand them functions
+# that import the hooks layer when first called.
+def _attach_object(obj: Any, **kwargs: Any) -> Any:
+    from pybpf.links.auto import attach_object
+
+    return attach_object(obj, **kwargs)
+
+
+def _attach_struct_ops(map_: Any, **kwargs: Any) -> Any:
+    from pybpf.links.struct_ops import attach_struct_ops
+
+    return attach_struct_ops(map_, **kwargs)
+
+
+def _install_attach_methods() -> None:
+    import pybpf.links  # noqa: F401 - importing it installs Program.attach_* from the hook descriptors
+
+
 _install_hooks(attach_object=_attach_object, attach_struct_ops=_attach_struct_ops)
+_install_attach_methods_with(_install_attach_methods)
 
 
 def compile(*programs, name=None, license="GPL"):  # noqa: A001 - pybpf.compile is the public name

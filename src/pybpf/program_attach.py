@@ -3,7 +3,10 @@
 The ``attach_*`` methods themselves are installed on :class:`AttachMethods`
 by :mod:`pybpf.links` (one per hook descriptor, with the attach function's
 signature and docstring), so the program layer never imports the hooks
-layer.  ``import pybpf`` imports :mod:`pybpf.links`.
+layer.  ``import pybpf`` does not import the hooks either (start-up stays
+short): it registers a function that does, which runs the first time a
+program is asked for an ``attach*`` attribute it does not have yet, or when
+``pybpf.Program`` is first named.
 
 A link attached through a program belongs to it: dropping the returned
 :class:`~pybpf.Link` does not detach; :meth:`AttachMethods.close_links`
@@ -22,7 +25,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+_install_hooks: list[Callable[[], None]] = []
+
+
+def install_hooks_with(install: Callable[[], None]) -> None:
+    """Register ``install()``, which imports the hooks layer (and so installs ``attach_*``)."""
+    _install_hooks[:] = [install]
 
 
 class AttachMethods:
@@ -34,6 +44,13 @@ class AttachMethods:
     def links(self) -> tuple[Any, ...]:
         """The open links attached through this program, oldest first."""
         return tuple(link for link in self.__dict__.get("_links", {}).values() if not link.closed)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the hooks are not imported yet.
+        if name.startswith("attach") and _install_hooks:
+            _install_hooks.pop()()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _own_link(self, link: Any) -> None:
         owned = self.__dict__.setdefault("_links", {})

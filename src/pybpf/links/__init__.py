@@ -39,7 +39,7 @@ Example::
 
 :class:`pybpf.Program` has the same functions as methods
 (``prog.attach_uprobe(...)``), installed from the descriptors when this
-package is imported (``import pybpf`` does).  A link attached to a program
+package is imported (the first ``attach*`` lookup on a program does).  A link attached to a program
 belongs to that program: dropping the returned Link does not detach; closing
 the program (or its object) does, and so does ``link.close()``.
 """

@@ -21,12 +21,30 @@ subprograms), :mod:`.externs` (__kconfig/__ksym), :mod:`.btf_fixup`
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from pybpf.object.object import Object, ObjectVariable
-from pybpf.object.sections import SectionInfo, parse_section
-from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, StructOpsSpec, VariableSpec
+if TYPE_CHECKING:
+    from pybpf.object.object import Object, ObjectVariable
+    from pybpf.object.sections import SectionInfo, parse_section
+    from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, StructOpsSpec, VariableSpec
+
+# Imported on first use (importing pybpf.object.hooks must not import the loader).
+_LAZY = {
+    "Object": "object", "ObjectVariable": "object", "SectionInfo": "sections", "parse_section": "sections",
+    "ObjectSpec": "spec", "ProgramSpec": "spec", "MapSpec": "spec", "StructOpsSpec": "spec",
+    "VariableSpec": "spec", "ExternSpec": "spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf.object' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pybpf.object.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ObjectSpec", "ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "Object",
@@ -42,6 +60,8 @@ def load(path: str | os.PathLike[str] | bytes, *, programs: Iterable[str] | None
 
     >>> obj = pybpf.load("x.bpf.o", variables={"target_tgid": 1234})   # doctest: +SKIP
     """
+    from pybpf.object.spec import ObjectSpec
+
     if isinstance(path, (bytes, bytearray, memoryview)):
         spec = ObjectSpec.from_bytes(path)
     else:

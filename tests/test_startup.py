@@ -1,0 +1,77 @@
+"""``import pybpf`` imports only what is used (issue 13): the other layers load on first use.
+
+Each check runs in a fresh interpreter, so what another test imported does not count.
+No root needed; no timing assertions (bench/report.py measures the time).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_pybpf_brings_in_only_the_errors_and_two_registries():
+    out = _run("""
+        import sys, pybpf
+        print(" ".join(sorted(m for m in sys.modules if m == "pybpf" or m.startswith("pybpf."))))
+    """)
+    assert out.split() == ["pybpf", "pybpf.errors", "pybpf.object", "pybpf.object.hooks",
+                           "pybpf.program_attach"]
+
+
+def test_public_names_load_their_layer_on_first_use():
+    out = _run("""
+        import sys, pybpf
+        assert "pybpf.readers" not in sys.modules
+        reader = pybpf.RingBufReader
+        assert reader.__module__.startswith("pybpf.readers"), reader.__module__
+        assert "pybpf.features" not in sys.modules and "pybpf.links" not in sys.modules
+        assert pybpf.features.has.__module__ == "pybpf.features"
+        assert set(pybpf.__all__) <= set(dir(pybpf))
+        for name in pybpf.__all__:
+            getattr(pybpf, name)
+        print("ok")
+    """)
+    assert out.split() == ["ok"]
+
+
+def test_attach_methods_are_installed_when_a_program_first_needs_them():
+    out = _run("""
+        import sys, pybpf
+        from pybpf.program import Program
+        prog = Program.__new__(Program)
+        assert "pybpf.links" not in sys.modules
+        method = prog.attach_uprobe                  # the first attach* lookup imports the hooks
+        assert "pybpf.links" in sys.modules and callable(method)
+        try:
+            prog.no_such_thing
+        except AttributeError as exc:
+            print("AttributeError", "no_such_thing" in str(exc))
+    """)
+    assert out.split() == ["AttributeError", "True"]
+
+
+def test_the_package_program_class_has_its_attach_methods():
+    out = _run("""
+        import pybpf
+        print(callable(pybpf.Program.attach_uretprobe), callable(pybpf.Program.attach))
+    """)
+    assert out.split() == ["True", "True"]
+
+
+def test_object_layer_calls_the_hooks_without_importing_them_first():
+    out = _run("""
+        import sys, pybpf
+        from pybpf.object.hooks import hook
+        attach_object = hook("attach_object")
+        print("pybpf.links" in sys.modules)
+    """)
+    assert out.split() == ["False"]
