@@ -28,6 +28,7 @@ import sys
 from array import array
 from typing import TYPE_CHECKING, Any, Callable
 
+from pybpf.btf.layout import blob_order
 from pybpf.errors import ObjectError
 
 if TYPE_CHECKING:
@@ -79,19 +80,7 @@ class RawExtInfo:
     @classmethod
     def parse(cls, data: bytes, spec: "Spec") -> "RawExtInfo":
         """Parse .BTF.ext ``data`` whose strings and type ids refer to ``spec``."""
-        if len(data) < 8:
-            raise ObjectError(f"BTF.ext: truncated header ({len(data)} bytes) at byte 0")
-        if data[0] == 0x9F and data[1] == 0xEB:
-            order = "<"
-        elif data[0] == 0xEB and data[1] == 0x9F:
-            order = ">"
-        else:
-            raise ObjectError(f"BTF.ext: bad magic {data[:2].hex()} at byte 0 (want 0xeb9f)")
-        if data[2] != 1:
-            raise ObjectError(f"BTF.ext: unsupported version {data[2]} at byte 2")
-        hdr_len = struct.unpack_from(order + "I", data, 4)[0]
-        if hdr_len < _HEADER_LEN or len(data) < _HEADER_LEN or hdr_len > len(data):
-            raise ObjectError(f"BTF.ext: truncated header (hdr_len {hdr_len}, {len(data)} bytes) at byte 4")
+        order, hdr_len = blob_order(data, "BTF.ext", _HEADER_LEN)
         fi_off, fi_len, li_off, li_len = struct.unpack_from(order + "IIII", data, 8)
         cr_off = cr_len = 0
         if hdr_len >= _HEADER_LEN_CORE:
