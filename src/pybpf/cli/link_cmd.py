@@ -14,7 +14,7 @@ import argparse
 
 from pybpf._sys.commands import link_fd_by_id, link_ids
 from pybpf.cli._output import kernel_objects, print_json, print_table, register_list
-from pybpf.links.base import read_link_info
+from pybpf.links.info import read_link_info
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

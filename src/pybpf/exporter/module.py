@@ -321,7 +321,7 @@ class Module:
 
     def close(self) -> None:
         """Detach every link and close the object."""
-        from pybpf.links.base import close_all
+        from pybpf.links.link import close_all
 
         links, self.links = self.links, []
         close_all(links)
