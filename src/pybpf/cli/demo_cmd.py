@@ -18,13 +18,15 @@ import time
 from pybpf._sys import commands
 from pybpf._sys.uapi import HelperID, ProgType
 from pybpf.asm import builder as b
-from pybpf.asm.opcodes import AtomicOp, JmpOp, Size
+from pybpf.asm.opcodes import ALUOp, AtomicOp, JmpOp, Size
 from pybpf.maps import HashMap
 from pybpf.program import Program
 
 
-def syscall_counter(counts: HashMap) -> list:
+def syscall_counter(counts: HashMap, *, tgid: int | None = None) -> list:
     """Instructions of ``counts[syscall nr] += 1`` for raw_tp/sys_enter (args[1] is the nr).
+
+    With ``tgid``, only the system calls of that process are counted.
 
     Raw tracepoint programs need Linux 4.17.
 
@@ -32,7 +34,15 @@ def syscall_counter(counts: HashMap) -> list:
     ...     len(syscall_counter(counts))
     22
     """
+    only_tgid = [] if tgid is None else [
+        b.mov64_reg(6, 1),
+        b.call_helper(HelperID.get_current_pid_tgid),
+        b.alu64_imm(ALUOp.RSH, 0, 32),          # the upper half is the process id
+        b.jmp_imm(JmpOp.JNE, 0, tgid, "out"),
+        b.mov64_reg(1, 6),
+    ]
     return b.assemble([
+        *only_tgid,
         b.ldx_mem(Size.DW, 6, 1, 8),            # r6 = ctx->args[1]: the syscall number
         b.stx_mem(Size.W, 10, 6, -4),           # key on the stack
         b.ld_map_fd(1, counts.fd),
