@@ -40,27 +40,28 @@ def _session_object(tgid: int) -> pybpf.Object:
         pytest.skip(f"session programs: {exc}")
 
 
-def _run_waiting_target(binary, attach) -> None:
-    """Start the target stopped, attach with its pid, then let it call func_a N and func_b M times."""
+def _run_waiting_target(binary, attach) -> pybpf.Object:
+    """Start the target stopped, load the object for its pid and ``attach(obj)``, then let it call
+    func_a N times and func_b M times; returns the object (the caller closes it)."""
+    if not features.has("uprobe_session"):
+        pytest.skip(f"uprobe_session: {features.reason('uprobe_session')}")
     proc = subprocess.Popen([str(binary), str(N), str(M), "wait"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
-        attach(proc.pid)
+        obj = _session_object(proc.pid)
+        attach(obj)
         proc.communicate("go\n", timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+    return obj
 
 
 def test_uprobe_session_counts_entries_and_returns():
-    if not features.has("uprobe_session"):
-        pytest.skip(f"uprobe_session: {features.reason('uprobe_session')}")
     binary = target()
-    state = {}
 
-    def attach(pid: int) -> None:
-        obj = state["obj"] = _session_object(pid)
+    def attach(obj: pybpf.Object) -> None:
         prog = obj.programs["on_usession"]
         link = prog.attach_uprobe_multi(binary, ["func_a", "func_b"], cookies=[1, 2])
         assert link.kind == "uprobe_session" and link.attached_program is prog
@@ -69,8 +70,7 @@ def test_uprobe_session_counts_entries_and_returns():
         with pytest.raises(ValueError, match=r"retprobe=True.*uprobe.session"):
             prog.attach_uprobe_multi(binary, "func_c", retprobe=True)
 
-    _run_waiting_target(binary, attach)
-    with state["obj"] as obj:
+    with _run_waiting_target(binary, attach) as obj:
         counts = _counts(obj)
     # cookie 1 (func_a): every entry has its return, which reads back the argument the entry saved.
     assert counts[4:8] == [N, N, N, sum(range(N))]
@@ -79,20 +79,15 @@ def test_uprobe_session_counts_entries_and_returns():
 
 
 def test_attach_all_attaches_a_session_program():
-    if not features.has("uprobe_session"):
-        pytest.skip(f"uprobe_session: {features.reason('uprobe_session')}")
     binary = target()
-    state = {}
 
-    def attach(pid: int) -> None:
-        obj = state["obj"] = _session_object(pid)
+    def attach(obj: pybpf.Object) -> None:
         prog = obj.programs["on_usession"]
         prog.section = f"uprobe.session/{binary}:func_a"
         links = attach_all({"s": prog, "k": obj.programs["on_ksession"]})
         assert set(links) == {"s"} and "kernel functions" in links.skipped["k"]
 
-    _run_waiting_target(binary, attach)
-    with state["obj"] as obj:
+    with _run_waiting_target(binary, attach) as obj:
         assert _counts(obj)[0:4] == [N, N, N, sum(range(N))]   # cookie 0
 
 

@@ -1,4 +1,4 @@
-"""What the hook modules share about programs: labels for messages, the type check.
+"""What the hook modules share: labels for messages, the type check, u64 lists.
 
 :func:`check_program` raises a TypeError naming the right ``attach_*``
 method (:func:`pybpf.links.registry.method_for`) when a program of the wrong
@@ -13,15 +13,18 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 from pybpf._sys.uapi import AttachType, ProgType
+from pybpf.errors import ArgumentError
 from pybpf.links.info import LinkInfo
 from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.registry import method_for
 from pybpf.program import program_fd as prog_fd
 
-__all__ = ["Link", "LinkGroup", "LinkInfo", "close_all", "check_program", "prog_fd"]
+__all__ = ["Link", "LinkGroup", "LinkInfo", "close_all", "check_program", "prog_fd", "u64_list", "cookie_list"]
+
+_U64 = 1 << 64
 
 
 def _label(program: Any) -> str:
@@ -61,3 +64,34 @@ def check_program(program: Any, allowed: Iterable[ProgType], method: str,
                 extra = f" loaded for attach type {eat}"
         raise TypeError(f"{_label(program)} is a {kind} program{extra}; attach it with {method_for(pt, eat)}"
                         f" (not {method}())")
+
+
+def u64_list(values: Sequence[Any], what: str) -> list[int]:
+    """``values`` as u64s (an s64 is taken as its u64); TypeError/ArgumentError naming ``what``."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{what} must be ints, not {type(v).__name__}")
+        if not -(1 << 63) <= v < _U64:
+            raise ArgumentError(f"{what} value {v:#x} is out of range (a u64, or an s64 taken as its u64: -2**63..2**64-1)")
+        out.append(v % _U64)
+    return out
+
+
+def cookie_list(cookies: Sequence[int] | Mapping[str, int] | None, names: list[str]) -> list[int] | None:
+    """One cookie per probe point of a multi link, from a sequence or a ``{name: cookie}`` mapping."""
+    if cookies is None:
+        return None
+    if isinstance(cookies, Mapping):
+        unknown = [k for k in cookies if k not in set(names)]
+        if unknown:
+            raise ValueError(f"cookies name functions that are not probed: {', '.join(map(str, unknown[:5]))}")
+        return u64_list([cookies.get(n, 0) for n in names], "cookies")
+    if isinstance(cookies, (str, bytes)):
+        raise TypeError("cookies must be a sequence of ints or a mapping of name to int")
+    values = list(cookies)
+    if len(values) != len(names):
+        raise ValueError(f"{len(values)} cookies for {len(names)} probe points: give exactly one cookie per point"
+                         + (f" (the points are {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+                            if len(names) <= 50 else ""))
+    return u64_list(values, "cookies")

@@ -49,7 +49,8 @@ class Hook:
     ``object_args(program, maps)``: keyword arguments found in the
     program's object (usdt's spec map).  ``target_format``: the section's
     target syntax, for the docs.
-    ``min_kernel``: the first Linux version with the hook.  ``cookies``:
+    ``min_kernel``: the first Linux version with the hook
+    (``section_min_kernel``: a later one for some section kinds).  ``cookies``:
     whether the link carries a BPF cookie (``cookie=``/``cookies=``).
     ``on_program``: False for hooks that take something else than a program
     (struct_ops attaches a map).
@@ -65,6 +66,7 @@ class Hook:
     object_args: Callable[[Any, Any], dict[str, Any]] | None = None
     target_format: str = ""
     min_kernel: str = ""
+    section_min_kernel: Mapping[str, str] = field(default_factory=dict)
     cookies: bool = False
     on_program: bool = True
 

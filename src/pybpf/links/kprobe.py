@@ -44,15 +44,13 @@ from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import AttachType, LinkType, PerfType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links import _perf, _tracefs
-from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.links.base import _label, check_program, cookie_list, prog_fd
 from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for, split_offset
 from pybpf.links.info import second_pass
 
 __all__ = ["attach_kprobe", "attach_kprobe_multi", "kprobe_functions"]
-
-_U64 = 1 << 64
 
 
 def _check_name(function: str) -> None:
@@ -169,7 +167,7 @@ def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
                 raise ValueError("attach_kprobe_multi: the list of functions is empty")
         for n in names:
             _check_name(n)
-        values = _cookie_values(cookies, names)
+        values = cookie_list(cookies, names)
         if not session and not features.has("kprobe_multi_link"):
             links: list[Link] = []
             try:
@@ -182,27 +180,6 @@ def attach_kprobe_multi(program: Any, functions: str | Sequence[str], *,
             return LinkGroup(links, program=program, kind=kind, target=desc)
         return _attach_multi(program, names, values, retprobe, kind, desc,
                              AttachType.TRACE_KPROBE_SESSION if session else AttachType.TRACE_KPROBE_MULTI)
-
-
-def _cookie_values(cookies: Any, names: list[str]) -> list[int] | None:
-    if cookies is None:
-        return None
-    if isinstance(cookies, Mapping):
-        known = set(names)
-        unknown = [k for k in cookies if k not in known]
-        if unknown:
-            raise ValueError(f"cookies name functions that are not probed: {', '.join(map(str, unknown[:5]))}")
-        values = [cookies.get(n, 0) for n in names]
-    else:
-        values = list(cookies)
-        if len(values) != len(names):
-            raise ValueError(f"{len(values)} cookies for {len(names)} functions: give exactly one cookie per function")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or not -(1 << 63) <= v < _U64:
-            raise ValueError(f"cookie {v!r} is not a 64-bit int")
-        out.append(v % _U64)
-    return out
 
 
 def _attach_multi(program: Any, names: list[str], cookies: list[int] | None, retprobe: bool, kind: str,
@@ -248,7 +225,7 @@ HOOKS = (
          prog_types=(ProgType.KPROBE,),
          attach_types=(None, AttachType.TRACE_KPROBE_MULTI, AttachType.TRACE_KPROBE_SESSION),
          section_args=_kprobe_multi_args, needs={"functions": "a kprobe.multi program needs kernel functions"},
-         target_format="GLOB", min_kernel="5.18", cookies=True),
+         target_format="GLOB", min_kernel="5.18", section_min_kernel={"kprobe.session": "6.10"}, cookies=True),
 )
 
 

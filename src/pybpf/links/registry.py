@@ -129,5 +129,5 @@ def sections_markdown() -> str:
         method = f"`{hook.method}()`" if hook is not None else "(not attached by pybpf)"
         target = hook.target_format if hook is not None and not exact else ""
         lines.append(f"| {shown} | {ptype.name} | {atype.name if atype is not None else ''} | {method} | "
-                     f"{target} | {hook.min_kernel if hook else ''} | {'yes' if hook and hook.cookies else ''} |")
+                     f"{target} | {hook.section_min_kernel.get(name, hook.min_kernel) if hook else ''} | {'yes' if hook and hook.cookies else ''} |")
     return "\n".join(lines) + "\n"

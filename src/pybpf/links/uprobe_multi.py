@@ -43,8 +43,8 @@ from pybpf._sys.commands import link_create
 from pybpf._sys.flags import UPROBE_MULTI_RETURN
 from pybpf._sys.syscall import address, cstr
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
-from pybpf.errors import ArgumentError, NotSupportedError, context
-from pybpf.links.base import _label, check_program, prog_fd
+from pybpf.errors import NotSupportedError, context
+from pybpf.links.base import _label, check_program, cookie_list, prog_fd, u64_list
 from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for
@@ -54,20 +54,6 @@ from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 
 __all__ = ["attach_uprobe_multi", "resolve_points"]
-
-_U64 = 1 << 64
-
-
-def _u64_list(values: Sequence[Any], what: str) -> list[int]:
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{what} must be ints, not {type(v).__name__}")
-        if not -(1 << 63) <= v < _U64:
-            raise ArgumentError(f"{what} value {v:#x} is out of range (a u64, or an s64 taken as its u64: -2**63..2**64-1)")
-        out.append(v % _U64)
-    return out
-
 
 def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Sequence[int] | None,
                    pid: int | None = None) -> tuple[str, list[int], list[str], dict[str, IfuncChoice]]:
@@ -80,7 +66,7 @@ def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Se
     if symbols is None:
         if not offsets:
             raise ValueError("attach_uprobe_multi needs symbols, or absolute file offsets with symbols=None")
-        offs = _u64_list(offsets, "offsets")
+        offs = u64_list(offsets, "offsets")
         ElfFile.open(path)
         return path, offs, [f"{o:#x}" for o in offs], {}
     if isinstance(symbols, str):
@@ -101,30 +87,11 @@ def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Se
         return path, [s.offset for s in impls], [s.name for s in syms], chosen
     offs = [s.offset for s in impls]
     if offsets:
-        extra = _u64_list(offsets, "offsets")
+        extra = u64_list(offsets, "offsets")
         if len(extra) != len(names):
             raise ValueError(f"{len(extra)} offsets for {len(names)} symbols: give one per symbol")
         offs = [o + e for o, e in zip(offs, extra)]
     return path, offs, names, chosen
-
-
-def _cookie_list(cookies: Sequence[int] | Mapping[str, int] | None, names: list[str]) -> list[int] | None:
-    if cookies is None:
-        return None
-    if isinstance(cookies, Mapping):
-        known = set(names)
-        unknown = [k for k in cookies if k not in known]
-        if unknown:
-            raise ValueError(f"cookies name functions that are not probed: {', '.join(map(str, unknown[:5]))}")
-        return _u64_list([cookies.get(n, 0) for n in names], "cookies")
-    if isinstance(cookies, (str, bytes)):
-        raise TypeError("cookies must be a sequence of ints or a mapping of name to int")
-    values = list(cookies)
-    if len(values) != len(names):
-        raise ValueError(f"{len(values)} cookies for {len(names)} probe points: give exactly one cookie per point"
-                         + (f" (the points are {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
-                            if len(names) <= 50 else ""))
-    return _u64_list(values, "cookies")
 
 
 def attach_uprobe_multi(
@@ -155,8 +122,8 @@ def attach_uprobe_multi(
     session = getattr(program, "expected_attach_type", None) == AttachType.TRACE_UPROBE_SESSION
     pid = _pid_arg(pid)
     path, offs, names, ifunc = resolve_points(target, symbols, offsets, pid)
-    cookie_values = _cookie_list(cookies, names)
-    refs = _u64_list(ref_ctr_offsets, "ref_ctr_offsets") if ref_ctr_offsets is not None else None
+    cookie_values = cookie_list(cookies, names)
+    refs = u64_list(ref_ctr_offsets, "ref_ctr_offsets") if ref_ctr_offsets is not None else None
     if refs is not None and len(refs) != len(offs):
         raise ValueError(f"{len(refs)} ref_ctr_offsets for {len(offs)} probe points")
     kind = "uprobe_session" if session else "uretprobe_multi" if retprobe else "uprobe_multi"
@@ -236,7 +203,7 @@ HOOKS = (
          section_args=_section_args,
          needs={"target": "a uprobe.multi program needs a binary and functions",
                 "symbols": "a uprobe.multi program needs functions (a list or a glob)"},
-         target_format="PATH:GLOB", min_kernel="6.6", cookies=True),
+         target_format="PATH:GLOB", min_kernel="6.6", section_min_kernel={"uprobe.session": "6.12"}, cookies=True),
 )
 
 
