@@ -32,7 +32,7 @@ import sys
 from typing import Iterable
 
 from pybpf.btf.reader import Spec
-from pybpf.btf.typeinfo import alignof, sizeof
+from pybpf.btf.typeinfo import sizeof
 from pybpf.btf.types import (
     POINTER_SIZE, Array, Composite, Const, Enum, Enum64, Float, FuncProto, Fwd, Int, Pointer,
     Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Union, Volatile,
@@ -117,6 +117,7 @@ class _Dumper:
                 if r is not None and r < n:
                     self.referenced[r] = True
         self.names: dict[int, str] = {}
+        self.aligns: dict[int, int] = {}
         self.tag_names: dict[str, int] = {}     # struct/union/enum tags used so far
         self.ident_names: dict[str, int] = {}   # typedef and enumerator names used so far
         self.queue: list[int] = []
@@ -344,13 +345,13 @@ class _Dumper:
         t = self.type(tid)
         assert isinstance(t, Composite)
         ind = "\t" * (lvl + 1)
-        packed = _is_packed(t)
+        packed = self._packed(t)
         is_struct = isinstance(t, Struct)
         parts = [f"{self._tag(tid)} {{"]
         off = 0
         prev_bitfield = False
         for m in t.members:
-            m_align = 1 if packed else _align(m.type)
+            m_align = 1 if packed else self._align(m.type_id)
             bits = m.bitfield_size
             _pad(parts, ind, off, m.bit_offset, m_align, prev_bitfield and bits != 0)
             line = f"\n{ind}{self._decl(m.type_id, m.name, lvl + 1)}"
@@ -362,7 +363,7 @@ class _Dumper:
             prev_bitfield = bits != 0
             parts.append(line + ";")
         if is_struct:
-            _pad(parts, ind, off, 8 * t.size, _align(t), False)
+            _pad(parts, ind, off, 8 * t.size, self._align(tid), False)
         if t.members or t.size:
             parts.append("\n" + "\t" * lvl + "}")
         else:
@@ -370,6 +371,45 @@ class _Dumper:
         if packed:
             parts.append(" __attribute__((packed))")
         return "".join(parts)
+
+    def _align(self, tid: int) -> int:
+        """libbpf's btf__align_of (1 for a packed struct), remembered per type id."""
+        a = self.aligns.get(tid)
+        if a is None:
+            a = self.aligns[tid] = self._compute_align(tid)
+        return a
+
+    def _compute_align(self, tid: int) -> int:
+        tid = self._resolve(tid)
+        t = self.type(tid)
+        if isinstance(t, (Int, Enum, Float)):
+            return max(1, min(POINTER_SIZE, t.size))
+        if isinstance(t, Pointer):
+            return POINTER_SIZE
+        if isinstance(t, Array):
+            return self._align(t.elem_id)
+        if isinstance(t, Composite):
+            return 1 if self._packed(t) else max((self._align(m.type_id) for m in t.members), default=1)
+        return 1
+
+    def _resolve(self, tid: int) -> int:
+        """Past typedefs and qualifiers."""
+        while tid:
+            t = self.type(tid)
+            if not isinstance(t, (Typedef, Qualifier)):
+                break
+            tid = t.type_id
+        return tid
+
+    def _packed(self, t: Composite) -> bool:
+        """libbpf's rule: a member off its natural alignment, or a size not a multiple of it."""
+        best = 1
+        for m in t.members:
+            a = self._align(m.type_id)
+            if not m.bitfield_size and m.bit_offset % (8 * a):
+                return True
+            best = max(best, a)
+        return t.size % best != 0
 
     def _enum_def(self, tid: int, lvl: int) -> str:
         t = self.type(tid)
@@ -394,24 +434,6 @@ def _numbered(used: dict[str, int], name: str) -> str:
     n = used.get(name, 0) + 1
     used[name] = n
     return f"{name}___{n}" if n > 1 else name
-
-
-def _is_packed(t: Composite) -> bool:
-    """libbpf's rule: a member off its natural alignment, or a size not a multiple of it."""
-    best = 1
-    for m in t.members:
-        a = _align(m.type)
-        if not m.bitfield_size and m.bit_offset % (8 * a):
-            return True
-        best = max(best, a)
-    return t.size % best != 0
-
-
-def _align(t: Type) -> int:
-    try:
-        return alignof(t)
-    except ObjectError:
-        return 1
 
 
 def _size(t: Type) -> int:
