@@ -67,6 +67,7 @@ from pybpf.links import attach_uprobe, attach_uprobe_multi  # noqa: E402
 from pybpf.asm.cookie import calls_cookie_helper  # noqa: E402
 from pybpf.links.fallback import rewrite_cookie_calls  # noqa: E402
 from pybpf.links.uprobe import resolve_uprobe  # noqa: E402
+from results import add  # noqa: E402
 
 BUILD = HERE / "build"
 BPF_SOURCE = HERE / "progs" / "cookie_count.bpf.c"
@@ -381,6 +382,13 @@ def report(all_results: dict[int, dict[str, Result]], rounds: int, attach_rounds
     print(head)
     print("  " + "-" * (len(head) - 2))
     for n, res in all_results.items():
+        for key, impl in (("cookies", "pybpf 1 program + N cookies (perf links)"),
+                          ("multi", "pybpf 1 program + uprobe_multi"), ("baked", "N programs, cookie baked in")):
+            r = res[key]
+            add("the seed's claim: one program + N cookies vs N programs", f"N = {n}: load + attach", impl,
+                r.setup_s * 1e3, "ms", anchor=key == "baked")
+            add("the seed's claim: one program + N cookies vs N programs", f"N = {n}: kernel memory", impl,
+                r.memlock / 1024, "KiB", anchor=key == "baked")
         c, m, b = res["cookies"], res["multi"], res["baked"]
         rest = ratio(b.attach_s - b.first_attach_s, c.attach_s - c.first_attach_s) if n > 1 else "       -"
         print(f"  {n:>3}  {ratio(b.load_s, c.load_s)} {ratio(b.verified_insns, c.verified_insns)} "

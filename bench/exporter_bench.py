@@ -53,6 +53,7 @@ from exporter_support import ExporterProcess, build_target, example_config, http
 from pybpf.maps import Map  # noqa: E402
 from pybpf.maps import batch as map_batch  # noqa: E402
 from pybpf.program import enable_stats  # noqa: E402
+from results import add  # noqa: E402
 
 BUILD = HERE / "build"
 SERIES_SOURCE = HERE / "progs" / "exporter_series.bpf.c"
@@ -136,6 +137,8 @@ def bench_scrapes(tmp: Path, n_series: int, n_scrapes: int) -> None:
                 assert status == 200
                 size = len(body)
             cpu = (cpu_seconds(exp.proc.pid) - cpu0) / n_scrapes
+            add("exporter scrape", f"{n_series:,} series, {label}", "pybpf exporter (client latency)",
+                [1e3 * t for t in latencies], "ms")
             print(f"scrape {label:11s} {n_series} series, {size / 1e6:.2f} MB: p50 {1e3 * percentile(latencies, 0.5):.1f} ms"
                   f"  p99 {1e3 * percentile(latencies, 0.99):.1f} ms  max {1e3 * max(latencies):.1f} ms"
                   f"  exporter CPU {1e3 * cpu:.1f} ms/scrape")
@@ -156,6 +159,8 @@ def bench_scrapes(tmp: Path, n_series: int, n_scrapes: int) -> None:
                 runs.append(time.perf_counter() - t0)
                 assert n == n_series
             timings[how] = statistics.median(runs)
+            add("exporter scrape", f"map read of {n_series:,} entries", f"pybpf {how}", [1e3 * t for t in runs], "ms",
+                anchor=how == "per-key")
         print(f"map read of {n_series} entries: batch {1e3 * timings['batch']:.1f} ms, per key "
               f"{1e3 * timings['per-key']:.1f} ms ({timings['per-key'] / timings['batch']:.1f}x)")
         m.close()
@@ -208,6 +213,8 @@ def bench_events(tmp: Path, n_events: int) -> None:
             in_prog.append(run_ns / max(run_count, 1))
             assert run_count >= events, (run_count, events)
         cost = (min(runs) - base) / events
+        add("tracing overhead (exporter modules)", what, "pybpf exporter module", [1e9 * (r - base) / events for r in runs],
+            "ns/event")
         print(f"{what}: {events} events, {1e9 * cost:.0f} ns per event in all "
               f"({1e9 * base / events:.0f} ns per call without the probe), "
               f"{statistics.median(in_prog):.0f} ns in the BPF program: "

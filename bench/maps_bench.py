@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from pybpf._sys import syscall as _syscall  # noqa: E402
 from pybpf._sys.attrs import MapElemAttr  # noqa: E402
 from pybpf.maps import ArrayMap, HashMap  # noqa: E402
+from results import add  # noqa: E402
 
 SOURCE = HERE / "c" / "maps_bench.c"
 BINARY = HERE / "build" / "maps_bench"
@@ -161,14 +162,18 @@ def main() -> int:
 
     c_best: dict[str, float] = {}
     py_best: dict[str, float] = {}
+    c_all: dict[str, list[float]] = {}
+    py_all: dict[str, list[float]] = {}
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds}: C ...", end=" ", flush=True)
         for name, value in run_c(args.entries, args.batch_size, args.repeats, args.slices).items():
             c_best[name] = min(c_best.get(name, value), value)
+            c_all.setdefault(name, []).append(value)
         print("pybpf ...", flush=True)
         for name, value in run_python(args.entries, args.batch_size, args.repeats, args.slices).items():
             py_best[name] = min(py_best.get(name, value), value) if name != "mmap_syscalls" else \
                 max(py_best.get(name, 0), value)
+            py_all.setdefault(name, []).append(value)
 
     assert c_best["batch_count"] == py_best["batch_count"] == args.entries, (c_best, py_best)
     rows = [
@@ -182,6 +187,9 @@ def main() -> int:
     print(f"{'operation':<36} {'C/libbpf':>10} {'pybpf':>10} {'ratio':>7} {'goal':>6}")
     print("-" * 73)
     for label, key, goal in rows:
+        case = f"{label.split(' (')[0]} ({args.entries:,} entries)"
+        add("map operations", case, "pybpf", py_all[key], "ns/op", note=f"goal <= {goal}x")
+        add("map operations", case, "libbpf (C)", c_all[key], "ns/op", anchor=True)
         c, py = c_best[key], py_best[key]
         ratio = py / c
         mark = "ok" if ratio <= goal else "MISS"

@@ -58,6 +58,7 @@ from pybpf.maps.array import ArrayMap  # noqa: E402
 from pybpf.maps.ringbuf import RingBuf  # noqa: E402
 from pybpf.program import Program  # noqa: E402
 from pybpf.readers import RingBufReader  # noqa: E402
+from results import add  # noqa: E402
 
 SOURCE = HERE / "c" / "ringbuf_consumer.c"
 BINARY = HERE / "build" / "ringbuf_consumer"
@@ -264,11 +265,13 @@ def main() -> None:
     build_c()
 
     best: dict[str, tuple[int, float]] = {}
+    rates: dict[str, list[float]] = {}
 
     def keep(name: str, result: tuple[int, float], expected: int) -> None:
         n, dt = result
         if n != expected:
             raise SystemExit(f"{name}: consumed {n} records, expected {expected}")
+        rates.setdefault(name, []).append(n / dt / 1e6)
         if name not in best or dt < best[name][1]:
             best[name] = (n, dt)
 
@@ -304,6 +307,14 @@ def main() -> None:
         print(f"{name:34} {n:9d} {dt:8.3f} {rate / 1e6:8.2f} {rate / c_rate:7.3f}  {verdict}")
     if isinstance(bcc, str):
         print(f"{'BCC ring_buffer_consume (Python)':34} not measured: {bcc}")
+    case = f"{RECORD}-byte records, {args.size_mib} MiB ring"
+    for name, values in rates.items():
+        impl = name.replace("libbpf C ring_buffer__consume", "libbpf (C) ring_buffer__consume")
+        add("ring buffer records/s", case, impl, values, "M rec/s", anchor=name.startswith("libbpf C"),
+            higher_is_better=True, note=f"goal >= {goals[name] / 1e6:g} M/s" if name in goals else "")
+    if isinstance(bcc, tuple):
+        add("ring buffer records/s", case, "BCC (Python) ring_buffer_consume", bcc[0] / bcc[1] / 1e6, "M rec/s",
+            anchor=True, higher_is_better=True)
     if isinstance(bcc, tuple):
         py = best["pybpf callback (no-op)"]
         print(f"\npybpf callback / BCC callback: {(py[0] / py[1]) / (bcc[0] / bcc[1]):.1f}x")

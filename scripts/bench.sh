@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Run every benchmark in one go on a fresh Debian 12 machine (as root); each prints ratios
-# against the real tool measured in the same run (libbpf's C API, BCC's Python API).
+# The whole benchmark report on a fresh Debian 12 machine (as root): installs the anchors, runs every
+# comparison of bench/ in one run, writes BENCHMARKS.md and bench/plots/*.png.
+#   bash scripts/bench.sh            # the full report (several minutes)
+#   bash scripts/bench.sh --smoke    # every comparison once, tiny sizes (under a minute once built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 source scripts/venv.sh     # run from the .venv the install went into
-# BCC (the Python anchor of the streams bench) and the headers it compiles against.
+# The anchors: BCC (with the kernel headers its run-time compiler needs), bpftrace, GNU time (peak RSS
+# of a whole process).  pybpf's side needs matplotlib and NumPy (the test extra has both).
 need=()
-for pkg in python3-bpfcc linux-headers-amd64; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
-if ((${#need[@]})); then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || echo "bench: could not install ${need[*]}; BCC rows will be skipped"
-fi
-for bench in maps_bench load_bench attach_bench streams_bench exporter_bench; do
-    if [[ -f "bench/$bench.py" ]]; then
-        echo "=== bench/$bench.py"
-        python3 "bench/$bench.py"
-        echo
-    fi
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 bpftrace time; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
+        || echo "bench: could not install ${need[*]}; their rows will say so"
+fi
+# pythonbpf (PyPI) is an anchor of the tools comparison when it installs here.
+python3 -m pip install -q --disable-pip-version-check pythonbpf 2>/dev/null \
+    || echo "bench: pythonbpf did not install from PyPI; its rows will say so"
+python3 bench/report.py "$@"
