@@ -98,3 +98,16 @@ def test_tracepoint_cookie(counts):
 def test_test_run_repeat(counts):
     with cookie_counter(counts, pybpf._sys.ProgType.XDP, key_from_cookie=False) as prog:
         _refused(lambda: prog.test_run(bytes(64), repeat=U32 + 1), "repeat")
+
+
+def test_ids_fds_and_perf_event_pids():
+    from pybpf.links import attach_perf_event
+    from pybpf.maps import Map
+    from pybpf.program import Program
+
+    _refused(lambda: Map.from_id(U32 + 1), "start_id")
+    _refused(lambda: Program.from_id(U32 + 1), "start_id")
+    _refused(lambda: Map.from_fd(U32 + 3), "fd")
+    with counts_map() as counts, cookie_counter(counts, pybpf._sys.ProgType.PERF_EVENT) as prog:
+        _refused(lambda: attach_perf_event(prog, "software", "cpu-clock", pid=U32 + os.getpid(),
+                                           sample_period=1_000_000), "pid")

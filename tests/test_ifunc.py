@@ -9,6 +9,7 @@ filtered by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import warnings
 
@@ -27,17 +28,20 @@ N, M = 1234, 567
 LIBC = resolve_target("libc.so.6")
 
 
-def _start():
-    return subprocess.Popen([str(build_c("ifunc_calls")), str(N), str(M)], stdin=subprocess.PIPE)
-
-
-def _finish(proc) -> None:
+@contextlib.contextmanager
+def _workload():
+    """The started workload, waiting for its go; killed on the way out if still there."""
+    proc = subprocess.Popen([str(build_c("ifunc_calls")), str(N), str(M)], stdin=subprocess.PIPE)
     try:
-        proc.communicate(b"g", timeout=30)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _finish(proc) -> None:
+    proc.communicate(b"g", timeout=30)
     assert proc.returncode == 0
 
 
@@ -47,41 +51,29 @@ def test_libc_strlen_and_memcpy_are_ifuncs():
 
 
 def test_uprobe_counts_every_call_of_an_ifunc():
-    proc = _start()
-    try:
-        with counts_map() as counts, cookie_counter(counts, tgid=proc.pid) as prog:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # libc is loaded here: no fallback to the resolver
-                la = attach_uprobe(prog, "libc.so.6", "strlen", cookie=1)
-                lb = attach_uprobe(prog, LIBC, "memcpy", cookie=2)
-            with la, lb:
-                choice = la.info().ifunc["strlen"]
-                assert isinstance(choice, IfuncChoice)
-                assert choice.offset == la.info().offset != choice.resolver_offset
-                assert "memcpy" in lb.info().ifunc
-                _finish(proc)
-                assert snapshot(counts) == {1: N, 2: M}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with _workload() as proc, counts_map() as counts, cookie_counter(counts, tgid=proc.pid) as prog:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # libc is loaded here: no fallback to the resolver
+            la = attach_uprobe(prog, "libc.so.6", "strlen", cookie=1)
+            lb = attach_uprobe(prog, LIBC, "memcpy", cookie=2)
+        with la, lb:
+            choice = la.info().ifunc["strlen"]
+            assert isinstance(choice, IfuncChoice)
+            assert choice.offset == la.info().offset != choice.resolver_offset
+            assert "memcpy" in lb.info().ifunc
+            _finish(proc)
+            assert snapshot(counts) == {1: N, 2: M}
 
 
 def test_uprobe_multi_counts_every_call_of_an_ifunc():
     if not features.has("uprobe_multi_link"):
         pytest.skip(f"uprobe_multi_link: {features.reason('uprobe_multi_link')}")
-    proc = _start()
-    try:
-        with counts_map() as counts, cookie_counter(counts, tgid=proc.pid,
-                                                    expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as prog:
-            with attach_uprobe_multi(prog, "libc.so.6", ["strlen", "memcpy"], cookies=[1, 2]) as link:
-                assert set(link.info().ifunc) == {"strlen", "memcpy"}
-                _finish(proc)
-                assert snapshot(counts) == {1: N, 2: M}
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with _workload() as proc, counts_map() as counts, \
+            cookie_counter(counts, tgid=proc.pid, expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as prog:
+        with attach_uprobe_multi(prog, "libc.so.6", ["strlen", "memcpy"], cookies=[1, 2]) as link:
+            assert set(link.info().ifunc) == {"strlen", "memcpy"}
+            _finish(proc)
+            assert snapshot(counts) == {1: N, 2: M}
 
 
 def test_an_ifunc_that_cannot_be_resolved_warns(tmp_path):
