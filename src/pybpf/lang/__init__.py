@@ -39,7 +39,10 @@ from pybpf.lang.helpers import (
 from pybpf.lang.kernel_types import current_task
 from pybpf.lang.log import LogReader
 from pybpf.lang.packet import be16, be32, be64, load_u8, load_u16, load_u32, load_u64, pkt
-from pybpf.lang.maps import Array, HashMap, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, RingBuf
+from pybpf.lang.maps import (
+    Array, HashMap, LpmTrie, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, PerfEventArray, ProgArray, Queue,
+    RingBuf, StackTrace,
+)
 from pybpf.lang.programs import BPFProgram, bpf_function, decorators
 from pybpf.lang.structs import Struct
 from pybpf.lang.types import Const, i8, i16, i32, i64, u8, u16, u32, u64
@@ -67,6 +70,7 @@ def compile(*programs, name=None, license="GPL"):
 __all__ = [
     "compile", "FakeCtx", "Const", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
+    "LpmTrie", "PerfEventArray", "StackTrace", "Queue", "ProgArray",
     "BPFProgram", "DECORATORS", "bpf_function",
     "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
     "prandom_u32", "send_signal", "get_current_comm", "probe_read_user", "probe_read_kernel",

@@ -25,12 +25,31 @@ from typing import Any
 from pybpf._sys.uapi import HelperID, MapType
 from pybpf.asm import opcodes as op
 from pybpf.lang.aggregates import Mem, is_aggregate
-from pybpf.lang.emit import Imm, Tmp, bits_signed
+from pybpf.lang.emit import Imm, Reg, Tmp, bits_signed
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.structs import PtrType, sizeof
 from pybpf.lang.types import Fixed
 
 __all__ = ["AccessMixin"]
+
+# (map type, method) -> AccessMixin method compiling the call
+_SPECIAL = {
+    (MapType.PERF_EVENT_ARRAY, "output"): "perf_output",
+    (MapType.STACK_TRACE, "get_stackid"): "stack_id",
+    (MapType.QUEUE, "push"): "queue_push",
+    (MapType.QUEUE, "pop"): "queue_pop",
+    (MapType.PROG_ARRAY, "tail_call"): "tail_call",
+}
+
+
+class _MapRef:
+    """A map's address as a helper argument (ld_imm64 of the map fd)."""
+
+    __slots__ = ("name", "type")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.type = int
 
 _ATOMIC = {"+": op.ADD, "|": op.OR, "&": op.AND, "^": op.XOR}
 _PERCPU = {MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH}
@@ -132,6 +151,9 @@ class AccessMixin:
 
     def map_call(self, node: ast.Call, decl: MapDecl, method: str) -> Any:
         name = self.unit.map_name(decl, node.func.value, self)
+        special = _SPECIAL.get((decl.map_type, method))
+        if special is not None:
+            return getattr(self, special)(node, name, decl)
         if decl.map_type == MapType.RINGBUF:
             if method == "output":
                 return self.ringbuf_output(node, name, decl)
@@ -170,6 +192,63 @@ class AccessMixin:
         self.mov_imm(3, _size(t))
         self.mov_imm(4, 0)
         self.call_helper(HelperID.ringbuf_output)
+        return self.take(0, _i64())
+
+    def _ctx_arg(self, node: ast.AST) -> int:
+        if not (isinstance(node, ast.Name) and node.id == self.ctx_name):
+            raise self.error(node, "pass the program's context here (ctx)")
+        return self.ctx_reg(node)
+
+    def perf_output(self, node: ast.Call, name: str, decl: Any) -> Any:
+        """events.output(v) on a PerfEventArray: perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &v, size)."""
+        if len(node.args) != 1:
+            raise self.error(node, "events.output(value) takes one value")
+        v = self.expr(node.args[0])
+        t = v.type if isinstance(v, Mem) else (v.type if isinstance(v.type, type) and issubclass(v.type, Fixed)
+                                               else _i64())
+        slot = self._to_stack(v, t)
+        self.spill_live()
+        self.mov_reg(1, self.ctx_reg(node))
+        self.ld_map(2, name)
+        self.mov_imm(3, 0xFFFFFFFF)
+        self.mov_reg(4, 10)
+        self.emit(op.ALU64 | op.ADD | op.K, 4, imm=slot)
+        self.mov_imm(5, _size(t))
+        self.call_helper(HelperID.perf_event_output)
+        return self.take(0, _i64())
+
+    def stack_id(self, node: ast.Call, name: str, decl: Any) -> Any:
+        """stacks.get_stackid(ctx, flags=0): bpf_get_stackid(ctx, &stacks, flags)."""
+        if not 1 <= len(node.args) <= 2:
+            raise self.error(node, "stacks.get_stackid(ctx, flags=0)")
+        ctx_reg = self._ctx_arg(node.args[0])
+        flags = self.expr(node.args[1]) if len(node.args) == 2 else Imm(0, int)
+        self.call_with(HelperID.get_stackid, [Reg(ctx_reg, int), _MapRef(name), flags])
+        return self.take(0, _i64())
+
+    def queue_push(self, node: ast.Call, name: str, decl: Any) -> Any:
+        if len(node.args) != 1:
+            raise self.error(node, "q.push(value)")
+        slot = self._to_stack(self.expr(node.args[0]), decl.value)
+        self.call_with(HelperID.map_push_elem, [_MapRef(name), Mem(10, slot, decl.value), Imm(0, int)])
+        return self.take(0, _i64())
+
+    def queue_pop(self, node: ast.Call, name: str, decl: Any) -> Any:
+        if node.args:
+            raise self.error(node, "q.pop() takes no argument")
+        size = _size(decl.value)
+        slot = self.stack_alloc(size)
+        self.store_imm(10, slot, 0, size)
+        self.call_with(HelperID.map_pop_elem, [_MapRef(name), Mem(10, slot, decl.value)])
+        return self.read_mem(Mem(10, slot, decl.value))
+
+    def tail_call(self, node: ast.Call, name: str, decl: Any) -> Any:
+        """progs.tail_call(ctx, i): bpf_tail_call(ctx, &progs, i); returns only if slot i is empty."""
+        if len(node.args) != 2:
+            raise self.error(node, "progs.tail_call(ctx, index)")
+        ctx_reg = self._ctx_arg(node.args[0])
+        index = self.expr(node.args[1])
+        self.call_with(HelperID.tail_call, [Reg(ctx_reg, int), _MapRef(name), index])
         return self.take(0, _i64())
 
     def ringbuf_reserve(self, node: ast.Call, name: str, decl: Any) -> Any:

@@ -124,6 +124,8 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
         if decl.map_type not in _NO_BTF and decl.key is not None:
             b.add(tys.of(decl.key))
             b.add(tys.of(decl.value))
+        elif decl.map_type in (MapType.QUEUE, MapType.STACK):
+            b.add(tys.of(decl.value))     # for the user side's codec (the kernel gets no BTF ids)
 
     # line info strings live in the same string table
     line_strings: dict[str, int] = {}
@@ -153,8 +155,13 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
                 variables[name] = VariableSpec(name, section, off, t.bits // 8, parsed(tys.of(t)), m)
     for name, decl in unit.maps.items():
         if decl.map_type in _NO_BTF or decl.key is None:
-            maps[name] = MapSpec(name=name, type=decl.map_type, key_size=0, value_size=0,
-                                 max_entries=decl.max_entries, flags=decl.flags, kernel_name=name[:15])
+            key_size, value_size = _sizes(decl)
+            ms = maps[name] = MapSpec(name=name, type=decl.map_type, key_size=key_size, value_size=value_size,
+                                      max_entries=decl.max_entries, flags=decl.flags, kernel_name=name[:15])
+            if decl.map_type in (MapType.QUEUE, MapType.STACK):
+                ms.value_type = parsed(tys.of(decl.value))
+            if decl.map_type == MapType.PROG_ARRAY:
+                ms.contents = [(int(k), getattr(p, "name", p)) for k, p in sorted(decl.programs.items())]
         else:
             maps[name] = MapSpec(name=name, type=decl.map_type, key_size=sizeof(decl.key),
                                  value_size=sizeof(decl.value), max_entries=decl.max_entries, flags=decl.flags,
@@ -247,6 +254,18 @@ class _KernelTypes:
             index = [m.name for m in local.members].index(member)
             out.append(CoreRelo(8 * i, b.id_of(local), f"0:{index}", CoreRelocKind.FIELD_BYTE_OFFSET))
         return out
+
+
+def _sizes(decl: Any) -> tuple[int, int]:
+    """(key size, value size) of the maps without BTF key/value types."""
+    t = decl.map_type
+    if t in (MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY):
+        return 4, 4
+    if t == MapType.STACK_TRACE:
+        return 4, 8 * decl.depth
+    if t in (MapType.QUEUE, MapType.STACK):
+        return 0, sizeof(decl.value)
+    return 0, 0
 
 
 def _callees(unit: Any, fc: Any) -> list[Any]:

@@ -213,6 +213,8 @@ class CallMixin:
         for i, a in enumerate(args):
             if isinstance(a, Mem):
                 self.addr_into(i + 1, a)
+            elif hasattr(a, "name") and not hasattr(a, "reg"):     # a map (access._MapRef)
+                self.ld_imm64(i + 1, 0, op.PSEUDO_MAP_FD, a.name, high=0)
             elif isinstance(a, Tmp) and a.reg is None:
                 self.load(i + 1, 10, a.slot, 8)     # spilled: straight into its argument register
                 self.release(a)

@@ -216,7 +216,7 @@ def compile_programs(*items: Any, name: str | None = None, license: str = "GPL")
     obj_name = name or progs[0].name
     unit = Unit(obj_name)
     compiled = []
-    for p in progs:
+    for p in progs:  # grows while compiling (tail-call targets)
         fc = FunctionCompiler(unit, p.fn, p.kind, p.target, p.name)
         try:
             fc.compile()
@@ -225,6 +225,11 @@ def compile_programs(*items: Any, name: str | None = None, license: str = "GPL")
         except CompileError as exc:
             raise exc.add_context(f"program '{p.name}'")
         compiled.append((p, fc))
+        # programs placed in a ProgArray are part of the object too
+        for decl in list(unit.maps.values()):
+            for target in getattr(decl, "programs", {}).values():
+                if isinstance(target, BPFProgram) and target not in progs:
+                    progs.append(target)
     return btfgen.build_spec(unit, compiled, license)
 
 

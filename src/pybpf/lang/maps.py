@@ -28,7 +28,8 @@ from typing import Any
 
 from pybpf._sys.uapi import MapType
 
-__all__ = ["MapDecl", "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf"]
+__all__ = ["MapDecl", "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
+           "LpmTrie", "PerfEventArray", "StackTrace", "Queue", "ProgArray"]
 
 
 def _convert(t: Any, value: Any) -> Any:
@@ -168,3 +169,93 @@ class RingBuf(MapDecl):
     def output(self, value: Any, flags: int = 0) -> int:
         self.records.append(value)
         return 0
+
+
+class LpmTrie(MapDecl):
+    """BPF_MAP_TYPE_LPM_TRIE (Linux 4.11): longest-prefix match; the key is a Struct whose first
+    field is ``prefixlen: u32`` followed by the data (e.g. ``addr: u32`` for IPv4).  Created with
+    BPF_F_NO_PREALLOC, which the kernel requires.  CPython matches exact keys only."""
+
+    map_type = MapType.LPM_TRIE
+
+    def __init__(self, key: Any = None, value: Any = None, max_entries: int = 1, *, name: str | None = None) -> None:
+        super().__init__(key, value, max_entries, flags=1, name=name)   # BPF_F_NO_PREALLOC
+
+
+class PerfEventArray(MapDecl):
+    """BPF_MAP_TYPE_PERF_EVENT_ARRAY (Linux 4.3): ``events.output(value)`` writes a record to the
+    current CPU's perf buffer (bpf_perf_event_output with BPF_F_CURRENT_CPU, Linux 4.4); read it
+    with :class:`pybpf.PerfBufReader`.  ``max_entries`` 0 means one slot per possible CPU."""
+
+    map_type = MapType.PERF_EVENT_ARRAY
+    keyed = False
+
+    def __init__(self, max_entries: int = 0, *, name: str | None = None) -> None:
+        import os
+
+        super().__init__(None, None, max_entries or (os.cpu_count() or 1), name=name)
+        self.records: list[Any] = []
+
+    def output(self, value: Any) -> int:
+        self.records.append(value)
+        return 0
+
+
+class StackTrace(MapDecl):
+    """BPF_MAP_TYPE_STACK_TRACE (Linux 4.6): ``stacks.get_stackid(ctx, flags)`` stores the current
+    stack and returns its id (negative on error); ``flags`` 0 for the kernel stack, 256
+    (BPF_F_USER_STACK) for the user one.  ``depth`` frames of 8 bytes each."""
+
+    map_type = MapType.STACK_TRACE
+    keyed = False
+
+    def __init__(self, max_entries: int = 1024, depth: int = 127, *, name: str | None = None) -> None:
+        super().__init__(None, None, max_entries, name=name)
+        self.depth = depth
+
+    def get_stackid(self, ctx: Any, flags: int = 0) -> int:
+        return -14   # -EFAULT: no stack to walk in CPython
+
+
+class Queue(MapDecl):
+    """BPF_MAP_TYPE_QUEUE (Linux 4.20): ``q.push(v)`` (0, or a negative error when full) and
+    ``q.pop()`` (the oldest value, 0 when empty)."""
+
+    map_type = MapType.QUEUE
+    keyed = False
+
+    def __init__(self, value: Any = None, max_entries: int = 1, *, name: str | None = None) -> None:
+        super().__init__(None, value, max_entries, name=name)
+        self._items: list[Any] = []
+
+    def push(self, value: Any) -> int:
+        if len(self._items) >= self.max_entries:
+            return -7    # -E2BIG
+        self._items.append(_convert(self.value, value))
+        return 0
+
+    def pop(self) -> Any:
+        return self._items.pop(0) if self._items else _zero(self.value)
+
+
+class ProgArray(MapDecl):
+    """BPF_MAP_TYPE_PROG_ARRAY (Linux 4.2): ``progs.tail_call(ctx, i)`` jumps to the program in
+    slot ``i`` and does not return (falls through when the slot is empty).  ``programs`` fills
+    slots at load time: ``ProgArray(4, programs={0: other_prog})``."""
+
+    map_type = MapType.PROG_ARRAY
+    keyed = False
+
+    def __init__(self, max_entries: int = 1, *, programs: dict[int, Any] | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(None, None, max_entries, name=name)
+        self.programs = dict(programs or {})
+
+    def tail_call(self, ctx: Any, index: int) -> Any:
+        """CPython: run the slot's program and end the caller with its result (as the kernel does)."""
+        prog = self.programs.get(int(index))
+        if prog is None:
+            return -2    # -ENOENT: the caller goes on
+        from pybpf.lang.programs import TailCall
+
+        raise TailCall(prog(ctx))

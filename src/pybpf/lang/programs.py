@@ -41,6 +41,14 @@ def decorator_name(kind: str) -> str:
     return kind.replace(".", "_").replace("/", "_")
 
 
+class TailCall(Exception):
+    """Raised by ``ProgArray.tail_call`` when CPython runs a program: the program ends with ``result``."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(result)
+        self.result = result
+
+
 class BPFProgram:
     """A Python function marked as a BPF program; calling it runs the Python function."""
 
@@ -53,7 +61,10 @@ class BPFProgram:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
+        try:
+            return self.fn(*args, **kwargs)
+        except TailCall as jump:     # ProgArray.tail_call() in CPython: the callee's result ends this call
+            return jump.result
 
     def __repr__(self) -> str:
         return f"<BPFProgram {self.name!r} section={self.section!r}>"
