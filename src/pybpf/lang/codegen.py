@@ -633,6 +633,8 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         if isinstance(b, Imm) and -(1 << 31) <= wrap(b.value, 64, True) < (1 << 31):
             self.emit(op.JMP | code | op.K, ra, 0, 0, wrap(b.value, 64, True), reference=label)
         else:
+            if isinstance(b, Imm):
+                b = self.owned(b)          # a constant that needs a register: a temporary, released below
             rb = self.reg_of(b)
             self.emit(op.JMP | code | op.X, self.reg_of(a), rb, reference=label)
         self.release(a)
@@ -718,43 +720,55 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         return self._bool_value(node)
 
     def _bool_value(self, node: ast.AST) -> Any:
-        res = self.alloc(int)
+        """1 or 0 as a value.  Values made on several paths are joined through a stack slot, with
+        live temporaries spilled first, so every path reaches the join with the same registers
+        and a written slot (the verifier checks both)."""
+        self.spill_live()
+        slot = self.stack_alloc(8)
         done = self.new_label("bool")
-        self.mov_imm(res.reg, 1)
+        self.store_imm(10, slot, 1, 8)
         self.branch(node, done, True)
-        self.mov_imm(self.reg_of(res), 0)
+        self.store_imm(10, slot, 0, 8)
         self.place(done)
+        res = self.alloc(int)
+        self.load(res.reg, 10, slot, 8)
         return res
 
     def e_BoolOp(self, node: ast.BoolOp) -> Any:
-        # Python semantics: the value of the operand that decided
+        # Python semantics: the value of the operand that decided, joined through a stack slot
         is_and = isinstance(node.op, ast.And)
         t = self._same_type([self.type_of(v) for v in node.values], node)
-        res = self.alloc(t)
+        self.spill_live()
+        slot = self.stack_alloc(8)
         done = self.new_label("boolop")
         for i, v in enumerate(node.values):
             val = self.convert(self.expr(v), t)
-            self.into(val, self.reg_of(res))
-            self.release(val)
+            reg = self.reg_of(val)
+            self.store(10, slot, reg, 8)
             if i < len(node.values) - 1:
-                self.emit(op.JMP | (op.JEQ if is_and else op.JNE) | op.K, self.reg_of(res), reference=done)
+                self.emit(op.JMP | (op.JEQ if is_and else op.JNE) | op.K, reg, reference=done)
+            self.release(val)
         self.place(done)
+        res = self.alloc(t)
+        self.load(res.reg, 10, slot, 8)
         return res
 
     def e_IfExp(self, node: ast.IfExp) -> Any:
         t = self._same_type([self.type_of(node.body), self.type_of(node.orelse)], node)
-        res = self.alloc(t)
+        self.spill_live()
+        slot = self.stack_alloc(8)
         other, done = self.new_label("ifexp"), self.new_label("endifexp")
         self.branch(node.test, other, False)
-        v = self.convert(self.expr(node.body), t)
-        self.into(v, self.reg_of(res))
-        self.release(v)
-        self.jump(done)
-        self.place(other)
-        v = self.convert(self.expr(node.orelse), t)
-        self.into(v, self.reg_of(res))
-        self.release(v)
+        for value, end in ((node.body, True), (node.orelse, False)):
+            v = self.convert(self.expr(value), t)
+            self.store(10, slot, self.reg_of(v), 8)
+            self.release(v)
+            if end:
+                self.jump(done)
+                self.place(other)
         self.place(done)
+        res = self.alloc(t)
+        self.load(res.reg, 10, slot, 8)
         return res
 
     def _same_type(self, types: list[Any], node: ast.AST) -> Any:

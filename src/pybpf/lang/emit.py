@@ -42,11 +42,12 @@ def bits_signed(t: Any) -> tuple[int, bool]:
 class Imm:
     """A constant, already wrapped to its type."""
 
-    __slots__ = ("value", "type")
+    __slots__ = ("value", "type", "tmp")
 
     def __init__(self, value: int, type: Any) -> None:
         self.value = value
         self.type = type
+        self.tmp: "Tmp | None" = None    # the register reg_of() put it in, released with it
 
 
 class Reg:
@@ -173,6 +174,11 @@ class Emitter:
         return t
 
     def release(self, v: Any) -> None:
+        if isinstance(v, Imm):
+            if v.tmp is not None:
+                self.release(v.tmp)
+                v.tmp = None
+            return
         if isinstance(v, Tmp) and v in self.live:
             self.live.remove(v)
             if v.reg is not None:
@@ -209,7 +215,9 @@ class Emitter:
                 self.live.append(v)
                 self.load(v.reg, 10, v.slot, 8)
             return v.reg
-        t = self.alloc(v.type)
+        if v.tmp is not None and v.tmp in self.live:
+            return self.reg_of(v.tmp)
+        t = v.tmp = self.alloc(v.type)
         self.mov_imm(t.reg, v.value)
         return t.reg
 
@@ -345,7 +353,7 @@ class Emitter:
             else:
                 r = self.reg_of(b)
                 self.emit(cls | code | op.X, self.reg_of(dst), r, off)
-                self.release_reg_imm(r)
+                self.release(b)
         else:
             if opname == ">>" and signed:
                 code = op.ARSH
@@ -355,8 +363,3 @@ class Emitter:
         if opname not in _CLOSED and not (opname in (">>", "//", "%") and not signed):
             self.normalize(self.reg_of(dst), t, wide=False)
         return dst
-
-    def release_reg_imm(self, reg: int) -> None:
-        for t in list(self.live):
-            if t.reg == reg:
-                self.release(t)
