@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import logging
 import os
 import threading
 
@@ -35,7 +34,6 @@ TRACEFS = "/sys/kernel/tracing"               # Linux 4.1+
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # tracefs under debugfs, the older place
 BPF_FS_MAGIC = 0xCAFE4A11                     # include/uapi/linux/magic.h
 
-log = logging.getLogger("pybpf")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.restype = ctypes.c_int
@@ -53,7 +51,9 @@ def mount_fs(fstype: str, target: str) -> None:
     if _libc.mount(fstype.encode(), target.encode(), fstype.encode(), 0, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), target)
-    log.info("pybpf mounted %s at %s (it was not mounted)", fstype, target)
+    import logging  # only here: importing logging costs every process that never mounts anything
+
+    logging.getLogger("pybpf").info("pybpf mounted %s at %s (it was not mounted)", fstype, target)
 
 
 def fs_magic(path: str) -> int | None:
