@@ -110,3 +110,31 @@ def test_async_for_left_early_consumes_exactly_what_it_handed_over(how, k):
         rest = [seq_of(r) for r in reader.poll(timeout=0)]
         assert rest == list(range(k, 500)), f"{len(set(got) & set(rest))} duplicated"
         assert reader.received == 500
+
+
+async def _break_keeping_the_iterator(reader: RingBufReader, k: int) -> tuple[list[int], object]:
+    got: list[int] = []
+    it = reader.__aiter__()
+    async for rec in it:
+        got.append(seq_of(rec))
+        if len(got) == k:
+            break
+    return got, it  # the iterator outlives the loop
+
+
+@pytest.mark.parametrize("k", [1, 47, 500])
+def test_a_held_iterator_left_early_acknowledges_when_the_next_read_starts(k):
+    with Producer(500, ring_size=1 << 16) as p, RingBufReader(p.ring) as reader:
+        p.run()
+        got, held = asyncio.run(_break_keeping_the_iterator(reader, k))
+        rest = [seq_of(r) for r in reader.poll(timeout=0)]
+        assert got + rest == list(range(500)), f"{len(set(got) & set(rest))} duplicated"
+        del held
+        # the same with a plain iterator kept after a partial read
+        p.run()
+        it = reader.poll(timeout=0)
+        first = [seq_of(next(it)) for _ in range(k)]
+        batch = reader.read_batch()
+        assert first + [seq_of(r) for r in batch] == list(range(500, 1000))
+        batch.release()
+        assert list(it) == [] and reader.received == 1000

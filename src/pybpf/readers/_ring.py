@@ -18,6 +18,7 @@ the record it was given.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 from pybpf._sys.uapi import MapType
@@ -98,7 +99,7 @@ def unmap(owner: Any, views: Iterable[str], mappings: Iterable[str]) -> None:
 class Ring:
     """Base of the ring classes: hands the runs ``scan`` finds to callbacks, iterators and batches."""
 
-    __slots__ = ("index", "map", "fd", "rtype", "dead", "size", "_mask", "_seen", "_batch", "__weakref__")
+    __slots__ = ("index", "map", "fd", "rtype", "dead", "size", "_mask", "_seen", "_batch", "_open", "__weakref__")
 
     # ------------------------------------------------------------ provided by the subclass
 
@@ -118,6 +119,18 @@ class Ring:
         if b is not None:
             self._batch = None
             b.release()
+        self._take_open()
+
+    def _take_open(self) -> None:
+        """End the record iterator of an earlier read that was left suspended (a loop left early
+        whose iterator someone still holds): it acknowledges what it handed over, exactly once,
+        before this read starts from the consumer position."""
+        ref = getattr(self, "_open", None)
+        if ref is not None:
+            self._open = None
+            gen = ref()
+            if gen is not None and not gen.gi_running:
+                gen.close()
 
     def _drop_batch(self) -> None:
         """Forget the batch without moving the position (the ring is going away)."""
@@ -182,8 +195,17 @@ class Ring:
                 return total
 
     def records(self, reader: Any) -> Iterator[Any]:
-        """Yield every available record; the consumer position follows what was handed over."""
+        """Every available record, as an iterator; the consumer position follows what was handed over.
+
+        The next read on this ring ends it (held only weakly here: a dropped
+        iterator is closed, and acknowledges, at once).
+        """
         self._take_batch()
+        gen = self._records(reader)
+        self._open = weakref.ref(gen)
+        return gen
+
+    def _records(self, reader: Any) -> Iterator[Any]:
         decode = self.rtype.decode
         need = self.rtype.size
         pos0 = off0 = stride = 0

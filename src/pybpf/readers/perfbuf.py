@@ -92,6 +92,7 @@ class _PerfRing(Ring):
         self._mm = None
         self._meta = self._data = self._q = None
         self._batch: RecordBatch | None = None
+        self._open = None  # the record iterator of the last read, weakly
         page = mmap.PAGESIZE
         self.size = pages * page
         self._mask = self.size - 1

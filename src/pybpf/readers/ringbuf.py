@@ -157,6 +157,7 @@ class _Ring(Ring):
         self.size = m.max_entries
         self._mask = self.size - 1
         self._batch: RecordBatch | None = None
+        self._open = None  # the record iterator of the last read, weakly
         self.discarded = 0
         self.fd = -1
         self._ring = None
