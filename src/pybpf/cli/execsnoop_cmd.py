@@ -16,9 +16,9 @@ import argparse
 import json
 import shlex
 import time
+from typing import Any
 
 from pybpf.tools import session
-from pybpf.tools.execsnoop import Exec, ExecSnoop
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 _FORMAT = "{:<8} {:<7} {:<7} {:<16} {:>4}  {}"
 
 
-def _show(event: Exec, as_json: bool) -> None:
+def _show(event: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(event.asdict()), flush=True)
     else:
@@ -45,6 +45,8 @@ def _show(event: Exec, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``pybpf execsnoop ...``; the exit status."""
+    from pybpf.tools.execsnoop import ExecSnoop
+
     session.require_privileges("execsnoop")
     with ExecSnoop() as tool:
         if not args.json:

@@ -20,7 +20,7 @@ import sys
 import time
 
 from pybpf import features
-from pybpf.tools import BadInputError, funccount, session
+from pybpf.tools import BadInputError, session
 from pybpf.tools.output import LiveView, print_json, print_table
 
 
@@ -48,7 +48,7 @@ def mechanism() -> str:
     return "a program clone per function (no BPF cookies on this kernel)"
 
 
-def _report(rows: list[funccount.FunctionCount], elapsed: float, as_json: bool) -> None:
+def _report(rows: list, elapsed: float, as_json: bool) -> None:
     if as_json:
         print_json({"functions": [{"function": r.function, "target": r.target, "count": r.count} for r in rows],
                     "duration_s": round(elapsed, 3)})
@@ -63,6 +63,8 @@ def _report(rows: list[funccount.FunctionCount], elapsed: float, as_json: bool) 
 
 def run(args: argparse.Namespace) -> int:
     """``pybpf funccount ...``; the exit status."""
+    from pybpf.tools import funccount   # the kernel side compiles on import: only for this command
+
     session.require_privileges("funccount")
     argv = list(args.command)
     patterns = list(args.patterns)

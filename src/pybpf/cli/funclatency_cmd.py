@@ -15,7 +15,6 @@ import argparse
 import sys
 
 from pybpf.tools import session
-from pybpf.tools.funclatency import FuncLatency, FunctionLatency, plot
 from pybpf.tools.output import LiveView, bucket_range, log2_hist_lines, print_json
 
 
@@ -34,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, command=[])
 
 
-def _report(functions: list[FunctionLatency], elapsed: float, as_json: bool) -> None:
+def _report(functions: list, elapsed: float, as_json: bool) -> None:
     if as_json:
         print_json({"functions": [{
             "function": f.function, "target": f.target, "count": f.count, "total_ns": f.total_ns,
@@ -48,6 +47,8 @@ def _report(functions: list[FunctionLatency], elapsed: float, as_json: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     """``pybpf funclatency ...``; the exit status."""
+    from pybpf.tools.funclatency import FuncLatency, plot
+
     session.require_privileges("funclatency")
     session.check_pid(args.pid)
     with session.kernel_features():

@@ -18,7 +18,6 @@ import sys
 
 from pybpf.tools import session
 from pybpf.tools.output import LiveView, print_json, print_table
-from pybpf.tools.runner import Runner, parse_assignments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +44,8 @@ def _print(snapshot: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``pybpf run|load PATH ...``; the exit status."""
+    from pybpf.tools.runner import Runner, parse_assignments
+
     session.require_privileges(f"pybpf {'run' if args.path.endswith('.py') else 'load'}")
     with Runner(args.path, parse_assignments(args.var)) as runner:
         attached = ", ".join(f"{name} ({getattr(link, 'kind', '?')})" for name, link in runner.links.items())

@@ -16,7 +16,6 @@ import time
 
 from pybpf.tools import session
 from pybpf.tools.output import LiveView, print_json, print_table
-from pybpf.tools.syscount import SysCount, SyscallCount
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _report(rows: list[SyscallCount], args: argparse.Namespace, elapsed: float) -> None:
+def _report(rows: list, args: argparse.Namespace, elapsed: float) -> None:
     if args.top:
         rows = rows[: args.top]
     if args.json:
@@ -60,6 +59,8 @@ def _report(rows: list[SyscallCount], args: argparse.Namespace, elapsed: float) 
 
 def run(args: argparse.Namespace) -> int:
     """``pybpf syscount ...``; the exit status."""
+    from pybpf.tools.syscount import SysCount
+
     session.require_privileges("syscount")
     session.check_pid(args.pid)
     with SysCount(args.pid, by_process=args.by_process, latency=args.latency) as tool:

@@ -186,8 +186,8 @@ def run(*, duration: float | None = None, interval: float | None = None, command
     inside the Ctrl-C handling, so an interrupt right after it ends the run normally.
     """
     start = time.monotonic()
-    deadline = start + duration if duration else None
-    next_interval = start + interval if interval else None
+    deadline = start + duration if duration is not None else None
+    next_interval = start + interval if interval else None  # -i 0 means no intervals
     next_refresh = start + refresh_every if refresh else None
     try:
         if ready:
