@@ -17,7 +17,8 @@ import textwrap
 import pytest
 
 import pybpf
-from pybpf.links import attach_uprobe
+from pybpf._sys import AttachType
+from pybpf.links import attach_uprobe, attach_uprobe_multi
 from pybpf.maps import Map
 from pybpf.maps.hash import HashMap
 
@@ -60,6 +61,9 @@ def test_uprobe_offset_past_the_end_of_the_file(prog):
         attach_uprobe(prog, binary, None, offset=size + 0x1000)
     with pytest.raises(pybpf.LinkError, match=r"func_a\+0x.* past the end"):
         attach_uprobe(prog, binary, "func_a", offset=size)
+    with counts_map() as counts, cookie_counter(counts, expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as multi:
+        with pytest.raises(pybpf.LinkError, match=r"offset 0x.* past the end of .*cookie_target"):
+            attach_uprobe_multi(multi, binary, offsets=[size + 8])
 
 
 @pytest.mark.parametrize("fd, kind", [(-1, OSError), (2**40, ValueError), (2**31, ValueError)])

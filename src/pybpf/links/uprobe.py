@@ -48,7 +48,7 @@ from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.ldcache import library_candidates, resolve_target
 from pybpf.links.symbols import ElfFile
 
-__all__ = ["attach_uretprobe", "attach_uprobe", "resolve_uprobe", "open_uprobe_event"]
+__all__ = ["attach_uretprobe", "attach_uprobe", "resolve_uprobe", "open_uprobe_event", "check_in_file"]
 
 _FORCE_TRACEFS = False  # tests: take the legacy tracefs path even when the PMU exists
 
@@ -112,18 +112,18 @@ def resolve_uprobe(target: Any, symbol: str | None, offset: int = 0,
         if offset == 0:
             raise ValueError("attach_uprobe needs a symbol, or an absolute file offset with symbol=None")
         elf = ElfFile.open(path)  # an ELF check: a uprobe on a non-ELF file would never fire
-        _check_in_file(elf, offset, f"offset {offset:#x}")
+        check_in_file(elf, offset, f"offset {offset:#x}")
         return path, offset, f"{path}:{offset:#x}", {}
     if not isinstance(symbol, str):
         raise TypeError(f"symbol must be a str or None, not {type(symbol).__name__}")
     elf = ElfFile.open(path)
     (sym,), choice = select_implementations(elf, [elf.resolve(symbol)])
     desc = f"{path}:{symbol}" + (f"+{offset:#x}" if offset else "")
-    _check_in_file(elf, sym.offset + offset, f"{symbol}+{offset:#x} (file offset {sym.offset + offset:#x})")
+    check_in_file(elf, sym.offset + offset, f"{symbol}+{offset:#x} (file offset {sym.offset + offset:#x})")
     return path, sym.offset + offset, desc, choice
 
 
-def _check_in_file(elf: ElfFile, offset: int, what: str) -> None:
+def check_in_file(elf: ElfFile, offset: int, what: str) -> None:
     """A uprobe goes on an instruction of the file: an offset past its end is refused here, by name
     (the kernel would only say EINVAL)."""
     size = elf.file_size

@@ -51,7 +51,7 @@ from pybpf.links.hook import Hook, retprobe_for
 from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.info import second_pass, text
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
-from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
+from pybpf.links.uprobe import _pid_arg, attach_uprobe, check_in_file, resolve_target_for
 
 __all__ = ["attach_uprobe_multi", "resolve_points"]
 
@@ -67,7 +67,9 @@ def resolve_points(target: Any, symbols: str | Sequence[str] | None, offsets: Se
         if not offsets:
             raise ValueError("attach_uprobe_multi needs symbols, or absolute file offsets with symbols=None")
         offs = u64_list(offsets, "offsets")
-        ElfFile.open(path)
+        elf = ElfFile.open(path)
+        for o in offs:
+            check_in_file(elf, o, f"offset {o:#x}")
         return path, offs, [f"{o:#x}" for o in offs], {}
     if isinstance(symbols, str):
         if offsets:
