@@ -64,6 +64,15 @@ SOURCE = HERE / "c" / "ringbuf_consumer.c"
 BINARY = HERE / "build" / "ringbuf_consumer"
 RECORD = 64
 SEQ = [("seq", "<u8")]  # the NumPy dtype of what the batch consumer reads (the first 8 bytes)
+RECORD_DTYPE = [("seq", "<u8"), ("payload", "V56")]  # the whole record, as a structured array
+
+
+def event_type() -> Any:
+    """The BTF of ``struct event { u64 seq; char payload[56]; }``: records decoded with fields by name."""
+    from pybpf.btf.types import Array, Int, Member, Struct
+
+    u64, char = Int("unsigned long long", 8), Int("char", 1, IntEncoding.CHAR)
+    return Struct("event", RECORD, [Member("seq", u64, 0), Member("payload", Array(char, None, 56), 64)])
 BPF_RB_NO_WAKEUP = 1
 R0, R1, R2, R3, R4, R5, R6, R7, R8 = range(9)
 
@@ -151,7 +160,8 @@ def timed(fn: Callable[[], int]) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def pybpf_consumers(reader: RingBufReader) -> dict[str, Callable[[], int]]:
+def pybpf_consumers(reader: RingBufReader, typed: RingBufReader) -> dict[str, Callable[[], int]]:
+    """The pybpf consumers; ``typed`` reads the same ring with ``record=`` the BTF struct."""
     unpack = struct.Struct("<Q").unpack_from
 
     def noop(rec: Any) -> None:
@@ -172,11 +182,34 @@ def pybpf_consumers(reader: RingBufReader) -> dict[str, Callable[[], int]]:
             assert total >= 0
             return len(bt)
 
+    def batch_array() -> int:
+        with reader.read_batch() as bt:
+            return len(bt.numpy(RECORD_DTYPE))
+
+    def typed_records() -> int:
+        n = total = 0
+        with typed.read_batch() as bt:
+            for event in bt.decode():
+                total += event.seq
+                n += 1
+        return n
+
+    def typed_fields() -> int:
+        n = total = 0
+        with typed.read_batch() as bt:
+            for seq in bt.fields("seq"):
+                total += seq
+                n += 1
+        return n
+
     return {
         "pybpf callback (no-op)": lambda: reader.consume(noop),
         "pybpf callback (unpack seq)": lambda: reader.consume(seq),
         "pybpf iterator": iterate,
         "pybpf batch (NumPy view + sum)": batch,
+        "pybpf batch -> structured array": batch_array,
+        "pybpf typed iteration, batch.fields('seq')": typed_fields,
+        "pybpf BTF records, batch.decode() + .seq": typed_records,
     }
 
 
@@ -275,10 +308,11 @@ def main() -> None:
         if name not in best or dt < best[name][1]:
             best[name] = (n, dt)
 
-    with RingBuf(size, name="bench_events") as ring, RingBufReader(ring) as reader:
+    with RingBuf(size, name="bench_events") as ring, RingBufReader(ring) as reader, \
+            RingBufReader(ring, record=event_type()) as typed:
         filler = Filler(ring.fd, size)
         try:
-            consumers = pybpf_consumers(reader)
+            consumers = pybpf_consumers(reader, typed)
             for _ in range(args.rounds):
                 expected = filler.fill()
                 keep("libbpf C ring_buffer__consume", run_c(ring.id, expected), expected)
@@ -291,7 +325,8 @@ def main() -> None:
     bcc: tuple[int, float] | str = "skipped (--no-bcc)" if args.no_bcc else bench_bcc(size, args.rounds)
 
     c_rate = best["libbpf C ring_buffer__consume"][0] / best["libbpf C ring_buffer__consume"][1]
-    goals = {"pybpf callback (no-op)": 1e6, "pybpf callback (unpack seq)": 1e6, "pybpf batch (NumPy view + sum)": 5e6}
+    goals = {"pybpf callback (no-op)": 1e6, "pybpf callback (unpack seq)": 1e6, "pybpf batch (NumPy view + sum)": 5e6,
+             "pybpf batch -> structured array": c_rate, "pybpf typed iteration, batch.fields('seq')": 5e6}
     print(f"\nring buffer of {args.size_mib} MiB, {RECORD}-byte records, best of {args.rounds} "
           f"(Python {platform.python_version()}, Linux {platform.release()})\n")
     header = f"{'consumer':34} {'records':>9} {'seconds':>8} {'M rec/s':>8} {'vs C':>7}  goal"
