@@ -31,7 +31,9 @@ def vmlinux_h() -> Path:
     if not out.exists():
         BUILD.mkdir(parents=True, exist_ok=True)
         text = subprocess.run(
-            ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+            # bpftool is in /usr/sbin, which is not on a user's PATH
+            [shutil.which("bpftool") or "/usr/sbin/bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux",
+             "format", "c"],
             check=True, capture_output=True, text=True,
         ).stdout
         tmp = out.with_suffix(".tmp")

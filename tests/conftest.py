@@ -1,8 +1,14 @@
-"""Shared fixtures: the suite runs as root against the real kernel.
+"""Shared fixtures: the kernel tests run as root against the real kernel.
 
+* Tests that need the kernel are marked ``root`` (a module's ``pytestmark`` or
+  one test's decorator). The pure ones (parsing ELF and BTF, asm, CO-RE
+  matching against a BTF file, the compiler's front end) run as any user; as
+  a user who is not root the ``root`` tests are skipped, saying so.
+* :func:`require_feature` skips a test whose kernel lacks a feature, naming it
+  (the one way a kernel test skips).
 * Every test fails if it leaks a file descriptor (compared by listing
   /proc/self/fd before and after, after a garbage collection).
-* bpffs and tracefs are mounted once per session when missing.
+* bpffs and tracefs are mounted once per session when missing (as root).
 """
 
 from __future__ import annotations
@@ -28,10 +34,33 @@ def _mount(fstype: str, target: str) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.geteuid() != 0:
-        raise pytest.UsageError("pybpf's tests run as root against the real kernel")
+        return  # only the pure tests run; nothing to mount
     _mount("bpf", "/sys/fs/bpf")
     _mount("tracefs", "/sys/kernel/tracing")
     _mount("securityfs", "/sys/kernel/security")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root: runs against the kernel (run the suite as root)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def require_feature(name: str) -> None:
+    """Skip the calling test unless the kernel has feature ``name`` (see pybpf.features).
+
+    The skip reason is the NotSupportedError's text: the feature and why it is missing.
+    """
+    from pybpf import features
+    from pybpf.errors import NotSupportedError
+
+    try:
+        features.require(name)
+    except NotSupportedError as err:
+        pytest.skip(str(err))
 
 
 def open_fds() -> dict[int, str]:

@@ -16,6 +16,8 @@ from pybpf import features
 from pybpf._sys import FD, Cmd, MapCreateAttr, MapType, ProgLoadAttr, ProgType, bpf, object_name
 from pybpf.cli import main
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
 

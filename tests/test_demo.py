@@ -15,6 +15,8 @@ from pybpf.cli.demo_cmd import syscall_counter
 from pybpf.maps import HashMap
 from pybpf.program import Program
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 GETPPID = {"x86_64": 110, "aarch64": 173}.get(platform.machine())
 
 

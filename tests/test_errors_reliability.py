@@ -25,6 +25,8 @@ from pybpf.maps.hash import HashMap
 from buildprogs import build_file
 from test_links_support import cookie_counter, counts_map, target
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 @pytest.fixture
 def prog():

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 

@@ -17,6 +17,8 @@ import urllib.parse
 
 import pytest
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 pytest.importorskip("prometheus_client")
 pytest.importorskip("yaml")
 

@@ -24,6 +24,8 @@ from pybpf.links.symbols import STT_GNU_IFUNC, ElfFile
 
 from test_links_support import build_c, cookie_counter, counts_map, snapshot
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 N, M = 1234, 567
 LIBC = resolve_target("libc.so.6")
 

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 import pybpf
 from lang_support import expression_module, module_from_source, run_kernel, run_python
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 TYPES = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"]
 OPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
 EDGE = [0, 1, 2, 3, 7, 31, 32, 63, 64, 127, 128, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000,

@@ -15,6 +15,8 @@ import lang_tools
 from lang_support import module_from_source
 from test_links_net import N, PORT, veth  # noqa: F401 - the veth fixture
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 GETPPID = {"x86_64": 110, "aarch64": 173}[platform.machine()]
 
 

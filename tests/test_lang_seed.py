@@ -16,7 +16,10 @@ import pybpf
 from pybpf import features
 
 import lang_progs
+from conftest import require_feature
 from test_links_support import run_target, target
+
+pytestmark = pytest.mark.root  # against the kernel: needs root
 
 N, M = 3, 5
 FORCED = dict(bpf_cookie=False, perf_link=False, uprobe_multi_link=False)
@@ -38,7 +41,7 @@ def test_seed_uprobes_with_cookies(seed_obj):
 
 
 def test_seed_uprobe_multi(seed_obj):
-    features.require("uprobe_multi_link")
+    require_feature("uprobe_multi_link")
     binary = target()
     prog = seed_obj.programs["generic_probe"]
     with prog.attach_uprobe_multi(binary, ["func_a", "func_b"], cookies=[1, 2]):

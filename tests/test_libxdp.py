@@ -32,6 +32,8 @@ import pybpf
 from buildprogs import BUILD
 from pybpf._sys import ProgType
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 REPO = Path(__file__).resolve().parent.parent
 LIBXDP_DIR = Path("/usr/lib/x86_64-linux-gnu/bpf")
 HARNESS_SRC = REPO / "tests" / "c" / "libbpf_load.c"

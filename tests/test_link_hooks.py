@@ -16,6 +16,8 @@ from pybpf.links.hook import retprobe_for
 from pybpf.links.registry import REGENERATE, sections_markdown
 from pybpf.object.sections import SECTION_RULES, unknown_section
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "sections.md")
 
 

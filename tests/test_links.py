@@ -20,7 +20,10 @@ from pybpf.links import (
 )
 from pybpf.links.symbols import ElfFile, SymbolNotFoundError
 
+from conftest import require_feature
 from test_links_support import cookie_counter, counts_map, run_target, snapshot, target
+
+pytestmark = pytest.mark.root  # against the kernel: needs root
 
 N, M = 3, 5
 
@@ -122,7 +125,7 @@ def test_uprobe_versioned_symbol(counts):
 
 @pytest.mark.parametrize("retprobe", [False, True], ids=["uprobe_multi", "uretprobe_multi"])
 def test_uprobe_multi_cookies(multi_prog, counts, binary, retprobe):
-    features.require("uprobe_multi_link")
+    require_feature("uprobe_multi_link")
     with attach_uprobe_multi(multi_prog, binary, ["func_a", "func_b"], cookies=[1, 2], retprobe=retprobe) as link:
         run_target(binary, N, M)
         assert snapshot(counts) == {1: N, 2: M}

@@ -19,6 +19,8 @@ from pybpf.errors import BPFError
 from pybpf.links import fallback
 from pybpf.program import Program
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 COOKIE = HelperID.get_attach_cookie
 
 

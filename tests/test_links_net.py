@@ -29,6 +29,8 @@ from pybpf.program import Program
 
 from test_links_support import counts_map, snapshot
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 PORT = 40404
 N = 17
 

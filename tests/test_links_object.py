@@ -13,6 +13,8 @@ from pybpf.links import attach_all, attach_uprobe
 
 from test_links_support import run_target, target
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 N, M = 3, 5
 
 

@@ -22,6 +22,8 @@ from pybpf.links import attach_all, fallback
 
 from test_links_support import target
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 sys.path.insert(0, os.path.dirname(__file__))
 from buildprogs import build  # noqa: E402
 

@@ -23,6 +23,8 @@ from pybpf.program import Program
 
 from test_links_support import cookie_counter, counts_map, run_target, snapshot, target
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 GETPID_NR = {"x86_64": 39, "aarch64": 172}[platform.machine()]
 CALLS = 25
 

@@ -23,6 +23,8 @@ from pybpf.maps import (
 )
 from pybpf.maps import batch as _batch
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 @pytest.fixture(autouse=True)
 def no_fd_leaks():

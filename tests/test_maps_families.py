@@ -21,6 +21,8 @@ from pybpf.maps import (
     possible_cpus,
 )
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 @pytest.fixture(autouse=True)
 def no_fd_leaks():

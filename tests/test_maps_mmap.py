@@ -14,6 +14,8 @@ from pybpf._sys.commands import map_info
 from pybpf.errors import KeyNotFoundError, MapError
 from pybpf.maps import ArrayMap, Map, MapFlag, MapType, create
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 @pytest.fixture(autouse=True)
 def no_fd_leaks():

@@ -43,6 +43,8 @@ from pybpf.object.struct_ops import plan
 from pybpf.object.struct_ops_map import StructOpsMap
 from pybpf.object.targets import TargetResolver
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 XDP_DROP, XDP_PASS = 1, 2
 AVAILABLE_CC = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
 

@@ -12,6 +12,8 @@ import pybpf
 from buildprogs import build
 from pybpf._sys.kernel import kernel_version_code
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 def kernel_config() -> dict[str, str]:
     for path in ("/proc/config.gz", f"/boot/config-{os.uname().release}"):

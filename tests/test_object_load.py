@@ -14,6 +14,8 @@ from buildprogs import build
 from pybpf._sys import MapFlag, PerfEventAttr, PerfType
 from pybpf._sys import perf as _perf
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 SK_BUFF_SIZE = 192
 

@@ -10,6 +10,8 @@ import pytest
 import pybpf
 from buildprogs import build
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 
 @pytest.fixture
 def pin_dir():

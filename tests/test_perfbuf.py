@@ -14,7 +14,6 @@ import os
 import select
 import struct
 import threading
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -30,7 +29,11 @@ from pybpf.maps.ringbuf import RingBuf
 from pybpf.readers import PerfBufReader, RecordBatch
 from pybpf.readers.perfbuf import online_cpus
 
-from test_ringbuf import FP, Producer, R0, R1, R2, R3, R4, R5, R6, R7, R8, expected_record, load_program, seq_of
+from test_ringbuf import (
+    FP, Producer, R0, R1, R2, R3, R4, R5, R6, R7, R8, expected_record, load_program, seq_of, wait_until_blocked,
+)
+
+pytestmark = pytest.mark.root  # against the kernel: needs root
 
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 CPUS = online_cpus()
@@ -181,7 +184,7 @@ def test_wakeup_events_and_watermark_and_flush():
             result: list = []
             t = threading.Thread(target=lambda: result.append(reader.read_batch(timeout=None)))
             t.start()
-            time.sleep(0.05)
+            wait_until_blocked(t)
             reader.flush()  # hands over what is there
             t.join(5)
             assert not t.is_alive() and len(result[0]) == 5
@@ -237,7 +240,7 @@ def test_closing_the_map_ends_the_reader():
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.05)
+    wait_until_blocked(t)
     pea.close()
     t.join(5)
     assert ended.is_set() and reader.closed

@@ -22,6 +22,8 @@ from pybpf.maps import HashMap, Map
 from pybpf.object.spec import MapSpec, ObjectSpec
 from pybpf.program import Program
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

@@ -18,6 +18,8 @@ from pybpf.asm import builder as b, opcodes as op
 from pybpf.asm import encode_all
 from pybpf.program import Program, ProgramInfo, TestRunResult, enable_stats
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 PACKET = bytes(range(64))
 
 # Offsets in the context structs (include/uapi/linux/bpf.h).

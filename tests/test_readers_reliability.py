@@ -21,6 +21,8 @@ from pybpf.readers import RingBufReader
 
 from test_ringbuf import Producer, seq_of
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 pytest.importorskip("numpy")
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import os
 import struct
 import threading
 import time
@@ -34,6 +35,8 @@ from pybpf.maps.ringbuf import RingBuf, UserRingBuf
 from pybpf.program import Program
 from pybpf.readers import RecordBatch, RecordError, RingBufReader, UserRingBufWriter, btf_dtype
 from pybpf.readers.ringbuf import BUSY_BIT, DISCARD_BIT, _Ring, run_length
+
+pytestmark = pytest.mark.root  # against the kernel: needs root
 
 R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, FP = range(11)
 PAGE = 4096
@@ -454,30 +457,62 @@ def test_several_ring_buffers_in_one_reader():
             assert len(reader.read_batch(ring=1)) == 7
 
 
+# Blocking waits a reader thread can be in (x86_64, arm64): epoll_wait/epoll_pwait/epoll_pwait2.
+_WAIT_SYSCALLS = {"x86_64": {232, 281, 441}, "aarch64": {22, 441}}
+
+
+def wait_until_blocked(thread: threading.Thread, timeout: float = 10) -> None:
+    """Return once ``thread`` sleeps in an epoll wait (from /proc/self/task/TID/syscall), or ended.
+
+    Orders a test's close()/flush() after the reader blocked, without guessing a time.
+    """
+    waits = _WAIT_SYSCALLS.get(os.uname().machine)
+    path = f"/proc/self/task/{thread.native_id}/syscall"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and thread.is_alive():
+        try:
+            with open(path) as f:
+                first = f.read().split()[0]
+        except (OSError, IndexError):
+            first = ""
+        if first.lstrip("-").isdigit() and (waits is None or int(first) in waits):
+            return
+        time.sleep(0.001)
+    if not thread.is_alive():
+        return
+    raise AssertionError(f"thread {thread.name} did not block in epoll within {timeout} s")
+
+
 def test_close_and_flush_wake_a_blocked_reader():
     with Producer(3) as p:
         reader = RingBufReader(p.ring)
         results: list = []
+        got_three = threading.Event()
 
         def blocked(mode: str) -> None:
             t0 = time.monotonic()
             if mode == "poll":
                 results.append(("poll", list(reader.poll(timeout=None)), time.monotonic() - t0))
             else:
-                results.append(("iter", [seq_of(r) for r in reader], time.monotonic() - t0))
+                seqs = []
+                for r in reader:
+                    seqs.append(seq_of(r))
+                    if len(seqs) == 3:
+                        got_three.set()
+                results.append(("iter", seqs, time.monotonic() - t0))
 
         t = threading.Thread(target=blocked, args=("poll",))
         t.start()
-        time.sleep(0.1)
+        wait_until_blocked(t)
         reader.flush()
         t.join(5)
         assert not t.is_alive() and results[0][1] == [] and results[0][2] < 2
 
         t = threading.Thread(target=blocked, args=("iter",))
         t.start()
-        time.sleep(0.05)
+        wait_until_blocked(t)
         p.run()
-        time.sleep(0.1)
+        assert got_three.wait(10)
         reader.close()
         t.join(5)
         assert not t.is_alive() and results[1][1] == [0, 1, 2]
@@ -491,17 +526,18 @@ def test_closing_the_map_ends_the_reader():
     with Producer(4, ring=ring) as p:
         reader = RingBufReader(ring)
         got: list[int] = []
+        all_four = threading.Event()
 
         def run() -> None:
             for rec in reader:
                 got.append(seq_of(rec))
+                if len(got) == 4:
+                    all_four.set()
 
         t = threading.Thread(target=run)
         t.start()
         p.run()
-        deadline = time.monotonic() + 5
-        while len(got) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert all_four.wait(10)
         ring.close()
         t.join(5)
         assert not t.is_alive() and got == [0, 1, 2, 3]

@@ -19,6 +19,8 @@ from pybpf.tools import syscalls
 from pybpf.tools.session import NO_COOKIES_ENV
 from test_links_support import run_target, target
 
+pytestmark = pytest.mark.root  # against the kernel: needs root
+
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 MISSING_PID = "4194304"   # above the largest pid_max (2**22): never a process
 
