@@ -252,6 +252,38 @@ def test_run_and_load_attach_and_print_maps_and_globals(kind: str, tmp_path) -> 
     assert doc["variables"][hits_var] == n and doc["variables"][target_var] == child.pid
 
 
+_LANG_HELLO = """
+from pybpf.lang import Const, tgid, tracepoint, u32
+
+TARGET_TGID = Const(u32, 0)
+
+
+@tracepoint("syscalls/sys_enter_getppid")
+def hello(ctx) -> int:
+    if tgid() == TARGET_TGID:
+        print("getppid from", tgid())
+    return 0
+"""
+
+
+def test_run_prints_the_programs_print_lines(tmp_path) -> None:
+    path = tmp_path / "hello.py"
+    path.write_text(_LANG_HELLO)
+    child = subprocess.Popen([sys.executable, "-c", _GETPPID_WORKLOAD.format(n=3)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        tracer = start("run", str(path), "--var", f"TARGET_TGID={child.pid}")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        out = stop(tracer)
+        child.communicate("end\n", timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert out.splitlines()[:3] == [f"getppid from {child.pid}"] * 3
+
+
 def test_run_prints_tables_after_duration(tmp_path) -> None:
     path = tmp_path / "counter.py"
     path.write_text(_LANG_COUNTER)

@@ -6,7 +6,8 @@ Usage::
     pybpf load OBJ.o [-d SECONDS] [--var NAME=VALUE ...] [--json]     a clang-built object
 
 Every program whose section names its target is attached (libbpf's
-auto-attach); at Ctrl-C or after ``--duration`` the maps (typed through BTF)
+auto-attach); the lines its ``print()`` calls send are printed as they come;
+at Ctrl-C or after ``--duration`` the maps (typed through BTF)
 and globals are printed and everything is detached.  ``--var`` sets a global
 (``Const`` / ``const volatile``) before the load.
 """
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
                 snap = runner.snapshot()
                 live.update(f"{args.path}: {elapsed:.1f} s", ["MAP", "ENTRIES"],
                             [[name, len(entries)] for name, entries in snap["maps"].items()])
-            session.run(duration=args.duration, refresh=refresh if live.active else None,
+            def wait(timeout: float) -> None:
+                for line in runner.log_lines(timeout):
+                    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+            session.run(duration=args.duration, refresh=refresh if live.active else None, wait=wait,
                         ready=f"attached {attached or 'nothing'}; Ctrl-C to detach")
+            wait(0)
         snapshot = runner.snapshot()
     if args.json:
         print_json(snapshot)

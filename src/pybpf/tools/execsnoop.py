@@ -1,15 +1,14 @@
 """execsnoop: every program execution, with its pid, parent, command name, argv and result.
 
-The kernel side (:func:`pybpf.tools.execsnoop_asm.execsnoop`, in pybpf.asm) has two
-tracepoint programs.  On ``syscalls/sys_enter_execve`` it reserves a record
-in a ring buffer and fills in the pid, the parent's pid (``task->real_parent
-->tgid``, offsets from the kernel's BTF) and up to 20 arguments, each read
-from the new program's ``argv`` with ``bpf_probe_read_user_str``.  On
-``syscalls/sys_exit_execve`` it sends the return code and the command name
-(after a successful exec, the new program's).  The user side joins the two
-records by pid.
+The kernel side is the two pybpf.lang programs below.  On
+``syscalls/sys_enter_execve`` one record per argument goes to a ring buffer:
+the pid, the parent's pid (``current_task().real_parent.tgid``, a CO-RE read)
+and the argument, read from the new program's ``argv`` with
+``probe_read_user_str``.  On ``syscalls/sys_exit_execve`` a last record
+carries the return code and the command name (after a successful exec, the
+new program's).  The user side joins the records by pid.
 
-Minimum kernel: 5.8 (ring buffer).
+Minimum kernel: 5.8 (ring buffer); bounded loops 5.3.
 
 Example::
 
@@ -21,18 +20,74 @@ Example::
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import pybpf
+from pybpf.lang import (
+    RingBuf, Struct, current_task, get_current_comm, i32, probe_read_user, probe_read_user_str, tgid,
+    tracepoint, u8, u32, u64,
+)
 from pybpf.readers import RingBufReader
-from pybpf.tools import execsnoop_asm
 
 __all__ = ["ExecSnoop", "Exec"]
 
-_ENTER, _EXIT = 1, 2
-_HEAD = struct.Struct("<IIII")        # kind, pid, ppid | ret, argc
+# -- kernel side (pybpf.lang) ------------------------------------------------------------------------
 
+
+class ExecEvent(Struct):
+    kind: u32        # ARG or RET
+    pid: u32
+    ppid: u32
+    value: i32       # ARG: the argument's index; RET: execve's return code
+    text: u8[128]    # ARG: the argument; RET: the command name after the exec
+
+
+class UserPtr(Struct):
+    value: u64
+
+
+ARG = 1
+RET = 2
+MAX_ARGS = 20
+events = RingBuf(1 << 20)
+
+
+@tracepoint("syscalls/sys_enter_execve")
+def exec_enter(ctx) -> int:
+    ppid = current_task().real_parent.tgid
+    argv = ctx.argv
+    slot = UserPtr()
+    for i in range(MAX_ARGS):
+        if probe_read_user(slot, argv + 8 * i) != 0 or slot.value == 0:
+            break
+        e = events.reserve(ExecEvent)
+        if not e:
+            return 0
+        e.kind = ARG
+        e.pid = tgid()
+        e.ppid = ppid
+        e.value = i
+        probe_read_user_str(e.text, slot.value)
+        events.submit(e)
+    return 0
+
+
+@tracepoint("syscalls/sys_exit_execve")
+def exec_exit(ctx) -> int:
+    e = events.reserve(ExecEvent)
+    if not e:
+        return 0
+    e.kind = RET
+    e.pid = tgid()
+    e.ppid = current_task().real_parent.tgid
+    e.value = ctx.ret
+    get_current_comm(e.text)
+    events.submit(e)
+    return 0
+
+
+# -- user side ---------------------------------------------------------------------------------------
 
 @dataclass
 class Exec:
@@ -56,30 +111,29 @@ class ExecSnoop:
     """The execsnoop tracer: attaches on construction; :meth:`poll` yields :class:`Exec` events."""
 
     def __init__(self) -> None:
-        self.kernel = execsnoop_asm.execsnoop()
+        self.kernel = pybpf.compile(exec_enter, exec_exit).load()
         self.links: list[Any] = []
         self._pending: dict[int, Exec] = {}
         self.reader: RingBufReader | None = None
         try:
-            self.reader = RingBufReader(self.kernel.maps["events"])
-            self.links.append(self.kernel.programs["exec_enter"].attach_tracepoint("syscalls", "sys_enter_execve"))
-            self.links.append(self.kernel.programs["exec_exit"].attach_tracepoint("syscalls", "sys_exit_execve"))
+            self.reader = RingBufReader(self.kernel.maps["events"], record=ExecEvent.btf())
+            for prog in self.kernel.programs.values():
+                self.links.append(prog.attach())
         except BaseException:
             self.close()
             raise
 
     def _decode(self, record: Any) -> Exec | None:
-        raw = bytes(record)
-        kind, pid, third, argc = _HEAD.unpack_from(raw)
-        if kind == _ENTER:
-            size = execsnoop_asm.EXEC_ARG_SIZE
-            argv = [_cstr(raw[16 + i * size: 16 + (i + 1) * size]) for i in range(min(argc, execsnoop_asm.EXEC_MAX_ARGS))]
-            self._pending[pid] = Exec(pid, third, "", argv)
+        kind, pid, ppid, value, text = record.kind, record.pid, record.ppid, record.value, bytes(record.text)
+        if kind == ARG:
+            event = self._pending.setdefault(pid, Exec(pid, ppid, ""))
+            if value == 0:
+                event.argv = []          # a new exec of this process (an earlier one failed)
+            event.argv.append(_cstr(text))
             return None
-        ret = third - (1 << 32) if third >= 1 << 31 else third
-        event = self._pending.pop(pid, None) or Exec(pid, 0, "")
-        event.ret = ret
-        event.comm = _cstr(raw[16:32])
+        event = self._pending.pop(pid, None) or Exec(pid, ppid, "")
+        event.ret = value
+        event.comm = _cstr(text)
         return event
 
     def poll(self, timeout: float | None = 0) -> Iterator[Exec]:

@@ -4,8 +4,9 @@ A ``.py`` file is compiled with :func:`pybpf.compile` (all its pybpf.lang
 programs, maps and globals); a ``.o`` file is a clang-built object.  Globals
 (``Const`` in Python, ``const volatile`` in C) can be set before the load.
 Every program whose section names its target is attached, as libbpf's
-auto-attach does; :meth:`Runner.snapshot` reads every map (typed through
-BTF) and every global.
+auto-attach does; :meth:`Runner.log_lines` yields what the programs'
+``print()`` calls sent (pybpf.lang's log ring buffer); :meth:`Runner.snapshot`
+reads every map (typed through BTF) and every global.
 
 Example::
 
@@ -20,9 +21,11 @@ import difflib
 import importlib.util
 import os
 import sys
-from typing import Any, Mapping
+import time
+from typing import Any, Iterator, Mapping
 
 from pybpf._sys.uapi import MapType
+from pybpf.lang.log import LOG_MAP, LogReader
 from pybpf.tools import BadInputError
 from pybpf.tools.output import plain
 
@@ -90,11 +93,22 @@ class Runner:
             var = spec.variables[name]
             var.value = value.encode() if isinstance(value, str) else value
         self.object = spec.load()
+        self.log: Any = None
         try:
+            if LOG_MAP in self.object.maps:       # the program calls print()
+                self.log = LogReader(self.object)
             self.links = self.object.attach_all()
         except BaseException:
-            self.object.close()
+            self.close()
             raise
+
+    def log_lines(self, timeout: float | None = 0) -> Iterator[str]:
+        """The lines the programs' ``print()`` calls sent, waiting up to ``timeout`` for the first."""
+        if self.log is None:
+            if timeout:
+                time.sleep(timeout)
+            return iter(())
+        return self.log.read(timeout)
 
     @property
     def unattached(self) -> list[str]:
@@ -112,6 +126,8 @@ class Runner:
         return {"maps": maps, "variables": variables}
 
     def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
         self.object.close()
 
     def __enter__(self) -> "Runner":
