@@ -133,7 +133,11 @@ def bench_cold_start(runs: int) -> None:
             wall, peak = spawn(argv)
             walls[impl].append(wall * 1e3)
             rss[impl].append(peak)
+    bare = [spawn([sys.executable, "-c", "pass"]) for _ in range(runs)]
     case = "fresh process loads core_task.bpf.o (CO-RE) and exits"
+    note = "reference, not an anchor: the interpreter alone, with this machine's site packages"
+    add("CO-RE cold start", case + ": wall time", "python3 -c pass", [w * 1e3 for w, _ in bare], "ms", note=note)
+    add("CO-RE cold start", case + ": peak RSS", "python3 -c pass", [r for _, r in bare], "MB", note=note)
     for impl in walls:
         anchor = impl != "pybpf"
         add("CO-RE cold start", case + ": wall time", impl, walls[impl], "ms", anchor=anchor,
