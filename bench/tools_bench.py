@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pybpf.links.symbols import ElfFile  # noqa: E402
 from test_links_support import target  # noqa: E402
+from results import add  # noqa: E402
 
 INT3 = b"\xcc"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -70,6 +71,12 @@ def tool_commands(binary: str) -> dict[str, list[str] | str]:
     bpftrace = shutil.which("bpftrace")
     tools["bpftrace"] = [bpftrace, "-e", f"uprobe:{binary}:func_a {{ @[probe] = count(); }}"] if bpftrace \
         else "not installed (apt-get install bpftrace)"
+    import importlib.util
+    # pythonbpf (PyPI) is the fourth anchor the report names; scripts/bench.sh tries to install it.
+    tools["pythonbpf"] = ("not installed (pip install pythonbpf did not succeed on this machine)"
+                          if importlib.util.find_spec("pythonbpf") is None else
+                          "installed, but not measured: its funccount equivalent is not written yet "
+                          "(the package could not be installed where this bench was written)")
     return tools
 
 
@@ -194,12 +201,20 @@ def main() -> int:
             continue
         try:
             runs = [start_to_attach(cmd, binary, offset) for _ in range(args.rounds)]
-            loop = min(traced_loop(cmd, binary, offset, args.calls) for _ in range(args.rounds))
+            loops = [traced_loop(cmd, binary, offset, args.calls) for _ in range(args.rounds)]
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             rows.append((name, f"failed: {exc}"))
             continue
+        loop = min(loops)
         starts = [r[0] for r in runs]
         rss = max(r[1] for r in runs) / 1024
+        anchor = not name.startswith("pybpf")
+        add("tool start-up", "funccount of one function: start to first probe attached", name,
+            [1e3 * s for s in starts], "ms", anchor=anchor, note="" if anchor else "goal <= 150 ms")
+        add("tool start-up", "funccount of one function: peak RSS", name, [r[1] / 1024 for r in runs], "MB",
+            anchor=anchor, note="" if anchor else "goal <= 40 MB")
+        add("tracing overhead on the traced process", f"funccount: cost per traced call ({args.calls:,} calls)",
+            name, [(t - base) / args.calls * 1e9 for t in loops], "ns/call", anchor=anchor)
         rows.append((name, min(starts), statistics.median(starts), rss, loop / base, (loop - base) / args.calls * 1e9))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; Linux {os.uname().release}")
     print(f"funccount on {binary}:func_a; {args.rounds} rounds; untraced loop of {args.calls} calls: "
