@@ -8,8 +8,8 @@ It runs clang (``clang-19``, else ``clang``) with the flags such programs need::
 ``-g`` keeps BTF and line info (pybpf's verifier errors show the C line; CO-RE needs the BTF),
 ``-O2`` because clang -O0 emits code the kernel cannot load, ``__TARGET_ARCH_*`` (from
 ``uname -m``) for libbpf's ``bpf_tracing.h`` macros. A program that includes ``vmlinux.h`` finds
-it beside the source, in a ``-I`` directory, or — when ``pybpf vmlinux-h`` is available — in a
-copy generated from the running kernel's BTF (cached per kernel release). libbpf's headers
+it beside the source, in a ``-I`` directory, or else in a copy generated from the running
+kernel's BTF as ``pybpf vmlinux-h`` writes it (cached per kernel release in ~/.cache/pybpf). libbpf's headers
 (``<bpf/bpf_helpers.h>``, Debian's libbpf-dev) are in /usr/include.
 
 What is missing (clang, libbpf's headers, vmlinux.h) is said plainly: ``pybpf: error: ...`` and
@@ -135,17 +135,21 @@ def _vmlinux_h_dirs(src: Path, includes: list[Path]) -> list[Path]:
 
 
 def _generated_vmlinux_h() -> Path | None:
-    """vmlinux.h of the running kernel from ``pybpf vmlinux-h``, cached per release; None if unavailable."""
+    """vmlinux.h of the running kernel (``pybpf vmlinux-h``), cached per release; None without kernel BTF."""
+    from pybpf.btf.cdump import dump_c
+    from pybpf.btf.kernel import kernel_spec
+
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pybpf" / os.uname().release
     header = cache / "vmlinux.h"
     if header.is_file():
         return header
-    res = subprocess.run([sys.executable, "-m", "pybpf.cli", "vmlinux-h"], capture_output=True, text=True)
-    if res.returncode != 0 or not res.stdout:
-        return None  # no such command in this pybpf, or no kernel BTF: clang's error explains
+    try:
+        text = dump_c(kernel_spec())
+    except BPFError:
+        return None  # no kernel BTF (Linux 5.4, CONFIG_DEBUG_INFO_BTF): clang's error then explains
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = header.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(res.stdout)
+    tmp = header.with_name(f".vmlinux.h.{os.getpid()}")
+    tmp.write_text(text)
     os.replace(tmp, header)
     return header
 
