@@ -93,3 +93,56 @@ def test_tail_call_through_prog_array():
     with spec.load() as obj:
         assert obj.programs["dispatch"].test_run(data=bytes(64)).retval == 1   # XDP_DROP, from drop
     assert mod.dispatch(FakeCtx()) == 1
+
+
+STATS = '''
+from pybpf.lang import *
+
+
+class Stat(Struct):
+    calls: u64
+    last_nr: u32
+    max_nr: u32
+
+
+stats = HashMap(key=u32, value=Stat, max_entries=64)
+events = RingBuf(1 << 12)
+TARGET_TGID = Const(u32, 0)
+
+
+@tracepoint("raw_syscalls/sys_enter")
+def per_process(ctx) -> int:
+    proc = tgid()
+    if proc != TARGET_TGID:
+        return 0
+    s = stats.lookup(proc)
+    if not s:
+        first = Stat(calls=1, last_nr=ctx.id, max_nr=ctx.id)
+        stats[proc] = first
+        return 0
+    s.calls += 1
+    s.last_nr = ctx.id
+    if ctx.id > s.max_nr:
+        s.max_nr = ctx.id
+    if ctx.id == GETPPID:
+        events.output(s.calls)
+    return 0
+'''
+
+
+def test_struct_values_updated_in_place_and_typed_ring_buffer_reader():
+    import platform
+
+    mod = module_from_source(STATS + f"\nGETPPID = {dict(x86_64=110, aarch64=173)[platform.machine()]}\n")
+    spec = pybpf.compile(mod.per_process)
+    assert {v.var.name for v in spec.btf.find(".maps").vars} == {"stats", "events"}
+    spec.variables["TARGET_TGID"].value = os.getpid()
+    with spec.load() as obj:
+        with obj.programs["per_process"].attach():
+            for _ in range(3):
+                os.getppid()
+        stat = obj.maps["stats"][os.getpid()]
+        assert stat.calls >= 3 and stat.max_nr >= mod.GETPPID
+        with mod.events.reader(obj) as reader:
+            counts = list(reader.poll(timeout=0))
+    assert len(counts) == 3 and counts == sorted(counts) and counts[-1] <= stat.calls

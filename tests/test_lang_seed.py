@@ -103,3 +103,34 @@ def test_const_is_settable_before_load():
         assert list(hits) == [nr]
         assert 4 <= hits[nr] <= 5
         assert obj.variables["LIMIT"].value == 3
+
+
+def test_sections_with_targets_attach_all():
+    """@uprobe("path:func") gives libbpf's section name, so obj.attach_all() attaches compiled programs."""
+    from lang_support import module_from_source
+
+    binary = target()
+    mod = module_from_source(f'''
+from pybpf.lang import *
+
+hits = HashMap(key=u64, value=u64, max_entries=8)
+
+
+@uprobe("{binary}:func_a")
+def on_a(ctx) -> int:
+    hits[1] += 1
+    return 0
+
+
+@uretprobe("{binary}:func_b")
+def on_b_return(ctx) -> int:
+    hits[2] += 1
+    return 0
+''')
+    spec = pybpf.compile(mod)
+    assert spec.programs["on_a"].section == f"uprobe/{binary}:func_a"
+    with spec.load() as obj:
+        links = obj.attach_all()
+        assert len(links) == 2
+        run_target(binary, N, M)
+        assert dict(obj.maps["hits"].items()) == {1: N, 2: M}

@@ -161,6 +161,14 @@ class AccessMixin:
                 return self.ringbuf_reserve(node, name, decl)
             if method in ("submit", "discard"):
                 return self.ringbuf_commit(node, method)
+        if method == "lookup" and decl.keyed:
+            # a pointer to the value (NULL when absent): check it, then read or update fields in place
+            if len(node.args) != 1:
+                raise self.error(node, "m.lookup(key) takes the key")
+            slot = self._key(decl, node.args[0])
+            ptr = self._lookup(name, slot)
+            ptr.type = PtrType(decl.value)
+            return ptr
         if method == "get" and decl.keyed:
             if not 1 <= len(node.args) <= 2:
                 raise self.error(node, "m.get(key, default=0)")

@@ -119,6 +119,10 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
         ds = datasecs[section] = bt.Datasec(section, size, infos)
         b.add(ds)
 
+    # the maps as libbpf BTF map definitions: a VAR per map in DATASEC .maps (what bpftool shows)
+    if unit.maps:
+        b.add(_maps_datasec(unit.maps, tys))
+
     # map key/value types
     for decl in unit.maps.values():
         if decl.map_type not in _NO_BTF and decl.key is not None:
@@ -254,6 +258,26 @@ class _KernelTypes:
             index = [m.name for m in local.members].index(member)
             out.append(CoreRelo(8 * i, b.id_of(local), f"0:{index}", CoreRelocKind.FIELD_BYTE_OFFSET))
         return out
+
+
+def _maps_datasec(decls: dict[str, Any], tys: _Types) -> bt.Datasec:
+    """``struct { int (*type)[T]; int (*max_entries)[N]; K *key; V *value; } name SEC(".maps")`` per map."""
+    infos = []
+    for i, (name, decl) in enumerate(decls.items()):
+        members = [bt.Member("type", bt.Pointer(bt.Array(tys.int32, None, int(decl.map_type)))),
+                   bt.Member("max_entries", bt.Pointer(bt.Array(tys.int32, None, decl.max_entries)), 64)]
+        off = 128
+        if decl.map_type not in _NO_BTF and decl.key is not None:
+            members.append(bt.Member("key", bt.Pointer(tys.of(decl.key)), off))
+            members.append(bt.Member("value", bt.Pointer(tys.of(decl.value)), off + 64))
+            off += 128
+        if decl.flags:
+            members.append(bt.Member("map_flags", bt.Pointer(bt.Array(tys.int32, None, decl.flags)), off))
+            off += 64
+        var = bt.Var(name, bt.Struct("", off // 8, members), bt.VarLinkage.GLOBAL)
+        infos.append(bt.VarSecinfo(var, 32 * i, off // 8))
+    size = max((v.offset + v.size for v in infos), default=0)
+    return bt.Datasec(".maps", size, infos)
 
 
 def _sizes(decl: Any) -> tuple[int, int]:

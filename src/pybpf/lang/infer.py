@@ -159,6 +159,8 @@ class InferMixin:
                 if isinstance(target, MapDecl):
                     if func.attr == "reserve" and node.args:
                         return PtrType(self.static(node.args[0]))
+                    if func.attr == "lookup":
+                        return PtrType(target.value)
                     return target.value if func.attr == "get" else int
             callee = self.static(func, None)
             if isinstance(callee, type) and issubclass(callee, (Fixed, Struct)) or isinstance(callee, ArrayType):

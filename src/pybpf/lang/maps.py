@@ -88,6 +88,10 @@ class MapDecl:
     def get(self, key: Any, default: Any = 0) -> Any:
         return self._data.get(self._k(key), default)
 
+    def lookup(self, key: Any) -> Any:
+        """The stored value itself (None when absent): a Struct value is updated in place."""
+        return self._data.get(self._k(key))
+
     def items(self):
         return self._data.items()
 
@@ -169,6 +173,29 @@ class RingBuf(MapDecl):
     def output(self, value: Any, flags: int = 0) -> int:
         self.records.append(value)
         return 0
+
+    def reserve(self, t: Any) -> Any:
+        value = t()
+        self.records.append(value)
+        return value
+
+    def submit(self, record: Any) -> None:
+        pass
+
+    def discard(self, record: Any) -> None:
+        self.records.remove(record)
+
+    def reader(self, obj: Any, **kwargs: Any) -> Any:
+        """A :class:`pybpf.RingBufReader` of this ring buffer in loaded object ``obj``, decoding
+        records as the compiled programs write them (their Struct or integer type)."""
+        from pybpf.readers import RingBufReader
+
+        record = getattr(self, "record", None)
+        if record is not None and "record" not in kwargs:
+            from pybpf.lang.btfgen import struct_btf
+
+            kwargs["record"] = struct_btf(record)
+        return RingBufReader(obj.maps[self.name], **kwargs)
 
 
 class LpmTrie(MapDecl):
