@@ -2,7 +2,7 @@
 
 from pybpf.lang import (
     XDP_PASS, Array, Const, HashMap, PerCpuArray, RingBuf, Struct, be16, current_task, get_current_comm,
-    ktime_get_ns, load_u8, load_u16, pid_tgid, syscall, tgid, tracepoint, u8, u32, u64, i64, uprobe, uretprobe,
+    ktime_get_ns, load_u8, load_u16, pid_tgid, syscall, tgid, tracepoint, u8, u32, u64, uprobe, uretprobe,
     xdp,
 )
 

@@ -23,7 +23,7 @@ SAMPLES = [(5, 3), (2**64 - 1, 2), (0x80, 0xFF), (2**63, 2**64 - 1), (1234567890
 @pytest.mark.parametrize("ta", TYPES)
 def test_every_operator_every_type(ta):
     """One program per left type: every operator against every right type, all stored in Array slots."""
-    lines, exprs = [], []
+    exprs = []
     for tb in TYPES:
         for o in OPS:
             exprs.append(f"a {o} {tb}(b)")
