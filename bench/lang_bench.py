@@ -136,7 +136,7 @@ def bcc_compile_load(rounds: int) -> float | str:
 
 def code_table() -> list[tuple[str, int, int, int, int]]:
     lang_pairs = importlib.import_module("lang_pairs")
-    c_obj = build_file(ROOT / "bench" / "progs" / "lang_pairs.bpf.c", ROOT / "bench" / "progs" / "build")
+    c_obj = build_file(ROOT / "bench" / "progs" / "lang_pairs.bpf.c", ROOT / "bench" / "build")
     spec = pybpf.compile(lang_pairs, name="lang_pairs")
     rows = []
     with spec.load() as ours, pybpf.ObjectSpec.from_file(c_obj).load() as theirs:

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import ast
-import os
 import types as _pytypes
 from typing import Any, Iterable
 
@@ -232,6 +231,3 @@ def compile_programs(*items: Any, name: str | None = None, license: str = "GPL")
                     progs.append(target)
     return btfgen.build_spec(unit, compiled, license)
 
-
-def source_label(path: str) -> str:
-    return os.path.basename(path)
