@@ -246,9 +246,6 @@ class Records:
         self.offs = offs
         self.first_id = first_id
 
-    def __len__(self) -> int:
-        return len(self.offs)
-
     def ids(self) -> range:
         """The ids of these records."""
         return range(self.first_id, self.first_id + len(self.offs))
@@ -279,14 +276,20 @@ class Records:
     def set_size_type(self, tid: int, value: int) -> None:
         self.words[self._at(tid) + 2] = value
 
+    def _field_at(self, tid: int, name: str) -> int:
+        i = self._at(tid)
+        kind = BTFKind(self.words[i + 1] >> 24 & 31)
+        pos = _FIXED_POS[kind].get(name)
+        if pos is None:
+            raise ObjectError(f"BTF: type [{tid}] is a {kind.name}, which has no {name!r}")
+        return i + pos
+
     def field(self, tid: int, name: str) -> int:
         """A fixed field of the record (``"linkage"`` of a VAR, ``"encoding"`` of an INT...)."""
-        i = self._at(tid)
-        return self.words[i + _FIXED_POS[BTFKind(self.words[i + 1] >> 24 & 31)][name]]
+        return self.words[self._field_at(tid, name)]
 
     def set_field(self, tid: int, name: str, value: int) -> None:
-        i = self._at(tid)
-        self.words[i + _FIXED_POS[BTFKind(self.words[i + 1] >> 24 & 31)][name]] = value
+        self.words[self._field_at(tid, name)] = value
 
     def _item_at(self, tid: int, j: int) -> tuple[int, dict[str, int]]:
         i = self._at(tid)

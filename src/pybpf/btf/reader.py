@@ -251,8 +251,7 @@ class Spec:
         info = self._words[last + 1]
         if record_len(info) != n - last:
             raise ObjectError("BTF: the index does not fit the blob (last record)")
-        self._set_index(offs, None)
-        self._names = SortedIndex(self, sorted_ids)
+        self._set_index(offs, SortedIndex(self, sorted_ids))
         return self
 
     def index(self) -> tuple[array, array]:
@@ -279,7 +278,7 @@ class Spec:
         self._lock = threading.Lock()
         self.types = _TypeList(self)
 
-    def _set_index(self, offs: list[int] | array, names: ScanIndex | SortedIndex | None) -> None:
+    def _set_index(self, offs: list[int] | array, names: ScanIndex | SortedIndex) -> None:
         self._offs = offs
         self._names = names
         self._count = self.first_id + len(offs)
