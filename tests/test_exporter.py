@@ -30,6 +30,7 @@ from exporter_support import (  # noqa: E402
 )
 
 from pybpf import features  # noqa: E402
+from pybpf.cli import main as cli_main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +198,7 @@ def test_sigterm_detaches_everything(tmp_path):
     (lambda t: t.replace("table: calls_total", "table: calls_total: x"),
      "{f}:{table}: YAML: mapping values are not allowed here"),
 ])
-def test_bad_config_exits_2_naming_file_line_field(tmp_path, mutation, message):
+def test_bad_config_exits_2_naming_file_line_field(tmp_path, capsys, mutation, message):
     config = tmp_path / "uprobe_counter.yaml"
     shutil.copy(example_object("uprobe_counter"), tmp_path / "uprobe_counter.bpf.o")
     good = (EXAMPLES / "uprobe_counter.yaml").read_text()
@@ -206,16 +207,18 @@ def test_bad_config_exits_2_naming_file_line_field(tmp_path, mutation, message):
     def line_of(prefix: str) -> int:
         return next(i + 1 for i, ln in enumerate(lines) if ln.lstrip().startswith(prefix))
     config.write_text(mutation(good))
-    res = subprocess.run([sys.executable, "-m", "pybpf.cli", "exporter", "--config", str(config), "--listen",
-                          "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2, res.stderr
+    # In this process (the exit status of a real process: the Python module test below).
+    rc = cli_main(["exporter", "--config", str(config), "--listen", "127.0.0.1:0"])
+    stderr = capsys.readouterr().err
+    assert rc == 2, stderr
     expected = message.format(f=config, line=line_of("- name: function_calls"), attach=line_of("- program:"),
                               decoder=line_of("- name: cookie"), table=line_of("table:"))
-    assert expected in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    assert expected in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
 def test_python_module_compile_error_exits_2_naming_the_line(tmp_path):
+    # A real process: its exit status is 2.
     source = (EXAMPLES / "calls_py.py").read_text()
     bad = source.replace("calls_py_total[ctx.cookie] += 1", "calls_py_total[ctx.cookie] += len([1, 2])")
     assert bad != source
@@ -264,3 +267,32 @@ def test_failing_modules_are_reported_and_the_others_keep_running(tmp_path):
     finally:
         work.kill()
         assert exp.stop() == 0
+
+
+def test_tracepoint_attach_point_from_config_with_cookie(tmp_path):
+    """The syscalls program attached where the config says, its cookie named there too."""
+    from pybpf.exporter.service import Exporter
+
+    target = build_target(tmp_path)
+    work = Workload(target)
+    config = example_config(tmp_path / "config", target, work.pid, ("syscalls",))
+    text = (config / "syscalls.yaml").read_text()
+    (config / "syscalls.yaml").write_text(
+        "attach:\n  - program: count_syscall\n    tracepoint: raw_syscalls/sys_enter\n"
+        "    cookie: 42\n    name: every_syscall\n" + text)
+    exp = Exporter(str(config))
+    try:
+        exp.start()
+        mod = exp.modules["syscalls"]
+        assert mod.up, mod.error
+        assert mod.config.cookie_names == {42: "every_syscall"}
+        link = mod.links[0]
+        assert link.info().prog_id == mod.programs["count_syscall"].id
+        assert link.cookie == 42          # what was asked (the kernel reports it from Linux 6.9)
+        work.run()
+        families = {f.name: f for f in exp.collect()}
+        counts = {s.labels["syscall"]: s.value for s in families["syscalls"].samples}
+        assert counts["getppid"] == GETPPID
+    finally:
+        work.kill()
+        exp.close()
