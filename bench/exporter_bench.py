@@ -9,10 +9,11 @@ three labels decoded by ``uint``, ``uint`` and ``cookie``).  The bench fills
 the map with ``--series`` entries from outside (the map found through the
 exporter's /proc/PID/fdinfo, written with one batch update), checks one
 scrape holds exactly those series and counts, then times ``--scrapes``
-scrapes of /metrics over HTTP (text format, then OpenMetrics): client-side
-latency p50/p99, and the exporter's CPU (utime+stime from /proc/PID/stat)
-per scrape.  The module's own ``pybpf_exporter_scrape_duration_seconds``
-(map read + label decoding) is reported beside it.  ebpf_exporter's design
+scrapes of /metrics over HTTP (text format, OpenMetrics, and as Prometheus
+asks: OpenMetrics gzipped): client-side latency p50/p99, and the exporter's
+CPU (utime+stime from /proc/PID/stat) per scrape.  The module's own
+``pybpf_exporter_scrape_duration_seconds`` (map read + label decoding) is
+reported beside it.  ebpf_exporter's design
 point is the anchor: it reads each map once per scrape with batch lookups;
 so does this exporter, and the bench shows what the batch reads save by
 timing the same 10,000-entry map read with BPF_MAP_LOOKUP_BATCH and with
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +77,19 @@ metrics:
         - name: function
           decoders: [{{name: cookie}}]
 """
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+# What Prometheus 2.x sends (it also asks for gzip).
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def scrape(url: str, headers: dict[str, str]) -> bytes:
+    """The body of one /metrics answer, as sent (compressed when gzip was asked for)."""
+    with urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers=headers), timeout=30) as resp:
+        assert resp.status == 200
+        return resp.read()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -124,22 +139,21 @@ def bench_scrapes(tmp: Path, n_series: int, n_scrapes: int) -> None:
         assert len(got) == n_series, f"{len(got)} series"
         assert sum(got.values()) == n_series * (n_series + 1) // 2
 
-        for accept, label in ((None, "text"), ("application/openmetrics-text; version=1.0.0", "openmetrics")):
+        for headers, label in (({}, "text"), ({"Accept": OPENMETRICS}, "openmetrics"),
+                               ({"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}, "as Prometheus")):
             for _ in range(5):
-                http_get(exp.url + "/metrics", accept=accept)
+                scrape(exp.url, headers)
             latencies = []
             cpu0 = cpu_seconds(exp.proc.pid)
             size = 0
             for _ in range(n_scrapes):
                 t0 = time.perf_counter()
-                status, _, body = http_get(exp.url + "/metrics", accept=accept)
+                size = len(scrape(exp.url, headers))
                 latencies.append(time.perf_counter() - t0)
-                assert status == 200
-                size = len(body)
             cpu = (cpu_seconds(exp.proc.pid) - cpu0) / n_scrapes
             add("exporter scrape", f"{n_series:,} series, {label}", "pybpf exporter (client latency)",
                 [1e3 * t for t in latencies], "ms")
-            print(f"scrape {label:11s} {n_series} series, {size / 1e6:.2f} MB: p50 {1e3 * percentile(latencies, 0.5):.1f} ms"
+            print(f"scrape {label:13s} {n_series} series, {size / 1e6:.2f} MB: p50 {1e3 * percentile(latencies, 0.5):.1f} ms"
                   f"  p99 {1e3 * percentile(latencies, 0.99):.1f} ms  max {1e3 * max(latencies):.1f} ms"
                   f"  exporter CPU {1e3 * cpu:.1f} ms/scrape")
         inner = samples(http_get(exp.url + "/metrics")[2])

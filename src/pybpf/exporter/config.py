@@ -208,7 +208,7 @@ def read_module(path: str | os.PathLike[str]) -> ModuleConfig:
     mod.lines = {key: doc.line_of(key) for key in doc}
     if isinstance(variables, LineDict):
         mod.lines.update({f"variables.{key}": variables.line_of(key) for key in variables})
-    mod.cookie_names = _assign_cookies(ctx, attach or [])
+    mod.cookie_names = _assign_cookies(attach or [])
     mod.fingerprint = (text, _stat(obj_path))
     return mod
 
@@ -294,7 +294,7 @@ def _function(ctx: "_Fields", funcs: LineList, j: int, path: str) -> AttachPoint
     return AttachPoint(symbol, -1 if cookie is None else cookie, name, where)
 
 
-def _assign_cookies(ctx: "_Fields", attach: list[AttachConfig]) -> dict[int, str]:
+def _assign_cookies(attach: list[AttachConfig]) -> dict[int, str]:
     """Cookie → name for the module; points without a cookie get the lowest free one (same name, same cookie)."""
     by_cookie: dict[int, str] = {}
     by_name: dict[str, int] = {}
