@@ -34,6 +34,8 @@ def test_each_hook_is_one_frozen_descriptor_with_known_sections():
     for hook in found:
         with pytest.raises(dataclasses.FrozenInstanceError):
             hook.min_kernel = "1.0"  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            hook.needs["x"] = "y"  # type: ignore[index]
         assert set(hook.sections) <= set(SECTION_RULES), hook.method
         assert hook.min_kernel and hook.min_kernel in (hook.attach.__doc__ or ""), hook.method  # the docstring says it
 

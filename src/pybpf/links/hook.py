@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from pybpf._sys.uapi import AttachType, ProgType
@@ -70,6 +71,10 @@ class Hook:
     cookies: bool = False
     on_program: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("needs", "aliases", "section_min_kernel"):  # read-only, like the rest
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
     @property
     def method(self) -> str:
         """The attach function's name, which is also the ``Program`` method: "attach_uprobe"."""
@@ -98,7 +103,9 @@ class Hook:
             kw[self.aliases.get(key, key)] = value
         missing = [p for p in self.needs if kw.get(p) is None]
         if missing:
-            alias = {v: k for k, v in self.aliases.items()}
+            alias: dict[str, str] = {}
+            for short, param in self.aliases.items():
+                alias.setdefault(param, short)  # the first alias is the one to suggest
             given = ", ".join(f"{alias.get(p, p)}=..." for p in missing)
             raise LookupError(f"{self.needs[missing[0]]}: call {self.method}({self._params()}) or attach({given})")
         return kw
