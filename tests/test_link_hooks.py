@@ -97,7 +97,7 @@ def test_attach_all_reports_what_it_did_not_attach():
     from pybpf.links import attach_all
 
     programs = {"a": _prog(None, "a"), "b": _prog("sk_msg", "b"), "c": _prog("uprobe", "c"),
-                "d": _prog("nonsense", "d")}
+                "d": _prog("nonsense", "d"), "ops": _prog("struct_ops/ssthresh", "ops")}  # its map attaches it
     with pytest.warns(RuntimeWarning, match="not attached") as rec:
         got = attach_all(programs)
     assert got == {}

@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 from pybpf.errors import BPFError, LinkError
 from pybpf.links.base import _label
 from pybpf.links.link import Link, close_all
-from pybpf.links.hook import Hook
+from pybpf.links.hook import Hook, section_of
 from pybpf.links.registry import hook_for_section
 from pybpf.object.sections import parse_section, unknown_section
 from pybpf.object.struct_ops_map import StructOpsMap
@@ -108,19 +108,28 @@ def _why_not(program: Any) -> str | None:
     return None
 
 
+def _attached_by_a_map(program: Any) -> bool:
+    info = section_of(program)
+    hook = hook_for_section(info.kind) if info is not None else None
+    return hook is not None and not hook.on_program
+
+
 def attach_all(programs: Mapping[str, Any] | Iterable[Any], *, maps: Mapping[str, Any] | None = None,
                **kwargs: Any) -> AttachAllResult:
     """Attach every auto-attachable program; skip the others and say why; all or nothing on error.
 
     Returns ``{name: Link}`` with ``.skipped = {name: reason}``; each skipped
     program is also reported as a :class:`RuntimeWarning` (:mod:`warnings`).
-    ``Object.attach_all()`` is :func:`attach_object`.
+    Programs that a map attaches (struct_ops) are neither attached nor
+    reported: ``Object.attach_all()`` (:func:`attach_object`) registers their map.
     """
     items = list(programs.items()) if isinstance(programs, Mapping) else [(getattr(p, "name", str(i)), p)
                                                                           for i, p in enumerate(programs)]
     done = AttachAllResult()
     try:
         for name, prog in items:
+            if _attached_by_a_map(prog):
+                continue
             why = _why_not(prog)
             if why is not None:
                 done.skipped[name] = why
