@@ -131,22 +131,29 @@ sys.stdin.readline()
 """
 
 
-@pytest.mark.parametrize("extra", [[], ["--latency"]], ids=["count", "latency"])
-def test_syscount_pid_sees_exact_getppid_calls(extra: list[str]) -> None:
-    n = 4321
+def traced_getppid(n: int, *tool_args: str) -> tuple[str, int]:
+    """Start a process, then the tool (``{pid}`` in its arguments is the process's pid); the process
+    calls getppid() ``n`` times; Ctrl-C the tool.  Returns (the tool's stdout, the pid)."""
     child = subprocess.Popen([sys.executable, "-c", _GETPPID_WORKLOAD.format(n=n)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
-        tracer = start("syscount", "-p", str(child.pid), "--json", *extra)
+        tracer = start(*(a.format(pid=child.pid) for a in tool_args))
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline() == "done\n"
-        doc = json.loads(stop(tracer))
+        out = stop(tracer)
         child.communicate("end\n", timeout=30)
     finally:
         child.kill()
         child.wait()
-    rows = {r["syscall"]: r for r in doc["syscalls"]}
+    return out, child.pid
+
+
+@pytest.mark.parametrize("extra", [[], ["--latency"]], ids=["count", "latency"])
+def test_syscount_pid_sees_exact_getppid_calls(extra: list[str]) -> None:
+    n = 4321
+    out, _ = traced_getppid(n, "syscount", "-p", "{pid}", "--json", *extra)
+    rows = {r["syscall"]: r for r in json.loads(out)["syscalls"]}
     assert rows["getppid"]["count"] == n
     assert rows["getppid"]["nr"] == syscalls.number("getppid")
     if extra:
@@ -236,20 +243,10 @@ def test_run_and_load_attach_and_print_maps_and_globals(kind: str, tmp_path) -> 
         path = build("tools_getppid")
         target_var, hits_var = "target_tgid", "hits"
     n = 321
-    child = subprocess.Popen([sys.executable, "-c", _GETPPID_WORKLOAD.format(n=n)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        tracer = start(kind, str(path), "--var", f"{target_var}={child.pid}", "--json")
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        assert child.stdout.readline() == "done\n"
-        doc = json.loads(stop(tracer))
-        child.communicate("end\n", timeout=30)
-    finally:
-        child.kill()
-        child.wait()
-    assert doc["maps"]["calls"] == [{"key": child.pid, "value": n}]
-    assert doc["variables"][hits_var] == n and doc["variables"][target_var] == child.pid
+    out, pid = traced_getppid(n, kind, str(path), "--var", f"{target_var}={{pid}}", "--json")
+    doc = json.loads(out)
+    assert doc["maps"]["calls"] == [{"key": pid, "value": n}]
+    assert doc["variables"][hits_var] == n and doc["variables"][target_var] == pid
 
 
 _LANG_HELLO = """
@@ -269,19 +266,8 @@ def hello(ctx) -> int:
 def test_run_prints_the_programs_print_lines(tmp_path) -> None:
     path = tmp_path / "hello.py"
     path.write_text(_LANG_HELLO)
-    child = subprocess.Popen([sys.executable, "-c", _GETPPID_WORKLOAD.format(n=3)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        tracer = start("run", str(path), "--var", f"TARGET_TGID={child.pid}")
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        assert child.stdout.readline() == "done\n"
-        out = stop(tracer)
-        child.communicate("end\n", timeout=30)
-    finally:
-        child.kill()
-        child.wait()
-    assert out.splitlines()[:3] == [f"getppid from {child.pid}"] * 3
+    out, pid = traced_getppid(3, "run", str(path), "--var", "TARGET_TGID={pid}")
+    assert out.splitlines()[:3] == [f"getppid from {pid}"] * 3
 
 
 def test_run_prints_tables_after_duration(tmp_path) -> None:

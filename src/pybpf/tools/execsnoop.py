@@ -29,6 +29,7 @@ from pybpf.lang import (
     tracepoint, u8, u32, u64,
 )
 from pybpf.readers import RingBufReader
+from pybpf.tools.session import Tracer
 
 __all__ = ["ExecSnoop", "Exec"]
 
@@ -107,21 +108,17 @@ def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-class ExecSnoop:
+class ExecSnoop(Tracer):
     """The execsnoop tracer: attaches on construction; :meth:`poll` yields :class:`Exec` events."""
 
     def __init__(self) -> None:
-        self.kernel = pybpf.compile(exec_enter, exec_exit).load()
-        self.links: list[Any] = []
         self._pending: dict[int, Exec] = {}
         self.reader: RingBufReader | None = None
-        try:
-            self.reader = RingBufReader(self.kernel.maps["events"], record=ExecEvent.btf())
-            for prog in self.kernel.programs.values():
-                self.links.append(prog.attach())
-        except BaseException:
-            self.close()
-            raise
+        self._start(pybpf.compile(exec_enter, exec_exit), self._attach)
+
+    def _attach(self) -> None:
+        self.reader = RingBufReader(self.kernel.maps["events"], record=ExecEvent.btf())
+        self.kernel.attach_all()
 
     def _decode(self, record: Any) -> Exec | None:
         kind, pid, ppid, value, text = record.kind, record.pid, record.ppid, record.value, bytes(record.text)
@@ -145,15 +142,7 @@ class ExecSnoop:
                 yield event
 
     def close(self) -> None:
-        for link in self.links:
-            link.close()
-        self.links.clear()
         if self.reader is not None:
             self.reader.close()
-        self.kernel.close()
-
-    def __enter__(self) -> "ExecSnoop":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+            self.reader = None
+        super().close()

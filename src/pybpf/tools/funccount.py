@@ -21,15 +21,15 @@ Example::
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import pybpf
 from pybpf import features
 from pybpf.lang import Const, PerCpuArray, tgid, u32, u64, uprobe_multi
 from pybpf.tools import patterns
 from pybpf.tools.patterns import Probe
+from pybpf.tools.session import Tracer
 
 # -- kernel side (pybpf.lang) ------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class FunctionCount:
     count: int
 
 
-class FuncCount:
+class FuncCount(Tracer):
     """The funccount tracer: load, attach (on construction), read :meth:`counts`, :meth:`close`."""
 
     def __init__(self, function_patterns: Sequence[str], pid: int | None = None, *,
@@ -92,27 +92,17 @@ class FuncCount:
         self.probes = list(probes) if probes is not None else patterns.resolve(function_patterns, pid)
         self.pid = pid
         self._base = [0] * len(self.probes)
-        self.links: list[Any] = []
-        multi = features.has("uprobe_multi_link")
         spec = pybpf.compile(count_call)
         spec.maps["counts"].max_entries = len(self.probes)
         spec.variables["TARGET_TGID"].value = pid or 0
-        self.kernel = spec.load()
-        try:
-            self._attach(multi)
-        except BaseException:
-            self.close()
-            raise
+        self._start(spec, self._attach)
 
-    def _attach(self, multi: bool) -> None:
+    def _attach(self) -> None:
+        multi = features.has("uprobe_multi_link")
         prog = self.kernel.programs["count_call"]
-        by_target: dict[str, list[int]] = defaultdict(list)
-        for cookie, probe in enumerate(self.probes):
-            by_target[probe.target].append(cookie)
-        for target, cookies in by_target.items():
-            # Offsets, not names: aliases and same-named local functions are resolved already.
-            self.links.append(prog.attach_uprobe_multi(target, None, offsets=[self.probes[c].offset for c in cookies],
-                                     cookies=cookies, pid=self.pid if multi else None))
+        for target, (cookies, offsets) in patterns.by_target(self.probes).items():
+            # Offsets, not names: aliases, IFUNCs and same-named local functions are resolved already.
+            prog.attach_uprobe_multi(target, None, offsets=offsets, cookies=cookies, pid=self.pid if multi else None)
 
     def counts(self, *, reset: bool = False) -> list[FunctionCount]:
         """Calls per function since the start (or the last ``reset=True``), most called first."""
@@ -122,16 +112,3 @@ class FuncCount:
         if reset:
             self._base = totals
         return sorted(rows, key=lambda r: (-r.count, r.function))
-
-    def close(self) -> None:
-        """Detach every probe and free the program and map."""
-        for link in self.links:
-            link.close()
-        self.links.clear()
-        self.kernel.close()
-
-    def __enter__(self) -> "FuncCount":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -17,14 +17,14 @@ Example::
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import pybpf
 from pybpf import features
 from pybpf.lang import Const, HashMap, ktime_get_ns, pid, tgid, u32, u64, uprobe_multi, uretprobe_multi
 from pybpf.tools import patterns
+from pybpf.tools.session import Tracer
 
 # -- kernel side (pybpf.lang) ------------------------------------------------------------------------
 
@@ -83,29 +83,23 @@ class FunctionLatency:
         return self.total_ns / self.count if self.count else 0.0
 
 
-class FuncLatency:
+class FuncLatency(Tracer):
     """The funclatency tracer: attaches on construction; :meth:`functions`, :meth:`close`."""
 
     def __init__(self, function_patterns: Sequence[str], pid: int | None = None) -> None:
         self.probes = patterns.resolve(function_patterns, pid)
-        multi = features.has("uprobe_multi_link")
+        self.pid = pid
         spec = pybpf.compile(on_entry, on_return)
         spec.variables["TARGET_TGID"].value = pid or 0
-        self.kernel = spec.load()
-        self.links: list[Any] = []
-        try:
-            by_target: dict[str, list[int]] = defaultdict(list)
-            for cookie, probe in enumerate(self.probes):
-                by_target[probe.target].append(cookie)
-            for target, cookies in by_target.items():
-                offsets = [self.probes[c].offset for c in cookies]
-                for name, ret in (("on_entry", False), ("on_return", True)):
-                    self.links.append(self.kernel.programs[name].attach_uprobe_multi(
-                        target, None, offsets=offsets, cookies=cookies, retprobe=ret,
-                        pid=pid if multi else None))
-        except BaseException:
-            self.close()
-            raise
+        self._start(spec, self._attach)
+
+    def _attach(self) -> None:
+        multi = features.has("uprobe_multi_link")
+        for target, (cookies, offsets) in patterns.by_target(self.probes).items():
+            for name in ("on_entry", "on_return"):
+                self.kernel.programs[name].attach_uprobe_multi(target, None, offsets=offsets, cookies=cookies,
+                                                               retprobe=name == "on_return",
+                                                               pid=self.pid if multi else None)
 
     def functions(self) -> list[FunctionLatency]:
         """One result per probed function, in pattern order."""
@@ -117,18 +111,6 @@ class FuncLatency:
         for cookie, ns in self.kernel.maps["total_ns"].items():
             out[cookie].total_ns = ns
         return out
-
-    def close(self) -> None:
-        for link in self.links:
-            link.close()
-        self.links.clear()
-        self.kernel.close()
-
-    def __enter__(self) -> "FuncLatency":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def plot(functions: Sequence[FunctionLatency], path: str) -> None:

@@ -24,7 +24,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from pybpf.errors import BPFError
 from pybpf.links.ifunc import select_implementations
@@ -33,7 +33,7 @@ from pybpf.links.symbols import ElfFile
 from pybpf.links.uprobe import resolve_target_for
 from pybpf.tools import BadInputError
 
-__all__ = ["Probe", "split", "resolve", "resolve_one"]
+__all__ = ["Probe", "split", "resolve", "resolve_one", "by_target"]
 
 _SONAME = re.compile(r"^lib(.+?)\.so")
 
@@ -155,4 +155,18 @@ def resolve(patterns: Iterable[str], pid: int | None = None) -> list[Probe]:
                 out.append(probe)
     if not out:
         raise BadInputError("no function to trace")
+    return out
+
+
+def by_target(probes: Sequence[Probe]) -> dict[str, tuple[list[int], list[int]]]:
+    """Per file: the probes' indexes (their cookies) and file offsets, for one uprobe_multi attach each.
+
+    >>> by_target([Probe("a", "/x", 16, "x:*"), Probe("b", "/y", 32, "y:*"), Probe("c", "/x", 48, "x:*")])
+    {'/x': ([0, 2], [16, 48]), '/y': ([1], [32])}
+    """
+    out: dict[str, tuple[list[int], list[int]]] = {}
+    for cookie, probe in enumerate(probes):
+        cookies, offsets = out.setdefault(probe.target, ([], []))
+        cookies.append(cookie)
+        offsets.append(probe.offset)
     return out

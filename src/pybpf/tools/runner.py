@@ -28,6 +28,7 @@ from pybpf._sys.uapi import MapType
 from pybpf.lang.log import LOG_MAP, LogReader
 from pybpf.tools import BadInputError
 from pybpf.tools.output import plain
+from pybpf.tools.session import Tracer
 
 __all__ = ["Runner", "parse_assignments"]
 
@@ -78,7 +79,7 @@ def _object_spec(path: str) -> Any:
     return pybpf.ObjectSpec.from_file(path)
 
 
-class Runner:
+class Runner(Tracer):
     """Compile or parse ``path``, set ``variables``, load, attach every program; :meth:`close` detaches."""
 
     def __init__(self, path: str, variables: Mapping[str, Any] | None = None) -> None:
@@ -92,15 +93,14 @@ class Runner:
                                        f"; its globals: {', '.join(spec.variables) or 'none'}"))
             var = spec.variables[name]
             var.value = value.encode() if isinstance(value, str) else value
-        self.object = spec.load()
         self.log: Any = None
-        try:
-            if LOG_MAP in self.object.maps:       # the program calls print()
-                self.log = LogReader(self.object)
-            self.links = self.object.attach_all()
-        except BaseException:
-            self.close()
-            raise
+        self.links: dict[str, Any] = {}
+        self._start(spec, self._attach)
+
+    def _attach(self) -> None:
+        if LOG_MAP in self.kernel.maps:       # the programs call print()
+            self.log = LogReader(self.kernel)
+        self.links = self.kernel.attach_all()
 
     def log_lines(self, timeout: float | None = 0) -> Iterator[str]:
         """The lines the programs' ``print()`` calls sent, waiting up to ``timeout`` for the first."""
@@ -113,25 +113,20 @@ class Runner:
     @property
     def unattached(self) -> list[str]:
         """Programs left alone because their section names no target (xdp, tc...)."""
-        return [name for name in self.object.programs if name not in self.links]
+        return [name for name in self.kernel.programs if name not in self.links]
 
     def snapshot(self) -> dict[str, Any]:
         """Every map's entries (streams and global-data maps left out) and every global's value."""
         maps = {}
-        for name, m in self.object.maps.items():
+        for name, m in self.kernel.maps.items():
             if "." in name or getattr(m, "type", None) in _STREAMS:
                 continue
             maps[name] = [{"key": plain(k), "value": plain(v)} for k, v in m.items()]
-        variables = {name: plain(var.value) for name, var in self.object.variables.items()}
+        variables = {name: plain(var.value) for name, var in self.kernel.variables.items()}
         return {"maps": maps, "variables": variables}
 
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
-        self.object.close()
-
-    def __enter__(self) -> "Runner":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+            self.log = None
+        super().close()

@@ -34,7 +34,7 @@ from pybpf import features
 from pybpf.errors import BPFError
 from pybpf.tools import BadInputError
 
-__all__ = ["require_privileges", "check_pid", "HeldCommand", "kernel_features", "run", "NO_COOKIES_ENV"]
+__all__ = ["require_privileges", "check_pid", "HeldCommand", "kernel_features", "run", "Tracer", "NO_COOKIES_ENV"]
 
 NO_COOKIES_ENV = "PYBPF_TOOLS_NO_COOKIES"
 
@@ -167,6 +167,33 @@ class HeldCommand:
             self.wait()
 
     def __enter__(self) -> "HeldCommand":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Tracer:
+    """A tool's loaded kernel side.  ``kernel`` is a loaded :class:`pybpf.Object`, which owns its
+    programs, maps and every link attached through them: :meth:`close` detaches and frees it all."""
+
+    kernel: Any = None
+
+    def _start(self, spec: Any, attach: Callable[[], None]) -> None:
+        """Load ``spec`` into :attr:`kernel` and run ``attach()``; on any error, close what was made."""
+        self.kernel = spec.load()
+        try:
+            attach()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            kernel.close()
+
+    def __enter__(self) -> "Tracer":
         return self
 
     def __exit__(self, *exc: object) -> None:

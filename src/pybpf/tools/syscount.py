@@ -2,9 +2,10 @@
 
 The kernel side is the pybpf.lang programs below: on the
 ``raw_syscalls/sys_enter`` tracepoint they add one to ``counts[nr]`` (or
-``counts[tgid]`` with ``BY_PROCESS``); the timed variant also notes the
+``counts[tgid]`` with ``BY_PROCESS``); with ``LATENCY`` they also note the
 entry time per thread, and on ``raw_syscalls/sys_exit`` the time spent is
-added to ``total_ns``.  Only the programs a run needs are compiled.  Names come from :mod:`pybpf.tools.syscalls`.
+added to ``total_ns``.  Only the programs a run needs are compiled, and the
+verifier drops the branches the ``Const`` settings turn off.  Names come from :mod:`pybpf.tools.syscalls`.
 
 Example::
 
@@ -16,16 +17,17 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pybpf
 from pybpf.lang import Const, HashMap, ktime_get_ns, pid_tgid, tgid, tracepoint, u8, u32, u64
 from pybpf.tools import syscalls
+from pybpf.tools.session import Tracer
 
 # -- kernel side (pybpf.lang) ------------------------------------------------------------------------
 
 TARGET_TGID = Const(u32, 0)        # 0: every process
 BY_PROCESS = Const(u8, 0)          # key by process instead of by system call
+LATENCY = Const(u8, 0)             # note entry times for sys_exit
 counts = HashMap(key=u64, value=u64, max_entries=10240)
 start = HashMap(key=u64, value=u64, max_entries=10240)       # thread -> entry time
 total_ns = HashMap(key=u64, value=u64, max_entries=10240)
@@ -37,16 +39,8 @@ def sys_enter(ctx) -> int:
         return 0
     key = u64(tgid()) if BY_PROCESS else u64(ctx.id) & 0xFFFFFFFF
     counts[key] += 1
-    return 0
-
-
-@tracepoint("raw_syscalls/sys_enter")
-def sys_enter_timed(ctx) -> int:
-    if TARGET_TGID != 0 and tgid() != TARGET_TGID:
-        return 0
-    key = u64(tgid()) if BY_PROCESS else u64(ctx.id) & 0xFFFFFFFF
-    counts[key] += 1
-    start[pid_tgid()] = ktime_get_ns()
+    if LATENCY:
+        start[pid_tgid()] = ktime_get_ns()
     return 0
 
 
@@ -88,24 +82,18 @@ def process_name(pid: int) -> str:
         return "?"
 
 
-class SysCount:
+class SysCount(Tracer):
     """The syscount tracer: attaches on construction; :meth:`rows`, :meth:`close`."""
 
     def __init__(self, pid: int | None = None, *, by_process: bool = False, latency: bool = False) -> None:
         self.by_process = by_process
         self.latency = latency
-        spec = pybpf.compile(sys_enter_timed, sys_exit) if latency else pybpf.compile(sys_enter)
+        self._base: dict[int, tuple[int, int]] = {}
+        spec = pybpf.compile(sys_enter, sys_exit) if latency else pybpf.compile(sys_enter)
         spec.variables["TARGET_TGID"].value = pid or 0
         spec.variables["BY_PROCESS"].value = int(by_process)
-        self.kernel = spec.load()
-        self.links: list[Any] = []
-        self._base: dict[int, tuple[int, int]] = {}
-        try:
-            for prog in self.kernel.programs.values():
-                self.links.append(prog.attach())
-        except BaseException:
-            self.close()
-            raise
+        spec.variables["LATENCY"].value = int(latency)
+        self._start(spec, lambda: self.kernel.attach_all())
 
     def _name(self, key: int) -> str:
         return process_name(key) if self.by_process else syscalls.name(key)
@@ -123,15 +111,3 @@ class SysCount:
         if reset:
             self._base = {k: (n, totals.get(k, 0)) for k, n in counts.items()}
         return sorted(out, key=lambda r: (-r.count, r.key))
-
-    def close(self) -> None:
-        for link in self.links:
-            link.close()
-        self.links.clear()
-        self.kernel.close()
-
-    def __enter__(self) -> "SysCount":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
