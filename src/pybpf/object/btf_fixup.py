@@ -175,13 +175,14 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         return pos + 1
 
     # Extern VARs become globals; find an int and the .ksyms DATASEC.
-    present: set[BTFKind] = set()
     ksyms: Datasec | None = None
     int_id: int | None = None
     funcs = []
-    for tid in recs.ids():
-        k = recs.kind(tid)
-        present.add(k)
+    info_words = recs.words
+    seen: set[int] = set()
+    for tid, off in enumerate(offs, 1):          # the ids of recs.ids(), read without an enum per type
+        k = info_words[off + 1] >> 24 & 31       # the kind bits of struct btf_type's info
+        seen.add(k)
         if k == BTFKind.FUNC:
             funcs.append(tid)
         elif k == BTFKind.VAR:
@@ -194,6 +195,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         elif k == BTFKind.INT and int_id is None:
             if recs.size_type(tid) == 4 and recs.field(tid, "encoding") & 0xFFFFFF == 32:  # 32 bits at offset 0
                 int_id = tid
+    present = {BTFKind(k) for k in seen}
     appended: list[int] = []
     if ksyms is not None and ksyms.vars:
         from pybpf.btf.writer import record_words
