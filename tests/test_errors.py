@@ -8,18 +8,17 @@ raw bytes of the right size are a key; an object built with -O0 says to build wi
 from __future__ import annotations
 
 import errno
-import gzip
 
 import pytest
 
 import pybpf
 from pybpf import features
 from pybpf._sys import ProgType
-from pybpf._sys.kernel import kernel_version_code
 from pybpf.asm import builder as b
 from pybpf.errors import NameNotFoundError, NotFoundError, NotSupportedError
 from pybpf.maps import HashMap
 
+import kernel_facts
 from buildprogs import build_file
 
 
@@ -40,22 +39,6 @@ def test_not_supported_names_the_cause_on_a_new_enough_kernel():
     assert new.min_kernel == "4.1"
 
 
-def _kernel_config() -> dict[str, str]:
-    try:
-        with gzip.open("/proc/config.gz", "rt") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return {}
-    config = {}
-    for line in lines:
-        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
-            config[line[2:-len(" is not set")]] = "n"
-        elif line.startswith("CONFIG_"):
-            key, _, value = line.partition("=")
-            config[key] = value
-    return config
-
-
 @pytest.mark.root
 def test_require_on_this_kernel_gives_the_cause_or_the_version():
     checked = 0
@@ -65,18 +48,16 @@ def test_require_on_this_kernel_gives_the_cause_or_the_version():
         with pytest.raises(NotSupportedError) as info:
             features.require(name)
         text = str(info.value)
-        major, minor = map(int, feature.min_kernel.split("."))
-        if kernel_version_code() >= (major << 16) + (minor << 8):
+        if kernel_facts.version_at_least(feature.min_kernel):
             assert "needs Linux" not in text, text
             assert text == f"{name} is not supported by this kernel: {features.reason(name)}"
         else:
             assert f"(needs Linux {feature.min_kernel})" in text
         checked += 1
-    config = _kernel_config()
-    if config.get("CONFIG_KPROBES") == "n":
+    if kernel_facts.config_enabled("CONFIG_KPROBES") is False:
         with pytest.raises(NotSupportedError, match="CONFIG_KPROBES"):
             features.require("kprobes")
-    if config.get("CONFIG_FPROBE") == "n" and not features.has("kprobe_multi_link"):
+    if kernel_facts.config_enabled("CONFIG_FPROBE") is False and not features.has("kprobe_multi_link"):
         with pytest.raises(NotSupportedError, match="CONFIG_FPROBE"):
             features.require("kprobe_multi_link")
     # An override plays an older kernel: the version is the explanation again.
