@@ -57,6 +57,7 @@ def test_map_creation(kw, name):
     _refused(lambda: HashMap(**{"key": kw.pop("key_size", "<I"), "value": "<Q", **kw}), name)
 
 
+@pytest.mark.root
 def test_other_map_families_and_updates():
     _refused(lambda: ArrayMap(value="<Q", max_entries=U32 + 1), "max_entries")
     _refused(lambda: RingBuf(size=U32 * 2), "max_entries")
@@ -72,6 +73,7 @@ def counts():
         yield m
 
 
+@pytest.mark.root
 def test_uprobe_offset_pid_and_cookie(counts):
     binary = target()
     with cookie_counter(counts) as prog:
@@ -82,6 +84,7 @@ def test_uprobe_offset_pid_and_cookie(counts):
         _refused(lambda: attach_uprobe(prog, binary, "func_a", cookie=-1 - 2**63), "cookie")
 
 
+@pytest.mark.root
 def test_uprobe_multi_offsets_pid_and_cookies(counts):
     binary = target()
     with cookie_counter(counts, expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as prog:
@@ -90,11 +93,13 @@ def test_uprobe_multi_offsets_pid_and_cookies(counts):
         _refused(lambda: attach_uprobe_multi(prog, binary, offsets=[U64 + 0x1000]), "offset")
 
 
+@pytest.mark.root
 def test_tracepoint_cookie(counts):
     with cookie_counter(counts, pybpf._sys.ProgType.TRACEPOINT) as prog:
         _refused(lambda: attach_tracepoint(prog, "syscalls", "sys_enter_getpid", cookie=U64 + 7), "cookie")
 
 
+@pytest.mark.root
 def test_test_run_repeat(counts):
     with cookie_counter(counts, pybpf._sys.ProgType.XDP, key_from_cookie=False) as prog:
         _refused(lambda: prog.test_run(bytes(64), repeat=U32 + 1), "repeat")

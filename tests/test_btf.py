@@ -464,6 +464,7 @@ def test_core_relocations():
 # ---------------------------------------------------------------------- writer
 
 
+@pytest.mark.root
 def test_builder_hand_made_types():
     i32 = Int("int", 4, IntEncoding.SIGNED)
     u8 = Int("unsigned char", 1)
@@ -514,6 +515,7 @@ def test_writer_rejects_unencodable():
         encode([Struct("s", 4, [Member(f"m{i}", Int("int", 4), 0) for i in range(70000)])])
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("name", ["btf_types", "btf_core", "minimal"])
 def test_kernel_accepts_reencoded_object_btf(name):
     path, btf, _ = obj_btf(name)
@@ -532,6 +534,7 @@ _ALL = set(BTFKind) - {BTFKind.UNKNOWN}
     {BTFKind.DATASEC, BTFKind.VAR},
     {BTFKind.ENUM64, BTFKind.TYPE_TAG, BTFKind.DECL_TAG, BTFKind.FLOAT, BTFKind.DATASEC, BTFKind.VAR},
 ], ids=lambda s: "-".join(sorted(k.name for k in s)))
+@pytest.mark.root
 def test_sanitize(missing):
     path, btf, _ = obj_btf("btf_types")
     spec = Spec.parse(btf)
@@ -566,6 +569,7 @@ def test_sanitize(missing):
     kernel_load(encode(types))
 
 
+@pytest.mark.root
 def test_sanitize_funcs():
     path, btf, _ = obj_btf("btf_types")
     spec = Spec.parse(btf)
