@@ -269,6 +269,7 @@ def test_missing_things(reloc_obj):
     assert explain_poison(0, results) is None
 
 
+@pytest.mark.root
 def test_matches_libbpf(reloc_obj, tmp_path):
     """libbpf (bpftool -d) patches every instruction the way pybpf does."""
     pin = Path("/sys/fs/bpf") / f"pybpf_core_{os.getpid()}"
@@ -302,6 +303,7 @@ def test_matches_libbpf(reloc_obj, tmp_path):
     assert seen_values >= len(results) - 4, log[-2000:]
 
 
+@pytest.mark.root
 def test_run_in_kernel(reloc_obj):
     """The relocated program runs in this thread and reads this thread's task_struct."""
     insns, results = reloc_obj.relocate("syscall")
@@ -346,6 +348,7 @@ def test_run_in_kernel(reloc_obj):
     ("core_enum_missing", "CO-RE relocation failed: enum value pid_type___mine::PIDTYPE_NONE___mine "
                           "not found in kernel BTF"),
 ])
+@pytest.mark.root
 def test_reachable_poison_is_refused(reloc_obj, name, reason):
     insns, results = reloc_obj.relocate("syscall")
     with pytest.raises(VerifierError) as info:
@@ -712,6 +715,7 @@ def test_type_compat_and_match_rules():
     ("core_enum_missing", "CO-RE relocation failed: enum value pid_type___mine::PIDTYPE_NONE___mine "
                           "not found in kernel BTF"),
 ])
+@pytest.mark.root
 def test_loader_error_names_the_failed_relocation(name, reason):
     """Through ObjectSpec.load the verifier's "unknown func" becomes the relocation that failed."""
     import pybpf
