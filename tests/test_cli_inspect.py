@@ -33,6 +33,7 @@ def traced():
         yield tool
 
 
+@pytest.mark.root
 @pytest.mark.allow_fd_leak
 def test_prog_show_and_list(traced) -> None:
     prog = traced.kernel.programs["count_call"]
@@ -46,6 +47,7 @@ def test_prog_show_and_list(traced) -> None:
     assert "name:" in table and "count_call" in table
 
 
+@pytest.mark.root
 @pytest.mark.allow_fd_leak
 def test_prog_dump_has_python_source_lines(traced) -> None:
     prog = traced.kernel.programs["count_call"]
@@ -58,6 +60,7 @@ def test_prog_dump_has_python_source_lines(traced) -> None:
     assert any("counts[ctx.cookie] += 1" in s for r in rows for s in r["source"])
 
 
+@pytest.mark.root
 @pytest.mark.allow_fd_leak
 def test_map_show_and_dump_typed_through_btf(traced) -> None:
     counts = traced.kernel.maps["counts"]
@@ -70,6 +73,7 @@ def test_map_show_and_dump_typed_through_btf(traced) -> None:
     assert pybpf("map", "dump", str(counts.id)).stdout.splitlines()[0].split() == ["KEY", "VALUE"]
 
 
+@pytest.mark.root
 @pytest.mark.allow_fd_leak
 def test_link_list_shows_the_uprobe_multi_link(traced) -> None:
     prog_id = traced.kernel.programs["count_call"].id
@@ -81,6 +85,7 @@ def test_link_list_shows_the_uprobe_multi_link(traced) -> None:
     assert traced.probes[0].target in link["target"]
 
 
+@pytest.mark.root
 @pytest.mark.allow_fd_leak
 def test_btf_dump_of_a_program(traced) -> None:
     btf_id = pybpf_json("prog", "show", str(traced.kernel.programs["count_call"].id))["btf_id"]
@@ -103,6 +108,7 @@ def test_btf_dump_of_an_object_file() -> None:
     assert "struct pair {" in c.stdout
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("args", [["prog", "show"], ["prog", "dump"], ["map", "show"], ["map", "dump"],
                                   ["btf", "dump"]], ids=" ".join)
 def test_unknown_id_is_bad_input(args: list[str]) -> None:

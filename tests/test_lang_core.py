@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import pybpf
 from pybpf.btf.reader import CoreRelocKind
 from pybpf.lang import FakeCtx
@@ -36,6 +38,7 @@ def _grandparent() -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.root
 def test_core_read_of_task_struct():
     mod = module_from_source(SOURCE)
     spec = pybpf.compile(mod.family)

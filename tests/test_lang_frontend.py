@@ -45,6 +45,7 @@ def test_float_is_rejected_with_position():
     assert msg.startswith("program 'p': ")
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("body, needle", [
     ("try:\n        pass\n    except Exception:\n        pass", "exceptions do not exist in BPF"),
     ("x = [1, 2]", "lists are heap objects"),
@@ -114,6 +115,7 @@ def test_plain_int_global_cannot_be_a_bpf_global():
     assert "must hold a pybpf integer" in _err(p)
 
 
+@pytest.mark.root
 def test_unknown_tracepoint_field_lists_the_fields():
     @tracepoint("raw_syscalls/sys_enter")
     def p(ctx) -> int:

@@ -141,6 +141,7 @@ def test_enums_match_kernel(enum):
         assert values[prefix + member.name] == member.value
 
 
+@pytest.mark.root
 def test_map_create_and_error_context():
     attr = MapCreateAttr(map_type=MapType.HASH, key_size=4, value_size=8, max_entries=2, map_name=object_name("sys_test"))
     with FD(bpf(Cmd.MAP_CREATE, attr), "map") as fd:

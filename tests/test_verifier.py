@@ -128,6 +128,7 @@ def test_verifier_error_text():
 
 # -- the kernel's own messages ----------------------------------------------------------
 
+@pytest.mark.root
 def test_scalar_dereference():
     err = rejected([b.mov64_imm(op.R1, 0), b.ldx_mem(op.W, op.R0, op.R1, 0), b.exit_()])
     assert err.summary == "1: (61) r0 = *(u32 *)(r1 +0): R1 invalid mem access 'scalar'"
@@ -138,6 +139,7 @@ def test_scalar_dereference():
     assert err.log.startswith("0: R1=ctx() R10=fp0\n") and "processed 2 insns" in err.log
 
 
+@pytest.mark.root
 def test_missing_null_check_after_lookup():
     with map_create(MapType.HASH, 4, 8, 4) as m:
         err = rejected([
@@ -156,6 +158,7 @@ def test_missing_null_check_after_lookup():
     assert str(err).endswith("\n  at counter.py:7: return counts[key]")
 
 
+@pytest.mark.root
 def test_packet_access_without_bounds_check():
     err = rejected([b.ldx_mem(op.W, op.R2, op.R1, 0), b.ldx_mem(op.B, op.R0, op.R2, 0), b.exit_()],
                    prog_type=ProgType.XDP)
@@ -163,6 +166,7 @@ def test_packet_access_without_bounds_check():
     assert "data_end" in err.hint
 
 
+@pytest.mark.root
 def test_write_to_map_pointer_only_read_from_bpf_array():
     # A `static mut` that was not relocated as global data: the store goes to the map object.
     with map_create(MapType.ARRAY, 4, 8, 1) as m:
@@ -177,6 +181,7 @@ def test_write_to_map_pointer_only_read_from_bpf_array():
     assert "static mut" in err.hint and ".data" in err.hint and "map" in err.hint
 
 
+@pytest.mark.root
 def test_write_to_read_only_global_data():
     # .rodata: an array map with BPF_F_RDONLY_PROG, addressed as a map value.
     with map_create(MapType.ARRAY, 4, 8, 1, MapFlag.RDONLY_PROG) as m:
@@ -189,12 +194,14 @@ def test_write_to_read_only_global_data():
     assert "read-only" in err.hint and ".bss" in err.hint
 
 
+@pytest.mark.root
 def test_infinite_loop():
     err = rejected([b.mov64_imm(op.R0, 0), b.label("l"), b.jmp_imm(op.JEQ, op.R0, 0, "l"), b.exit_()])
     assert err.summary == "1: (15) if r0 == 0x0 goto pc-1: infinite loop detected at insn 1"
     assert "bpf_loop" in err.hint
 
 
+@pytest.mark.root
 def test_program_too_large():
     err = rejected([b.mov64_imm(op.R0, 0), b.label("l"), b.alu64_imm(op.ADD, op.R0, 1),
                     b.jmp_imm(op.JNE, op.R0, 0, "l"), b.exit_()])
@@ -205,12 +212,14 @@ def test_program_too_large():
     assert err.log.rstrip().splitlines()[-1].startswith("processed 1000001 insns")
 
 
+@pytest.mark.root
 def test_stack_beyond_512_bytes():
     err = rejected([b.st_mem(op.DW, op.R10, -520, 0), *ret(0)])
     assert err.summary == "0: (7a) *(u64 *)(r10 -520) = 0: invalid write to stack R10 off=-520 size=8"
     assert "512" in err.hint
 
 
+@pytest.mark.root
 def test_combined_stack_size():
     err = rejected([
         b.st_mem(op.DW, op.R10, -400, 0), b.call_local("sub"), *ret(0),
@@ -220,12 +229,14 @@ def test_combined_stack_size():
     assert "512" in err.hint
 
 
+@pytest.mark.root
 def test_unknown_helper_id():
     err = rejected([b.call_helper(99999), b.exit_()])
     assert err.summary == "0: (85) call unknown#99999: invalid func unknown#99999"
     assert "no helper with this id" in err.hint
 
 
+@pytest.mark.root
 def test_helper_not_allowed_for_program_type():
     # Socket filters may not modify the packet.
     err = rejected([b.call_helper(HelperID.skb_store_bytes), b.exit_()])
@@ -234,12 +245,14 @@ def test_helper_not_allowed_for_program_type():
     assert err.hint.startswith("bpf_skb_store_bytes#9 is not available to this program type")
 
 
+@pytest.mark.root
 def test_get_attach_cookie_in_program_type_without_cookie():
     err = rejected([b.call_helper(HelperID.get_attach_cookie), b.exit_()], prog_type=ProgType.XDP)
     assert "cannot use helper bpf_get_attach_cookie" in err.summary
     assert "has no attach cookie" in err.hint
 
 
+@pytest.mark.root
 def test_get_attach_cookie_invalid_argument():
     err = rejected([b.mov64_imm(op.R1, 0), b.call_helper(HelperID.get_attach_cookie), b.exit_()],
                    prog_type=ProgType.TRACEPOINT)
@@ -247,6 +260,7 @@ def test_get_attach_cookie_invalid_argument():
     assert "invalid argument for bpf_get_attach_cookie()" in err.hint
 
 
+@pytest.mark.root
 def test_gpl_only_helper_with_other_license():
     err = rejected([b.mov64_reg(op.R1, op.R10), b.alu64_imm(op.ADD, op.R1, -8), b.mov64_imm(op.R2, 8),
                     b.mov64_imm(op.R3, 0), b.call_helper(HelperID.probe_read_kernel), *ret(0)],
@@ -256,12 +270,14 @@ def test_gpl_only_helper_with_other_license():
     assert err.errno == errno.EINVAL
 
 
+@pytest.mark.root
 def test_missing_return_value():
     err = rejected([b.exit_()])
     assert err.summary == "0: (95) exit: R0 !read_ok"
     assert "r0" in err.hint
 
 
+@pytest.mark.root
 def test_structural_errors():
     err = rejected([b.mov64_imm(op.R0, 0), b.exit_(), b.exit_()])
     assert err.summary == "2: (95) exit: unreachable insn 2"
@@ -292,6 +308,7 @@ def _btf_ext_records(ext: bytes, strings: bytes, which: str) -> dict[str, tuple[
     return out
 
 
+@pytest.mark.root
 def test_source_line_from_btf_line_info():
     path = buildprogs.build("verifier_lines")
     with open(path, "rb") as f:
@@ -328,6 +345,7 @@ def _branchy_program(n: int = 200, tail: list | None = None) -> list:
     return b.assemble(items)
 
 
+@pytest.mark.root
 def test_log_grows_from_a_small_buffer():
     insns = _branchy_program()
     with Program.load(insns, prog_type=SOCKET, name="big_log", log_level=2, log_size=128) as small:
@@ -338,6 +356,7 @@ def test_log_grows_from_a_small_buffer():
     assert small.verifier_log.rstrip().splitlines()[-1].startswith("processed ")
 
 
+@pytest.mark.root
 def test_rejected_program_log_is_whole_with_small_buffer():
     insns = _branchy_program(tail=[b.ldx_mem(op.W, op.R0, op.R0, 0), b.exit_()])
     with pytest.raises(pybpf.VerifierError) as info:
@@ -347,6 +366,7 @@ def test_rejected_program_log_is_whole_with_small_buffer():
     assert "R0 invalid mem access 'scalar'" in err.summary
 
 
+@pytest.mark.root
 def test_log_level_kept_on_success():
     with Program.load(b.assemble(ret(1)), prog_type=SOCKET, log_level=1) as prog:
         # At level 1 the kernel keeps only the statistics of a program it accepts.
@@ -365,6 +385,7 @@ def _vmlinux_func_id(name: str) -> int:
     return int(m.group(1))
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("attach_type, kind", [
     (AttachType.TRACE_FENTRY, "fentry"), (AttachType.TRACE_FEXIT, "fexit"),
     (AttachType.MODIFY_RETURN, "fmod_ret"),
