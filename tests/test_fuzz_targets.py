@@ -18,7 +18,6 @@ are checked at the end and printed in the test summary.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import struct

@@ -13,7 +13,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
