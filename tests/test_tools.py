@@ -12,10 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from pybpf.tools import syscalls
+from pybpf.tools import session, syscalls
 from pybpf.tools.session import NO_COOKIES_ENV
 from test_links_support import run_target, target
 
@@ -264,10 +265,22 @@ def hello(ctx) -> int:
 
 
 def test_run_prints_the_programs_print_lines(tmp_path) -> None:
+    # 300 lines: Ctrl-C comes while they are still being printed, and none may be lost
     path = tmp_path / "hello.py"
     path.write_text(_LANG_HELLO)
-    out, pid = traced_getppid(3, "run", str(path), "--var", "TARGET_TGID={pid}")
-    assert out.splitlines()[:3] == [f"getppid from {pid}"] * 3
+    out, pid = traced_getppid(300, "run", str(path), "--var", "TARGET_TGID={pid}")
+    lines = out.splitlines()
+    assert lines[:lines.index("globals:")] == [f"getppid from {pid}"] * 300
+
+
+def test_interrupts_held_defers_ctrl_c_to_the_end_of_the_block() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with session.interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+            reached.append("end of block")
+    assert reached == ["end of block"]
 
 
 def test_run_prints_tables_after_duration(tmp_path) -> None:

@@ -52,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(_FORMAT.format("TIME", "PID", "PPID", "COMM", "RET", "ARGS"), flush=True)
 
-        def wait(timeout: float) -> None:
-            for event in tool.poll(timeout):
+        def show_waiting() -> None:
+            for event in tool.poll(0):
                 if event.ret == 0 or args.fails:
                     _show(event, args.json)
+        wait = session.stream_wait(tool.wait, show_waiting)
         session.run(duration=args.duration, wait=wait, ready="tracing execs; Ctrl-C to end")
         wait(0)    # what arrived before the end
     return 0

@@ -57,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
                 snap = runner.snapshot()
                 live.update(f"{args.path}: {elapsed:.1f} s", ["MAP", "ENTRIES"],
                             [[name, len(entries)] for name, entries in snap["maps"].items()])
-            def wait(timeout: float) -> None:
-                for line in runner.log_lines(timeout):
+            def print_waiting() -> None:
+                for line in runner.log_lines():
                     print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+            wait = session.stream_wait(runner.wait_log, print_waiting)
             session.run(duration=args.duration, refresh=refresh if live.active else None, wait=wait,
                         ready=f"attached {attached or 'nothing'}; Ctrl-C to detach")
             wait(0)

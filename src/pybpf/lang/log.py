@@ -85,6 +85,10 @@ class LogReader:
         for rec in self._reader.poll(timeout=timeout):
             yield format_record(self.formats, bytes(rec))
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until lines wait (True), or ``timeout`` seconds pass (False)."""
+        return self._reader.wait(timeout)
+
     def print_all(self, timeout: float | None = 0) -> int:
         n = 0
         for line in self.read(timeout):

@@ -133,6 +133,11 @@ class ExecSnoop(Tracer):
         event.comm = _cstr(text)
         return event
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until events wait (True), or ``timeout`` seconds pass (False)."""
+        assert self.reader is not None
+        return self.reader.wait(timeout)
+
     def poll(self, timeout: float | None = 0) -> Iterator[Exec]:
         """The executions finished since the last call, waiting up to ``timeout`` seconds for the first."""
         assert self.reader is not None

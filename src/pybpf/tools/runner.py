@@ -102,13 +102,16 @@ class Runner(Tracer):
             self.log = LogReader(self.kernel)
         self.links = self.kernel.attach_all()
 
-    def log_lines(self, timeout: float | None = 0) -> Iterator[str]:
-        """The lines the programs' ``print()`` calls sent, waiting up to ``timeout`` for the first."""
+    def wait_log(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for lines from the programs' ``print()`` calls."""
         if self.log is None:
-            if timeout:
-                time.sleep(timeout)
-            return iter(())
-        return self.log.read(timeout)
+            time.sleep(timeout)
+        else:
+            self.log.wait(timeout)
+
+    def log_lines(self) -> Iterator[str]:
+        """The lines the programs' ``print()`` calls sent that are waiting now."""
+        return iter(()) if self.log is None else self.log.read(0)
 
     @property
     def unattached(self) -> list[str]:

@@ -10,6 +10,8 @@
   uprobe_multi (Linux < 5.15), so the fallback can be tested anywhere.
 - :func:`run` — wait for the duration, the command's exit or Ctrl-C, calling
   back once per interval and refreshing a live view.
+- :func:`stream_wait` — the ``wait`` of an event tool: records taken from a
+  stream are all shown even when Ctrl-C arrives while they are being printed.
 
 Example::
 
@@ -27,6 +29,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -237,3 +240,37 @@ def run(*, duration: float | None = None, interval: float | None = None, command
     except KeyboardInterrupt:
         pass
     return time.monotonic() - start
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends; a Ctrl-C that came meanwhile is raised after it.
+
+    Records read from a ring buffer are consumed: if a KeyboardInterrupt hit
+    between reading one and printing it, that record would be lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def stream_wait(ready: Callable[[float], Any], take: Callable[[], Any]) -> Callable[[float], None]:
+    """A ``wait`` for :func:`run` that loses no record to Ctrl-C.
+
+    ``ready(timeout)`` blocks until records wait (Ctrl-C ends it at once);
+    ``take()`` then reads and shows every waiting record with Ctrl-C held.
+
+    >>> wait = stream_wait(reader.wait, lambda: [show(r) for r in reader.poll(0)])
+    >>> run(duration=None, wait=wait); wait(0)
+    """
+    def wait(timeout: float) -> None:
+        if timeout:
+            ready(timeout)
+        with interrupts_held():
+            take()
+    return wait
