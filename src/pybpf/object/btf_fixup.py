@@ -32,7 +32,7 @@ from pybpf.btf.layout import HEADER_LEN, U32, Header, Records, read_header, scan
 from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
-from pybpf.object.spec import ExternSpec
+from pybpf.object.parts import ExternSpec
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from typing import TYPE_CHECKING
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -29,17 +30,22 @@ from pybpf.object import btf_fixup, externs as _externs, linker, maps_def, struc
 from pybpf.object.elffile import (
     SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, STV_HIDDEN, STV_INTERNAL, ElfFile, Section,
 )
+from pybpf.object.parts import MapSpec, ProgramSpec, VariableSpec
 from pybpf.object.sections import parse_section, unknown_section
-from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
+
+if TYPE_CHECKING:
+    from pybpf.object.spec import ObjectSpec
 
 __all__ = ["parse"]
 
 _IGNORED = (".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab")
 
 
-def parse(data: bytes, *, name: str = "object", path: str | None = None) -> ObjectSpec:
+def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
+    """The object in ``data`` as an ``into`` (:class:`ObjectSpec` or a subclass: it passes itself,
+    so this module needs no import of the class that calls it)."""
     try:
-        return _Parser(data, name, path).run()
+        return _Parser(data, into, name, path).run()
     except BPFError as exc:
         raise exc.add_context(f"object '{name}'")
     except (IndexError, KeyError, struct.error, ValueError, TypeError, UnicodeDecodeError, OverflowError,
@@ -54,8 +60,9 @@ def _is_subprog_section(name: str) -> bool:
 
 
 class _Parser:
-    def __init__(self, data: bytes, name: str, path: str | None) -> None:
+    def __init__(self, data: bytes, into: type[ObjectSpec], name: str, path: str | None) -> None:
         self.data = data
+        self.into = into
         self.name = name
         self.path = path
         self.notes: list[str] = []
@@ -122,7 +129,7 @@ class _Parser:
             struct_ops.assign_programs(elf, sec, maps, program_at, programs)
         variables = self._variables(maps, data_sections, btf, externs)
 
-        spec = ObjectSpec(self.name, programs=programs, maps=maps, variables=variables, btf=btf,
+        spec = self.into(self.name, programs=programs, maps=maps, variables=variables, btf=btf,
                           license=license, kern_version=kern_version, externs=externs, path=self.path,
                           notes=self.notes)
         if raw_btf is not None and btf is not None:

@@ -32,13 +32,12 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from pybpf._sys.kernel import kernel_version_code, syscall_prefix
-from pybpf.btf.types import (
-    Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void, resolve,
-)
+from pybpf.btf.types import Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void
+from pybpf.btf.typeinfo import resolve
 from pybpf import features
 from pybpf.errors import BPFError, NotSupportedError, ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_WEAK, ElfFile
-from pybpf.object.spec import ExternSpec
+from pybpf.object.parts import ExternSpec
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec

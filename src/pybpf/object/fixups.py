@@ -25,10 +25,11 @@ from pybpf.errors import ObjectError
 from pybpf.object import btf_fixup
 from pybpf.object.externs import POISON_KFUNC_BASE, KsymResolver
 from pybpf.object.linker import FIX_EXTERN, FIX_MAP
-from pybpf.object.spec import ExternSpec, ObjectSpec, ProgramSpec
+from pybpf.object.parts import ExternSpec, ProgramSpec
 
 if TYPE_CHECKING:
     from pybpf.asm.instruction import Instruction
+    from pybpf.object.spec import ObjectSpec
 
 __all__ = ["patch_linked", "patch_listed", "LazyResolver", "RawLineTable", "LineTable", "line_strings"]
 

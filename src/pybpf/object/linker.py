@@ -41,7 +41,7 @@ from pybpf.errors import ObjectError
 from pybpf.object.elffile import (
     R_BPF_64_32, R_BPF_64_64, R_BPF_NONE, STB_GLOBAL, STB_WEAK, STT_FUNC, ElfFile, Section,
 )
-from pybpf.object.spec import ExternSpec, MapSpec
+from pybpf.object.parts import ExternSpec, MapSpec
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import CoreRelo

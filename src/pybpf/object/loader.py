@@ -36,21 +36,25 @@ from __future__ import annotations
 import errno as _errno
 import os
 import struct
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
 from pybpf._sys.kernel import kernel_version_code
 from pybpf._sys.uapi import MapType, ProgType
 from pybpf.asm.instruction import Instruction, encode_all
-from pybpf.btf.types import BTFKind, Enum, Int, Pointer, resolve, sizeof
+from pybpf.btf.types import BTFKind, Enum, Int, Pointer
+from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import BPFError, ObjectError, context
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
 from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
-from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, encode_variable
+from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
 from pybpf.object.targets import check_attach_targets
+
+if TYPE_CHECKING:
+    from pybpf.object.spec import ObjectSpec
 
 __all__ = ["load"]
 
@@ -693,7 +697,8 @@ class _LazyCodec:
 
     @property
     def label(self) -> str:
-        from pybpf.btf.types import Datasec, type_name
+        from pybpf.btf.types import Datasec
+        from pybpf.btf.typeinfo import type_name
 
         t = self._type
         if isinstance(t, Datasec):

@@ -24,12 +24,11 @@ from typing import TYPE_CHECKING
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.btf.types import (
-    Array, BTFKind, Datasec, FuncProto, Pointer, Struct, Type, Var, resolve, sizeof,
-)
+from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Pointer, Struct, Type, Var
+from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STT_OBJECT, STT_NOTYPE, STT_SECTION, ElfFile, Section, Symbol
-from pybpf.object.spec import MapSpec
+from pybpf.object.parts import MapSpec
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec

@@ -50,10 +50,11 @@ from typing import TYPE_CHECKING, Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.btf.types import BTFKind, Datasec, FuncProto, Pointer, Struct, Var, essential_name, resolve, sizeof
+from pybpf.btf.types import BTFKind, Datasec, FuncProto, Pointer, Struct, Var
+from pybpf.btf.typeinfo import essential_name, resolve, sizeof
 from pybpf.errors import BPFError, NotSupportedError, ObjectError, context
 from pybpf.object.elffile import R_BPF_64_ABS64, STT_NOTYPE, STT_OBJECT, STT_SECTION, ElfFile, Section
-from pybpf.object.spec import MapSpec, ProgramSpec, StructOpsSpec
+from pybpf.object.parts import MapSpec, ProgramSpec, StructOpsSpec
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec

@@ -25,7 +25,7 @@ from pybpf._sys.uapi import MapType
 from pybpf.errors import ObjectError, context
 from pybpf.maps.base import Map
 from pybpf.object.hooks import hook
-from pybpf.object.spec import MapSpec
+from pybpf.object.parts import MapSpec
 from pybpf.object.struct_ops import KernelValue
 
 __all__ = ["StructOpsMap", "create_struct_ops_map"]
