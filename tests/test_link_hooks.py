@@ -26,6 +26,21 @@ def test_docs_sections_matches_the_registry():
         assert f.read() == sections_markdown(), f"docs/sections.md is stale; regenerate it: {REGENERATE}"
 
 
+def test_every_module_that_declares_hooks_is_registered():
+    """The package registers its hook modules by hand (no import cycle); none may be forgotten."""
+    import importlib
+    import pkgutil
+
+    import pybpf.links as package
+    from pybpf.links import registry
+
+    declaring = {name for _, name, _ in pkgutil.iter_modules(package.__path__)
+                 if any(hasattr(importlib.import_module(f"pybpf.links.{name}"), attr)
+                        for attr in ("HOOKS", "LINK_INFO", "LINK_CLASSES"))}
+    assert {m.__name__.rpartition(".")[2] for m in registry._MODULES} == declaring
+    assert len(hooks()) == sum(len(getattr(m, "HOOKS", ())) for m in registry._MODULES)
+
+
 def test_each_hook_is_one_frozen_descriptor_with_known_sections():
     found = hooks()
     assert found is hooks() and isinstance(found, tuple)

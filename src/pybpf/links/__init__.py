@@ -46,26 +46,26 @@ the program (or its object) does, and so does ``link.close()``.
 
 from __future__ import annotations
 
+from pybpf.links import (
+    _perf, cgroup, iter as _iter, kprobe, perf_event, raw_tracepoint, registry, socket, struct_ops as _struct_ops,
+    tc, tracepoint, tracing, uprobe, uprobe_multi, usdt as _usdt, xdp,
+)
+from pybpf.links.auto import attach, attach_all
 from pybpf.links.info import LinkInfo
+from pybpf.links.iter import IterLink
 from pybpf.links.link import Link, LinkGroup
-from pybpf.links.registry import hooks, install_methods
+from pybpf.links.registry import hooks
+from pybpf.links.struct_ops import StructOpsLink
+from pybpf.links.usdt import UsdtLink
 from pybpf.program_attach import AttachMethods
 
-install_methods(AttachMethods)
+# Every module that declares HOOKS, LINK_INFO or LINK_CLASSES, in name order (a test checks the list).
+registry.register(_perf, cgroup, _iter, kprobe, perf_event, raw_tracepoint, socket, _struct_ops, tc, tracepoint,
+                  tracing, uprobe, uprobe_multi, _usdt, xdp)
+registry.install_methods(AttachMethods, attach)
 
 
-def _public() -> dict[str, object]:
-    """The attach functions (from the hooks) and the link classes of the hook modules."""
-    from pybpf.links.auto import attach, attach_all
-    from pybpf.links.iter import IterLink
-    from pybpf.links.struct_ops import StructOpsLink
-    from pybpf.links.usdt import UsdtLink
-
-    names: dict[str, object] = {h.method: h.attach for h in hooks()}
-    names.update(attach=attach, attach_all=attach_all, IterLink=IterLink, UsdtLink=UsdtLink,
-                 StructOpsLink=StructOpsLink)
-    return names
-
-
-globals().update(_public())
-__all__ = ["Link", "LinkGroup", "LinkInfo", "hooks", *_public()]
+_ATTACH_FUNCTIONS = {h.method: h.attach for h in hooks()}   # attach_uprobe(prog, ...), ...
+globals().update(_ATTACH_FUNCTIONS)
+__all__ = ["Link", "LinkGroup", "LinkInfo", "IterLink", "UsdtLink", "StructOpsLink", "hooks", "attach", "attach_all",
+           *_ATTACH_FUNCTIONS]

@@ -26,7 +26,7 @@ from typing import Any
 
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import iter_create, link_create
-from pybpf._sys.uapi import AttachType, ProgType
+from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import LinkError, context
 from pybpf.links.base import _label, check_program, prog_fd
 from pybpf.links.link import Link
@@ -118,3 +118,5 @@ HOOKS = (
     Hook(attach_iter, sections=("iter",), prog_types=(ProgType.TRACING,), attach_types=(AttachType.TRACE_ITER,),
          section_args=lambda info: {}, target_format="TARGET (task, bpf_map_elem, ...)", min_kernel="5.8"),
 )
+
+LINK_CLASSES = {LinkType.ITER: IterLink}   # Link.from_pin/from_id of an iterator link: one that reads

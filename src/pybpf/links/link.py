@@ -45,6 +45,7 @@ from pybpf._sys.syscall import ENOTSUPP, FD
 from pybpf._sys.uapi import LinkType
 from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, context
 from pybpf.links.info import GroupInfo, LinkInfo, read_link_info
+from pybpf.links.registry import link_class
 from pybpf.program import program_fd as prog_fd
 
 __all__ = ["Link", "LinkGroup", "close_all"]
@@ -206,11 +207,7 @@ class Link(Pinnable):
                 fd.close()
                 raise
         kind = getattr(info.type, "name", str(info.type)).lower()
-        link_cls: type[Link] = cls
-        if info.type == LinkType.ITER and cls is Link:
-            from pybpf.links.iter import IterLink
-
-            link_cls = IterLink
+        link_cls: type[Link] = link_class(info.type, cls) if cls is Link else cls
         link = link_cls(fd, kind=kind, target=path, cookie=info.details.get("cookie"))
         link._pinned = path
         return link
@@ -225,8 +222,9 @@ class Link(Pinnable):
             except BaseException:
                 fd.close()
                 raise
-        return cls(fd, kind=getattr(info.type, "name", str(info.type)).lower(), target=f"id {link_id}",
-                   cookie=info.details.get("cookie"))
+        link_cls: type[Link] = link_class(info.type, cls) if cls is Link else cls
+        return link_cls(fd, kind=getattr(info.type, "name", str(info.type)).lower(), target=f"id {link_id}",
+                        cookie=info.details.get("cookie"))
 
     # -- kernel operations ---------------------------------------------------------------
 

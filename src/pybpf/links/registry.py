@@ -1,5 +1,12 @@
 """All hooks, collected from the ``HOOKS`` of the hook modules, and what derives from them.
 
+The package (``pybpf/links/__init__.py``) imports every hook module and
+passes it to :func:`register`; this module imports none of them, so the hook
+modules can use it (``method_for`` in their errors) without an import cycle.
+A module gives ``HOOKS`` (descriptors), ``LINK_INFO`` (link type → decoder of
+its ``bpf_link_info``) and ``LINK_CLASSES`` (link type → the :class:`Link`
+subclass that ``Link.from_pin``/``from_id`` return), each optional.
+
 :func:`hooks` is the public, read-only list (``pybpf.links.hooks()``);
 :func:`hook_for_section` is what auto-attach uses; :func:`install_methods`
 puts one ``attach_*`` method per hook on :class:`pybpf.Program`, with the
@@ -17,38 +24,49 @@ Example::
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import pkgutil
+from types import ModuleType
 from typing import Any, Callable
 
 from pybpf.links.hook import Hook
 
-__all__ = ["hooks", "hook_for_section", "link_info_decoders", "install_methods", "method_for", "sections_markdown"]
+__all__ = ["register", "hooks", "hook_for_section", "link_info_decoders", "link_class", "install_methods",
+           "method_for", "sections_markdown"]
 
 
 REGENERATE = """python3 -c 'from pybpf.links.registry import sections_markdown as m; print(m(), end="")' > docs/sections.md"""
 
 
-@functools.lru_cache(maxsize=None)
-def _modules() -> tuple[Any, ...]:
-    """Every module of :mod:`pybpf.links`, imported, in name order."""
-    import pybpf.links as package
+_MODULES: list[ModuleType] = []
 
-    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
-    return tuple(importlib.import_module(f"{package.__name__}.{name}") for name in names)
+
+def register(*modules: ModuleType) -> None:
+    """Add hook modules (done once, by the package, for each of its modules that declares hooks)."""
+    _MODULES.extend(m for m in modules if m not in _MODULES)
+    for cached in (hooks, link_info_decoders, _link_classes, _by_section):
+        cached.cache_clear()
 
 
 @functools.lru_cache(maxsize=None)
 def hooks() -> tuple[Hook, ...]:
     """Every hook pybpf knows, in module order (the ``HOOKS`` of each module of :mod:`pybpf.links`)."""
-    return tuple(hook for module in _modules() for hook in getattr(module, "HOOKS", ()))
+    return tuple(hook for module in _MODULES for hook in getattr(module, "HOOKS", ()))
 
 
 @functools.lru_cache(maxsize=None)
 def link_info_decoders() -> dict[Any, Callable[[int, Any], dict[str, Any]]]:
     """Link type → the decoder of its ``bpf_link_info`` fields (the ``LINK_INFO`` of each module)."""
-    return {ltype: decode for module in _modules() for ltype, decode in getattr(module, "LINK_INFO", {}).items()}
+    return {ltype: decode for module in _MODULES for ltype, decode in getattr(module, "LINK_INFO", {}).items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _link_classes() -> dict[Any, type]:
+    return {ltype: cls for module in _MODULES for ltype, cls in getattr(module, "LINK_CLASSES", {}).items()}
+
+
+def link_class(link_type: Any, default: type) -> type:
+    """The Link subclass for links of ``link_type`` (an iterator link reads), else ``default``."""
+    return _link_classes().get(link_type, default)
 
 
 @functools.lru_cache(maxsize=None)
@@ -91,10 +109,9 @@ def _as_method(attach: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-def install_methods(cls: type) -> None:
-    """Give ``cls`` (the Program class) one method per hook, and ``attach()`` from the section name."""
-    from pybpf.links.auto import attach
-
+def install_methods(cls: type, attach: Callable[..., Any]) -> None:
+    """Give ``cls`` (the Program class) one method per hook, and ``attach`` (auto-attach from the
+    section name) as ``attach()``."""
     for hook in hooks():
         if hook.on_program:
             setattr(cls, hook.method, _as_method(hook.attach))
