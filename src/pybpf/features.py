@@ -38,6 +38,7 @@ The features and the first Linux release with each::
     probe_read_kernel 5.5                    perf_link 5.15        link_update 5.7
     kprobe_multi_link 5.18                   uprobe_multi_link 6.6 tcx 6.6
     kprobe_session 6.10                      uprobe_session 6.12
+    raw_tp_cookie 6.10
     xdp_link 5.9         task_fd_query 4.17
 
 Pretending to run on an older kernel (tests of fallback paths)::
@@ -379,6 +380,13 @@ def _p_cookie() -> _Result:
         if not result[0]:
             return result
     return True, None
+
+
+# The raw_tp cookie (attr.raw_tracepoint.cookie) and the helper for raw tracepoint programs came in
+# one change (Linux 6.10, "bpf: support BPF cookie in raw tracepoint (raw_tp, tp_btf) programs"):
+# the helper says both.
+_feature("raw_tp_cookie", "6.10", "BPF cookies on raw tracepoint and tp_btf links")(
+    lambda: _helper_result(ProgType.RAW_TRACEPOINT, HelperID.get_attach_cookie))
 
 
 _feature("probe_read_kernel", "5.5", "bpf_probe_read_kernel()/_user() instead of bpf_probe_read()")(

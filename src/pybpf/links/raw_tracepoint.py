@@ -19,33 +19,19 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import functools
 from typing import Any
 
-from pybpf import features
 from pybpf._sys.commands import raw_tracepoint_open
-from pybpf._sys.uapi import AttachType, HelperID, LinkType, ProgType
+from pybpf._sys.uapi import AttachType, LinkType, ProgType
 from pybpf.errors import SyscallError, context
 from pybpf.links.base import _label, check_program, prog_fd
 from pybpf.links.link import Link
 from pybpf.links.fallback import prepare
 from pybpf.links.hook import Hook
 from pybpf.links.info import second_pass, text
+from pybpf.links.tracing import attach_tracing, raw_tp_cookies
 
-__all__ = ["attach_raw_tracepoint", "raw_tp_cookies"]
-
-
-@functools.lru_cache(maxsize=1)
-def _raw_tp_cookie_probe() -> bool:
-    # The raw_tp cookie (attr.raw_tracepoint.cookie) and the helper for raw
-    # tracepoint programs came in one change (Linux 6.10, "bpf: support BPF
-    # cookie in raw tracepoint (raw_tp, tp_btf) programs"): the helper says both.
-    return features.helper_supported(ProgType.RAW_TRACEPOINT, HelperID.get_attach_cookie)
-
-
-def raw_tp_cookies() -> bool:
-    """True when raw tracepoint (and tp_btf) links carry a cookie (Linux 6.10)."""
-    return features.has("bpf_cookie") and _raw_tp_cookie_probe()
+__all__ = ["attach_raw_tracepoint"]
 
 
 def attach_raw_tracepoint(program: Any, name: str | None = None, *, cookie: int = 0, fallback: bool = True) -> Link:
@@ -55,8 +41,6 @@ def attach_raw_tracepoint(program: Any, name: str | None = None, *, cookie: int 
     """
     if getattr(program, "type", None) == ProgType.TRACING and \
             getattr(program, "expected_attach_type", None) == AttachType.TRACE_RAW_TP:
-        from pybpf.links.tracing import attach_tracing
-
         return attach_tracing(program, cookie=cookie, fallback=fallback)
     check_program(program, (ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE), "attach_raw_tracepoint")
     if not name or not isinstance(name, str):

@@ -38,7 +38,7 @@ from pybpf.links.fallback import calls_cookie_helper, prepare
 from pybpf.links.hook import Hook
 from pybpf.links.info import attach_type_of
 
-__all__ = ["attach_tracing"]
+__all__ = ["attach_tracing", "raw_tp_cookies"]
 
 _KINDS = {
     AttachType.TRACE_RAW_TP: "tp_btf",
@@ -52,13 +52,16 @@ _TRAMPOLINE = {AttachType.TRACE_FENTRY, AttachType.TRACE_FEXIT, AttachType.MODIF
                AttachType.LSM_MAC, AttachType.LSM_CGROUP}
 
 
+def raw_tp_cookies() -> bool:
+    """True when raw tracepoint and tp_btf links carry a cookie (Linux 6.10)."""
+    return features.has("bpf_cookie") and features.has("raw_tp_cookie")
+
+
 def _kernel_cookies(program: Any, eat: Any) -> bool | None:
     """True/False when known; None: unknown (try the cookie, drop it only if unobservable)."""
     if not features.has("bpf_cookie"):
         return False
     if eat == AttachType.TRACE_RAW_TP:
-        from pybpf.links.raw_tracepoint import raw_tp_cookies
-
         return raw_tp_cookies()
     if calls_cookie_helper(getattr(program, "insns", None)):
         # The program loaded with bpf_get_attach_cookie(): this kernel has tracing
