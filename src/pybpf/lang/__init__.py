@@ -44,8 +44,7 @@ from pybpf.lang.maps import (
     RingBuf, StackTrace,
 )
 from pybpf.lang.programs import BPFProgram, bpf_function, decorators
-from pybpf.lang.structs import Struct
-from pybpf.lang.types import Const, i8, i16, i32, i64, u8, u16, u32, u64
+from pybpf.lang.types import Const, Struct, i8, i16, i32, i64, u8, u16, u32, u64
 
 # One decorator per section kind of the hook registry (uprobe, uprobe_multi, tracepoint, xdp, ...).
 DECORATORS = decorators()

@@ -27,8 +27,7 @@ from pybpf.asm import opcodes as op
 from pybpf.lang.aggregates import Mem, is_aggregate
 from pybpf.lang.emit import Imm, Reg, Tmp, bits_signed
 from pybpf.lang.maps import MapDecl
-from pybpf.lang.structs import PtrType, sizeof
-from pybpf.lang.types import Fixed
+from pybpf.lang.types import Fixed, PtrType, sizeof
 
 __all__ = ["AccessMixin"]
 

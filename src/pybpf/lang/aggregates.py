@@ -23,8 +23,7 @@ from typing import Any
 
 from pybpf.asm import opcodes as op
 from pybpf.lang.emit import Imm, Reg, Tmp, bits_signed
-from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
-from pybpf.lang.types import Fixed
+from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, sizeof
 
 __all__ = ["AggregateMixin", "Mem", "is_aggregate"]
 

@@ -19,58 +19,19 @@ from pybpf.btf.typeinfo import resolve as _resolve
 from pybpf.btf.reader import FuncInfo, LineInfo, Spec, StringTable
 from pybpf.btf.writer import Builder
 from pybpf.lang.finalize import finalize
-from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
-from pybpf.lang.types import INT_TYPES, Fixed, u8
+from pybpf.lang.types import INT_TYPES, BTFTypes, sizeof, u8
 from pybpf.object.maps_def import global_data_map
 from pybpf.object.sections import parse_section
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
 
-__all__ = ["build_spec", "struct_btf"]
+__all__ = ["build_spec"]
 
 _NO_BTF = {MapType.RINGBUF, MapType.PERF_EVENT_ARRAY, MapType.STACK_TRACE, MapType.PROG_ARRAY,
            MapType.QUEUE, MapType.STACK}
 
 
-class _Types:
-    """One BTF type object per Python type, so each is written once."""
-
-    def __init__(self) -> None:
-        self.ints: dict[Any, bt.Type] = {}
-        self.int32 = bt.Int("int", 4, bt.IntEncoding.SIGNED)
-        self.void_ptr = bt.Pointer(bt.VOID)
-
-    def of(self, t: Any) -> bt.Type:
-        if isinstance(t, type) and issubclass(t, Fixed):
-            found = self.ints.get(t)
-            if found is None:
-                found = self.ints[t] = bt.Int(t.__name__, t.bits // 8,
-                                              bt.IntEncoding.SIGNED if t.signed else bt.IntEncoding.NONE)
-            return found
-        found = self.ints.get(t)
-        if found is not None:
-            return found
-        if isinstance(t, ArrayType):
-            found = bt.Array(self.of(t.elem), None, t.count)
-        elif isinstance(t, PtrType):
-            found = bt.Pointer(self.of(t.target))
-        elif isinstance(t, type) and issubclass(t, Struct):
-            found = bt.Struct(t.__name__, t._size)
-            self.ints[t] = found
-            found.members = [bt.Member(name, self.of(ft), 8 * off) for name, (off, ft) in t._fields.items()]
-            return found
-        else:
-            raise TypeError(f"no BTF for {t!r}")
-        self.ints[t] = found
-        return found
-
-
-def struct_btf(t: Any) -> bt.Type:
-    """A standalone BTF type for a Struct (or any pybpf.lang type)."""
-    return _Types().of(t)
-
-
 def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> ObjectSpec:
-    tys = _Types()
+    tys = BTFTypes()
     b = Builder()
     strings: StringTable = b.strings
 
@@ -200,7 +161,7 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
 class _KernelTypes:
     """Local copies of the kernel structs a program reads (only the members it uses), for CO-RE."""
 
-    def __init__(self, tys: _Types) -> None:
+    def __init__(self, tys: BTFTypes) -> None:
         self.tys = tys
         self.used: dict[str, set[str]] = {}
         self.local: dict[str, bt.Struct] = {}
@@ -260,7 +221,7 @@ class _KernelTypes:
         return out
 
 
-def _maps_datasec(decls: dict[str, Any], tys: _Types) -> bt.Datasec:
+def _maps_datasec(decls: dict[str, Any], tys: BTFTypes) -> bt.Datasec:
     """``struct { int (*type)[T]; int (*max_entries)[N]; K *key; V *value; } name SEC(".maps")`` per map."""
     infos = []
     for i, (name, decl) in enumerate(decls.items()):

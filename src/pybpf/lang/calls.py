@@ -23,8 +23,7 @@ from pybpf.lang.helpers import HELPERS
 from pybpf.lang.kernel_types import KPtr
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
-from pybpf.lang.structs import PtrType, Struct, sizeof
-from pybpf.lang.types import Fixed, u64
+from pybpf.lang.types import Fixed, PtrType, Struct, sizeof, u64
 
 __all__ = ["CallMixin", "is_int_type", "hashable"]
 

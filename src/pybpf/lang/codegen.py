@@ -22,8 +22,7 @@ from pybpf.lang.kernel_types import KernelMixin, KPtr
 from pybpf.lang.emit import Emitter, Imm, Reg, bits_signed
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.regalloc import linear_scan, live_intervals
-from pybpf.lang.structs import ArrayType, PtrType, Struct, sizeof
-from pybpf.lang.types import Fixed, common_type, wrap
+from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, common_type, sizeof, wrap
 
 __all__ = ["FunctionCompiler", "Source"]
 

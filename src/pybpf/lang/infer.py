@@ -18,8 +18,7 @@ from pybpf.lang.helpers import HELPERS
 from pybpf.lang.kernel_types import KPtr, kernel_member
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
-from pybpf.lang.structs import ArrayType, PtrType, Struct
-from pybpf.lang.types import Fixed, common_type, type_of_value, u64
+from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, common_type, type_of_value, u64
 
 __all__ = ["InferMixin", "Local"]
 

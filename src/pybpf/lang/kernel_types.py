@@ -72,7 +72,8 @@ def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
     The lang type is an integer type, a :class:`KPtr` (pointer to a struct, or an
     embedded struct's address) or ``u64`` (an array's address).
     """
-    from pybpf.btf.types import Array, Composite, Enum, Int, Pointer, resolve
+    from pybpf.btf.types import Array, Composite, Enum, Int, Pointer
+    from pybpf.btf.typeinfo import resolve
 
     st = _kernel_struct(struct)
     for m in st.members:
@@ -131,7 +132,8 @@ class KernelMixin:
 
 
 def _is_pointer(t: Any) -> bool:
-    from pybpf.btf.types import Pointer, resolve
+    from pybpf.btf.types import Pointer
+    from pybpf.btf.typeinfo import resolve
 
     return isinstance(resolve(t), Pointer)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybpf._sys.uapi import MapType
+from pybpf.lang.types import BTFTypes, u32
 
 __all__ = ["MapDecl", "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
            "LpmTrie", "PerfEventArray", "StackTrace", "Queue", "ProgArray"]
@@ -130,8 +131,6 @@ class Array(MapDecl):
 
     def __init__(self, value: Any = None, max_entries: int = 1, *, key: Any = None, flags: int = 0,
                  name: str | None = None) -> None:
-        from pybpf.lang.types import u32
-
         super().__init__(key or u32, value, max_entries, flags=flags, name=name)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -192,9 +191,7 @@ class RingBuf(MapDecl):
 
         record = getattr(self, "record", None)
         if record is not None and "record" not in kwargs:
-            from pybpf.lang.btfgen import struct_btf
-
-            kwargs["record"] = struct_btf(record)
+            kwargs["record"] = BTFTypes().of(record)
         return RingBufReader(obj.maps[self.name], **kwargs)
 
 

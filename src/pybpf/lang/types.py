@@ -1,4 +1,5 @@
-"""Fixed-width integers with BPF semantics, usable in CPython and understood by the compiler.
+"""The types of pybpf.lang: fixed-width integers with BPF semantics, fixed arrays, pointers and
+``Struct`` classes with C layout, usable in CPython and understood by the compiler.
 
 ``u8, u16, u32, u64, i8, i16, i32, i64`` are ``int`` subclasses whose
 arithmetic wraps around exactly as the compiled BPF code does, so a probe's
@@ -24,14 +25,34 @@ Example::
     (i32(-3), i32(-1))
     >>> u64(1) > i64(-1)
     0
+
+A ``Struct`` subclass lays its annotated fields out as a C compiler does
+(each field aligned to its size, the struct to its largest field)::
+
+    class Event(Struct):
+        pid: u32
+        ppid: u32
+        ts: u64
+        comm: u8[16]
+
+In a BPF program ``e = Event()`` is a zeroed stack buffer, ``e.pid = x``
+stores, ``e.comm`` is the array's address (for helpers such as
+``get_current_comm(e.comm)``), ``events.output(e)`` copies it into a ring
+buffer.  In CPython it is an ordinary object with zeroed fields
+(``bytearray`` for ``u8`` arrays), and :meth:`Struct.btf` is its BTF type
+for the user side (ring buffer readers decode records with it).
+:class:`BTFTypes` gives every type its BTF (the compiler's and the readers').
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pybpf.btf import types as bt
+
 __all__ = ["Fixed", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "INT_TYPES", "Const",
-           "wrap", "common_type", "binop", "compare", "is_const"]
+           "wrap", "common_type", "binop", "compare", "is_const",
+           "Struct", "ArrayType", "PtrType", "sizeof", "alignof", "array_of", "BTFTypes"]
 
 
 def wrap(value: int, bits: int, signed: bool) -> int:
@@ -59,8 +80,6 @@ class Fixed(int):
 
     def __class_getitem__(cls, count: int) -> Any:
         """``u8[16]``: a fixed array type (struct fields, local buffers)."""
-        from pybpf.lang.structs import array_of
-
         return array_of(cls, count)
 
     __str__ = int.__repr__
@@ -245,3 +264,172 @@ def type_of_value(value: Any) -> type:
     """The declared type of a global's value (the Fixed type, not its Const subclass)."""
     t = type(value)
     return t.__mro__[1] if is_const(value) else t
+
+
+# -- aggregates: fixed arrays, pointers, Structs ------------------------------------------------------
+
+class ArrayType:
+    """``elem[count]``: a fixed array (``u8[16]``), made by indexing an integer type."""
+
+    __slots__ = ("elem", "count")
+    _cache: dict[tuple[Any, int], "ArrayType"] = {}
+
+    def __new__(cls, elem: Any, count: int) -> "ArrayType":
+        key = (elem, count)
+        found = cls._cache.get(key)
+        if found is None:
+            found = object.__new__(cls)
+            found.elem = elem
+            found.count = count
+            cls._cache[key] = found
+        return found
+
+    @property
+    def size(self) -> int:
+        return sizeof(self.elem) * self.count
+
+    @property
+    def __name__(self) -> str:   # messages
+        return f"{getattr(self.elem, '__name__', self.elem)}[{self.count}]"
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+    def __call__(self) -> Any:
+        """A zeroed array value (CPython): a bytearray for u8, else a list."""
+        if self.elem.bits == 8 and not self.elem.signed:
+            return bytearray(self.count)
+        return [self.elem(0) for _ in range(self.count)]
+
+
+def array_of(elem: Any, count: Any) -> ArrayType:
+    if not isinstance(count, int) or count <= 0:
+        raise TypeError(f"array length must be a positive int, not {count!r}")
+    if not (isinstance(elem, type) and issubclass(elem, (Fixed, Struct))):
+        raise TypeError(f"arrays hold integers or Structs, not {elem!r}")
+    return ArrayType(elem, count)
+
+
+class PtrType:
+    """A pointer to ``target`` (what ``RingBuf.reserve(T)`` returns; may be NULL until checked)."""
+
+    __slots__ = ("target",)
+    _cache: dict[Any, "PtrType"] = {}
+
+    def __new__(cls, target: Any) -> "PtrType":
+        found = cls._cache.get(target)
+        if found is None:
+            found = object.__new__(cls)
+            found.target = target
+            cls._cache[target] = found
+        return found
+
+    @property
+    def __name__(self) -> str:
+        return f"{getattr(self.target, '__name__', self.target)}*"
+
+
+def sizeof(t: Any) -> int:
+    if isinstance(t, type) and issubclass(t, Fixed):
+        return t.bits // 8
+    if isinstance(t, ArrayType):
+        return t.size
+    if isinstance(t, type) and issubclass(t, Struct):
+        return t._size
+    if isinstance(t, PtrType):
+        return 8
+    raise TypeError(f"no size for {t!r}")
+
+
+def alignof(t: Any) -> int:
+    if isinstance(t, type) and issubclass(t, Fixed):
+        return t.bits // 8
+    if isinstance(t, ArrayType):
+        return alignof(t.elem)
+    if isinstance(t, type) and issubclass(t, Struct):
+        return t._align
+    return 8
+
+
+class Struct:
+    """Base of record types with C layout; fields come from the class annotations."""
+
+    _fields: dict[str, tuple[int, Any]] = {}
+    _size = 0
+    _align = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        import sys
+
+        ns = vars(sys.modules[cls.__module__]) if cls.__module__ in sys.modules else {}
+        fields: dict[str, tuple[int, Any]] = {}
+        off = 0
+        align = 1
+        for name, ann in cls.__dict__.get("__annotations__", {}).items():
+            t = eval(ann, dict(ns), dict(vars(cls))) if isinstance(ann, str) else ann
+            try:
+                a, s = alignof(t), sizeof(t)
+            except TypeError:
+                raise TypeError(f"{cls.__name__}.{name}: fields are integers (u8..i64), arrays (u8[16]) or "
+                                f"Structs, not {t!r}") from None
+            off = (off + a - 1) // a * a
+            fields[name] = (off, t)
+            off += s
+            align = max(align, a)
+        cls._fields = fields
+        cls._align = align
+        cls._size = (off + align - 1) // align * align
+        cls._btf = None
+
+    def __init__(self, **values: Any) -> None:
+        for name, (_off, t) in self._fields.items():
+            setattr(self, name, t() if not isinstance(t, type) or not issubclass(t, Fixed) else t(0))
+        for k, v in values.items():
+            if k not in self._fields:
+                raise AttributeError(f"{type(self).__name__} has no field {k!r}")
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+    @classmethod
+    def btf(cls) -> Any:
+        """The BTF type of this struct (for ``RingBufReader(m, record=Event.btf())``)."""
+        if cls._btf is None:
+            cls._btf = BTFTypes().of(cls)
+        return cls._btf
+
+
+class BTFTypes:
+    """The BTF type of each pybpf.lang type, one object per type, so each is written once."""
+
+    def __init__(self) -> None:
+        self.ints: dict[Any, bt.Type] = {}
+        self.int32 = bt.Int("int", 4, bt.IntEncoding.SIGNED)
+        self.void_ptr = bt.Pointer(bt.VOID)
+
+    def of(self, t: Any) -> bt.Type:
+        if isinstance(t, type) and issubclass(t, Fixed):
+            found = self.ints.get(t)
+            if found is None:
+                found = self.ints[t] = bt.Int(t.__name__, t.bits // 8,
+                                              bt.IntEncoding.SIGNED if t.signed else bt.IntEncoding.NONE)
+            return found
+        found = self.ints.get(t)
+        if found is not None:
+            return found
+        if isinstance(t, ArrayType):
+            found = bt.Array(self.of(t.elem), None, t.count)
+        elif isinstance(t, PtrType):
+            found = bt.Pointer(self.of(t.target))
+        elif isinstance(t, type) and issubclass(t, Struct):
+            found = bt.Struct(t.__name__, t._size)
+            self.ints[t] = found
+            found.members = [bt.Member(name, self.of(ft), 8 * off) for name, (off, ft) in t._fields.items()]
+            return found
+        else:
+            raise TypeError(f"no BTF for {t!r}")
+        self.ints[t] = found
+        return found
