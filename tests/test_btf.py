@@ -27,11 +27,10 @@ from pybpf.btf import kernel
 from pybpf.btf.codec import codec_for
 from pybpf.btf.reader import CoreRelocKind, ExtInfo, Spec
 from pybpf.btf.types import (
-    VOID, Array, BTFKind, Composite, Const, Datasec, DeclTag, Enum, Enum64, Float, Func,
-    FuncLinkage, FuncProto, Fwd, Int, IntEncoding, Member, Pointer, Struct, Typedef, TypeTag,
-    Union, Var, VarLinkage, VarSecinfo, Void, alignof, essential_name, resolve, shallow_key,
-    sizeof, type_name,
+    VOID, Array, BTFKind, Composite, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage, FuncProto,
+    Fwd, Int, IntEncoding, Member, Pointer, Struct, Typedef, TypeTag, Union, Var, VarLinkage, VarSecinfo, Void,
 )
+from pybpf.btf.typeinfo import alignof, essential_name, resolve, shallow_key, sizeof, type_name
 from pybpf.btf.writer import Builder, encode, encode_ext, sanitize
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")

@@ -32,10 +32,12 @@ for an id it does not know.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from pybpf._sys.uapi import HelperID
-from pybpf.asm.instruction import Instruction
+
+if TYPE_CHECKING:   # Instruction.__str__ calls this module: no import back at run time
+    from pybpf.asm.instruction import Instruction
 
 __all__ = ["disassemble", "format_instruction", "instruction_text", "HelperName"]
 
@@ -176,6 +178,7 @@ def instruction_text(insn: Instruction, next_insn: Instruction | None = None,
 
     ``next_insn`` is the following slot, needed for the high half of an ``ld_imm64``.
 
+    >>> from pybpf.asm.instruction import Instruction
     >>> instruction_text(Instruction(0x95))
     'exit'
     """
@@ -214,6 +217,7 @@ def format_instruction(insn: Instruction, index: int, next_insn: Instruction | N
                        helper_name: HelperName | None = None) -> str:
     """One verifier-log line: ``"{index}: ({code:02x}) {text}"``.
 
+    >>> from pybpf.asm.instruction import Instruction
     >>> format_instruction(Instruction(0xbf, dst=6, src=1), 3)
     '3: (bf) r6 = r1'
     """
@@ -223,6 +227,7 @@ def format_instruction(insn: Instruction, index: int, next_insn: Instruction | N
 def disassemble(insns: Sequence[Instruction], *, helper_name: HelperName | None = None) -> str:
     """The whole program, one line per instruction (``ld_imm64`` takes one line, two slots).
 
+    >>> from pybpf.asm.instruction import Instruction
     >>> print(disassemble([Instruction(0xb7), Instruction(0x95)]))
     0: (b7) r0 = 0
     1: (95) exit

@@ -26,12 +26,11 @@ Example::
 """
 
 from pybpf.btf.types import (
-    BTFKind, IntEncoding, FuncLinkage, VarLinkage, POINTER_SIZE,
-    Type, Void, VOID, Int, Pointer, Array, Composite, Struct, Union, Member, Enum, Enum64,
-    EnumValue, Fwd, Typedef, Qualifier, Volatile, Const, Restrict, TypeTag, Func, FuncProto,
-    Param, Var, Datasec, VarSecinfo, Float, DeclTag,
-    resolve, sizeof, alignof, type_name, essential_name, shallow_key,
+    BTFKind, IntEncoding, FuncLinkage, VarLinkage, POINTER_SIZE, Type, Void, VOID, Int, Pointer, Array, Composite,
+    Struct, Union, Member, Enum, Enum64, EnumValue, Fwd, Typedef, Qualifier, Volatile, Const, Restrict, TypeTag,
+    Func, FuncProto, Param, Var, Datasec, VarSecinfo, Float, DeclTag,
 )
+from pybpf.btf.typeinfo import resolve, sizeof, alignof, type_name, essential_name, shallow_key
 from pybpf.btf.reader import Spec, StringTable, ExtInfo, FuncInfo, LineInfo, CoreRelo, CoreRelocKind
 from pybpf.btf.writer import Builder, sanitize, encode_ext
 from pybpf.btf.writer import encode as encode_btf

@@ -44,10 +44,8 @@ import struct
 from typing import Any, Callable, Iterable
 
 from pybpf.errors import ObjectError
-from pybpf.btf.types import (
-    Array, Composite, Datasec, Enum, Float, Int, Pointer, Type, Union, Var, resolve, sizeof,
-    type_name,
-)
+from pybpf.btf.types import Array, Composite, Datasec, Enum, Float, Int, Pointer, Type, Union, Var
+from pybpf.btf.typeinfo import resolve, sizeof, type_name
 
 __all__ = ["Codec", "Record", "codec_for", "decode", "encode"]
 

@@ -53,10 +53,8 @@ from pybpf.btf.core_match import (
     match_enumval, match_field, parse_access, types_are_compat, types_match,
 )
 from pybpf.btf.reader import CoreRelo, CoreRelocKind, Spec
-from pybpf.btf.types import (
-    Array, Composite, Enum, Int, IntEncoding, Pointer, Type, essential_name, resolve, sizeof,
-    type_name,
-)
+from pybpf.btf.types import Array, Composite, Enum, Int, IntEncoding, Pointer, Type
+from pybpf.btf.typeinfo import essential_name, resolve, sizeof, type_name
 from pybpf.errors import BPFError, ObjectError
 
 __all__ = ["CoreResult", "apply_relocations", "explain_poison", "is_poison", "POISON_HELPER_ID"]

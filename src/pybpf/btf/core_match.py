@@ -43,9 +43,9 @@ from pybpf.errors import ObjectError
 from pybpf.btf import kernel
 from pybpf.btf.reader import CoreRelocKind, Spec
 from pybpf.btf.types import (
-    Array, Composite, Enum, Float, FuncProto, Fwd, Int, IntEncoding, Pointer, Struct, Type, Union,
-    Void, essential_name, resolve, sizeof, type_name,
+    Array, Composite, Enum, Float, FuncProto, Fwd, Int, IntEncoding, Pointer, Struct, Type, Union, Void,
 )
+from pybpf.btf.typeinfo import essential_name, resolve, sizeof, type_name
 
 __all__ = [
     "FIELD_KINDS", "TYPE_KINDS", "ENUMVAL_KINDS", "MAX_SPEC_LEN",

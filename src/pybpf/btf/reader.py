@@ -44,10 +44,11 @@ from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
 from pybpf.btf.layout import BTF_MAGIC, U32, read_header, record_len, scan, type_words
 from pybpf.btf.names import ScanIndex, SortedIndex
 from pybpf.btf.types import (
-    VOID, Array, BTFKind, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage,
-    FuncProto, Fwd, Int, IntEncoding, Member, Param, Pointer, Restrict, Struct, Type,
-    Typedef, TypeTag, Union, Var, VarLinkage, VarSecinfo, Volatile, essential_name,
+    VOID, Array, BTFKind, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage, FuncProto, Fwd, Int,
+    IntEncoding, Member, Param, Pointer, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarLinkage,
+    VarSecinfo, Volatile,
 )
+from pybpf.btf.typeinfo import essential_name
 
 __all__ = ["Spec", "StringTable", "ExtInfo", "FuncInfo", "LineInfo", "CoreRelo", "CoreRelocKind", "BTF_MAGIC"]
 

@@ -1,4 +1,4 @@
-"""The BTF type model: one small slotted class per BTF kind, plus helpers (:mod:`.typeinfo`).
+"""The BTF type model: one small slotted class per BTF kind (the helpers are in :mod:`.typeinfo`).
 
 A parsed :class:`~pybpf.btf.reader.Spec` hands out these objects; the writer
 encodes them back and the loader and the language layer build them by hand.
@@ -9,13 +9,13 @@ type id and decodes the target on first access, so looking at one struct of
 vmlinux does not decode the 150,000 others.  The ids stay available without
 decoding (``member.type_id``, ``ptr.target_id``...).
 
-Types compare by identity.  :func:`shallow_key` gives a hashable id-based
+Types compare by identity.  :func:`~pybpf.btf.typeinfo.shallow_key` gives a hashable id-based
 description for comparing two specs type by type.
 
 Example::
 
     from pybpf.btf.types import Int, IntEncoding, Pointer, Struct, Member
-    from pybpf.btf.types import sizeof, alignof, type_name
+    from pybpf.btf.typeinfo import sizeof, alignof, type_name
 
     u32 = Int("unsigned int", 4)
     s32 = Int("int", 4, IntEncoding.SIGNED)
@@ -36,7 +36,6 @@ __all__ = [
     "Enum", "Enum64", "EnumValue", "Fwd", "Typedef", "Qualifier", "Volatile", "Const",
     "Restrict", "TypeTag", "Func", "FuncProto", "Param", "Var", "Datasec", "VarSecinfo",
     "Float", "DeclTag",
-    "resolve", "sizeof", "alignof", "type_name", "essential_name", "shallow_key",
 ]
 
 #: Pointers are 8 bytes: BPF is a 64-bit target, and so is every kernel pybpf runs on.
@@ -764,9 +763,3 @@ class DeclTag(Type):
 
     def _holders(self) -> list[tuple[Any, str]]:
         return [(self, "type")]
-
-
-# The helpers live in typeinfo (imported last: they need the classes above) and are part of this API.
-from pybpf.btf.typeinfo import (  # noqa: E402
-    alignof, essential_name, resolve, shallow_key, sizeof, type_name,
-)

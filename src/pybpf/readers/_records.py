@@ -60,9 +60,10 @@ def btf_dtype(t: Any) -> Any:
     (('pid', 'comm'), 24)
     """
     from pybpf.btf import types as bt
+    from pybpf.btf import typeinfo
 
     np = _numpy()
-    t = bt.resolve(t)
+    t = typeinfo.resolve(t)
     if isinstance(t, bt.Int):
         if t.is_bool:
             return np.dtype("?")
@@ -77,7 +78,7 @@ def btf_dtype(t: Any) -> Any:
     if isinstance(t, bt.Float):
         return np.dtype(f"<f{t.size}")
     if isinstance(t, bt.Array):
-        elem = bt.resolve(t.elem)
+        elem = typeinfo.resolve(t.elem)
         if isinstance(elem, bt.Int) and elem.size == 1 and elem.is_char:
             return np.dtype(f"S{t.nelems}")
         return np.dtype((btf_dtype(elem), (t.nelems,)))
@@ -85,16 +86,17 @@ def btf_dtype(t: Any) -> Any:
         names, formats, offsets = [], [], []
         _btf_fields(t, 0, "", names, formats, offsets)
         return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": t.size})
-    raise TypeError(f"BTF type {bt.type_name(t)!r} has no NumPy dtype")
+    raise TypeError(f"BTF type {typeinfo.type_name(t)!r} has no NumPy dtype")
 
 
 def _btf_fields(t: Any, base: int, prefix: str, names: list, formats: list, offsets: list) -> None:
     from pybpf.btf import types as bt
+    from pybpf.btf import typeinfo
 
     for i, m in enumerate(t.members):
         if m.bitfield_size or m.bit_offset % 8:
             continue
-        mt = bt.resolve(m.type)
+        mt = typeinfo.resolve(m.type)
         if not m.name and isinstance(mt, bt.Composite):  # anonymous struct/union: flatten
             _btf_fields(mt, base + m.bit_offset // 8, prefix, names, formats, offsets)
             continue
@@ -123,12 +125,13 @@ _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", 
 def _btf_codes(t: Any, base: int, prefix: str, out: dict[str, tuple[int, str]]) -> None:
     """Name -> (byte offset, struct code) of the members of BTF composite ``t`` (bitfields left out)."""
     from pybpf.btf import types as bt
+    from pybpf.btf import typeinfo
     from pybpf.btf.typeinfo import sizeof
 
     for i, m in enumerate(t.members):
         if m.bitfield_size or m.bit_offset % 8:
             continue
-        mt, off = bt.resolve(m.type), base + m.bit_offset // 8
+        mt, off = typeinfo.resolve(m.type), base + m.bit_offset // 8
         if not m.name and isinstance(mt, bt.Composite):  # anonymous struct/union: flatten
             _btf_codes(mt, off, prefix, out)
             continue
@@ -248,6 +251,7 @@ class RecordType:
 
     def _set_record(self, record: Any) -> None:
         from pybpf.btf import types as bt
+        from pybpf.btf import typeinfo
 
         if isinstance(record, bt.Type):
             from pybpf.btf.codec import codec_for
@@ -259,7 +263,7 @@ class RecordType:
             self.size = int(record.size)
             self.decode = record.decode_from
             self._dtype_from = ("btf", btf_type)
-            self.label = str(getattr(record, "label", "") or bt.type_name(btf_type))
+            self.label = str(getattr(record, "label", "") or typeinfo.type_name(btf_type))
             return
         from pybpf.maps.codec import make_codec
 
@@ -282,9 +286,10 @@ class RecordType:
         kind, what = self._dtype_from or (None, None)
         if kind == "btf":
             from pybpf.btf import types as bt
+            from pybpf.btf import typeinfo
 
             out: dict[str, tuple[int, str]] = {}
-            t = bt.resolve(what)
+            t = typeinfo.resolve(what)
             if isinstance(t, bt.Composite):
                 _btf_codes(t, 0, "", out)
             return out
