@@ -11,7 +11,8 @@ decoders) plus the ``cookie`` decoder and an ``attach`` list.
 Modules, each with one job:
 
 - :mod:`.yamlsource` — YAML with line numbers;
-- :mod:`.config` — the configuration model, its checks and :class:`ConfigError`;
+- :mod:`.model` — the configuration's data and :class:`ConfigError`; :mod:`.config` — reading
+  and checking it;
 - :mod:`.decoders` — label decoders; :mod:`.resolvers` — names for numbers (syscall names:
   :mod:`pybpf.tools.syscalls`, shared with the tools);
 - :mod:`.module` — one module: prepare (no syscalls), load, attach, read maps;

@@ -43,11 +43,13 @@ Every problem is one :class:`ConfigError` naming file, line and field.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from pybpf.errors import BPFError
+from pybpf.exporter.decoders import DECODERS
+from pybpf.exporter.model import (
+    AttachConfig, AttachPoint, ConfigError, DecoderConfig, LabelConfig, MetricConfig, ModuleConfig, Where,
+)
 from pybpf.exporter.yamlsource import LineDict, LineList, YAMLSyntaxError, parse
 
 __all__ = [
@@ -60,95 +62,6 @@ ATTACH_KINDS = ("uprobe", "uretprobe", "tracepoint", "raw_tracepoint", "usdt", "
 FUNCTION_KINDS = ("uprobe", "uretprobe", "kprobe", "kretprobe")
 BUCKET_TYPES = ("exp2", "linear")
 COUNTER_MAP_TYPES = {1, 2, 5, 6, 9, 10}   # hash, array, percpu hash/array, lru (percpu) hash
-
-
-class ConfigError(BPFError):
-    """A configuration problem: ``file:line: field: message``."""
-
-    def __init__(self, where: "Where", fieldpath: str, message: str) -> None:
-        self.where = where
-        self.field = fieldpath
-        text = f"{where}: {fieldpath}: {message}" if fieldpath else f"{where}: {message}"
-        super().__init__(text)
-
-
-@dataclass(frozen=True)
-class Where:
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-
-@dataclass
-class DecoderConfig:
-    name: str
-    options: dict[str, Any]
-    where: Where
-    path: str
-
-
-@dataclass
-class LabelConfig:
-    name: str
-    size: int | None
-    padding: int
-    decoders: list[DecoderConfig]
-    where: Where
-    path: str
-
-
-@dataclass
-class MetricConfig:
-    kind: str                      # "counter" | "histogram"
-    name: str
-    help: str
-    table: str
-    labels: list[LabelConfig]
-    where: Where
-    path: str
-    bucket_type: str = "exp2"
-    bucket_min: int = 0
-    bucket_max: int = 0
-    bucket_multiplier: float = 1.0
-
-
-@dataclass
-class AttachPoint:
-    """One hook: ``target`` (a function, a tracepoint ``category/name``, a USDT ``provider:name``)."""
-
-    target: str
-    cookie: int
-    name: str
-    where: Where
-
-
-@dataclass
-class AttachConfig:
-    program: str
-    kind: str
-    binary: str | None             # uprobe/uretprobe/usdt: the executable or library
-    points: list[AttachPoint]
-    pid: int | None
-    where: Where
-    path: str
-
-
-@dataclass
-class ModuleConfig:
-    name: str
-    file: str
-    object_path: str
-    variables: dict[str, Any]
-    attach: list[AttachConfig] | None
-    metrics: list[MetricConfig]
-    fingerprint: tuple[Any, ...] = ()
-    cookie_names: dict[int, str] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)    # top-level field → line
-
-    def where(self, key: str) -> Where:
-        return Where(self.file, self.lines.get(key, 0))
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -373,8 +286,6 @@ def _is_metric_name(name: str) -> bool:
 
 
 def _label(ctx: "_Fields", labels: LineList, j: int, path: str) -> LabelConfig:
-    from pybpf.exporter.decoders import DECODERS
-
     lab = ctx.item_mapping(labels, j, path)
     ctx.only(lab, path, ("name", "size", "padding", "decoders"))
     name = ctx.string(lab, "name", path)

@@ -40,7 +40,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pybpf.exporter.config import ConfigError, DecoderConfig, LabelConfig
+from pybpf.exporter.model import ConfigError, DecoderConfig, LabelConfig
 
 __all__ = ["DECODERS", "DecodeContext", "build_chain"]
 
