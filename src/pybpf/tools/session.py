@@ -247,16 +247,21 @@ def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) until the block ends; a Ctrl-C that came meanwhile is raised after it.
 
     Records read from a ring buffer are consumed: if a KeyboardInterrupt hit
-    between reading one and printing it, that record would be lost.
+    between reading one and printing it, that record would be lost.  The
+    handler is swapped rather than the signal masked: the kernel may deliver
+    SIGINT to any thread, while Python runs its handlers in the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)   # now handled as it would have been
 
 
 def stream_wait(ready: Callable[[float], Any], take: Callable[[], Any]) -> Callable[[float], None]:
