@@ -288,3 +288,19 @@ def test_a_warm_load_makes_only_the_system_calls_it_needs(monkeypatch):
         assert len(obj.programs) == 10
     assert sorted(Cmd(c).name for c in calls) == sorted(
         ["BTF_LOAD"] + ["MAP_CREATE"] * 3 + ["MAP_FREEZE"] + ["PROG_LOAD"] * 10)
+
+
+def test_a_missing_name_says_what_the_object_has() -> None:
+    """obj.maps["typo"] is a NameNotFoundError (also a KeyError) with a suggestion, in the spec and
+    in the loaded object; .get and `in` behave as on a dict."""
+    spec = pybpf.ObjectSpec.from_file(build("tools_getppid"))
+    with pytest.raises(pybpf.NameNotFoundError, match=r"object 'tools_getppid.bpf.o': no map 'cals'; "
+                                                        r"did you mean 'calls'\?"):
+        spec.maps["cals"]
+    with spec.load() as obj:
+        with pytest.raises(KeyError) as info:
+            obj.programs["nothing_like_it"]
+        assert str(info.value) == ("object 'tools_getppid.bpf.o': no program 'nothing_like_it' "
+                                   "(it has 'count_getppid')")
+        assert obj.maps.get("typo") is None and "calls" in obj.maps
+        obj.variables["hits"].value      # the real names still work

@@ -148,12 +148,17 @@ class NotFoundError(BPFError, FileNotFoundError):
         self.filename = filename
 
 
-class NameNotFoundError(BPFError, LookupError):
+class NameNotFoundError(BPFError, KeyError):
     """A name that is not there: a network interface, a program or map of an object, a type.
+
+    It is also a KeyError (``obj.maps["typo"]`` behaves as a dict does) and so a LookupError.
 
     >>> isinstance(NameNotFoundError("no network interface 'eth9'"), LookupError)
     True
     """
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want our text.
+        return BPFError.__str__(self)
 
 
 class ObjectError(BPFError):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pybpf.errors import BPFError
 from pybpf.object.hooks import hook
+from pybpf.object.parts import NameTable
 
 if TYPE_CHECKING:
     from pybpf.object.spec import ObjectSpec, VariableSpec
@@ -42,9 +43,10 @@ class Object:
     def __init__(self, spec: "ObjectSpec") -> None:
         self.spec = spec
         self.name = spec.name
-        self.programs: dict[str, Any] = {}
-        self.maps: dict[str, Any] = {}
-        self.variables: dict[str, ObjectVariable] = {}
+        owner = f"object '{spec.name}'"
+        self.programs: dict[str, Any] = NameTable(kind="program", owner=owner)
+        self.maps: dict[str, Any] = NameTable(kind="map", owner=owner)
+        self.variables: dict[str, ObjectVariable] = NameTable(kind="variable", owner=owner)
         self.btf_error: str | None = None
         self.notes: list[str] = []
         self._btf_fd: Any = None

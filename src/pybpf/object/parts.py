@@ -17,20 +17,49 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pybpf._sys.uapi import AttachType, MapType, ProgType
 from pybpf.asm.instruction import Instruction
-from pybpf.errors import BPFError, ObjectError
+from pybpf.errors import BPFError, NameNotFoundError, ObjectError
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import CoreRelo, FuncInfo, LineInfo
     from pybpf.btf.types import Type
     from pybpf.object.sections import SectionInfo
 
-__all__ = ["ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "encode_variable"]
+__all__ = ["ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "encode_variable", "NameTable"]
+
+
+class NameTable(dict):
+    """An object's programs, maps, variables or externs by name: a dict whose missing name is a
+    :class:`~pybpf.errors.NameNotFoundError` (also a KeyError) saying what the object has.
+
+    >>> maps = NameTable({"counts": 1}, kind="map", owner="object 'x.bpf.o'")
+    >>> maps["count"]
+    Traceback (most recent call last):
+    ...
+    pybpf.errors.NameNotFoundError: object 'x.bpf.o': no map 'count'; did you mean 'counts'?
+    """
+
+    def __init__(self, items: Mapping[str, Any] | None = None, *, kind: str = "entry", owner: str = "") -> None:
+        super().__init__(items or {})
+        self.kind = kind
+        self.owner = owner
+
+    def __missing__(self, name: Any) -> Any:
+        names = [n for n in self if isinstance(n, str)]
+        close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
+        text = f"no {self.kind} {name!r}"
+        if close:
+            text += f"; did you mean {close[0]!r}?"
+        else:
+            text += f" (it has {', '.join(map(repr, names[:20])) or 'none'}{', ...' if len(names) > 20 else ''})"
+        err = NameNotFoundError(text)
+        raise (err.add_context(self.owner) if self.owner else err)
 
 
 def _type_id(t: Any) -> int | None:

@@ -35,7 +35,9 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pybpf.errors import ObjectError
-from pybpf.object.parts import ExternSpec, MapSpec, ProgramSpec, StructOpsSpec, VariableSpec, encode_variable
+from pybpf.object.parts import (
+    ExternSpec, MapSpec, NameTable, ProgramSpec, StructOpsSpec, VariableSpec, encode_variable,
+)
 
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
@@ -58,10 +60,11 @@ class ObjectSpec:
                  notes: Iterable[str] = ()) -> None:
         self.name = name
         self.path = path
-        self.programs: dict[str, ProgramSpec] = dict(programs or {})
-        self.maps: dict[str, MapSpec] = dict(maps or {})
-        self.variables: dict[str, VariableSpec] = dict(variables or {})
-        self.externs: dict[str, ExternSpec] = dict(externs or {})
+        owner = f"object '{name}'"
+        self.programs: dict[str, ProgramSpec] = NameTable(programs, kind="program", owner=owner)
+        self.maps: dict[str, MapSpec] = NameTable(maps, kind="map", owner=owner)
+        self.variables: dict[str, VariableSpec] = NameTable(variables, kind="variable", owner=owner)
+        self.externs: dict[str, ExternSpec] = NameTable(externs, kind="extern", owner=owner)
         self.btf = btf
         self.license = license
         self.kern_version = kern_version
