@@ -26,7 +26,7 @@ pytest.importorskip("yaml")
 
 from exporter_support import (  # noqa: E402
     ALPHA, BETA, EXAMPLES, GETPPID, MODULES, PY_MODULES, SLOW, ExporterProcess, Workload, build_target,
-    example_config, example_object, http_get, value,
+    example_config, example_object, http_get, samples, value,
 )
 
 from pybpf import features  # noqa: E402
@@ -102,6 +102,24 @@ def test_openmetrics_and_healthz(running):
     assert status == 200
     assert sorted(body.split("\n")[:4]) == ["calls_py: up", "latency: up", "syscalls: up", "uprobe_counter: up"]
     assert http_get(exp.url + "/nope")[0] == 404
+
+
+def test_gzip_answer_is_the_same_metrics(running):
+    """Prometheus asks for gzip: the compressed answer decodes to the plain one's samples."""
+    import gzip
+    import urllib.request
+
+    exp, _ = running
+    req = urllib.request.Request(exp.url + "/metrics", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Encoding"] == "gzip"
+        raw = resp.read()
+        assert int(resp.headers["Content-Length"]) == len(raw)
+    zipped = samples(gzip.decompress(raw).decode())
+    plain = samples(http_get(exp.url + "/metrics")[2])
+    calls = {k: v for k, v in zipped.items() if k[0] == "function_calls_total"}
+    assert calls == {k: v for k, v in plain.items() if k[0] == "function_calls_total"}
+    assert calls[("function_calls_total", frozenset({("function", "alpha")}))] == 3
 
 
 def test_sighup_keeps_unchanged_modules_and_refuses_bad_config(running):
