@@ -75,3 +75,25 @@ def test_object_layer_calls_the_hooks_without_importing_them_first():
         print("pybpf.links" in sys.modules)
     """)
     assert out.split() == ["False"]
+
+
+def test_parsing_an_object_imports_no_map_family_and_no_verifier():
+    """Map families load when a map of their type is made; the verifier module when a load fails."""
+    from buildprogs import build
+
+    out = _run(f"""
+        import sys
+        import pybpf
+        pybpf.ObjectSpec.from_file({str(build("tools_getppid"))!r})
+        loaded = sorted(m for m in sys.modules if m.startswith(("pybpf.maps.", "pybpf.verifier")))
+        print(" ".join(loaded) or "none")
+    """)
+    assert out.split() == ["none"]
+
+
+def test_every_map_family_is_found_by_its_type():
+    from pybpf.maps.base import FAMILIES as table, map_class
+
+    for map_type, (_module, name) in table.items():
+        cls = map_class(map_type)
+        assert cls.__name__ == name and cls.map_type == map_type

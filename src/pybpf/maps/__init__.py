@@ -36,22 +36,41 @@ Example::
     m = maps.Map.from_pin("/sys/fs/bpf/counts")     # -> HashMap
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.uapi import MapType
+from pybpf.maps.base import FAMILIES, Map, MapInfo, create, map_class, possible_cpus
 from pybpf.maps.codec import Codec, make_codec
-from pybpf.maps.base import Map, MapInfo, create, map_class, possible_cpus
-from pybpf.maps.hash import HashMap, LRUHashMap
-from pybpf.maps.array import ArrayMap
-from pybpf.maps.percpu import LRUPerCPUHashMap, PerCPUArrayMap, PerCPUHashMap
-from pybpf.maps.lpm import LPMTrieMap
-from pybpf.maps.queue import QueueMap, StackMap
-from pybpf.maps.bloom import BloomFilterMap
-from pybpf.maps.stacktrace import StackTraceMap
-from pybpf.maps.progarray import ProgArrayMap
-from pybpf.maps.mapinmap import ArrayOfMapsMap, HashOfMapsMap
-# Stream maps (written with the readers layer; imported here so map_class() knows them).
-from pybpf.maps.perf_event_array import PerfEventArray
-from pybpf.maps.ringbuf import RingBuf, UserRingBuf
+
+if TYPE_CHECKING:
+    from pybpf.maps.array import ArrayMap
+    from pybpf.maps.bloom import BloomFilterMap
+    from pybpf.maps.hash import HashMap, LRUHashMap
+    from pybpf.maps.lpm import LPMTrieMap
+    from pybpf.maps.mapinmap import ArrayOfMapsMap, HashOfMapsMap
+    from pybpf.maps.percpu import LRUPerCPUHashMap, PerCPUArrayMap, PerCPUHashMap
+    from pybpf.maps.perf_event_array import PerfEventArray
+    from pybpf.maps.progarray import ProgArrayMap
+    from pybpf.maps.queue import QueueMap, StackMap
+    from pybpf.maps.ringbuf import RingBuf, UserRingBuf
+    from pybpf.maps.stacktrace import StackTraceMap
+
+# The family classes are imported on first use (``maps.HashMap``), as map_class() does.
+_FAMILY_MODULES = {cls: module for module, cls in FAMILIES.values()}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FAMILY_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf.maps' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pybpf.maps.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Map", "MapInfo", "Codec", "make_codec", "create", "map_class", "possible_cpus", "MapType", "MapFlag",

@@ -30,7 +30,7 @@ from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.syscall import ENOTSUPP
 from pybpf._sys.uapi import MapType
 from pybpf.errors import MapError
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import round8
 
 __all__ = ["ArrayMap"]
@@ -237,5 +237,3 @@ class ArrayMap(Map):
             return "array elements cannot be deleted; assign a zero value instead"
         return super()._hint(op, err, key, flags)
 
-
-register(ArrayMap, MapType.ARRAY)

@@ -28,6 +28,7 @@ operations have buffers of their own.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import errno as _errno
 import os
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
@@ -45,7 +46,7 @@ from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
 from pybpf.maps.scratch import FirstUse, Layout
 
-__all__ = ["Map", "MapInfo", "create", "map_class", "register", "possible_cpus", "PERCPU_TYPES"]
+__all__ = ["Map", "MapInfo", "create", "map_class", "FAMILIES", "possible_cpus", "PERCPU_TYPES"]
 
 # Plain ints (the others come from batch): an IntEnum member costs an attribute lookup and a
 # conversion per call.
@@ -66,19 +67,36 @@ ENOENT = _errno.ENOENT
 _NO_KEY: Any = _batch.NO_KEY
 _MISSING: Any = object()
 
+# Map type -> (module of pybpf.maps, class): each family's module is imported when a map of its
+# type is first made or opened, so a program that uses hash maps never imports the LPM trie code.
+FAMILIES: dict[MapType, tuple[str, str]] = {
+    MapType.HASH: ("hash", "HashMap"), MapType.LRU_HASH: ("hash", "LRUHashMap"),
+    MapType.ARRAY: ("array", "ArrayMap"),
+    MapType.PERCPU_HASH: ("percpu", "PerCPUHashMap"), MapType.LRU_PERCPU_HASH: ("percpu", "LRUPerCPUHashMap"),
+    MapType.PERCPU_ARRAY: ("percpu", "PerCPUArrayMap"),
+    MapType.LPM_TRIE: ("lpm", "LPMTrieMap"),
+    MapType.QUEUE: ("queue", "QueueMap"), MapType.STACK: ("queue", "StackMap"),
+    MapType.BLOOM_FILTER: ("bloom", "BloomFilterMap"),
+    MapType.STACK_TRACE: ("stacktrace", "StackTraceMap"),
+    MapType.PROG_ARRAY: ("progarray", "ProgArrayMap"),
+    MapType.ARRAY_OF_MAPS: ("mapinmap", "ArrayOfMapsMap"), MapType.HASH_OF_MAPS: ("mapinmap", "HashOfMapsMap"),
+    MapType.PERF_EVENT_ARRAY: ("perf_event_array", "PerfEventArray"),
+    MapType.RINGBUF: ("ringbuf", "RingBuf"), MapType.USER_RINGBUF: ("ringbuf", "UserRingBuf"),
+}
 _CLASSES: dict[int, type["Map"]] = {}
-
-
-def register(cls: type["Map"], *map_types: MapType) -> type["Map"]:
-    """Make ``cls`` the class :func:`map_class` returns for ``map_types``."""
-    for t in map_types:
-        _CLASSES[int(t)] = cls
-    return cls
 
 
 def map_class(map_type: int) -> type["Map"]:
     """The class that wraps maps of ``map_type``; the generic :class:`Map` for unknown types."""
-    return _CLASSES.get(int(map_type), Map)
+    found = _CLASSES.get(int(map_type))
+    if found is None:
+        try:
+            family = FAMILIES[MapType(map_type)]
+        except (ValueError, KeyError):
+            return Map
+        module = importlib.import_module(f"pybpf.maps.{family[0]}")
+        found = _CLASSES[int(map_type)] = getattr(module, family[1])
+    return found
 
 
 class Map(Pinnable):

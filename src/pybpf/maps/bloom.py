@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from pybpf._sys.syscall import sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
-from pybpf.maps.base import _ELEM_SIZE, register
+from pybpf.maps.base import _ELEM_SIZE
 from pybpf.maps.queue import KeylessMap
 
 __all__ = ["BloomFilterMap"]
@@ -94,5 +94,3 @@ class BloomFilterMap(KeylessMap):
     def clear(self) -> None:
         raise TypeError("BloomFilterMap cannot remove values; create a new filter")
 
-
-register(BloomFilterMap, MapType.BLOOM_FILTER)

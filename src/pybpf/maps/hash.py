@@ -20,7 +20,7 @@ from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 
 __all__ = ["HashMap", "LRUHashMap"]
 
@@ -77,6 +77,3 @@ class LRUHashMap(HashMap):
         self._create(self.map_type, key=key, value=value, key_size=key_size, value_size=value_size,
                      max_entries=max_entries, flags=flags, name=name, numa_node=numa_node)
 
-
-register(HashMap, MapType.HASH)
-register(LRUHashMap, MapType.LRU_HASH)

@@ -31,7 +31,7 @@ from typing import Any
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.errors import ArgumentError
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import _Base, _bytes_len, _describe, make_codec
 
 __all__ = ["LPMTrieMap", "LPMKeyCodec"]
@@ -160,5 +160,3 @@ class LPMTrieMap(Map):
             return self.get((kc.bits, address), default)
         return self.get(address, default)
 
-
-register(LPMTrieMap, MapType.LPM_TRIE)

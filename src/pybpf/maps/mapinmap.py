@@ -22,7 +22,7 @@ import errno
 from typing import Any
 
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import FdCodec
 from pybpf.maps.progarray import FdArrayMixin
 
@@ -78,6 +78,3 @@ class HashOfMapsMap(_OfMaps, Map):
         self._create(self.map_type, key=key, key_size=key_size, value=FdCodec("map"), max_entries=max_entries,
                      flags=flags, name=name, inner_map=inner_map, numa_node=numa_node)
 
-
-register(ArrayOfMapsMap, MapType.ARRAY_OF_MAPS)
-register(HashOfMapsMap, MapType.HASH_OF_MAPS)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.array import ArrayMap
-from pybpf.maps.base import _MISSING, possible_cpus, register
+from pybpf.maps.base import _MISSING, possible_cpus
 from pybpf.maps.hash import HashMap, LRUHashMap
 
 __all__ = ["PerCPUHashMap", "PerCPUArrayMap", "LRUPerCPUHashMap"]
@@ -102,7 +102,3 @@ class PerCPUArrayMap(_PerCPU, ArrayMap):
         self._create(self.map_type, key=key, value=value, key_size=4, value_size=value_size,
                      max_entries=max_entries, flags=flags, name=name, numa_node=numa_node)
 
-
-register(PerCPUHashMap, MapType.PERCPU_HASH)
-register(LRUPerCPUHashMap, MapType.LRU_PERCPU_HASH)
-register(PerCPUArrayMap, MapType.PERCPU_ARRAY)

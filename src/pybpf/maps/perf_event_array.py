@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, possible_cpus, register
+from pybpf.maps.base import Map, possible_cpus
 from pybpf.maps.ringbuf import Watched
 
 __all__ = ["PerfEventArray"]
@@ -61,5 +61,3 @@ class PerfEventArray(Watched, Map):
 
         return PerfBufReader(self, **options)
 
-
-register(PerfEventArray, MapType.PERF_EVENT_ARRAY)

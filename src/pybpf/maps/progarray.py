@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import FdCodec
 
 __all__ = ["ProgArrayMap"]
@@ -68,5 +68,3 @@ class ProgArrayMap(FdArrayMixin, Map):
     ) -> tuple[Any, Any]:
         return super()._codecs(key, key_size, FdCodec("program") if value is None else value, value_size, flags)
 
-
-register(ProgArrayMap, MapType.PROG_ARRAY)

@@ -26,7 +26,7 @@ from pybpf._sys.flags import UpdateFlag
 from pybpf._sys.syscall import sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
 from pybpf.errors import KeyNotFoundError
-from pybpf.maps.base import _ELEM_SIZE, _MISSING, Map, register
+from pybpf.maps.base import _ELEM_SIZE, _MISSING, Map
 from pybpf.maps.codec import NullCodec, make_codec
 
 __all__ = ["QueueMap", "StackMap"]
@@ -163,6 +163,3 @@ class StackMap(_QueueBase):
     map_type = MapType.STACK
     min_kernel = "4.20"
 
-
-register(QueueMap, MapType.QUEUE)
-register(StackMap, MapType.STACK)

@@ -26,7 +26,7 @@ import weakref
 from typing import Any, Iterator
 
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import NullCodec
 
 __all__ = ["RingBuf", "UserRingBuf", "check_ring_size"]
@@ -170,6 +170,3 @@ class UserRingBuf(_Stream):
 
         return UserRingBufWriter(self, **options)
 
-
-register(RingBuf, MapType.RINGBUF)
-register(UserRingBuf, MapType.USER_RINGBUF)

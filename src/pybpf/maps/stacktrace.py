@@ -26,7 +26,7 @@ from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.maps.base import Map, register
+from pybpf.maps.base import Map
 from pybpf.maps.codec import _Base
 
 __all__ = ["StackTraceMap", "StackCodec", "BuildIdStackCodec"]
@@ -130,5 +130,3 @@ class StackTraceMap(Map):
             return "user space cannot write stack traces; programs add them with bpf_get_stackid()"
         return super()._hint(op, err, key, flags)
 
-
-register(StackTraceMap, MapType.STACK_TRACE)
