@@ -73,7 +73,6 @@ import errno as _errno
 import functools
 import mmap
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from enum import IntEnum
@@ -467,6 +466,8 @@ def _p_tcx() -> _Result:
 @_feature("xdp_link", "5.9", "XDP links: XDP programs attached through BPF links (BPF_LINK_CREATE with BPF_XDP)")
 def _p_xdp_link() -> _Result:
     try:
+        import socket   # here, not at the top: only this probe needs it
+
         lo = socket.if_nametoindex("lo")
     except OSError:
         lo = 1  # LOOPBACK_IFINDEX: the loopback device is ifindex 1 in every network namespace

@@ -33,7 +33,6 @@ from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode,
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
-from pybpf import verifier as _verifier
 
 __all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "load_back_to_back"]
 
@@ -262,6 +261,8 @@ def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOp
             size = min(MAX_LOG_SIZE, max(size * 4, attr.log_true_size))
             continue
         break
+
+    from pybpf import verifier as _verifier   # only a failed load reads the log
 
     log = _text(log_buf)
     if err == _errno.ENOSPC and first_errno is not None:

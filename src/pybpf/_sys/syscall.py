@@ -19,10 +19,9 @@ import ctypes
 import errno as _errno
 import functools
 import os
-import platform
 import resource
 import threading
-from typing import Any, Callable, Protocol, Union
+from typing import Callable, Protocol, Union
 
 from pybpf.errors import SyscallError
 from pybpf._sys.uapi import Cmd
@@ -36,9 +35,9 @@ _NR = {
     "s390x": (351, 331),
 }
 try:
-    NR_BPF, NR_PERF_EVENT_OPEN = _NR[platform.machine()]
+    NR_BPF, NR_PERF_EVENT_OPEN = _NR[os.uname().machine]
 except KeyError as exc:  # pragma: no cover - other architectures
-    raise ImportError(f"pybpf does not know the bpf(2) syscall number on {platform.machine()}") from exc
+    raise ImportError(f"pybpf does not know the bpf(2) syscall number on {os.uname().machine}") from exc
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # Indexing gives a fresh function object each time, so the argtypes set here

@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -285,7 +286,7 @@ def find_candidates(local: Type, target: Spec | None) -> list[Candidate]:
         try:
             mspec = kernel.module_spec(mod)
         except ObjectError:
-            if not (kernel.BTF_DIR / mod).exists():
+            if not os.path.exists(os.path.join(kernel.BTF_DIR, mod)):
                 continue        # unloaded while we looked
             raise
         out.extend(Candidate(mod, mspec, t) for t in _by_essential_name(mspec, name, False)

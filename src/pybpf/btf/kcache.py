@@ -30,7 +30,6 @@ import struct
 import sys
 import zlib
 from array import array
-from pathlib import Path
 
 from pybpf.btf.layout import U32
 from pybpf.btf.reader import Spec
@@ -44,10 +43,10 @@ _VERSION = 1
 _HEADER = struct.Struct("<8sIQIIII")
 
 
-def cache_file() -> Path:
+def cache_file() -> str:
     """Where the index is kept: ``$XDG_CACHE_HOME/pybpf/vmlinux.btfidx`` (``~/.cache`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pybpf" / "vmlinux.btfidx"
+    return os.path.join(base, "pybpf", "vmlinux.btfidx")
 
 
 def load(data: bytes) -> Spec:
@@ -69,7 +68,7 @@ def load(data: bytes) -> Spec:
     return spec
 
 
-def _read(path: Path, key: tuple[int, int]) -> tuple[array, array] | None:
+def _read(path: str, key: tuple[int, int]) -> tuple[array, array] | None:
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -89,20 +88,21 @@ def _read(path: Path, key: tuple[int, int]) -> tuple[array, array] | None:
     return words[:ntypes], words[ntypes:]
 
 
-def _write(path: Path, key: tuple[int, int], offs: array, sorted_ids: array) -> None:
+def _write(path: str, key: tuple[int, int], offs: array, sorted_ids: array) -> None:
     words = offs + sorted_ids
     if sys.byteorder != "little":  # pragma: no cover
         words.byteswap()
     payload = words.tobytes()
     header = _HEADER.pack(_MAGIC, _VERSION, key[0], key[1], len(offs), len(sorted_ids), zlib.crc32(payload))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(header + payload)
         os.replace(tmp, path)
     except OSError:
         try:
-            tmp.unlink()
+            os.unlink(tmp)
         except OSError:
             pass

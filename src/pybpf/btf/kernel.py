@@ -25,7 +25,6 @@ from __future__ import annotations
 import mmap
 import os
 import threading
-from pathlib import Path
 
 from pybpf.errors import NotSupportedError, ObjectError
 from pybpf.btf import kcache
@@ -35,19 +34,19 @@ from pybpf.btf.types import BTFKind, Type
 __all__ = ["BTF_DIR", "kernel_spec", "module_spec", "module_names", "find_in_kernel", "clear_cache"]
 
 #: Where the kernel exposes its BTF (tests may point this elsewhere, then call clear_cache()).
-BTF_DIR = Path("/sys/kernel/btf")
+BTF_DIR = "/sys/kernel/btf"   # a str or a Path (tests point it elsewhere)
 
 _lock = threading.Lock()
 _vmlinux: Spec | None = None
 _modules: dict[str, Spec] = {}
 
 
-def _read(path: Path) -> bytes:
+def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
-def _map(path: Path) -> bytes | mmap.mmap:
+def _map(path: str) -> bytes | mmap.mmap:
     """The file's bytes: mapped read-only where the kernel allows it (vmlinux BTF since 6.15), else read."""
     with open(path, "rb") as f:
         try:
@@ -72,7 +71,7 @@ def kernel_spec() -> Spec:
 def _load_vmlinux() -> Spec:
     global _vmlinux
     if _vmlinux is None:
-        path = BTF_DIR / "vmlinux"
+        path = os.path.join(BTF_DIR, "vmlinux")
         try:
             data = _map(path)
         except FileNotFoundError:
@@ -115,11 +114,11 @@ def module_spec(name: str) -> Spec:
         spec = _modules.get(name)
         if spec is None:
             base = _load_vmlinux()
-            path = BTF_DIR / name
+            path = os.path.join(BTF_DIR, name)
             try:
                 data = _read(path)
             except FileNotFoundError:
-                if not (BTF_DIR / "vmlinux").exists():
+                if not os.path.exists(os.path.join(BTF_DIR, "vmlinux")):
                     raise NotSupportedError("kernel module BTF", "5.11") from None
                 raise ObjectError(f"kernel module {name!r}: no BTF at {path} "
                                   "(module not loaded, or built without CONFIG_DEBUG_INFO_BTF_MODULES)") from None
@@ -146,7 +145,7 @@ def find_in_kernel(name: str, kind: BTFKind | type | None = None) -> list[tuple[
         try:
             spec = module_spec(mod)
         except ObjectError:
-            if not (BTF_DIR / mod).exists():
+            if not os.path.exists(os.path.join(BTF_DIR, mod)):
                 continue    # the module was unloaded meanwhile
             raise
         out.extend((spec, t) for t in spec.types_by_name(name, include_base=False) if _matches(t, kind))

@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 from typing import TYPE_CHECKING, Any
@@ -131,6 +130,8 @@ def kconfig_layout(externs: dict[str, ExternSpec]) -> int:
 
 
 def _read_kconfig() -> dict[str, str] | None:
+    import gzip   # only objects with __kconfig externs read /proc/config.gz
+
     release = os.uname().release
     for path in ("/proc/config.gz", f"/boot/config-{release}"):
         try:

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -51,6 +50,8 @@ class NameTable(dict):
         self.owner = owner
 
     def __missing__(self, name: Any) -> Any:
+        import difflib   # only for this message: kept out of the load path
+
         names = [n for n in self if isinstance(n, str)]
         close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
         text = f"no {self.kind} {name!r}"
