@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
@@ -13,14 +12,14 @@ from pybpf._sys import commands
 from pybpf._sys.uapi import ProgType
 from pybpf.cli.demo_cmd import syscall_counter
 from pybpf.maps import HashMap
+from pybpf.tools import syscalls
 from pybpf.program import Program
 
 pytestmark = pytest.mark.root  # against the kernel: needs root
 
-GETPPID = {"x86_64": 110, "aarch64": 173}.get(platform.machine())
+GETPPID = syscalls.number("getppid")   # from libseccomp or the kernel headers, for this architecture
 
 
-@pytest.mark.skipif(GETPPID is None, reason="syscall number of getppid unknown on this architecture")
 def test_counter_sees_every_getppid():
     with HashMap(key="u32", value="u64", max_entries=1024) as counts, \
             Program.load(syscall_counter(counts, tgid=os.getpid()), prog_type=ProgType.RAW_TRACEPOINT) as prog:

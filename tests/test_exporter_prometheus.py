@@ -86,8 +86,8 @@ def by_label(result: list[dict], label: str) -> dict[str, float]:
     return {r["metric"][label]: float(r["value"][1]) for r in result}
 
 
-@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (scripts/install-test-deps.sh)")
 def test_prometheus_scrapes_exact_values_and_cookie_labels(tmp_path):
+    assert PROMETHEUS is not None, "prometheus is not installed: run scripts/install-test-deps.sh"
     if not features.has("bpf_cookie"):
         pytest.skip("bpf_cookie is not supported by this kernel (the examples name functions by cookie)")
     target = build_target(tmp_path)

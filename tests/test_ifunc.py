@@ -15,13 +15,13 @@ import warnings
 
 import pytest
 
-from pybpf import features
 from pybpf._sys import AttachType
 from pybpf.links import attach_uprobe, attach_uprobe_multi
 from pybpf.links.ifunc import IfuncChoice
 from pybpf.links.ldcache import resolve_target
 from pybpf.links.symbols import STT_GNU_IFUNC, ElfFile
 
+from conftest import require_feature
 from test_links_support import build_c, cookie_counter, counts_map, snapshot
 
 pytestmark = pytest.mark.root  # against the kernel: needs root
@@ -68,8 +68,7 @@ def test_uprobe_counts_every_call_of_an_ifunc():
 
 
 def test_uprobe_multi_counts_every_call_of_an_ifunc():
-    if not features.has("uprobe_multi_link"):
-        pytest.skip(f"uprobe_multi_link: {features.reason('uprobe_multi_link')}")
+    require_feature("uprobe_multi_link")
     with _workload() as proc, counts_map() as counts, \
             cookie_counter(counts, tgid=proc.pid, expected_attach_type=AttachType.TRACE_UPROBE_MULTI) as prog:
         with attach_uprobe_multi(prog, "libc.so.6", ["strlen", "memcpy"], cookies=[1, 2]) as link:
