@@ -439,6 +439,9 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             self.place(else_label)
 
     def s_For(self, node: ast.For) -> None:
+        """``for i in range(start, stop, step)``, tested at the bottom (one compare and one add per
+        iteration for the verifier to walk).  ``i`` takes CPython's values: an empty range leaves it
+        alone, a finished loop leaves the last value of the range in it."""
         it = node.iter
         if node.orelse:
             raise self.error(node, "for ... else is not supported")
@@ -454,21 +457,54 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         if not isinstance(stop, Imm) or not isinstance(step, Imm) or step.value == 0:
             raise self.error(it, "range() needs constant bounds and a non-zero constant step so that the "
                                  "verifier can prove the loop ends (use a module-level int constant)")
-        self._set_local(loc, self.convert(start, loc.type))
-        top, cont, end = self.new_label("for"), self.new_label("next"), self.new_label("endfor")
-        self.place(top)
-        cmp = "<" if step.value > 0 else ">"
-        self.compare_jump(self.read_local(loc), self.convert(stop, loc.type), _NEG[cmp], end)
+        t = loc.type
+        bits, signed = bits_signed(t)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        up = step.value > 0
+        if isinstance(start, Imm):
+            values = range(start.value, stop.value, step.value)
+            if not values:
+                return          # CPython runs nothing and leaves the variable alone
+            extremes = (values[0], values[-1])
+        else:
+            extremes = (stop.value - 1,) if up else (stop.value + 1,)
+            if (stop.value <= lo) if up else (stop.value >= hi):
+                self.release(start)
+                return          # no value of the variable's type is in the range
+        if not all(lo <= v <= hi for v in extremes):
+            raise self.error(it, f"this range yields values outside the loop variable's type "
+                                 f"{getattr(t, '__name__', t)}: convert the bounds or annotate the variable")
+        after = stop.value - step.value     # i has a successor in the range while i < after (i > after)
+        repeats = lo <= after if up else after <= hi
+        incr, body, cont, end = (self.new_label(h) for h in ("for", "body", "next", "endfor"))
+        if isinstance(start, Imm):
+            self._set_local(loc, Imm(start.value, t))
+        else:
+            v = self.convert(start, t)
+            if (stop.value <= hi) if up else (stop.value >= lo):     # the range may be empty
+                self.compare_jump(Reg(self.reg_of(v), t), Imm(stop.value, t), ">=" if up else "<=", end)
+            self._set_local(loc, v)
+        if repeats:
+            self.jump(body)
+            self.place(incr)
+            self.cur_line = self.src.position(node)
+            # i + step is still a value of the range, so of i's type: a 64-bit add, nothing to wrap (a
+            # normalising AND would also make the verifier lose i's bounds and never see the loop end)
+            cur = Reg(loc.reg, t) if loc.reg is not None else self.read_local(loc)
+            if -(1 << 31) <= step.value < (1 << 31):
+                self.emit(op.ALU64 | op.ADD | op.K, self.reg_of(cur), imm=step.value)
+            else:   # a step this big only fits a 64-bit type: its add wraps nothing
+                self.arith("+", Reg(self.reg_of(cur), t), Imm(step.value, t), inplace=True)
+            if loc.reg is None:
+                self._set_local(loc, cur)
+        self.place(body)
         self.loops.append((cont, end))
         self.block(node.body)
         self.loops.pop()
         self.place(cont)
-        self.cur_line = self.src.position(node)
-        if loc.reg is not None:
-            self.arith("+", Reg(loc.reg, loc.type), self.convert(step, loc.type), inplace=True)
-        else:
-            self._set_local(loc, self.convert(self.arith("+", self.read_local(loc), step), loc.type))
-        self.jump(top)
+        if repeats:
+            self.cur_line = self.src.position(node)
+            self.compare_jump(self.read_local(loc), Imm(after, t), "<" if up else ">", incr)
         self.place(end)
 
     def s_While(self, node: ast.While) -> None:

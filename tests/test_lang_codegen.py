@@ -1,0 +1,121 @@
+"""Shapes of generated code that the verifier walks more cheaply, checked against CPython on boundary
+inputs: range loops tested at the bottom (the loop variable keeps CPython's value)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import pybpf
+from pybpf.asm import opcodes as op
+from pybpf.lang import FakeCtx
+
+from lang_support import module_from_source
+
+LOOPS = '''
+from pybpf.lang import *
+
+res = Array(u64, 16)
+
+
+@syscall
+def prog(ctx) -> int:
+    a = ctx.arg(0)
+    b = ctx.arg(1)
+    i = 77
+    for i in range(10):             # breaks on the first (a=0), the last (a=9) or no iteration
+        if i == a:
+            break
+    res[0] = u64(i)
+    j = 55
+    for j in range(5, 5):           # empty: j keeps its value
+        res[15] = 1
+    res[1] = u64(j)
+    k = 66
+    n = u64(0)
+    for k in range(a, 10):          # run-time start: empty when a >= 10 (k keeps its value)
+        n += 1
+    res[2] = u64(k)
+    res[3] = n
+    m = i64(0)
+    s = i64(0)
+    for m in range(10, 0, -3):      # 10 7 4 1
+        if m == i64(b):
+            continue
+        s += m
+    res[4] = u64(m) + u64(s) * 100
+    c = u8(0)
+    cnt = u64(0)
+    for c in range(u8(a) | 0xF0, 256):  # up to the top of u8: once for a = 255
+        cnt += 1
+    res[5] = u64(c) + cnt * 1000
+    d = i64(99)
+    t = i64(0)
+    for d in range(i64(a & 15) - 8, -5, -2):  # run-time start -8..7, downwards, empty up to -5
+        t += d
+    res[6] = u64(d) + u64(t) * 1000
+    e = 0
+    for e in range(0, 11, 5):       # 0 5 10: stop - step is the last value
+        pass
+    res[7] = u64(e)
+    f = 0
+    for f in range(3, 4):           # one iteration: no back edge at all
+        res[8] = u64(f) + 1
+    return 0
+'''
+
+LOG2 = '''
+from pybpf.lang import *
+
+hist = Array(u64, 64)
+
+
+@syscall
+def prog(ctx) -> int:
+    delta = ctx.arg(0)
+    slot = u32(0)
+    for i in range(63):
+        if delta <= 1:
+            break
+        delta = delta >> 1
+        slot += 1
+    hist[slot] += 1
+    return 0
+'''
+
+
+def _agree(source: str, inputs: list[tuple[int, int]], table: str = "res") -> None:
+    """Run ``prog`` with ctx (a, b) in the kernel and in CPython; the non-zero entries of ``table`` agree."""
+    mod = module_from_source(source)
+    with pybpf.compile(mod.prog).load() as obj:
+        kernel_table = obj.maps[table]
+        for a, b in inputs:
+            a, b = a & (2**64 - 1), b & (2**64 - 1)
+            for key, _ in list(kernel_table.items()):
+                kernel_table[key] = 0
+            obj.programs["prog"].test_run(ctx=struct.pack("<QQ", a, b))
+            got = {k: v for k, v in kernel_table.items() if v}
+            getattr(mod, table).clear()
+            mod.prog(FakeCtx(args=[a, b]))
+            want = {k: int(v) for k, v in getattr(mod, table).items() if v}
+            assert got == want, f"a={a} b={b}: kernel {got} != CPython {want}"
+
+
+@pytest.mark.root
+def test_range_loops_agree_on_boundaries():
+    _agree(LOOPS, [(0, 0), (9, 7), (10, 4), (100, 1), (255, 10), (254, 0), (2**64 - 1, 2**64 - 1),
+                   (-5, 0), (-4, 0), (-6, 0), (3, 10), (256, 4), (2**63, 1)])
+
+
+def test_range_loop_is_tested_at_the_bottom():
+    """One compare and one add per iteration: the only backward jump is the compare at the bottom."""
+    insns = pybpf.compile(module_from_source(LOG2).prog).programs["prog"].instructions
+    backward = [x for x in insns if x.code & 0x07 in (op.JMP, op.JMP32) and x.off < 0]
+    assert len(backward) == 1 and backward[0].code & 0xF0 != op.JA
+
+
+def test_range_values_outside_the_loop_variable_type_are_refused():
+    src = LOG2.replace("for i in range(63):", "for i in range(u8(0), 300):")
+    with pytest.raises(pybpf.CompileError, match="outside the loop variable's type u8"):
+        pybpf.compile(module_from_source(src).prog)
