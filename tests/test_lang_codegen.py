@@ -1,5 +1,6 @@
 """Shapes of generated code that the verifier walks more cheaply, checked against CPython on boundary
-inputs: range loops tested at the bottom (the loop variable keeps CPython's value)."""
+inputs: range loops tested at the bottom (the loop variable keeps CPython's value), array indexes
+computed at run time stored without a constant the verifier would track precisely."""
 
 from __future__ import annotations
 
@@ -108,11 +109,35 @@ def test_range_loops_agree_on_boundaries():
                    (-5, 0), (-4, 0), (-6, 0), (3, 10), (256, 4), (2**63, 1)])
 
 
+@pytest.mark.root
+def test_histogram_after_a_loop_counts_exactly():
+    """The lat_exit shape: a loop computes the slot, then hist[slot] += 1 — every slot counted once."""
+    mod = module_from_source(LOG2)
+    inputs = [0, 1, 2, 3, 4, 1023, 1024, 2**32, 2**62, 2**63, 2**64 - 1] + [1 << k for k in range(64)]
+    with pybpf.compile(mod.prog).load() as obj:
+        for a in inputs:
+            obj.programs["prog"].test_run(ctx=struct.pack("<QQ", a, 0))
+        got = {k: v for k, v in obj.maps["hist"].items() if v}
+    mod.hist.clear()
+    for a in inputs:
+        mod.prog(FakeCtx(args=[a, 0]))
+    assert got == {k: int(v) for k, v in mod.hist.items() if v}
+    assert sum(got.values()) == len(inputs) and got[63] == 3
+
+
 def test_range_loop_is_tested_at_the_bottom():
     """One compare and one add per iteration: the only backward jump is the compare at the bottom."""
     insns = pybpf.compile(module_from_source(LOG2).prog).programs["prog"].instructions
     backward = [x for x in insns if x.code & 0x07 in (op.JMP, op.JMP32) and x.off < 0]
     assert len(backward) == 1 and backward[0].code & 0xF0 != op.JA
+
+
+def test_run_time_array_index_is_stored_as_8_bytes():
+    """hist[slot] with slot in a register: an 8-byte store of the key, which the verifier does not take
+    as a constant key (it would track it precisely and stop pruning the loop's exits)."""
+    insns = pybpf.compile(module_from_source(LOG2).prog).programs["prog"].instructions
+    key_stores = [x for x in insns if x.code & 0x07 == op.STX and x.dst == 10]
+    assert key_stores and all(x.code & 0x18 == op.DW for x in key_stores)
 
 
 def test_range_values_outside_the_loop_variable_type_are_refused():
