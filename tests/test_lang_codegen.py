@@ -1,6 +1,7 @@
 """Shapes of generated code that the verifier walks more cheaply, checked against CPython on boundary
-inputs: range loops tested at the bottom (the loop variable keeps CPython's value), array indexes
-computed at run time stored without a constant the verifier would track precisely."""
+inputs: range loops tested at the bottom (the loop variable keeps CPython's value), match compiled as
+one compare chain, array indexes computed at run time stored without a constant the verifier would
+track precisely."""
 
 from __future__ import annotations
 
@@ -66,6 +67,60 @@ def prog(ctx) -> int:
     return 0
 '''
 
+MATCH = '''
+from pybpf.lang import *
+
+res = Array(u64, 8)
+
+
+def pick(x: i8) -> u64:
+    match x:
+        case -128 | -127 | -126:      # a run from the type's minimum
+            return 1
+        case -1 | -3:
+            return 2
+        case 2 | 0 | 1:               # a run from 0: one unsigned compare, negatives must not match
+            return 3
+        case 5 | 6 | 7 | 127:         # a run in the middle, and one more value
+            return 5
+    return 4
+
+
+@syscall
+def prog(ctx) -> int:
+    a = ctx.arg(0)
+    match a:                          # a subject in a register
+        case 0 | 1 | 17 | 18:
+            cls = u32(1)
+        case 2 | 3 | 257:
+            cls = u32(2)
+        case 9 | 11 | 10:
+            cls = u32(3)
+        case 1099511627776:           # 2**40: a constant that needs a register
+            cls = u32(5)
+        case _:
+            cls = u32(0)
+    res[0] = u64(cls)
+    r = u64(100)
+    match a & 0xFF:                   # an expression subject, no default arm
+        case 1:
+            r = 101
+        case 255:
+            r = 102
+    res[1] = r
+    res[2] = pick(i8(a))
+    g = u64(0)
+    match a:                          # guards keep the case-by-case form
+        case 0 | 1 if ctx.arg(1) > 5:
+            g = 1
+        case 1:
+            g = 2
+        case _:
+            g = 3
+    res[3] = g
+    return 0
+'''
+
 LOG2 = '''
 from pybpf.lang import *
 
@@ -107,6 +162,13 @@ def _agree(source: str, inputs: list[tuple[int, int]], table: str = "res") -> No
 def test_range_loops_agree_on_boundaries():
     _agree(LOOPS, [(0, 0), (9, 7), (10, 4), (100, 1), (255, 10), (254, 0), (2**64 - 1, 2**64 - 1),
                    (-5, 0), (-4, 0), (-6, 0), (3, 10), (256, 4), (2**63, 1)])
+
+
+@pytest.mark.root
+def test_match_agrees_on_arm_edges():
+    edges = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 18, 19, 126, 127, 128, 129, 130, 131, 252, 253,
+             254, 255, 256, 257, 258, 0x17F, 2**40, 2**40 + 1, 2**63, 2**64 - 1]
+    _agree(MATCH, [(a, b) for a in edges for b in (0, 6)])
 
 
 @pytest.mark.root

@@ -525,6 +525,9 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
         if isinstance(subject, Mem) or not is_int_type(subject.type):
             raise self.error(node.subject, "match works on integers")
         t = subject.type
+        if not any(case.guard is not None for case in node.cases):
+            self._match_dispatch(node, subject)
+            return
         home = subject if isinstance(subject, Reg) else None   # a local in a register stays there
         if home is None:
             slot = self.perm_alloc(8)
@@ -554,6 +557,60 @@ class FunctionCompiler(KernelMixin, CallMixin, InferMixin, AggregateMixin, Acces
             self.jump(end)
             self.place(nxt)
         self.place(end)
+
+    def _match_dispatch(self, node: ast.Match, subject: Any) -> None:
+        """match without guards: one chain of compares on the subject's register jumps to the body of
+        the first case that matches; the default body (``case _``) follows the chain, the other
+        bodies come after it.  The subject is needed by the compares only, so it stays in its register."""
+        t = subject.type
+        reg = self.reg_of(subject)
+        bodies: list[tuple[str, ast.match_case]] = []
+        default = None
+        for case in node.cases:
+            self.cur_line = self.src.position(case.pattern)
+            values = self._case_values(case.pattern)
+            if values is None:        # irrefutable: Python allows it only as the last case
+                default = case
+                break
+            label = self.new_label("body")
+            self._jump_if_among(reg, t, values, label)
+            bodies.append((label, case))
+        self.release(subject)
+        end = self.new_label("endmatch")
+        if default is not None:
+            self.block(default.body)
+        for label, case in bodies:
+            if not self._ends_with_exit():
+                self.jump(end)
+            self.place(label)
+            self.block(case.body)
+        self.place(end)
+
+    def _jump_if_among(self, reg: int, t: Any, values: list[Imm], label: str) -> None:
+        """Jump to ``label`` when ``reg`` (of type ``t``) equals one of ``values``: a run of three or
+        more consecutive values is one range check (two compares; one when it starts at 0 or at the
+        type's minimum)."""
+        bits, signed = bits_signed(t)
+        lowest = -(1 << (bits - 1)) if signed else 0
+        runs: list[list[int]] = []
+        for v in sorted({self.convert(v, t).value for v in values}):
+            if runs and v == runs[-1][1] + 1:
+                runs[-1][1] = v
+            else:
+                runs.append([v, v])
+        for first, last in runs:
+            if first == 0 and 0 < last < (1 << 31):     # 0 <= reg <= last: one unsigned compare, any sign
+                self.emit(op.JMP | op.JLE | op.K, reg, imm=last, reference=label)
+            elif first == lowest and last > first:
+                self.compare_jump(Reg(reg, t), Imm(last, t), "<=", label)
+            elif last - first >= 2:
+                below = self.new_label("below")
+                self.compare_jump(Reg(reg, t), Imm(first, t), "<", below)
+                self.compare_jump(Reg(reg, t), Imm(last, t), "<=", label)
+                self.place(below)
+            else:
+                for v in range(first, last + 1):
+                    self.compare_jump(Reg(reg, t), Imm(v, t), "==", label)
 
     def _case_values(self, pat: ast.AST) -> list[Imm] | None:
         """The constants a case matches (None: everything)."""
