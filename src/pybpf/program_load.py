@@ -181,22 +181,23 @@ class _Prepared:
         self.attr_ref = ctypes.c_void_p(ctypes.addressof(attr))
 
 
+def _buffer(data: bytes, keep: list[Any]) -> int:
+    """The address of a C copy of ``data``, kept alive in ``keep``."""
+    buf = (ctypes.c_char * len(data)).from_buffer_copy(data)
+    keep.append(buf)
+    return ctypes.addressof(buf)
+
+
 def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
     """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to."""
     eat = options.expected_attach_type
-    keep: list[Any] = []  # buffers that must outlive the syscall
-
-    def buffer(data: bytes) -> int:
-        buf = (ctypes.c_char * len(data)).from_buffer_copy(data)
-        keep.append(buf)
-        return ctypes.addressof(buf)
+    license = _license(options.license)
+    keep: list[Any] = [license]  # buffers that must outlive the syscall
 
     attr = ProgLoadAttr()
     attr.prog_type = options.prog_type
     attr.insn_cnt = len(code) >> 3
-    attr.insns = buffer(code)
-    license = _license(options.license)
-    keep.append(license)
+    attr.insns = _buffer(code, keep)
     attr.license = ctypes.addressof(license)
     if options.kern_version:
         attr.kern_version = options.kern_version
@@ -215,20 +216,29 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
         attr.attach_prog_fd = fd_of(target_obj or target_prog)
     if options.btf_fd is not None:
         attr.prog_btf_fd = fd_of(options.btf_fd)
-    for kind in ("func_info", "line_info"):  # bpf_func_info / bpf_line_info records for the BTF
-        records = getattr(options, kind)
-        if records:
-            rec_size = getattr(options, f"{kind}_rec_size")
-            if rec_size <= 0 or len(records) % rec_size:
-                raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
-            setattr(attr, kind, buffer(records))
-            setattr(attr, f"{kind}_rec_size", rec_size)
-            setattr(attr, f"{kind}_cnt", len(records) // rec_size)
+    # bpf_func_info / bpf_line_info records for the BTF
+    records, rec_size = options.func_info, options.func_info_rec_size
+    if records:
+        _check_records("func_info", records, rec_size)
+        attr.func_info = _buffer(records, keep)
+        attr.func_info_rec_size = rec_size
+        attr.func_info_cnt = len(records) // rec_size
+    records, rec_size = options.line_info, options.line_info_rec_size
+    if records:
+        _check_records("line_info", records, rec_size)
+        attr.line_info = _buffer(records, keep)
+        attr.line_info_rec_size = rec_size
+        attr.line_info_cnt = len(records) // rec_size
     if options.fd_array is not None:
         fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
         keep.append(fds)
         attr.fd_array = ctypes.addressof(fds)
     return attr, keep
+
+
+def _check_records(kind: str, records: bytes, rec_size: int) -> None:
+    if rec_size <= 0 or len(records) % rec_size:
+        raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
 
 
 def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOptions) -> tuple[FD, str]:

@@ -80,6 +80,8 @@ _BASE: tuple = tuple(COMMON_WORDS + len(LAYOUTS[BTFKind(k)].fixed) if BTFKind(k)
                      for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
 _PER: tuple = tuple(len(LAYOUTS[BTFKind(k)].item) if BTFKind(k) in LAYOUTS else None
                     for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
+# BTFKind by its 5-bit value without an enum call (None past ENUM64: scan() refuses those).
+_KIND: tuple = tuple(BTFKind(k) for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
 _FIXED_POS = {k: {f: COMMON_WORDS + i for i, f in enumerate(lay.fixed)} for k, lay in LAYOUTS.items()}
 _ITEM_POS = {k: {f: i for i, f in enumerate(lay.item)} for k, lay in LAYOUTS.items()}
 
@@ -257,7 +259,7 @@ class Records:
         return self.offs[local]
 
     def kind(self, tid: int) -> BTFKind:
-        return BTFKind(self.words[self._at(tid) + 1] >> 24 & 31)
+        return _KIND[self.words[self._at(tid) + 1] >> 24 & 31]
 
     def name_off(self, tid: int) -> int:
         return self.words[self._at(tid)]
@@ -278,7 +280,7 @@ class Records:
 
     def _field_at(self, tid: int, name: str) -> int:
         i = self._at(tid)
-        kind = BTFKind(self.words[i + 1] >> 24 & 31)
+        kind = _KIND[self.words[i + 1] >> 24 & 31]
         pos = _FIXED_POS[kind].get(name)
         if pos is None:
             raise ObjectError(f"BTF: type [{tid}] is a {kind.name}, which has no {name!r}")
@@ -293,7 +295,7 @@ class Records:
 
     def _item_at(self, tid: int, j: int) -> tuple[int, dict[str, int]]:
         i = self._at(tid)
-        kind = BTFKind(self.words[i + 1] >> 24 & 31)
+        kind = _KIND[self.words[i + 1] >> 24 & 31]
         if not 0 <= j < self.words[i + 1] & 0xFFFF:
             raise ObjectError(f"BTF: type [{tid}] has no item {j}")
         lay = LAYOUTS[kind]
@@ -303,6 +305,27 @@ class Records:
         """The words of item ``j`` (a member, a param, a DATASEC entry...) in layout order."""
         at, pos = self._item_at(tid, j)
         return list(self.words[at:at + len(pos)])
+
+    def items(self, tid: int) -> list[list[int]]:
+        """The words of every item of the record, as :meth:`item` gives each."""
+        i = self._at(tid)
+        info = self.words[i + 1]
+        lay = LAYOUTS[_KIND[info >> 24 & 31]]
+        width = len(lay.item)
+        at = i + COMMON_WORDS + len(lay.fixed)
+        flat = self.words[at:at + width * (info & 0xFFFF)].tolist()
+        return [flat[k:k + width] for k in range(0, len(flat), width)]
+
+    def set_items(self, tid: int, items: list[list[int]]) -> None:
+        """Replace the words of the first ``len(items)`` items (each in layout order)."""
+        i = self._at(tid)
+        info = self.words[i + 1]
+        lay = LAYOUTS[_KIND[info >> 24 & 31]]
+        width = len(lay.item)
+        if len(items) > info & 0xFFFF or any(len(item) != width for item in items):
+            raise ValueError(f"{len(items)} items of {width} words do not fit type [{tid}]")
+        at = i + COMMON_WORDS + len(lay.fixed)
+        self.words[at:at + width * len(items)] = array(U32, [w for item in items for w in item])
 
     def item_field(self, tid: int, j: int, name: str) -> int:
         at, pos = self._item_at(tid, j)

@@ -64,7 +64,9 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     recs = Records(words, offs, btf.first_id)
     first = btf.first_id
     strings = btf.strings
-    names = {sec.name for sec in elf.sections if sec.name} | {".kconfig"}
+    names = {sec[1] for sec in elf.sections}
+    names.discard("")
+    names.add(".kconfig")
     datasecs = []
     for tid in btf.ids_by_kind(BTFKind.DATASEC):
         name = strings[recs.name_off(tid)]
@@ -75,18 +77,18 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     datasecs.sort(key=lambda nt: nt[0])  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    for s in elf.symbols:
-        if s.type != STT_OBJECT or not s.name or s.shndx == 0:
+    for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:
+        if stype != STT_OBJECT or not sname or shndx == 0:
             continue
-        if s.bind in (STB_GLOBAL, STB_WEAK):
-            globals_.setdefault(s.name, s.value)
-        elif s.bind == STB_LOCAL:
-            locals_.setdefault((s.shndx, s.name), []).append(s.value)
+        if bind == STB_GLOBAL or bind == STB_WEAK:
+            globals_.setdefault(sname, value)
+        elif bind == STB_LOCAL:
+            locals_.setdefault((shndx, sname), []).append(value)
     count = len(btf)
     for name, tid in datasecs:
         if name == ".ksyms":
             continue
-        entries = [recs.item(tid, j) for j in range(recs.vlen(tid))]   # [type, offset, size]
+        entries = recs.items(tid)   # [type, offset, size] each
         # each entry's variable: (name, linkage), checked to be a VAR
         variables = []
         for var_id, _off, _size in entries:
@@ -121,13 +123,13 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
             off = offsets.get(vname)
             if off is not None:
                 entry[1] = off
-        order = sorted(range(len(entries)), key=lambda j: entries[j][1])
-        for j, k in enumerate(order):
+        order = sorted(range(len(entries)), key=lambda j: entries[j][1]) if len(entries) > 1 else [0] * len(entries)
+        for k in order:
             entry = entries[k]
             if entry[1] + entry[2] > size:
                 raise ObjectError(f"BTF: DATASEC {name!r}: variable '{variables[k][0]}' at offset {entry[1]} "
                                   f"(+{entry[2]}) is past the end of the section ({size} bytes)")
-            recs.set_item(tid, j, entry)
+        recs.set_items(tid, [entries[k] for k in order])
         recs.set_size_type(tid, size)
         btf.forget(tid)
 

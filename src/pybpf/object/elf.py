@@ -87,13 +87,14 @@ class _Parser:
         maps_sec: Section | None = None
         struct_ops_secs: list[Section] = []
         for sec in elf.sections:
-            if not sec.name or sec.name in _IGNORED or sec.name.startswith((".rel", ".debug")):
+            name = sec[1]
+            if not name or name in _IGNORED or name.startswith((".rel", ".debug")):
                 continue
             if sec.is_code:
                 if sec.size:
                     code.append(sec)
                 continue
-            if sec.name == ".maps":
+            if name == ".maps":
                 maps_sec = sec
                 map_sections.add(sec.index)
                 self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf, datasecs.get(sec.name)))
@@ -133,8 +134,8 @@ class _Parser:
                           license=license, kern_version=kern_version, externs=externs, path=self.path,
                           notes=self.notes)
         if raw_btf is not None and btf is not None:
-            hidden = {s.name for s in elf.symbols if s.type == STT_FUNC and s.bind in (STB_GLOBAL, STB_WEAK)
-                      and s.visibility in (STV_HIDDEN, STV_INTERNAL)}
+            hidden = {sname for _i, sname, _v, _s, stype, bind, vis, _shndx in elf.symbols
+                      if stype == STT_FUNC and bind in (STB_GLOBAL, STB_WEAK) and vis in (STV_HIDDEN, STV_INTERNAL)}
             # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
             kinds: set = set()
             spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)

@@ -296,10 +296,11 @@ class ElfFile:
             if rel.size % _REL.size or rel.entsize not in (0, _REL.size):
                 raise ObjectError(f"section {rel.name!r}: {rel.size} bytes of relocations with entry size "
                                   f"{rel.entsize} (expected {_REL.size})")
-            for j, (offset, info) in enumerate(_REL.iter_unpack(rel.data)):
-                sym = info >> 32
-                if sym >= nsym:
-                    raise ObjectError(f"section {rel.name!r}: relocation {j} at byte {rel.offset + j * _REL.size} "
-                                      f"refers to symbol {sym}, out of range ({nsym} symbols)")
-                out.append(new(Relocation, (offset, sym, info & 0xFFFFFFFF)))
+            raw = list(_REL.iter_unpack(rel.data))
+            syms = [info >> 32 for _offset, info in raw]
+            if syms and max(syms) >= nsym:
+                j = next(j for j, sym in enumerate(syms) if sym >= nsym)
+                raise ObjectError(f"section {rel.name!r}: relocation {j} at byte {rel.offset + j * _REL.size} "
+                                  f"refers to symbol {syms[j]}, out of range ({nsym} symbols)")
+            out += [new(Relocation, (offset, info >> 32, info & 0xFFFFFFFF)) for offset, info in raw]
         return out

@@ -116,8 +116,9 @@ def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
     syms = sorted((s for s in elf.symbols_in(sec.index) if s.type == STT_FUNC and s.name),
                   key=lambda s: (s.value, s.name))
     n = len(code) >> 3
+    code = bytes(code)
     if not syms:
-        return [Function(fallback_name, sec, 0, n, bytes(code), entry)] if n else []
+        return [Function(fallback_name, sec, 0, n, code, entry)] if n else []
     out: list[Function] = []
     end = 0
     for s in syms:
@@ -134,7 +135,7 @@ def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
         if count == 0:
             continue
         end = start + count
-        out.append(Function(s.name, sec, start, count, bytes(code[8 * start:8 * end]), entry))
+        out.append(Function(s.name, sec, start, count, code[8 * start:8 * end], entry))
     return out
 
 
@@ -169,16 +170,25 @@ def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dic
             recs = fidx.between(lo, hi)
             if recs:
                 f.has_func_info = recs[0] == lo
-                recs[0::2] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::2]])
+                _rebase(recs, 2, lo)
                 f.func_info = recs
         if lidx is not None:
             recs = lidx.between(lo, hi)
             if recs:
-                recs[0::4] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::4]])
+                _rebase(recs, 4, lo)
             f.line_info = recs
         if core_offs is not None:
             a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
             f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
+
+
+def _rebase(recs: array, width: int, lo: int) -> None:
+    """Make the ``insn_off`` (byte offset in the section, first word of each ``width``-word record)
+    of ``recs`` an instruction index from byte ``lo``, in place."""
+    if len(recs) == width:  # one record: most functions have one func_info
+        recs[0] = (recs[0] - lo) >> 3
+    else:
+        recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
 
 
 class RelocationContext:
@@ -194,6 +204,7 @@ class RelocationContext:
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
         self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
+        self.code_sections = frozenset(sec.index for sec in elf.sections if sec.is_code)
 
 
 def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
@@ -212,6 +223,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
     sections = elf.sections
     nsec = len(sections)
     map_sections, data_sections, map_at = ctx.map_sections, ctx.data_sections, ctx._map_at
+    code_sections = ctx.code_sections
     for roff, symi, rtype in elf.relocations_for(sec.index):
         if rtype == R_BPF_NONE:
             continue
@@ -241,7 +253,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             src = code[roff + 1] >> 4
             if src != PSEUDO_CALL:
                 raise ObjectError(f"{_where(sec, roff, sym)}: relocation on a helper call (src {src})")
-            if shndx >= nsec or not sections[shndx].is_code:
+            if shndx not in code_sections:
                 raise ObjectError(f"{_where(sec, roff, sym)}: call target is not in a code section")
             value = sym[2]
             if value % 8:
@@ -276,7 +288,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {shndx:#x})")
         target = sections[shndx]
         value = sym[2]
-        if target.is_code:
+        if shndx in code_sections:
             off = value + imm
             if off % 8:
                 raise ObjectError(f"{_where(sec, roff, sym)}: function address {off} is not instruction-aligned")

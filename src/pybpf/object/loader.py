@@ -46,12 +46,15 @@ from pybpf.asm.instruction import Instruction, encode_all
 from pybpf.btf.types import BTFKind, Enum, Int, Pointer
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import BPFError, ObjectError, context
+from pybpf.maps import Map, create as create_map
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
 from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
 from pybpf.object.targets import check_attach_targets
+from pybpf.program import Program
+from pybpf.program_load import LoadOptions
 
 if TYPE_CHECKING:
     from pybpf.object.spec import ObjectSpec
@@ -313,8 +316,6 @@ class _Loader:
         return out
 
     def _create_map(self, ms: MapSpec, data: bytes | None, *, inner: bool = False) -> Any:
-        from pybpf.maps import Map, create
-
         if ms.struct_ops is not None:
             return self._create_struct_ops(ms)
 
@@ -365,15 +366,15 @@ class _Loader:
             btf_ids = self._btf_ids(ms)
             if btf_ids:
                 try:
-                    m = create(ms.type, **kwargs, btf_fd=self.btf_fd.fileno(), btf_key_type_id=btf_ids[0],
+                    m = create_map(ms.type, **kwargs, btf_fd=self.btf_fd.fileno(), btf_key_type_id=btf_ids[0],
                                btf_value_type_id=btf_ids[1])
                 except BPFError as exc:
                     if exc.errno is None:
                         raise
-                    m = create(ms.type, **kwargs)
+                    m = create_map(ms.type, **kwargs)
                     self.obj.notes.append(f"map '{ms.name}': created without BTF ({exc})")
             else:
-                m = create(ms.type, **kwargs)
+                m = create_map(ms.type, **kwargs)
         finally:
             if tmpl is not None:
                 tmpl.close()
@@ -408,8 +409,6 @@ class _Loader:
         program, measured on Linux 6.18).  A program that fails is loaded again
         the ordinary way, with the verifier log; errors come in program order.
         """
-        from pybpf.program import Program
-
         prepared: list[tuple[ProgramSpec, Any, bool]] = []
         failure: BaseException | None = None
         for ps in specs:
@@ -469,9 +468,6 @@ class _Loader:
 
     def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[ProgramSpec, Any, bool]:
         """(ps, the prepared load, whether the program refers to .rodata)."""
-        from pybpf.program import Program
-        from pybpf.program_load import LoadOptions
-
         spec = self.spec
         try:
             linked = ps._code if ps._insns is None else None
@@ -736,8 +732,6 @@ def _write_data(m: Any, data: bytes) -> None:
     if mem is not None and not mem.readonly:
         mem[:len(data)] = data
         return
-    from pybpf.maps import Map
-
     raw = Map.from_fd(m.fd, key="u32", value=len(data))
     try:
         raw[0] = data
