@@ -1,7 +1,7 @@
 """Shapes of generated code that the verifier walks more cheaply, checked against CPython on boundary
 inputs: range loops tested at the bottom (the loop variable keeps CPython's value), match compiled as
 one compare chain, array indexes computed at run time stored without a constant the verifier would
-track precisely."""
+track precisely, per-CPU ``+=`` in place through the looked-up pointer."""
 
 from __future__ import annotations
 
@@ -206,3 +206,52 @@ def test_range_values_outside_the_loop_variable_type_are_refused():
     src = LOG2.replace("for i in range(63):", "for i in range(u8(0), 300):")
     with pytest.raises(pybpf.CompileError, match="outside the loop variable's type u8"):
         pybpf.compile(module_from_source(src).prog)
+
+
+PERCPU = '''
+from pybpf.lang import *
+
+hits = PerCpuArray(u64, 4)
+seen = PerCpuHash(key=u32, value=u64, max_entries=8)
+
+
+@xdp
+def prog(ctx) -> int:
+    data = ctx.data
+    if data + 2 > ctx.data_end:
+        return XDP_PASS
+    v = u64(load_u8(data))
+    k = u32(load_u8(data + 1)) & 3
+    hits[0] += 1
+    hits[1] += v
+    hits[k] += 2
+    seen[k] += v
+    return XDP_PASS
+'''
+
+
+def test_percpu_array_augment_is_in_place():
+    """PerCpuArray ``+=``: lookup, then load / add / store through the pointer — no map_update_elem
+    (the PerCpuHash ``+=`` inserts when the key is absent: one update)."""
+    from pybpf._sys.uapi import HelperID
+
+    insns = pybpf.compile(module_from_source(PERCPU).prog).programs["prog"].instructions
+    calls = [x.imm for x in insns if x.code == op.JMP | op.CALL]
+    assert calls.count(HelperID.map_lookup_elem) == 4 and calls.count(HelperID.map_update_elem) == 1
+    assert not any(x.code & 0xE0 == op.ATOMIC and x.code & 0x07 == op.STX for x in insns)
+
+
+@pytest.mark.root
+def test_percpu_augment_counts_exactly():
+    mod = module_from_source(PERCPU)
+    runs, packet = 1000, bytes([200, 7]) + bytes(60)
+    with pybpf.compile(mod.prog).load() as obj:
+        obj.programs["prog"].test_run(packet, repeat=runs)
+        hits, seen = obj.maps["hits"], obj.maps["seen"]
+        got = ([hits.sum(k) for k in range(4)], dict((k, seen.sum(k)) for k, _ in seen.items()))
+    mod.hits.clear()
+    mod.seen.clear()
+    for _ in range(runs):
+        mod.prog(FakeCtx(packet=packet))
+    want = ([int(mod.hits[k]) for k in range(4)], {k: int(v) for k, v in mod.seen.items()})
+    assert got == want == ([runs, 200 * runs, 0, 2 * runs], {3: 200 * runs})
