@@ -53,6 +53,10 @@ from pybpf.btf.typeinfo import essential_name
 __all__ = ["Spec", "StringTable", "ExtInfo", "FuncInfo", "LineInfo", "CoreRelo", "CoreRelocKind", "BTF_MAGIC"]
 
 _INT_SIZES = (1, 2, 4, 8, 16)
+# The enum members by value, looked up without an enum call per decoded type.
+_INT_ENCODINGS = {int(e): IntEncoding(e) for e in (0, 1, 2, 4)}
+_FUNC_LINKAGES = tuple(FuncLinkage)
+_VAR_LINKAGES = tuple(VarLinkage)
 _ENUM_SIZES = (1, 2, 4, 8)
 _FLOAT_SIZES = (2, 4, 8, 12, 16)
 
@@ -284,6 +288,7 @@ class Spec:
         self._names = names
         self._count = self.first_id + len(offs)
         self._cache: list[Type | None] = [None] * len(offs)
+        self._kinds: bytes | None = None
 
     # ------------------------------------------------------------------ lookups
 
@@ -361,8 +366,15 @@ class Spec:
 
     def ids_by_kind(self, kind: int) -> list[int]:
         """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
-        w = self._words
-        return [tid for tid, i in enumerate(self._offs, self.first_id) if w[i + 1] >> 24 & 31 == kind]
+        return [tid for tid, k in enumerate(self.kinds(), self.first_id) if k == kind]
+
+    def kinds(self) -> bytes:
+        """The kind of each own type, in id order from ``first_id`` (read once, on first use)."""
+        kinds = self._kinds
+        if kinds is None:
+            w = self._words
+            kinds = self._kinds = bytes([w[i + 1] >> 24 & 31 for i in self._offs])
+        return kinds
 
     def own_ids(self) -> range:
         """The ids of the types this blob defines (not the base's)."""
@@ -467,9 +479,9 @@ class _Record:
 def _decode_int(r: _Record) -> tuple[Type, int]:
     st, v = r.st, r.w[r.j]
     enc, off, bits = v >> 24 & 0xF, v >> 16 & 0xFF, v & 0xFF
-    if st not in _INT_SIZES or enc not in (0, 1, 2, 4) or off + bits > 8 * st or not bits:
+    if st not in _INT_SIZES or enc not in _INT_ENCODINGS or off + bits > 8 * st or not bits:
         raise r.bad(f"invalid INT (size {st}, encoding {enc}, offset {off}, bits {bits})")
-    return Int(r.name, st, IntEncoding(enc), bits, off), 0
+    return Int(r.name, st, _INT_ENCODINGS[enc], bits, off), 0
 
 
 def _decode_ptr(r: _Record) -> tuple[Type, int]:
@@ -534,7 +546,7 @@ def _qualifier(cls: type) -> Callable[[_Record], tuple[Type, int]]:
 def _decode_func(r: _Record) -> tuple[Type, int]:
     if r.vlen > 2:
         raise r.bad(f"invalid FUNC linkage {r.vlen}")
-    return Func(r.name, r.st, FuncLinkage(r.vlen)), r.st
+    return Func(r.name, r.st, _FUNC_LINKAGES[r.vlen]), r.st
 
 
 def _decode_func_proto(r: _Record) -> tuple[Type, int]:
@@ -551,7 +563,7 @@ def _decode_var(r: _Record) -> tuple[Type, int]:
     linkage = r.w[r.j]
     if linkage > 2:
         raise r.bad(f"invalid VAR linkage {linkage}")
-    return Var(r.name, r.st, VarLinkage(linkage)), r.st
+    return Var(r.name, r.st, _VAR_LINKAGES[linkage]), r.st
 
 
 def _decode_datasec(r: _Record) -> tuple[Type, int]:

@@ -238,7 +238,7 @@ class Int(Type):
                  bits: int | None = None, offset: int = 0) -> None:
         super().__init__(name)
         self.size = size
-        self.encoding = IntEncoding(encoding)
+        self.encoding = encoding if encoding.__class__ is IntEncoding else IntEncoding(encoding)
         self.bits = 8 * size if bits is None else bits
         self.offset = offset
 
@@ -633,7 +633,7 @@ class Func(Type):
     def __init__(self, name: str, proto: Type, linkage: FuncLinkage | int = FuncLinkage.STATIC) -> None:
         super().__init__(name)
         self._proto = proto
-        self.linkage = FuncLinkage(linkage)
+        self.linkage = linkage if linkage.__class__ is FuncLinkage else FuncLinkage(linkage)
 
     def _holders(self) -> list[tuple[Any, str]]:
         return [(self, "proto")]
@@ -654,7 +654,7 @@ class Var(Type):
     def __init__(self, name: str, type: Type, linkage: VarLinkage | int = VarLinkage.STATIC) -> None:
         super().__init__(name)
         self._type = type
-        self.linkage = VarLinkage(linkage)
+        self.linkage = linkage if linkage.__class__ is VarLinkage else VarLinkage(linkage)
 
     def _holders(self) -> list[tuple[Any, str]]:
         return [(self, "type")]

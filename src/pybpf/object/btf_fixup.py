@@ -176,32 +176,26 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         found[s] = pos + 1
         return pos + 1
 
-    # Extern VARs become globals; find an int and the .ksyms DATASEC.
+    # Extern VARs become globals; find the .ksyms DATASEC (and an int, if it has entries).
+    kind_of = btf.kinds()   # the kind of each type (fix_datasecs changes no info word)
+    present = {BTFKind(k) for k in set(kind_of)}
+    funcs = _ids_of(kind_of, BTFKind.FUNC)
+    for tid in _ids_of(kind_of, BTFKind.VAR):
+        if recs.field(tid, "linkage") == VarLinkage.EXTERN:
+            recs.set_field(tid, "linkage", VarLinkage.GLOBAL)
     ksyms: Datasec | None = None
-    int_id: int | None = None
-    funcs = []
-    info_words = recs.words
-    seen: set[int] = set()
-    for tid, off in enumerate(offs, 1):          # the ids of recs.ids(), read without an enum per type
-        k = info_words[off + 1] >> 24 & 31       # the kind bits of struct btf_type's info
-        seen.add(k)
-        if k == BTFKind.FUNC:
-            funcs.append(tid)
-        elif k == BTFKind.VAR:
-            if recs.field(tid, "linkage") == VarLinkage.EXTERN:
-                recs.set_field(tid, "linkage", VarLinkage.GLOBAL)
-        elif k == BTFKind.DATASEC and ksyms is None and btf.strings[recs.name_off(tid)] == ".ksyms":
+    for tid in _ids_of(kind_of, BTFKind.DATASEC):
+        if btf.strings[recs.name_off(tid)] == ".ksyms":
             t = btf.type_by_id(tid)
             if isinstance(t, Datasec):
                 ksyms = t
-        elif k == BTFKind.INT and int_id is None:
-            if recs.size_type(tid) == 4 and recs.field(tid, "encoding") & 0xFFFFFF == 32:  # 32 bits at offset 0
-                int_id = tid
-    present = {BTFKind(k) for k in seen}
+            break
     appended: list[int] = []
     if ksyms is not None and ksyms.vars:
         from pybpf.btf.writer import record_words
 
+        int_id = next((tid for tid in _ids_of(kind_of, BTFKind.INT) if recs.size_type(tid) == 4
+                       and recs.field(tid, "encoding") & 0xFFFFFF == 32), None)   # 32 bits at offset 0
         next_id = len(offs) + 1
         int_t = Int("int", 4, IntEncoding.SIGNED)
         if int_id is None:
@@ -250,6 +244,11 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     type_bytes = words.tobytes()
     header = Header("<", HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings)).pack()
     return header + type_bytes + bytes(strings), extra
+
+
+def _ids_of(kinds: bytes, kind: int) -> list[int]:
+    """The ids (from 1) of the types of ``kind`` in ``kinds`` (:meth:`Spec.kinds` of an object's BTF)."""
+    return [tid for tid, k in enumerate(kinds, 1) if k == kind]
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:
