@@ -67,6 +67,7 @@ _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
+_R_INFO = itemgetter(1)   # r_info of a REL entry: symbol << 32 | type
 
 
 class Section(tuple):
@@ -210,8 +211,13 @@ class ElfFile:
                               f"({nlen} bytes)")
         if not names.endswith(b"\0"):
             names += b"\0"
-        find = names.find
-        section_names = [names[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+        if names.isascii():  # byte offsets are character offsets: one decode for every name
+            text = names.decode("ascii")
+            find = text.find
+            section_names = [text[o:find("\0", o)] if o else "" for o in offs]
+        else:
+            find = names.find
+            section_names = [names[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
         section_names[0] = ""
         ends = [r[4] + r[5] if r[1] != SHT_NOBITS and r[1] != SHT_NULL else 0 for r in raw]
         if max(ends) > size:
@@ -220,8 +226,9 @@ class ElfFile:
                               f"past the end of the {size}-byte file")
         new = tuple.__new__
         self.sections = sections = [
-            new(Section, (i, name, r[1], r[2], r[4], r[5], r[6], r[7], r[9], self))
-            for i, (name, r) in enumerate(zip(section_names, raw))
+            new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, self))
+            for i, (name, (_name, stype, flags, _addr, offset, ssize, link, info, _align, entsize))
+            in enumerate(zip(section_names, raw))
         ]
         by_name = self._by_name
         for sec in reversed(sections):
@@ -263,14 +270,19 @@ class ElfFile:
                               f"({slen} bytes)")
         if not strtab.endswith(b"\0"):
             strtab += b"\0"
-        find = strtab.find
+        if strtab.isascii():  # byte offsets are character offsets: one decode for every name
+            text = strtab.decode("ascii")
+            find = text.find
+            names = [text[o:find("\0", o)] if o else "" for o in offs]
+        else:
+            find = strtab.find
+            names = [strtab[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
         new = tuple.__new__
         # (Unnamed section symbols take their section's name.)
         self.symbols = [
-            new(Symbol, (i, (strtab[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "")
-                         or (sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""),
+            new(Symbol, (i, name or (sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""),
                          value, ssize, info & 0xF, info >> 4, other & 3, shndx))
-            for i, (o, info, other, shndx, value, ssize) in enumerate(raw)
+            for i, (name, (_o, info, other, shndx, value, ssize)) in enumerate(zip(names, raw))
         ]
 
     # -- queries ----------------------------------------------------------------------
@@ -289,18 +301,22 @@ class ElfFile:
 
     def relocations_for(self, index: int) -> list[Relocation]:
         """The REL entries that apply to section ``index`` (all its .rel sections)."""
-        out: list[Relocation] = []
-        nsym = len(self.symbols)
         new = tuple.__new__
+        return [new(Relocation, (offset, info >> 32, info & 0xFFFFFFFF)) for offset, info in self.raw_relocations(index)]
+
+    def raw_relocations(self, index: int) -> list[tuple[int, int]]:
+        """``(offset, r_info)`` of each REL entry of section ``index``: what :meth:`relocations_for`
+        gives, the symbol (``r_info >> 32``, checked to exist) and type not split apart yet."""
+        out: list[tuple[int, int]] = []
+        nsym = len(self.symbols)
         for rel in self._rels.get(index, ()):
             if rel.size % _REL.size or rel.entsize not in (0, _REL.size):
                 raise ObjectError(f"section {rel.name!r}: {rel.size} bytes of relocations with entry size "
                                   f"{rel.entsize} (expected {_REL.size})")
             raw = list(_REL.iter_unpack(rel.data))
-            syms = [info >> 32 for _offset, info in raw]
-            if syms and max(syms) >= nsym:
-                j = next(j for j, sym in enumerate(syms) if sym >= nsym)
+            if raw and max(raw, key=_R_INFO)[1] >> 32 >= nsym:
+                j = next(j for j, (_offset, info) in enumerate(raw) if info >> 32 >= nsym)
                 raise ObjectError(f"section {rel.name!r}: relocation {j} at byte {rel.offset + j * _REL.size} "
-                                  f"refers to symbol {syms[j]}, out of range ({nsym} symbols)")
-            out += [new(Relocation, (offset, info >> 32, info & 0xFFFFFFFF)) for offset, info in raw]
+                                  f"refers to symbol {raw[j][1] >> 32}, out of range ({nsym} symbols)")
+            out += raw
         return out

@@ -224,13 +224,15 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
     nsec = len(sections)
     map_sections, data_sections, map_at = ctx.map_sections, ctx.data_sections, ctx._map_at
     code_sections = ctx.code_sections
-    for roff, symi, rtype in elf.relocations_for(sec.index):
+    for roff, info in elf.raw_relocations(sec.index):
+        rtype = info & 0xFFFFFFFF
         if rtype == R_BPF_NONE:
             continue
-        if roff % 8 or roff >> 3 >= n:
+        if roff & 7 or roff >> 3 >= n:
             raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
                               f"(section has {n} instructions)")
         i = roff >> 3
+        symi = info >> 32
         sym = symbols[symi]
         if symi == 0:
             raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
@@ -307,7 +309,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
         data_map = data_sections.get(shndx)
         if data_map is not None:
             off = imm + value
-            if not 0 <= off <= min(target.size, 0x7FFFFFFF):
+            if not 0 <= off <= target[5] or off > 0x7FFFFFFF:   # target[5]: its size
                 raise ObjectError(f"{_where(sec, roff, sym)}: offset {off} is outside '{target.name}' "
                                   f"({target.size} bytes)")
             code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
@@ -379,20 +381,21 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
     ``find(section index, slot)`` returns the function containing that slot.
     """
     out = Linked()
+    out.labels = ((0, entry.name),)
+    out.complete_func_info = entry.has_func_info
     if not entry.calls:
         out.code = entry.code
         out.fixups = tuple(entry.fixups)
-        out.labels = ((0, entry.name),)
         out.func_info = entry.func_info
         out.line_info = entry.line_info
         out.core_relos = list(entry.core_relos)
-        out.complete_func_info = entry.has_func_info
         return out
     order = [entry]
     placed = {entry: 0}
     total = entry.count
-    patches: list[tuple[int, int]] = []
+    code = bytearray(entry.code)
     call_refs: list[tuple[int, str]] = []
+    pack = _IMM.pack_into
     for f in order:  # grows while it is walked: breadth first, each function placed once
         base = placed[f]
         for local, tsec, tslot in f.calls:
@@ -405,23 +408,18 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
                 tpos = placed[target] = total
                 total += target.count
                 order.append(target)
+                code += target.code
             at = base + local
             rel = tslot - target.start
-            patches.append((at, tpos + rel - at - 1))
+            pack(code, 8 * at + 4, tpos + rel - at - 1)
             call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
-    code = bytearray(b"".join([f.code for f in order]))
-    pack = _IMM.pack_into
-    for at, imm in patches:
-        pack(code, 8 * at + 4, imm)
     out.code = bytes(code)
     out.call_refs = tuple(call_refs)
     if len(order) == 1:  # only calls to itself
         out.fixups = tuple(entry.fixups)
-        out.labels = ((0, entry.name),)
         out.func_info = entry.func_info
         out.line_info = entry.line_info
         out.core_relos = list(entry.core_relos)
-        out.complete_func_info = entry.has_func_info
         return out
     fixups: list[tuple[int, int, str]] = list(entry.fixups)
     labels: list[tuple[int, str]] = [(0, entry.name)]
@@ -432,16 +430,15 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
     for f in order[1:]:
         base = placed[f]
         labels.append((base, f.name))
-        if not f.has_func_info:
-            complete = False
+        complete = complete and f.has_func_info
         # A subprogram shared by many programs often lands at the same place: move it once.
         moved = f._placed.get(base)
         if moved is None:
             moved = f._placed[base] = _moved(f, base)
-        fixups.extend(moved[0])
-        fi.extend(moved[1])
-        li.extend(moved[2])
-        core.extend(moved[3])
+        fixups += moved[0]
+        fi += moved[1]
+        li += moved[2]
+        core += moved[3]
     out.fixups = tuple(fixups)
     out.labels = tuple(labels)
     out.func_info = fi
