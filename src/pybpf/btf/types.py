@@ -87,6 +87,9 @@ class IntEncoding(enum.IntFlag):
     BOOL = 4
 
 
+_SIGNED, _CHAR, _BOOL = int(IntEncoding.SIGNED), int(IntEncoding.CHAR), int(IntEncoding.BOOL)
+
+
 class FuncLinkage(enum.IntEnum):
     """``btf_func_linkage``: stored in the vlen bits of a FUNC.
 
@@ -242,20 +245,22 @@ class Int(Type):
         self.bits = 8 * size if bits is None else bits
         self.offset = offset
 
+    # (The bits are tested on the plain int: IntFlag's own & costs a microsecond.)
+
     @property
     def signed(self) -> bool:
         """True for a signed integer (the SIGNED encoding bit)."""
-        return bool(self.encoding & IntEncoding.SIGNED)
+        return bool(self.encoding._value_ & _SIGNED)
 
     @property
     def is_char(self) -> bool:
         """True for C's ``char`` (the CHAR encoding bit, or the name "char" as pahole and clang emit it)."""
-        return bool(self.encoding & IntEncoding.CHAR) or self.name == "char"
+        return bool(self.encoding._value_ & _CHAR) or self.name == "char"
 
     @property
     def is_bool(self) -> bool:
         """True for C's ``_Bool`` (the BOOL encoding bit)."""
-        return bool(self.encoding & IntEncoding.BOOL)
+        return bool(self.encoding._value_ & _BOOL)
 
     def _repr_extra(self) -> str:
         return f" size={self.size}" + (" signed" if self.signed else "")

@@ -173,8 +173,10 @@ class Map(Pinnable):
         btf_vmlinux_value_type_id: int = 0, init: bytes | None = None, freeze: bool = False,
     ) -> None:
         flags = int(self._create_flags(int(flags)))
-        with context(_label(name, None)):
+        try:  # (not contextlib's context(): a generator per map)
             kc, vc = self._codecs(key, key_size, value, value_size, flags)
+        except BPFError as exc:
+            raise exc.add_context(_label(name, None))
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
         attr = MapCreateAttr()

@@ -82,6 +82,7 @@ _TRACING_PREFIX = {"tp_btf": ("btf_trace_", BTFKind.TYPEDEF), "lsm": ("bpf_lsm_"
 _BTF_TARGET_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.EXT})
 _FI = struct.Struct("<II")
 _LI = struct.Struct("<IIII")
+_MMAPABLE = int(MapFlag.MMAPABLE)   # a plain int: ms.flags & MapFlag.MMAPABLE would be IntFlag arithmetic
 
 
 def pin_path_for(pin_path: str, name: str) -> str:
@@ -351,7 +352,7 @@ class _Loader:
         init = None
         if data is not None and data.count(0) == len(data):
             data = None
-        if data is not None and (ms.freeze or not ms.flags & MapFlag.MMAPABLE):
+        if data is not None and (ms.freeze or not ms.flags & _MMAPABLE):
             init, data = data, None
         try:
             kwargs: dict[str, Any] = dict(

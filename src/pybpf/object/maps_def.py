@@ -40,6 +40,7 @@ _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
 _INT_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning",
                "map_extra")
 _LEGACY_DEF = struct.Struct("<IIIII")  # struct bpf_map_def
+_MMAPABLE, _RDONLY_PROG = int(MapFlag.MMAPABLE), int(MapFlag.RDONLY_PROG)   # plain ints: no IntFlag arithmetic
 
 
 def map_type(value: int) -> MapType | int:
@@ -372,9 +373,9 @@ def global_data_map(object_name: str, section: str, size: int, data: bytes, data
     calls (Linux 5.5); ``.rodata`` and ``.kconfig`` add BPF_F_RDONLY_PROG and
     are frozen after their contents are written.
     """
-    flags = MapFlag.MMAPABLE | (MapFlag.RDONLY_PROG if readonly else 0)
+    flags = _MMAPABLE | (_RDONLY_PROG if readonly else 0)
     return MapSpec(name=section, type=MapType.ARRAY, key_size=4, value_size=size, max_entries=1,
-                   flags=int(flags), value_type=datasec, data=bytes(data), freeze=readonly, section=section,
+                   flags=flags, value_type=datasec, data=bytes(data), freeze=readonly, section=section,
                    kernel_name=internal_map_name(object_name, section))
 
 
