@@ -255,3 +255,48 @@ def test_percpu_augment_counts_exactly():
         mod.prog(FakeCtx(packet=packet))
     want = ([int(mod.hits[k]) for k in range(4)], {k: int(v) for k, v in mod.seen.items()})
     assert got == want == ([runs, 200 * runs, 0, 2 * runs], {3: 200 * runs})
+
+
+NARROW = '''
+from pybpf.lang import *
+
+res = Array(u64, 8)
+small = HashMap(key=u16, value=i8, max_entries=64)
+
+
+class Rec(Struct):
+    b: u8
+    h: i16
+    w: u32
+    q: i64
+
+
+@syscall
+def prog(ctx) -> int:
+    a = ctx.arg(0)
+    b = i64(ctx.arg(1))
+    c = i8(b)
+    r = Rec()
+    r.b = a
+    r.h = b
+    r.w = c
+    r.q = u8(a)
+    res[0] = u64(r.b)
+    res[1] = u64(r.h)
+    res[2] = u64(r.w)
+    res[3] = u64(r.q)
+    small[a] = b
+    small[c] = a
+    res[4] = u64(small.get(u16(a), 99))
+    res[5] = u64(small.get(u16(c), 99))
+    return 0
+'''
+
+
+@pytest.mark.root
+def test_stores_to_narrower_types_wrap_as_conversions():
+    """A register value is stored with the target's size and no conversion before: the low bytes
+    are the value wrapped to the narrower type, signed or not."""
+    _agree(NARROW, [(0, 0), (0xFF, -1), (0x1_0000_00FF, -129), (2**64 - 1, 2**63), (0x8000, 0x7FFF), (0x17F, 128),
+                    (0xFFFF_FFFF, -(2**31)), (12345, 2**63 - 1)])
+

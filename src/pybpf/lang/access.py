@@ -91,12 +91,7 @@ class AccessMixin:
             self.copy_mem(Mem(10, slot, t), v)
             return slot
         slot = self.stack_alloc(size)
-        v = self.convert(v, t)
-        if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
-            self.store_imm(10, slot, v.value, size)
-        else:
-            self.store(10, slot, self.reg_of(v), size)
-            self.release(v)
+        self.store_as(10, slot, v, t)
         return slot
 
     def _key(self, decl: MapDecl, node: ast.AST) -> int:

@@ -108,19 +108,26 @@ class AggregateMixin:
             if isinstance(v, Mem) or not _is_int(v.type):
                 raise self.error(node, f"cannot store {getattr(v.type, '__name__', v.type)} in a "
                                        f"{getattr(t, '__name__', t)} field")
-            v = self.convert(v, t)
-            size = bits_signed(t)[0] // 8
-            if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
-                self.store_imm(mem.base, mem.off, v.value, size)
-            else:
-                self.store(mem.base, mem.off, self.reg_of(v), size)
-                self.release(v)
+            self.store_as(mem.base, mem.off, v, t)
             return
         if isinstance(v, Mem) and v.type is t:
             self.copy_mem(mem, v)
             return
         raise self.error(node, f"cannot store {getattr(v.type, '__name__', v.type)} in "
                                f"{getattr(t, '__name__', t)}")
+
+    def store_as(self, base: int, off: int, v: Any, t: Any) -> None:
+        """Store ``v`` converted to integer type ``t`` at ``base + off``.  A register value is normalised
+        (exact modulo 2**64), so its low bytes already are the value wrapped to ``t``'s width: the
+        store itself converts, no instruction before it is needed."""
+        size = bits_signed(t)[0] // 8
+        if isinstance(v, Imm):
+            v = self.convert(v, t)
+            if -(1 << 31) <= v.value < (1 << 31):
+                self.store_imm(base, off, v.value, size)
+                return
+        self.store(base, off, self.reg_of(v), size)
+        self.release(v)
 
     def copy_mem(self, dst: Mem, src: Mem) -> None:
         size = sizeof(dst.type)

@@ -390,6 +390,13 @@ class Struct:
                 raise AttributeError(f"{type(self).__name__} has no field {k!r}")
             setattr(self, k, v)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # an integer field holds its own type: storing converts (wraps) as the kernel's store does
+        field = self._fields.get(name)
+        if field is not None and isinstance(value, int) and isinstance(field[1], type) and issubclass(field[1], Fixed):
+            value = field[1](value)
+        object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields)
         return f"{type(self).__name__}({inner})"
