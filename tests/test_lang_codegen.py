@@ -300,3 +300,10 @@ def test_stores_to_narrower_types_wrap_as_conversions():
     _agree(NARROW, [(0, 0), (0xFF, -1), (0x1_0000_00FF, -129), (2**64 - 1, 2**63), (0x8000, 0x7FFF), (0x17F, 128),
                     (0xFFFF_FFFF, -(2**31)), (12345, 2**63 - 1)])
 
+
+def test_hash_augment_insert_path_keeps_no_pointer():
+    """counts[k] += 1 on a hash map: the NULL pointer of the failed lookup is not saved on the stack
+    before the insert's call."""
+    src = LOG2.replace("hist = Array(u64, 64)", "hist = HashMap(key=u32, value=u64, max_entries=64)")
+    insns = pybpf.compile(module_from_source(src).prog).programs["prog"].instructions
+    assert not [x for x in insns if x.code & 0x07 == op.STX and x.dst == 10 and x.src == 0]

@@ -331,12 +331,13 @@ class AccessMixin:
         small = isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31)
         vslot = None if small else self._to_stack(v, t)
         kslot = self._key(decl, target.slice)
-        self._lookup(name, kslot)
+        ptr = self._lookup(name, kslot)
         insert, done = self.new_label("insert"), self.new_label("done")
         self.emit(op.JMP | op.JEQ | op.K, 0, reference=insert)
         self._modify(opname, t, atomic, v, vslot)
         self.jump(done)
         self.place(insert)
+        self.release(ptr)           # NULL here: nothing to keep across the insert's call
         if decl.map_type not in _ARRAYS:      # an array index outside the array: nothing to do
             first = self.stack_alloc(bits // 8)   # what the new entry starts with: 0 op v
             if small:
