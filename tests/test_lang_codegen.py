@@ -289,6 +289,7 @@ def prog(ctx) -> int:
     small[c] = a
     res[4] = u64(small.get(u16(a), 99))
     res[5] = u64(small.get(u16(c), 99))
+    res[(a >> 32) + 6] += 5           # an index wider than the u32 key: wraps (2**64 - 1 -> 5)
     return 0
 '''
 

@@ -99,12 +99,12 @@ class AccessMixin:
         if is_aggregate(decl.key) != isinstance(v, Mem) or (not isinstance(v, Mem) and not _is_int(v.type)):
             raise self.error(node, f"this map's keys are {getattr(decl.key, '__name__', decl.key)}")
         if decl.map_type in _ARRAYS and not isinstance(v, (Imm, Mem)) and sys.byteorder == "little":
-            return self._opaque_index(self.convert(v, decl.key))
+            return self._opaque_index(v)
         return self._to_stack(v, decl.key)
 
     def _opaque_index(self, v: Any) -> int:
         """An array index computed at run time, stored with an 8-byte store (its register is
-        normalised, so the first 4 bytes are the u32 key).
+        normalised, so the first 4 bytes are the index converted to the u32 key).
 
         Recent verifiers (Linux 6.18 here) drop the NULL result of an array lookup whose key is a
         constant spilled with exactly the key's size, and mark that constant precise to do so.  After
