@@ -13,7 +13,7 @@ import pybpf
 from pybpf.asm import opcodes as op
 from pybpf.lang import FakeCtx
 
-from lang_support import module_from_source
+from lang_support import expression_module, module_from_source, run_kernel, run_python
 
 LOOPS = '''
 from pybpf.lang import *
@@ -308,3 +308,24 @@ def test_hash_augment_insert_path_keeps_no_pointer():
     src = LOG2.replace("hist = Array(u64, 64)", "hist = HashMap(key=u32, value=u64, max_entries=64)")
     insns = pybpf.compile(module_from_source(src).prog).programs["prog"].instructions
     assert not [x for x in insns if x.code & 0x07 == op.STX and x.dst == 10 and x.src == 0]
+
+
+EDGE_LOOPS = [
+    "    i = 5\n    for i in range(3):\n        break\n    OUT = u64(i)\n",
+    "    for i in range(3, 9):\n        OUT = u64(i) + a\n        return 0\n",
+    "    n = u64(0)\n    for i in range(3):\n        if a == 1:\n            continue\n        n += 1\n    OUT = n + u64(i)\n",
+    "    n = u64(0)\n    for i in range(1 << 40, (1 << 40) + 3 * (1 << 33), 1 << 33):\n        n += u64(i)\n    OUT = n\n",
+    "    n = u64(0)\n    j = 9\n    for i in range(5):\n        for j in range(i, 5):\n            n += 1\n"
+    "    OUT = n * 100 + u64(j)\n",
+]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("body", EDGE_LOOPS)
+def test_loops_whose_body_leaves_early_or_nests(body):
+    """Bodies that always break or return (the bottom test is unreachable and must be dropped),
+    continue, a step beyond 32 bits, a nested loop starting at the outer variable."""
+    mod = expression_module(None, "u64", "u64", body)
+    with pybpf.compile(mod.prog).load() as obj:
+        for a in (0, 1):
+            assert run_kernel(mod, a, 0, obj) == run_python(mod, a, 0), (body, a)

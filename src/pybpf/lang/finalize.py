@@ -119,6 +119,7 @@ def _peephole(code: list[Any], lines: list[Any]) -> tuple[list[Any], list[Any]]:
         code, lines = [], []
         for item, line in zip(out, out_lines):
             if isinstance(item, str) and item not in used:
+                changed = True      # the code after it may now be unreachable: another round
                 continue
             code.append(item)
             lines.append(line)
