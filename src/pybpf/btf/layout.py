@@ -322,10 +322,16 @@ class Records:
         info = self.words[i + 1]
         lay = LAYOUTS[_KIND[info >> 24 & 31]]
         width = len(lay.item)
-        if len(items) > info & 0xFFFF or any(len(item) != width for item in items):
-            raise ValueError(f"{len(items)} items of {width} words do not fit type [{tid}]")
+        if len(items) > info & 0xFFFF:
+            raise ValueError(f"{len(items)} items do not fit type [{tid}] ({info & 0xFFFF})")
+        words = self.words
         at = i + COMMON_WORDS + len(lay.fixed)
-        self.words[at:at + width * len(items)] = array(U32, [w for item in items for w in item])
+        for item in items:
+            if len(item) != width:
+                raise ValueError(f"item of {width} words, got {len(item)}")
+            for value in item:
+                words[at] = value
+                at += 1
 
     def item_field(self, tid: int, j: int, name: str) -> int:
         at, pos = self._item_at(tid, j)

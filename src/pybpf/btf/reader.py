@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from array import array
-from typing import Callable, Iterator, Sequence, overload
+from typing import Any, Callable, Iterator, Sequence, overload
 
 from pybpf.errors import ObjectError
 from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
@@ -360,7 +360,7 @@ class Spec:
     def forget(self, tid: int) -> None:
         """Drop the decoded type ``tid``: the next :meth:`type_by_id` decodes its words again."""
         local = tid - self.first_id
-        if 0 <= local < len(self._cache):
+        if 0 <= local < len(self._cache) and self._cache[local] is not None:
             with self._lock:
                 self._cache[local] = None
 
@@ -394,7 +394,11 @@ class Spec:
         info = w[i + 1]
         kind = info >> 24 & 31
         try:
-            t, ref = _DECODERS[kind](_Record(self, tid, w, i, info))
+            simple = _SIMPLE_DECODERS.get(kind)
+            if simple is not None:
+                t, ref = simple(self, tid, w, i)
+            else:
+                t, ref = _DECODERS[kind](_Record(self, tid, w, i, info))
         except ObjectError as err:
             if err.message.startswith("BTF: type ["):
                 raise
@@ -476,25 +480,6 @@ class _Record:
         return tid
 
 
-def _decode_int(r: _Record) -> tuple[Type, int]:
-    st, v = r.st, r.w[r.j]
-    enc, off, bits = v >> 24 & 0xF, v >> 16 & 0xFF, v & 0xFF
-    if st not in _INT_SIZES or enc not in _INT_ENCODINGS or off + bits > 8 * st or not bits:
-        raise r.bad(f"invalid INT (size {st}, encoding {enc}, offset {off}, bits {bits})")
-    return Int(r.name, st, _INT_ENCODINGS[enc], bits, off), 0
-
-
-def _decode_ptr(r: _Record) -> tuple[Type, int]:
-    return Pointer(r.st, r.name), r.st
-
-
-def _decode_array(r: _Record) -> tuple[Type, int]:
-    w, j = r.w, r.j
-    if w[j] >= r.spec._count or w[j + 1] >= r.spec._count:
-        raise r.bad(f"array type {w[j]} / index type {w[j + 1]} out of range")
-    return Array(w[j], w[j + 1], w[j + 2]), 0
-
-
 def _decode_composite(r: _Record) -> tuple[Type, int]:
     w, spec, strings, kflag = r.w, r.spec, r.spec.strings, r.kflag
     members = []
@@ -533,22 +518,6 @@ def _decode_fwd(r: _Record) -> tuple[Type, int]:
     return Fwd(r.name, bool(r.kflag)), 0
 
 
-def _decode_typedef(r: _Record) -> tuple[Type, int]:
-    return Typedef(r.name, r.st), r.st
-
-
-def _qualifier(cls: type) -> Callable[[_Record], tuple[Type, int]]:
-    def decode(r: _Record) -> tuple[Type, int]:
-        return cls(r.st, r.name), r.st
-    return decode
-
-
-def _decode_func(r: _Record) -> tuple[Type, int]:
-    if r.vlen > 2:
-        raise r.bad(f"invalid FUNC linkage {r.vlen}")
-    return Func(r.name, r.st, _FUNC_LINKAGES[r.vlen]), r.st
-
-
 def _decode_func_proto(r: _Record) -> tuple[Type, int]:
     w, spec, strings = r.w, r.spec, r.spec.strings
     params = []
@@ -557,13 +526,6 @@ def _decode_func_proto(r: _Record) -> tuple[Type, int]:
         p._spec = spec
         params.append(p)
     return FuncProto(r.st, params), r.st
-
-
-def _decode_var(r: _Record) -> tuple[Type, int]:
-    linkage = r.w[r.j]
-    if linkage > 2:
-        raise r.bad(f"invalid VAR linkage {linkage}")
-    return Var(r.name, r.st, _VAR_LINKAGES[linkage]), r.st
 
 
 def _decode_datasec(r: _Record) -> tuple[Type, int]:
@@ -591,23 +553,76 @@ def _decode_type_tag(r: _Record) -> tuple[Type, int]:
 
 
 _DECODERS: dict[int, Callable[[_Record], tuple[Type, int]]] = {
-    BTFKind.INT: _decode_int,
-    BTFKind.PTR: _decode_ptr,
-    BTFKind.ARRAY: _decode_array,
     BTFKind.STRUCT: _decode_composite,
     BTFKind.UNION: _decode_composite,
     BTFKind.ENUM: _decode_enum,
     BTFKind.FWD: _decode_fwd,
-    BTFKind.TYPEDEF: _decode_typedef,
-    BTFKind.VOLATILE: _qualifier(Volatile),
-    BTFKind.CONST: _qualifier(Const),
-    BTFKind.RESTRICT: _qualifier(Restrict),
-    BTFKind.FUNC: _decode_func,
     BTFKind.FUNC_PROTO: _decode_func_proto,
-    BTFKind.VAR: _decode_var,
     BTFKind.DATASEC: _decode_datasec,
     BTFKind.FLOAT: _decode_float,
     BTFKind.DECL_TAG: _decode_decl_tag,
     BTFKind.TYPE_TAG: _decode_type_tag,
     BTFKind.ENUM64: _decode_enum64,
+}
+
+
+# The kinds met on every type walk (pointers, typedefs, qualifiers, arrays, ints, vars, funcs) are
+# decoded straight from the words, without a _Record: ``(spec, tid, words, index of the record)``.
+
+def _decode_int(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    st, v = w[i + 2], w[i + 3]
+    enc, off, bits = v >> 24 & 0xF, v >> 16 & 0xFF, v & 0xFF
+    if st not in _INT_SIZES or enc not in _INT_ENCODINGS or off + bits > 8 * st or not bits:
+        raise spec._bad(tid, f"invalid INT (size {st}, encoding {enc}, offset {off}, bits {bits})")
+    return Int(spec.strings[w[i]], st, _INT_ENCODINGS[enc], bits, off), 0
+
+
+def _decode_ptr(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    st = w[i + 2]
+    return Pointer(st, spec.strings[w[i]]), st
+
+
+def _decode_array(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    elem, index, count = w[i + 3], w[i + 4], spec._count
+    if elem >= count or index >= count:
+        raise spec._bad(tid, f"array type {elem} / index type {index} out of range")
+    return Array(elem, index, w[i + 5]), 0
+
+
+def _decode_typedef(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    st = w[i + 2]
+    return Typedef(spec.strings[w[i]], st), st
+
+
+def _qualifier(cls: type) -> Callable[[Spec, int, Any, int], tuple[Type, int]]:
+    def decode(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+        st = w[i + 2]
+        return cls(st, spec.strings[w[i]]), st
+    return decode
+
+
+def _decode_func(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    linkage, st = w[i + 1] & 0xFFFF, w[i + 2]   # a FUNC's vlen is its linkage
+    if linkage > 2:
+        raise spec._bad(tid, f"invalid FUNC linkage {linkage}")
+    return Func(spec.strings[w[i]], st, _FUNC_LINKAGES[linkage]), st
+
+
+def _decode_var(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    linkage, st = w[i + 3], w[i + 2]
+    if linkage > 2:
+        raise spec._bad(tid, f"invalid VAR linkage {linkage}")
+    return Var(spec.strings[w[i]], st, _VAR_LINKAGES[linkage]), st
+
+
+_SIMPLE_DECODERS: dict[int, Callable[[Spec, int, Any, int], tuple[Type, int]]] = {
+    BTFKind.INT: _decode_int,
+    BTFKind.PTR: _decode_ptr,
+    BTFKind.ARRAY: _decode_array,
+    BTFKind.TYPEDEF: _decode_typedef,
+    BTFKind.VOLATILE: _qualifier(Volatile),
+    BTFKind.CONST: _qualifier(Const),
+    BTFKind.RESTRICT: _qualifier(Restrict),
+    BTFKind.FUNC: _decode_func,
+    BTFKind.VAR: _decode_var,
 }
