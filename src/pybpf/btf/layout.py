@@ -324,11 +324,12 @@ class Records:
         width = len(lay.item)
         if len(items) > info & 0xFFFF:
             raise ValueError(f"{len(items)} items do not fit type [{tid}] ({info & 0xFFFF})")
-        words = self.words
-        at = i + COMMON_WORDS + len(lay.fixed)
         for item in items:
             if len(item) != width:
                 raise ValueError(f"item of {width} words, got {len(item)}")
+        words = self.words
+        at = i + COMMON_WORDS + len(lay.fixed)
+        for item in items:   # in place: a new array per call costs more than a DATASEC's few words
             for value in item:
                 words[at] = value
                 at += 1

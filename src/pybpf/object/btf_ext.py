@@ -48,8 +48,8 @@ class RecordIndex:
     __slots__ = ("words", "offs", "width")
 
     def __init__(self, words: array, width: int) -> None:
-        offs = list(words[0::width])
-        if any(offs[i] > offs[i + 1] for i in range(len(offs) - 1)):
+        offs = words[0::width].tolist()
+        if offs != sorted(offs):
             order = sorted(range(len(offs)), key=offs.__getitem__)   # stable, like sorted(key=insn_off)
             out = array(words.typecode)
             for i in order:
