@@ -217,18 +217,12 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
     if options.btf_fd is not None:
         attr.prog_btf_fd = fd_of(options.btf_fd)
     # bpf_func_info / bpf_line_info records for the BTF
-    records, rec_size = options.func_info, options.func_info_rec_size
-    if records:
-        _check_records("func_info", records, rec_size)
-        attr.func_info = _buffer(records, keep)
-        attr.func_info_rec_size = rec_size
-        attr.func_info_cnt = len(records) // rec_size
-    records, rec_size = options.line_info, options.line_info_rec_size
-    if records:
-        _check_records("line_info", records, rec_size)
-        attr.line_info = _buffer(records, keep)
-        attr.line_info_rec_size = rec_size
-        attr.line_info_cnt = len(records) // rec_size
+    if options.func_info:
+        attr.func_info, attr.func_info_cnt = _records("func_info", options.func_info, options.func_info_rec_size, keep)
+        attr.func_info_rec_size = options.func_info_rec_size
+    if options.line_info:
+        attr.line_info, attr.line_info_cnt = _records("line_info", options.line_info, options.line_info_rec_size, keep)
+        attr.line_info_rec_size = options.line_info_rec_size
     if options.fd_array is not None:
         fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
         keep.append(fds)
@@ -236,9 +230,11 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
     return attr, keep
 
 
-def _check_records(kind: str, records: bytes, rec_size: int) -> None:
+def _records(kind: str, records: bytes, rec_size: int, keep: list[Any]) -> tuple[int, int]:
+    """The address of a copy of ``records`` (kept in ``keep``) and how many records it holds."""
     if rec_size <= 0 or len(records) % rec_size:
         raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
+    return _buffer(records, keep), len(records) // rec_size
 
 
 def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOptions) -> tuple[FD, str]:

@@ -148,6 +148,16 @@ def _cstr(table: bytes, off: int, what: str) -> str:
     return table[off:end].decode("utf-8", "surrogateescape")
 
 
+def _strings_at(table: bytes, offs: list[int]) -> list[str]:
+    """The NUL-terminated strings of ``table`` (which ends with a NUL) at ``offs`` ("" for offset 0)."""
+    if table.isascii():  # byte offsets are character offsets: one decode for the whole table
+        text = table.decode("ascii")
+        find = text.find
+        return [text[o:find("\0", o)] if o else "" for o in offs]
+    find = table.find
+    return [table[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+
+
 class ElfFile:
     """Sections, symbols and relocations of a BPF ELF object held in ``data``."""
 
@@ -211,13 +221,7 @@ class ElfFile:
                               f"({nlen} bytes)")
         if not names.endswith(b"\0"):
             names += b"\0"
-        if names.isascii():  # byte offsets are character offsets: one decode for every name
-            text = names.decode("ascii")
-            find = text.find
-            section_names = [text[o:find("\0", o)] if o else "" for o in offs]
-        else:
-            find = names.find
-            section_names = [names[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+        section_names = _strings_at(names, offs)
         section_names[0] = ""
         ends = [r[4] + r[5] if r[1] != SHT_NOBITS and r[1] != SHT_NULL else 0 for r in raw]
         if max(ends) > size:
@@ -270,13 +274,7 @@ class ElfFile:
                               f"({slen} bytes)")
         if not strtab.endswith(b"\0"):
             strtab += b"\0"
-        if strtab.isascii():  # byte offsets are character offsets: one decode for every name
-            text = strtab.decode("ascii")
-            find = text.find
-            names = [text[o:find("\0", o)] if o else "" for o in offs]
-        else:
-            find = strtab.find
-            names = [strtab[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+        names = _strings_at(strtab, offs)
         new = tuple.__new__
         # (Unnamed section symbols take their section's name.)
         self.symbols = [
@@ -302,7 +300,8 @@ class ElfFile:
     def relocations_for(self, index: int) -> list[Relocation]:
         """The REL entries that apply to section ``index`` (all its .rel sections)."""
         new = tuple.__new__
-        return [new(Relocation, (offset, info >> 32, info & 0xFFFFFFFF)) for offset, info in self.raw_relocations(index)]
+        return [new(Relocation, (offset, info >> 32, info & 0xFFFFFFFF))
+                for offset, info in self.raw_relocations(index)]
 
     def raw_relocations(self, index: int) -> list[tuple[int, int]]:
         """``(offset, r_info)`` of each REL entry of section ``index``: what :meth:`relocations_for`

@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
+from operator import itemgetter
 from typing import TYPE_CHECKING, Callable
 
 from pybpf.asm.opcodes import (
@@ -60,6 +61,7 @@ _IMM = struct.Struct("<i")
 _OFF_IMM = struct.Struct("<hi")
 _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
+_BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
 
 
 class Function:
@@ -113,29 +115,29 @@ def section_code(sec: Section) -> bytearray:
 def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
                     fallback_name: str) -> list[Function]:
     """The functions of ``sec`` from its FUNC symbols (the whole section if it has none)."""
-    syms = sorted((s for s in elf.symbols_in(sec.index) if s.type == STT_FUNC and s.name),
-                  key=lambda s: (s.value, s.name))
+    # Symbols as tuples: (index, name, value, size, type, bind, visibility, shndx).
+    syms = sorted((s for s in elf.symbols_in(sec.index) if s[4] == STT_FUNC and s[1]), key=_BY_VALUE_NAME)
     n = len(code) >> 3
     code = bytes(code)
     if not syms:
         return [Function(fallback_name, sec, 0, n, code, entry)] if n else []
     out: list[Function] = []
     end = 0
-    for s in syms:
-        if s.value % 8 or s.size % 8:
-            raise ObjectError(f"{section_label(sec)}: function '{s.name}' at offset {s.value} (size {s.size}) "
+    for _index, name, value, size, *_rest in syms:
+        if value % 8 or size % 8:
+            raise ObjectError(f"{section_label(sec)}: function '{name}' at offset {value} (size {size}) "
                               "is not aligned to 8-byte instructions")
-        start, count = s.value >> 3, s.size >> 3
+        start, count = value >> 3, size >> 3
         if start + count > n:
-            raise ObjectError(f"{section_label(sec)}: function '{s.name}' at offset {s.value} (size {s.size}) "
+            raise ObjectError(f"{section_label(sec)}: function '{name}' at offset {value} (size {size}) "
                               f"runs past the end of the section ({sec.size} bytes)")
         if start < end:
-            raise ObjectError(f"{section_label(sec)}: function '{s.name}' at offset {s.value} overlaps the "
+            raise ObjectError(f"{section_label(sec)}: function '{name}' at offset {value} overlaps the "
                               "function before it")
         if count == 0:
             continue
         end = start + count
-        out.append(Function(s.name, sec, start, count, code[8 * start:8 * end], entry))
+        out.append(Function(name, sec, start, count, code[8 * start:8 * end], entry))
     return out
 
 
