@@ -128,6 +128,18 @@ def test_attr_layout_matches_kernel(cls):
     assert checked >= len(cls._fields_) - 1
 
 
+@pytest.mark.parametrize("cls", [attrs.ProgLoadAttr, attrs.MapCreateAttr], ids=lambda c: c.__name__)
+def test_packed_layout_is_the_ctypes_layout(cls):
+    """attrs.packer(): one pack_into fills every field where the ctypes field is."""
+    layout, names = attrs.packer(cls)
+    values = [f"n{i}".encode() if issubclass(getattr(cls, "_fields_")[i][1], ctypes.Array) else i + 1
+              for i in range(len(names))]
+    attr = cls()
+    layout.pack_into(attr, 0, *values)
+    assert [getattr(attr, n) for n in names] == values
+    assert names == tuple(f[0] for f in cls._fields_)
+
+
 @pytest.mark.parametrize("enum", [uapi.Cmd, uapi.MapType, uapi.ProgType, uapi.AttachType, uapi.LinkType, uapi.HelperID])
 def test_enums_match_kernel(enum):
     values = {}

@@ -26,9 +26,10 @@ import ctypes
 import dataclasses
 import errno as _errno
 import os
+import struct
 from typing import Any, Mapping, Sequence
 
-from pybpf._sys.attrs import ProgLoadAttr
+from pybpf._sys.attrs import ProgLoadAttr, packer
 from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
@@ -181,60 +182,61 @@ class _Prepared:
         self.attr_ref = ctypes.c_void_p(ctypes.addressof(attr))
 
 
-def _buffer(data: bytes, keep: list[Any]) -> int:
-    """The address of a C copy of ``data``, kept alive in ``keep``."""
-    buf = (ctypes.c_char * len(data)).from_buffer_copy(data)
-    keep.append(buf)
-    return ctypes.addressof(buf)
+_PROG_LOAD_LAYOUT, _PROG_LOAD_FIELDS = packer(ProgLoadAttr)
 
 
 def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
-    """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to."""
-    eat = options.expected_attach_type
-    license = _license(options.license)
-    keep: list[Any] = [license]  # buffers that must outlive the syscall
+    """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to.
 
-    attr = ProgLoadAttr()
-    attr.prog_type = options.prog_type
-    attr.insn_cnt = len(code) >> 3
-    attr.insns = _buffer(code, keep)
-    attr.license = ctypes.addressof(license)
-    if options.kern_version:
-        attr.kern_version = options.kern_version
-    if options.flags:
-        attr.prog_flags = options.flags
-    if options.name:
-        attr.prog_name = object_name(options.name)
-    if eat:
-        attr.expected_attach_type = eat
-    if options.attach_btf_id:
-        attr.attach_btf_id = options.attach_btf_id
+    The instructions and the func_info/line_info records share one buffer,
+    and the attr is filled by one ``pack_into`` (see :func:`pybpf._sys.attrs.packer`).
+    """
+    license = _license(options.license)
     target_obj, target_prog = options.attach_btf_obj_fd, options.attach_prog_fd
     if target_obj and target_prog:
         raise BPFError("load: attach_btf_obj_fd and attach_prog_fd share one field; give one of them")
-    if target_obj or target_prog:
-        attr.attach_prog_fd = fd_of(target_obj or target_prog)
-    if options.btf_fd is not None:
-        attr.prog_btf_fd = fd_of(options.btf_fd)
-    # bpf_func_info / bpf_line_info records for the BTF
-    if options.func_info:
-        attr.func_info, attr.func_info_cnt = _records("func_info", options.func_info, options.func_info_rec_size, keep)
-        attr.func_info_rec_size = options.func_info_rec_size
-    if options.line_info:
-        attr.line_info, attr.line_info_cnt = _records("line_info", options.line_info, options.line_info_rec_size, keep)
-        attr.line_info_rec_size = options.line_info_rec_size
+    attach_prog_fd = fd_of(target_obj or target_prog) if target_obj or target_prog else 0
+    btf_fd = fd_of(options.btf_fd) if options.btf_fd is not None else 0
+    # bpf_func_info / bpf_line_info records for the BTF, after the instructions
+    func_info, line_info = options.func_info, options.line_info
+    fi_size, li_size = options.func_info_rec_size, options.line_info_rec_size
+    fi_cnt = _count("func_info", func_info, fi_size) if func_info else 0
+    li_cnt = _count("line_info", line_info, li_size) if line_info else 0
+    if fi_cnt or li_cnt:
+        buf = (ctypes.c_char * (len(code) + len(func_info or b"") + len(line_info or b""))).from_buffer_copy(
+            b"".join((code, func_info or b"", line_info or b"")))
+    else:
+        buf = (ctypes.c_char * len(code)).from_buffer_copy(code)
+    keep: list[Any] = [license, buf]  # buffers that must outlive the syscall
+    insns = ctypes.addressof(buf)
+    fi_addr = insns + len(code) if fi_cnt else 0
+    li_addr = insns + len(code) + len(func_info or b"") if li_cnt else 0
+    fd_array = 0
     if options.fd_array is not None:
         fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
         keep.append(fds)
-        attr.fd_array = ctypes.addressof(fds)
+        fd_array = ctypes.addressof(fds)
+    values = (
+        options.prog_type, len(code) >> 3, insns, ctypes.addressof(license), 0, 0, 0,
+        options.kern_version or 0, options.flags or 0, object_name(options.name) if options.name else b"", 0,
+        options.expected_attach_type or 0, btf_fd, fi_size if fi_cnt else 0, fi_addr, fi_cnt,
+        li_size if li_cnt else 0, li_addr, li_cnt, options.attach_btf_id or 0, attach_prog_fd, 0, fd_array,
+        0, 0, 0, 0, 0,
+    )
+    attr = ProgLoadAttr()
+    try:
+        _PROG_LOAD_LAYOUT.pack_into(attr, 0, *values)
+    except struct.error:
+        for name, value in zip(_PROG_LOAD_FIELDS, values):
+            setattr(attr, name, value)   # the checked fields say which value does not fit
     return attr, keep
 
 
-def _records(kind: str, records: bytes, rec_size: int, keep: list[Any]) -> tuple[int, int]:
-    """The address of a copy of ``records`` (kept in ``keep``) and how many records it holds."""
+def _count(kind: str, records: bytes, rec_size: int) -> int:
+    """How many records of ``rec_size`` bytes ``records`` holds."""
     if rec_size <= 0 or len(records) % rec_size:
         raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
-    return _buffer(records, keep), len(records) // rec_size
+    return len(records) // rec_size
 
 
 def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOptions) -> tuple[FD, str]:

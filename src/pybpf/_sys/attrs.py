@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import struct
 from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import Any, Iterable
 
@@ -100,6 +101,36 @@ class _Attr(ctypes.Structure):
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, *_ in self._fields_)
         return f"{type(self).__name__}({fields})"
+
+
+def packer(cls: type[ctypes.Structure]) -> tuple[struct.Struct, tuple[str, ...]]:
+    """A :class:`struct.Struct` with the layout of ``cls`` and its field names, in order.
+
+    For hot paths: one ``pack_into(attr, 0, *values)`` fills a whole attr
+    where a keyword or attribute per field costs a checked ``__setattr__``
+    each.  ``struct`` refuses an integer its field cannot hold, as the
+    checked fields do; the caller then assigns the fields one by one to get
+    the :class:`ArgumentError` that names the field.  Integer and ``char[]``
+    fields only (padding becomes ``x``).
+    """
+    codes = {ctypes.c_uint8: "B", ctypes.c_uint16: "H", ctypes.c_uint32: "I", ctypes.c_int32: "i",
+             ctypes.c_uint64: "Q", ctypes.c_int64: "q"}
+    fmt, names, at = "<", [], 0
+    for name, ctype, *bits in cls._fields_:
+        offset = getattr(cls, name).offset
+        if bits or offset < at:
+            raise TypeError(f"{cls.__name__}.{name}: bit fields and unions are not packed")
+        fmt += "x" * (offset - at)
+        if issubclass(ctype, ctypes.Array) and ctype._type_ is ctypes.c_char:
+            fmt += f"{ctype._length_}s"
+        else:
+            fmt += codes[ctype]
+        names.append(name)
+        at = offset + ctypes.sizeof(ctype)
+    fmt += "x" * (ctypes.sizeof(cls) - at)
+    layout = struct.Struct(fmt)
+    assert layout.size == ctypes.sizeof(cls), cls
+    return layout, tuple(names)
 
 
 class MapCreateAttr(_Attr):

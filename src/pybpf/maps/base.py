@@ -31,9 +31,10 @@ import ctypes
 import importlib
 import errno as _errno
 import os
+import struct
 from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
-from pybpf._sys.attrs import MapCreateAttr, MapElemAttr, check_int
+from pybpf._sys.attrs import MapCreateAttr, MapElemAttr, check_int, packer
 from pybpf._sys.commands import map_fd_by_id, map_info, obj_get
 from pybpf._sys.pin import Pinnable
 from pybpf._sys.flags import MapFlag, UpdateFlag
@@ -179,28 +180,16 @@ class Map(Pinnable):
             raise exc.add_context(_label(name, None))
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
+        values = (map_type, kc.size, vc.size, max_entries, flags,
+                  inner_map.fd if inner_map is not None else 0, numa_node or 0,
+                  object_name(name) if name else b"", 0, btf_fd or 0, btf_key_type_id or 0,
+                  btf_value_type_id or 0, btf_vmlinux_value_type_id or 0, map_extra or 0, 0, 0)
         attr = MapCreateAttr()
-        attr.map_type = map_type
-        attr.key_size = kc.size
-        attr.value_size = vc.size
-        attr.max_entries = max_entries
-        attr.map_flags = flags
-        if inner_map is not None:
-            attr.inner_map_fd = inner_map.fd
-        if numa_node:
-            attr.numa_node = numa_node
-        if name:
-            attr.map_name = object_name(name)
-        if btf_fd:
-            attr.btf_fd = btf_fd
-        if btf_key_type_id:
-            attr.btf_key_type_id = btf_key_type_id
-        if btf_value_type_id:
-            attr.btf_value_type_id = btf_value_type_id
-        if btf_vmlinux_value_type_id:
-            attr.btf_vmlinux_value_type_id = btf_vmlinux_value_type_id
-        if map_extra:
-            attr.map_extra = map_extra
+        try:
+            _MAP_CREATE_LAYOUT.pack_into(attr, 0, *values)
+        except struct.error:
+            for field, value in zip(_MAP_CREATE_FIELDS, values):
+                setattr(attr, field, value)   # the checked fields say which value does not fit
         label = _label(name, None)
         try:
             res = bpf(_MAP_CREATE, attr, op="create", hint_for=lambda err: self._create_hint(err, attr))
@@ -737,6 +726,7 @@ class _Created:
 
 
 _MAP_CREATE = int(Cmd.MAP_CREATE)
+_MAP_CREATE_LAYOUT, _MAP_CREATE_FIELDS = packer(MapCreateAttr)
 _FREEZE = int(Cmd.MAP_FREEZE)
 _MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
 _FLAGS: dict[int, MapFlag] = {}
