@@ -30,7 +30,7 @@ import struct
 from typing import Any, Mapping, Sequence
 
 from pybpf._sys.attrs import ProgLoadAttr, packer
-from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
+from pybpf._sys.syscall import FD, bpf, c_copy, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
@@ -202,13 +202,8 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
     fi_size, li_size = options.func_info_rec_size, options.line_info_rec_size
     fi_cnt = _count("func_info", func_info, fi_size) if func_info else 0
     li_cnt = _count("line_info", line_info, li_size) if line_info else 0
-    if fi_cnt or li_cnt:
-        buf = (ctypes.c_char * (len(code) + len(func_info or b"") + len(line_info or b""))).from_buffer_copy(
-            b"".join((code, func_info or b"", line_info or b"")))
-    else:
-        buf = (ctypes.c_char * len(code)).from_buffer_copy(code)
+    buf, insns = c_copy(b"".join((code, func_info or b"", line_info or b"")) if fi_cnt or li_cnt else code)
     keep: list[Any] = [license, buf]  # buffers that must outlive the syscall
-    insns = ctypes.addressof(buf)
     fi_addr = insns + len(code) if fi_cnt else 0
     li_addr = insns + len(code) + len(func_info or b"") if li_cnt else 0
     fd_array = 0

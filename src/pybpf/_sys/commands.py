@@ -22,7 +22,7 @@ from pybpf._sys.attrs import (
     RawTracepointAttr,
 )
 from pybpf._sys.fs import check_on_bpffs, ensure_bpffs, on_bpffs
-from pybpf._sys.syscall import FD, address, bpf, cstr, error
+from pybpf._sys.syscall import FD, address, bpf, c_copy, cstr, error
 from pybpf._sys.uapi import Cmd, StatsType
 from pybpf.errors import SyscallError
 
@@ -165,9 +165,9 @@ def btf_info(fd: int) -> BtfInfo:
 
 def btf_load(data: bytes, *, log_size: int = 0, log_level: int = 0) -> tuple[FD | None, str, int]:
     """BPF_BTF_LOAD: return (fd or None, log text, errno)."""
-    blob = ctypes.create_string_buffer(data, len(data))
+    blob, blob_addr = c_copy(data)
     log = ctypes.create_string_buffer(log_size) if log_size else None
-    attr = BtfLoadAttr(btf=address(blob), btf_size=len(data), btf_log_buf=address(log),
+    attr = BtfLoadAttr(btf=blob_addr, btf_size=len(data), btf_log_buf=address(log),
                        btf_log_size=log_size, btf_log_level=log_level if log_size else 0)
     try:
         fd = bpf(Cmd.BTF_LOAD, attr, op="load BTF")

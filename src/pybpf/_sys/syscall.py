@@ -292,6 +292,17 @@ def cstr(text: str | bytes) -> ctypes.Array:
     return ctypes.create_string_buffer(data)
 
 
+def c_copy(data: bytes | bytearray) -> tuple[ctypes.c_char, int]:
+    """A C copy of ``data`` and its address (the first value keeps the copy alive).
+
+    A ``c_char`` over a bytearray, not a ``c_char * len`` array: ctypes makes a
+    new array type for every new length (about 9 us, and a reference cycle
+    the garbage collector must free later).
+    """
+    view = ctypes.c_char.from_buffer(bytearray(data) or bytearray(1))
+    return view, ctypes.addressof(view)
+
+
 def address(buf: ctypes.Array | ctypes.Structure | None) -> int:
     """The address of a ctypes buffer (0 for None)."""
     return 0 if buf is None else ctypes.addressof(buf)

@@ -74,8 +74,10 @@ class Section(tuple):
     """One section header; ``data`` is its bytes (zeros are not materialised for NOBITS).
 
     A tuple underneath (``index, name, type, flags, offset, size, link, info,
-    entsize``, and the file): an object has dozens of sections, most of them
-    debug info a loader never looks at, so making one must cost next to nothing.
+    entsize``, and the file's bytes): an object has dozens of sections, most of
+    them debug info a loader never looks at, so making one must cost next to
+    nothing.  (The bytes, not the :class:`ElfFile`, which holds the sections:
+    no reference cycle, so a parsed file is freed as soon as it is dropped.)
     """
 
     __slots__ = ()
@@ -91,15 +93,15 @@ class Section(tuple):
     entsize = property(itemgetter(8))
 
     def __new__(cls, index: int, name: str, type: int, flags: int, offset: int, size: int,
-                link: int, info: int, entsize: int, file: "ElfFile") -> "Section":
-        return tuple.__new__(cls, (index, name, type, flags, offset, size, link, info, entsize, file))
+                link: int, info: int, entsize: int, data: bytes) -> "Section":
+        return tuple.__new__(cls, (index, name, type, flags, offset, size, link, info, entsize, data))
 
     @property
     def data(self) -> bytes:
         if self[2] == SHT_NOBITS:
             return bytes(self[5])
         off = self[4]
-        return self[9].data[off:off + self[5]]
+        return self[9][off:off + self[5]]
 
     @property
     def is_code(self) -> bool:
@@ -230,7 +232,7 @@ class ElfFile:
                               f"past the end of the {size}-byte file")
         new = tuple.__new__
         self.sections = sections = [
-            new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, self))
+            new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, data))
             for i, (name, (_name, stype, flags, _addr, offset, ssize, link, info, _align, entsize))
             in enumerate(zip(section_names, raw))
         ]
