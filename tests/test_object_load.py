@@ -157,6 +157,30 @@ def test_failed_load_closes_everything():
         spec_of("obj_verifier").load()
 
 
+def test_a_closed_object_is_freed_without_the_garbage_collector():
+    import gc
+    import weakref
+
+    obj = spec_of("obj_many").load()
+    var, prog = obj.variables["total"], obj.programs["prog_0"]
+    assert prog.object is obj
+    obj.close()
+    assert prog.object is None
+    with pytest.raises(pybpf.BPFError, match="variable 'total': the object is closed"):
+        var.value
+    with pytest.raises(pybpf.BPFError, match="the object is closed"):
+        var.value = 1
+    ref = weakref.ref(obj)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del obj
+        assert ref() is None   # no reference cycle kept it: freed when dropped
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_btf_refused_falls_back_without_btf(monkeypatch):
     from pybpf._sys import commands
 

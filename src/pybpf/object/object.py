@@ -70,7 +70,12 @@ class Object:
         return self._closed
 
     def close(self) -> None:
-        """Close every program, map and the BTF (pinned maps stay in bpffs)."""
+        """Close every program, map and the BTF (pinned maps stay in bpffs).
+
+        The programs and variables then let go of the object (``prog.object``
+        becomes None): nothing is left in a reference cycle, so a closed
+        object is freed as soon as it is dropped, not by the garbage collector.
+        """
         if self._closed:
             return
         self._closed = True
@@ -81,6 +86,7 @@ class Object:
         self._raw_maps.clear()
         for prog in self.programs.values():
             prog.close()
+            prog.object = None
         for m in self.maps.values():
             m.close()
         if self._btf_fd is not None:
@@ -159,8 +165,13 @@ class ObjectVariable:
         except (BPFError, AttributeError):
             return None
 
+    def _closed_error(self) -> BPFError:
+        return BPFError(f"variable '{self.name}': the object is closed")
+
     @property
     def value(self) -> Any:
+        if self.map is None:
+            raise self._closed_error()
         mem = self._memory()
         off, size = self.offset, self.size
         if mem is None:
@@ -176,6 +187,8 @@ class ObjectVariable:
 
     @value.setter
     def value(self, value: Any) -> None:
+        if self.map is None:
+            raise self._closed_error()
         mem = self._memory()
         if (mem.readonly if mem is not None else self.map.frozen):
             raise BPFError(f"variable '{self.name}': section '{self.section}' is read-only after load "
@@ -201,6 +214,7 @@ class ObjectVariable:
 
     def _release(self) -> None:
         self.map = None
+        self._obj = None
 
     def __repr__(self) -> str:
         return f"<ObjectVariable {self.name!r} section={self.section!r} offset={self.offset} size={self.size}>"
