@@ -366,7 +366,13 @@ class Spec:
 
     def ids_by_kind(self, kind: int) -> list[int]:
         """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
-        return [tid for tid, k in enumerate(self.kinds(), self.first_id) if k == kind]
+        kinds, first = self.kinds(), self.first_id
+        out = []
+        i = kinds.find(kind)
+        while i >= 0:   # a byte search per match: most kinds are rare
+            out.append(first + i)
+            i = kinds.find(kind, i + 1)
+        return out
 
     def kinds(self) -> bytes:
         """The kind of each own type, in id order from ``first_id`` (read once, on first use)."""

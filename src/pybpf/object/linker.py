@@ -366,15 +366,17 @@ class Linked:
     __slots__ = ("code", "fixups", "labels", "call_refs", "func_info", "line_info", "core_relos",
                  "complete_func_info")
 
-    def __init__(self) -> None:
-        self.code = b""
-        self.fixups: tuple[tuple[int, int, str], ...] = ()
-        self.labels: tuple[tuple[int, str], ...] = ()
-        self.call_refs: tuple[tuple[int, str], ...] = ()
-        self.func_info: array = _EMPTY
-        self.line_info: array = _EMPTY
-        self.core_relos: list["CoreRelo"] = []
-        self.complete_func_info = True
+    def __init__(self, code: bytes, fixups: tuple[tuple[int, int, str], ...], labels: tuple[tuple[int, str], ...],
+                 call_refs: tuple[tuple[int, str], ...], func_info: array, line_info: array,
+                 core_relos: list["CoreRelo"], complete_func_info: bool) -> None:
+        self.code = code
+        self.fixups = fixups
+        self.labels = labels
+        self.call_refs = call_refs
+        self.func_info = func_info
+        self.line_info = line_info
+        self.core_relos = core_relos
+        self.complete_func_info = complete_func_info
 
 
 def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked:
@@ -382,16 +384,9 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
 
     ``find(section index, slot)`` returns the function containing that slot.
     """
-    out = Linked()
-    out.labels = ((0, entry.name),)
-    out.complete_func_info = entry.has_func_info
     if not entry.calls:
-        out.code = entry.code
-        out.fixups = tuple(entry.fixups)
-        out.func_info = entry.func_info
-        out.line_info = entry.line_info
-        out.core_relos = list(entry.core_relos)
-        return out
+        return Linked(entry.code, tuple(entry.fixups), ((0, entry.name),), (), entry.func_info, entry.line_info,
+                      list(entry.core_relos), entry.has_func_info)
     order = [entry]
     placed = {entry: 0}
     total = entry.count
@@ -415,18 +410,12 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
             rel = tslot - target.start
             pack(code, 8 * at + 4, tpos + rel - at - 1)
             call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
-    out.code = bytes(code)
-    out.call_refs = tuple(call_refs)
     if len(order) == 1:  # only calls to itself
-        out.fixups = tuple(entry.fixups)
-        out.func_info = entry.func_info
-        out.line_info = entry.line_info
-        out.core_relos = list(entry.core_relos)
-        return out
+        return Linked(bytes(code), tuple(entry.fixups), ((0, entry.name),), tuple(call_refs), entry.func_info,
+                      entry.line_info, list(entry.core_relos), entry.has_func_info)
     fixups: list[tuple[int, int, str]] = list(entry.fixups)
     labels: list[tuple[int, str]] = [(0, entry.name)]
-    fi = array(_U32, entry.func_info)
-    li = array(_U32, entry.line_info)
+    fi, li = entry.func_info, entry.line_info   # concatenated into new arrays: these stay the entry's
     core: list["CoreRelo"] = list(entry.core_relos)
     complete = entry.has_func_info
     for f in order[1:]:
@@ -438,16 +427,10 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
         if moved is None:
             moved = f._placed[base] = _moved(f, base)
         fixups += moved[0]
-        fi += moved[1]
-        li += moved[2]
+        fi = fi + moved[1]
+        li = li + moved[2]
         core += moved[3]
-    out.fixups = tuple(fixups)
-    out.labels = tuple(labels)
-    out.func_info = fi
-    out.line_info = li
-    out.core_relos = core
-    out.complete_func_info = complete
-    return out
+    return Linked(bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete)
 
 
 def _moved(f: Function, base: int) -> tuple:

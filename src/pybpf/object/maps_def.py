@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Pointer, Struct, Type, Var
+from pybpf.btf.layout import Records
+from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Member, Pointer, Struct, Type, Var
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STT_OBJECT, STT_NOTYPE, STT_SECTION, ElfFile, Section, Symbol
@@ -86,6 +87,27 @@ def _uint_member(t: Type, map_name: str, member: str) -> int:
     return arr.nelems
 
 
+def _uint_words(member: Member) -> int | None:
+    """``N`` of a member ``int (*name)[N]`` read from the BTF words, without decoding types,
+    when it is exactly that: an unnamed PTR straight to a well-formed unnamed ARRAY of the
+    same spec.  None for anything else, which :func:`_uint_member` then decodes (and checks)."""
+    spec, ptr = member._spec, member.type_id
+    if spec is None or ptr is None:
+        return None
+    words, offs = spec.raw_words()
+    first, count = spec.first_id, len(spec)
+    if not first <= ptr < count:
+        return None
+    recs = Records(words, offs, first)
+    if recs.name_off(ptr) or recs.kind(ptr) != BTFKind.PTR:
+        return None
+    arr = recs.size_type(ptr)
+    if not first <= arr < count or recs.name_off(arr) or recs.kind(arr) != BTFKind.ARRAY or \
+            recs.field(arr, "type") >= count or recs.field(arr, "index_type") >= count:
+        return None
+    return recs.field(arr, "nelems")
+
+
 def _type_member(t: Type, map_name: str, member: str) -> tuple[Type, int]:
     ptr = resolve(t)
     if not isinstance(ptr, Pointer):
@@ -116,7 +138,9 @@ def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[Ma
             raise ObjectError(f"{_where(name)}: field '{mname}' given twice")
         has.add(mname)
         if mname in _INT_FIELDS:
-            value = _uint_member(m.type, name, mname)
+            value = _uint_words(m)
+            if value is None:
+                value = _uint_member(m.type, name, mname)
             if mname == "type":
                 spec.type = map_type(value)
             elif mname == "map_flags":
