@@ -178,7 +178,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
 
     # Extern VARs become globals; find the .ksyms DATASEC (and an int, if it has entries).
     kind_of = btf.kinds()   # the kind of each type (fix_datasecs changes no info word)
-    present = {BTFKind(k) for k in set(kind_of)}
+    present = {_KINDS[k] for k in set(kind_of)}   # (scan() refused unknown kinds)
     funcs = _ids_of(kind_of, BTFKind.FUNC)
     for tid in _ids_of(kind_of, BTFKind.VAR):
         if recs.field(tid, "linkage") == VarLinkage.EXTERN:
@@ -246,9 +246,17 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     return header + type_bytes + bytes(strings), extra
 
 
+_KINDS = {int(k): k for k in BTFKind}
+
+
 def _ids_of(kinds: bytes, kind: int) -> list[int]:
     """The ids (from 1) of the types of ``kind`` in ``kinds`` (:meth:`Spec.kinds` of an object's BTF)."""
-    return [tid for tid, k in enumerate(kinds, 1) if k == kind]
+    out = []
+    i = kinds.find(kind)
+    while i >= 0:
+        out.append(i + 1)
+        i = kinds.find(kind, i + 1)
+    return out
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:

@@ -76,7 +76,7 @@ def collect_externs(elf: ElfFile, btf: "Spec | None") -> tuple[dict[str, ExternS
     Returns (externs by name, {name: reason}).
     """
     undefined = {s.name: s for s in elf.symbols
-                 if s.is_undefined and s.name and s.bind in (STB_GLOBAL, STB_WEAK)}
+                 if s.shndx == 0 and s.name and s.bind in (STB_GLOBAL, STB_WEAK)}   # (is_undefined, inlined)
     externs: dict[str, ExternSpec] = {}
     problems: dict[str, str] = {}
     if not undefined:

@@ -65,7 +65,12 @@ def internal_map_name(object_name: str, section: str) -> str:
     else:
         pfx_len = min(_OBJ_NAME_LEN - sfx_len - 1, len(object_name))
     name = object_name[:pfx_len] + section[:sfx_len]
+    if name.isascii():
+        return name.translate(_NAME_CHARS)
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name)
+
+
+_NAME_CHARS = {c: "_" for c in range(128) if not (chr(c).isalnum() or chr(c) in "_.")}
 
 
 # ---------------------------------------------------------------------- BTF .maps
