@@ -28,7 +28,9 @@ import sys
 from array import array
 from typing import TYPE_CHECKING, Iterable
 
-from pybpf.btf.layout import HEADER_LEN, U32, Header, Records, read_header, scan, type_words
+from pybpf.btf.layout import (
+    COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, read_header, scan, type_words,
+)
 from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
@@ -52,6 +54,16 @@ def datasecs_by_name(btf: "Spec") -> dict[str, Datasec]:
     return out
 
 
+# Word positions in a record, from pybpf.btf.layout's statement of the layout: every record
+# starts with struct btf_type (name_off, info, size/type); then a VAR's linkage, a DATASEC's
+# entries (type, offset, size).  The hot loops below index the words with these directly.
+_NAME, _INFO, _SIZE_TYPE = 0, 1, 2
+_VAR_LINKAGE = COMMON_WORDS + LAYOUTS[BTFKind.VAR].fixed.index("linkage")
+_DATASEC_ITEMS = COMMON_WORDS + len(LAYOUTS[BTFKind.DATASEC].fixed)
+_DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
+_KINDS = {int(k): k for k in BTFKind}
+
+
 def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size: int,
                  notes: list[str]) -> None:
     """Set DATASEC sizes and variable offsets from the ELF sections and symbols (in place).
@@ -61,7 +73,6 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     kernel blob is then made of); a DATASEC decoded already is decoded again.
     """
     words, offs = btf.raw_words()
-    recs = Records(words, offs, btf.first_id)
     first = btf.first_id
     strings = btf.strings
     names = {sec[1] for sec in elf.sections}
@@ -69,7 +80,7 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     names.add(".kconfig")
     datasecs = []
     for tid in btf.ids_by_kind(BTFKind.DATASEC):
-        name = strings[recs.name_off(tid)]
+        name = strings[words[offs[tid - first] + _NAME]]
         if name in names:
             datasecs.append((name, tid))
     if not datasecs:
@@ -85,20 +96,26 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
         elif bind == STB_LOCAL:
             locals_.setdefault((shndx, sname), []).append(value)
     count = len(btf)
+    kinds = btf.kinds()
+    width = _DATASEC_ITEM
     for name, tid in datasecs:
         if name == ".ksyms":
             continue
-        entries = recs.items(tid)   # [type, offset, size] each
+        at = offs[tid - first]
+        start = at + _DATASEC_ITEMS
+        flat = words[start:start + width * (words[at + _INFO] & 0xFFFF)].tolist()
+        entries = [flat[k:k + width] for k in range(0, len(flat), width)]   # [type, offset, size] each
         # each entry's variable: (name, linkage), checked to be a VAR
         variables = []
         for var_id, _off, _size in entries:
             if not first <= var_id < count:
                 btf.type_by_id(var_id)  # raises: out of range
                 raise ObjectError(f"BTF: DATASEC {name!r} refers to type {var_id}, which is not a VAR")
-            kind = recs.kind(var_id)
+            kind = kinds[var_id - first]
             if kind != BTFKind.VAR:
-                raise ObjectError(f"BTF: DATASEC {name!r} holds a {kind.name}, not a VAR")
-            variables.append((strings[recs.name_off(var_id)], recs.field(var_id, "linkage")))
+                raise ObjectError(f"BTF: DATASEC {name!r} holds a {_KINDS[kind].name}, not a VAR")
+            var_at = offs[var_id - first]
+            variables.append((strings[words[var_at + _NAME]], words[var_at + _VAR_LINKAGE]))
         if name == ".kconfig":
             offsets = {e.name: e.offset for e in externs.values() if e.kind == "kconfig"}
             size = kconfig_size
@@ -118,7 +135,7 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
                     if off is None:
                         raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' has no ELF symbol")
                     offsets[vname] = off
-            size = recs.size_type(tid) or sec.size
+            size = words[at + _SIZE_TYPE] or sec.size
         for entry, (vname, _linkage) in zip(entries, variables):
             off = offsets.get(vname)
             if off is not None:
@@ -129,8 +146,11 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
             if entry[1] + entry[2] > size:
                 raise ObjectError(f"BTF: DATASEC {name!r}: variable '{variables[k][0]}' at offset {entry[1]} "
                                   f"(+{entry[2]}) is past the end of the section ({size} bytes)")
-        recs.set_items(tid, [entries[k] for k in order])
-        recs.set_size_type(tid, size)
+        for k in order:   # written back sorted, in place
+            for value in entries[k]:
+                words[start] = value
+                start += 1
+        words[at + _SIZE_TYPE] = size
         btf.forget(tid)
 
 
@@ -180,12 +200,14 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     kind_of = btf.kinds()   # the kind of each type (fix_datasecs changes no info word)
     present = {_KINDS[k] for k in set(kind_of)}   # (scan() refused unknown kinds)
     funcs = _ids_of(kind_of, BTFKind.FUNC)
+    words = recs.words
     for tid in _ids_of(kind_of, BTFKind.VAR):
-        if recs.field(tid, "linkage") == VarLinkage.EXTERN:
-            recs.set_field(tid, "linkage", VarLinkage.GLOBAL)
+        at = offs[tid - 1] + _VAR_LINKAGE
+        if words[at] == VarLinkage.EXTERN:
+            words[at] = VarLinkage.GLOBAL
     ksyms: Datasec | None = None
     for tid in _ids_of(kind_of, BTFKind.DATASEC):
-        if btf.strings[recs.name_off(tid)] == ".ksyms":
+        if btf.strings[words[offs[tid - 1] + _NAME]] == ".ksyms":
             t = btf.type_by_id(tid)
             if isinstance(t, Datasec):
                 ksyms = t
@@ -226,17 +248,17 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     # Other extern FUNCs (declarations of functions defined elsewhere): the kernel takes no extern linkage.
     hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs}
     for tid in funcs:
-        linkage = recs.vlen(tid)
+        at = offs[tid - 1]
+        linkage = words[at + _INFO] & 0xFFFF   # a FUNC's vlen is its linkage
         if linkage == FuncLinkage.EXTERN:
             recs.set_vlen(tid, FuncLinkage.GLOBAL)
         elif hidden and linkage == FuncLinkage.GLOBAL:
-            start = recs.name_off(tid)
+            start = words[at + _NAME]
             if bytes(strings[start:strings.find(b"\0", start)]) in hidden:
                 recs.set_vlen(tid, FuncLinkage.STATIC)
     extra = {s: string(s) for s in extra_strings}
     if kinds is not None:  # what kinds_present() of the result says
         kinds.update(present)
-    words = recs.words
     if appended:
         words.extend(array(words.typecode, appended))
     if sys.byteorder != "little":  # pragma: no cover
@@ -244,9 +266,6 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     type_bytes = words.tobytes()
     header = Header("<", HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings)).pack()
     return header + type_bytes + bytes(strings), extra
-
-
-_KINDS = {int(k): k for k in BTFKind}
 
 
 def _ids_of(kinds: bytes, kind: int) -> list[int]:
