@@ -63,6 +63,7 @@ class AttachMethods:
 
     def close_links(self) -> None:
         """Detach every link this program owns (newest first)."""
-        owned = self.__dict__.pop("_links", {})
-        for link in reversed(list(owned.values())):
-            link.close()
+        owned = self.__dict__.pop("_links", None)
+        if owned:
+            for link in reversed(list(owned.values())):
+                link.close()

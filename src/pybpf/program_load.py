@@ -200,8 +200,15 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
     # bpf_func_info / bpf_line_info records for the BTF, after the instructions
     func_info, line_info = options.func_info, options.line_info
     fi_size, li_size = options.func_info_rec_size, options.line_info_rec_size
-    fi_cnt = _count("func_info", func_info, fi_size) if func_info else 0
-    li_cnt = _count("line_info", line_info, li_size) if line_info else 0
+    fi_cnt = li_cnt = 0
+    if func_info:
+        if fi_size <= 0 or len(func_info) % fi_size:
+            raise _bad_records("func_info", func_info, fi_size)
+        fi_cnt = len(func_info) // fi_size
+    if line_info:
+        if li_size <= 0 or len(line_info) % li_size:
+            raise _bad_records("line_info", line_info, li_size)
+        li_cnt = len(line_info) // li_size
     buf, insns = c_copy(b"".join((code, func_info or b"", line_info or b"")) if fi_cnt or li_cnt else code)
     keep: list[Any] = [license, buf]  # buffers that must outlive the syscall
     fi_addr = insns + len(code) if fi_cnt else 0
@@ -227,11 +234,8 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
     return attr, keep
 
 
-def _count(kind: str, records: bytes, rec_size: int) -> int:
-    """How many records of ``rec_size`` bytes ``records`` holds."""
-    if rec_size <= 0 or len(records) % rec_size:
-        raise BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
-    return len(records) // rec_size
+def _bad_records(kind: str, records: bytes, rec_size: int) -> BPFError:
+    return BPFError(f"load: {kind} is {len(records)} bytes, not a multiple of its record size {rec_size}")
 
 
 def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOptions) -> tuple[FD, str]:

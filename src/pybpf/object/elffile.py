@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import struct
+from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -68,6 +69,7 @@ _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _R_INFO = itemgetter(1)   # r_info of a REL entry: symbol << 32 | type
+_SHNDX = itemgetter(7)    # a symbol's section index
 
 
 class Section(tuple):
@@ -293,10 +295,9 @@ class ElfFile:
     def symbols_in(self, index: int) -> list[Symbol]:
         """The symbols defined in section ``index``, in symbol table order."""
         by_sec = self._by_section
-        if by_sec is None:
-            by_sec = self._by_section = {}
-            for sym in self.symbols:
-                by_sec.setdefault(sym.shndx, []).append(sym)
+        if by_sec is None:  # one stable sort and a group per section: no Python call per symbol
+            by_sec = self._by_section = {shndx: list(group) for shndx, group
+                                         in groupby(sorted(self.symbols, key=_SHNDX), _SHNDX)}
         return by_sec.get(index, [])
 
     def relocations_for(self, index: int) -> list[Relocation]:

@@ -46,24 +46,25 @@ def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_
     for kfuncs in modules, or None.
     """
     pack = _IMM.pack_into
-    fds = _FdArray()
+    fds = None   # made for the first kfunc call: most programs have none
     for slot, kind, ref in fixups:
-        at = 8 * slot
         if kind == FIX_MAP:
             fd = map_fds.get(ref)
             if fd is None:
                 raise ObjectError(f"instruction {slot} refers to map '{ref}', which does not exist")
-            pack(code, at + 4, fd)
+            pack(code, 8 * slot + 4, fd)
             continue
         ext = externs.get(ref)
         if kind == FIX_EXTERN:
             if ext is not None:
-                _patch_ksym_load(code, at, extern(ext))
+                _patch_ksym_load(code, 8 * slot, extern(ext))
             continue
         if ext is None:
             raise ObjectError(f"instruction {slot} calls kfunc '{ref}', which is not an extern")
-        _patch_kfunc_call(code, at, extern(ext), POISON_KFUNC_BASE + list(externs).index(ref), fds)
-    return fds.result()
+        if fds is None:
+            fds = _FdArray()
+        _patch_kfunc_call(code, 8 * slot, extern(ext), POISON_KFUNC_BASE + list(externs).index(ref), fds)
+    return fds.result() if fds is not None else None
 
 
 def patch_listed(insns: list[Instruction], code: bytearray, maps: Mapping[str, Any],

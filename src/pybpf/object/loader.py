@@ -486,7 +486,11 @@ class _Loader:
                     fd_array = patch_linked(code, fixups, map_fds, spec.externs,
                                             lambda ext: self._extern(ext, resolver))
                 line_table: Any = RawLineTable(ps)
-                refs_rodata = any(ref == ".rodata" for _slot, kind, ref in fixups if kind == FIX_MAP)
+                refs_rodata = False
+                for _slot, kind, ref in fixups:
+                    if ref == ".rodata" and kind == FIX_MAP:
+                        refs_rodata = True
+                        break
             else:
                 insns = ps.instructions
                 if ps.core_relos:
