@@ -27,7 +27,6 @@ package (the public names), then the command line (:mod:`pybpf.cli`,
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from pybpf.errors import (
     ArgumentError, BPFError, CompileError, FileError, KeyNotFoundError, LinkError, MapError, MapFullError,
@@ -35,6 +34,10 @@ from pybpf.errors import (
 )
 from pybpf.object.hooks import install as _install_hooks
 from pybpf.program_attach import install_hooks_with as _install_attach_methods_with
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,6 @@ import errno as _errno
 import mmap
 import os
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 from pybpf._sys.attrs import LinkCreateAttr, MapCreateAttr, ProgLoadAttr
 from pybpf._sys.commands import btf_load
@@ -42,6 +41,10 @@ from pybpf.btf import types as bt
 from pybpf.btf.kernel import kernel_spec
 from pybpf.btf.writer import encode as encode_btf
 from pybpf.errors import BPFError, SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
 
 Result = tuple[bool, "str | None"]  # (supported, why not)
 

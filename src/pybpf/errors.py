@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import errno as _errno
-from typing import Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = [
     "BPFError",

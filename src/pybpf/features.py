@@ -74,12 +74,11 @@ import functools
 import mmap
 import os
 import threading
-from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Callable, Mapping, TypeVar
 
 from pybpf import _probes
+from pybpf._record import FrozenRecord
 from pybpf._probes import BTF_KINDS, Result as _Result, type_name as _type_name
 from pybpf._sys.attrs import LinkCreateAttr, LinkUpdateAttr, MapBatchAttr, PerfEventAttr, TaskFdQueryAttr
 from pybpf._sys.commands import prog_info
@@ -92,13 +91,18 @@ from pybpf.btf.reader import BTF_MAGIC
 from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, NotSupportedError, SyscallError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, TypeVar
+
+    _T = TypeVar("_T")
+
 __all__ = [
     "Feature", "FEATURES", "has", "require", "reason", "all_features", "override", "clear_cache",
     "prog_type_supported", "map_type_supported", "helper_supported", "btf_kind_supported",
     "BTF_KINDS",
 ]
 
-_T = TypeVar("_T")
 _lock = threading.RLock()
 
 
@@ -221,18 +225,17 @@ def btf_kind_supported(kind: str) -> bool:
 
 # ---------------------------------------------------------------- named features
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(FrozenRecord):
     """One named feature: its name, the first Linux release with it, and what it means.
 
     >>> FEATURES["bpf_cookie"].min_kernel
     '5.15'
     """
 
-    name: str
-    min_kernel: str
-    description: str
-    probe: Callable[[], _Result]
+    __slots__ = ("name", "min_kernel", "description", "probe")
+
+    def __init__(self, name: str, min_kernel: str, description: str, probe: Callable[[], _Result]) -> None:
+        super().__init__(name=name, min_kernel=min_kernel, description=description, probe=probe)
 
 
 _registry: dict[str, Feature] = {}

@@ -35,7 +35,10 @@ Standard library only.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Mapping, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping, TextIO
 
 __all__ = ["Bucket", "log2", "linear", "log2_slot", "format_buckets"]
 

@@ -33,13 +33,12 @@ import ctypes
 import errno as _errno
 import os
 import types
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
 
+from pybpf._record import FrozenRecord
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import ProgInfo, TestRunAttr
 from pybpf._sys.pin import Pinnable
-from pybpf._sys.syscall import ENOTSUPP, FD, FdLike, address, bpf, error, fd_of
+from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, error, fd_of
 from pybpf._sys.uapi import AttachType, Cmd, ProgType, StatsType
 from pybpf.errors import BPFError, NotSupportedError, SyscallError, context
 from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
@@ -49,6 +48,12 @@ from pybpf.program_load import (
     load_back_to_back,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator, Mapping, Sequence
+
+    from pybpf._sys.syscall import FdLike
+
 __all__ = ["Program", "ProgramInfo", "TestRunResult", "enable_stats", "DEFAULT_LOG_SIZE", "MAX_LOG_SIZE"]
 
 
@@ -56,8 +61,7 @@ __all__ = ["Program", "ProgramInfo", "TestRunResult", "enable_stats", "DEFAULT_L
 # data_out/ctx_out, and repeat must be 0 (net/bpf/test_run.c).
 _CTX_ONLY_TYPES = frozenset({ProgType.RAW_TRACEPOINT, ProgType.SYSCALL})
 
-@dataclass(frozen=True)
-class ProgramInfo:
+class ProgramInfo(FrozenRecord):
     """What the kernel reports about a loaded program (``bpf_prog_info``).
 
     ``run_time_ns`` and ``run_count`` only grow while statistics are on
@@ -66,28 +70,22 @@ class ProgramInfo:
     and is None when unavailable.
     """
 
-    id: int
-    name: str
-    type: ProgType | int
-    tag: str
-    xlated_size: int
-    jited_size: int
-    verified_insns: int
-    run_time_ns: int
-    run_count: int
-    map_ids: tuple[int, ...]
-    btf_id: int
-    load_time: int
-    created_by_uid: int
-    memlock: int | None
-    gpl_compatible: bool = False
-    recursion_misses: int = 0
-    attach_btf_id: int = 0
-    attach_btf_obj_id: int = 0
+    __slots__ = ("id", "name", "type", "tag", "xlated_size", "jited_size", "verified_insns", "run_time_ns",
+                 "run_count", "map_ids", "btf_id", "load_time", "created_by_uid", "memlock", "gpl_compatible",
+                 "recursion_misses", "attach_btf_id", "attach_btf_obj_id")
+
+    def __init__(self, *, id: int, name: str, type: ProgType | int, tag: str, xlated_size: int, jited_size: int,
+                 verified_insns: int, run_time_ns: int, run_count: int, map_ids: tuple[int, ...], btf_id: int,
+                 load_time: int, created_by_uid: int, memlock: int | None, gpl_compatible: bool = False,
+                 recursion_misses: int = 0, attach_btf_id: int = 0, attach_btf_obj_id: int = 0) -> None:
+        super().__init__(id=id, name=name, type=type, tag=tag, xlated_size=xlated_size, jited_size=jited_size,
+                         verified_insns=verified_insns, run_time_ns=run_time_ns, run_count=run_count,
+                         map_ids=map_ids, btf_id=btf_id, load_time=load_time, created_by_uid=created_by_uid,
+                         memlock=memlock, gpl_compatible=gpl_compatible, recursion_misses=recursion_misses,
+                         attach_btf_id=attach_btf_id, attach_btf_obj_id=attach_btf_obj_id)
 
 
-@dataclass(frozen=True)
-class TestRunResult:
+class TestRunResult(FrozenRecord):
     """The outcome of :meth:`Program.test_run`.
 
     ``retval`` is the program's return value as the kernel reports it (u32);
@@ -96,11 +94,10 @@ class TestRunResult:
     """
 
     __test__ = False  # not a pytest test class
+    __slots__ = ("retval", "data_out", "ctx_out", "duration_ns")
 
-    retval: int
-    data_out: bytes | None
-    ctx_out: bytes | None
-    duration_ns: int
+    def __init__(self, retval: int, data_out: bytes | None, ctx_out: bytes | None, duration_ns: int) -> None:
+        super().__init__(retval=retval, data_out=data_out, ctx_out=ctx_out, duration_ns=duration_ns)
 
 
 def _type_name(value: int | None, enum: type) -> str:

@@ -25,7 +25,10 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 
 _install_hooks: list[Callable[[], None]] = []
 

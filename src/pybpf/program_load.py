@@ -23,17 +23,20 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import errno as _errno
 import os
 import struct
-from typing import Any, Mapping, Sequence
 
+from pybpf._record import FrozenRecord
 from pybpf._sys.attrs import ProgLoadAttr, packer
 from pybpf._sys.syscall import FD, bpf, c_copy, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
 __all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "load_back_to_back"]
 
@@ -47,8 +50,7 @@ MAX_LOG_SIZE = 0xFFFFFFFF >> 2
 MIN_LOG_SIZE = 128  # kernels before 6.4 refuse smaller log buffers with EINVAL
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadOptions:
+class LoadOptions(FrozenRecord):
     """The keyword arguments of :meth:`Program.load`, as one value (see there for each).
 
     ``prog_type`` and ``expected_attach_type`` become :class:`ProgType` /
@@ -58,38 +60,34 @@ class LoadOptions:
     1
     """
 
-    prog_type: ProgType | int
-    expected_attach_type: AttachType | int | None = None
-    license: str = "GPL"
-    name: str = ""
-    kern_version: int = 0
-    flags: int = 0
-    btf_fd: Any = None
-    func_info: bytes | None = None
-    func_info_rec_size: int = 8
-    line_info: bytes | None = None
-    line_info_rec_size: int = 16
-    attach_btf_id: int = 0
-    attach_btf_obj_fd: Any = 0
-    attach_prog_fd: Any = 0
-    fd_array: Sequence[Any] | None = None
-    log_level: int = 0
-    log_size: int = DEFAULT_LOG_SIZE
-    line_table: Mapping[int, str] | None = None
+    __slots__ = ("prog_type", "expected_attach_type", "license", "name", "kern_version", "flags", "btf_fd",
+                 "func_info", "func_info_rec_size", "line_info", "line_info_rec_size", "attach_btf_id",
+                 "attach_btf_obj_fd", "attach_prog_fd", "fd_array", "log_level", "log_size", "line_table")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prog_type", _PROG_TYPES.get(self.prog_type, self.prog_type))
-        if self.expected_attach_type is not None:
-            eat = self.expected_attach_type
-            object.__setattr__(self, "expected_attach_type", _ATTACH_TYPES.get(eat, eat))
+    def __init__(self, prog_type: ProgType | int, expected_attach_type: AttachType | int | None = None,
+                 license: str = "GPL", name: str = "", kern_version: int = 0, flags: int = 0,
+                 btf_fd: Any = None, func_info: bytes | None = None, func_info_rec_size: int = 8,
+                 line_info: bytes | None = None, line_info_rec_size: int = 16, attach_btf_id: int = 0,
+                 attach_btf_obj_fd: Any = 0, attach_prog_fd: Any = 0, fd_array: Sequence[Any] | None = None,
+                 log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE,
+                 line_table: Mapping[int, str] | None = None) -> None:
+        if expected_attach_type is not None:
+            expected_attach_type = _ATTACH_TYPES.get(expected_attach_type, expected_attach_type)
+        super().__init__(
+            prog_type=_PROG_TYPES.get(prog_type, prog_type), expected_attach_type=expected_attach_type,
+            license=license, name=name, kern_version=kern_version, flags=flags, btf_fd=btf_fd,
+            func_info=func_info, func_info_rec_size=func_info_rec_size, line_info=line_info,
+            line_info_rec_size=line_info_rec_size, attach_btf_id=attach_btf_id,
+            attach_btf_obj_fd=attach_btf_obj_fd, attach_prog_fd=attach_prog_fd, fd_array=fd_array,
+            log_level=log_level, log_size=log_size, line_table=line_table)
 
     def replace(self, **changes: Any) -> "LoadOptions":
         """A copy with ``changes`` (keyword names as in :meth:`Program.load`)."""
-        return dataclasses.replace(self, **changes)
+        return LoadOptions(**{**self._asdict(), **changes})
 
     def as_dict(self) -> dict[str, Any]:
         """The options as :meth:`Program.load` keywords (values not copied)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return self._asdict()
 
 
 # How EPERM on a trampoline-based load is explained.

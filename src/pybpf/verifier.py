@@ -31,9 +31,15 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping, NamedTuple, Sequence
+from collections import namedtuple
 
 from pybpf.errors import VerifierError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Sequence
+
+    _HintRule = Callable[["re.Match[str]", str], "str | None"]
 
 __all__ = ["Analysis", "analyze", "hint_for", "verifier_error", "STACK_LIMIT"]
 
@@ -43,7 +49,8 @@ STACK_LIMIT = 512
 _MAX_MESSAGE_LINES = 3
 
 
-class Analysis(NamedTuple):
+class Analysis(namedtuple("Analysis", ("summary", "source_line", "hint", "insn_index"))):
+    __slots__ = ()
     summary: str
     source_line: str | None
     hint: str | None
@@ -200,7 +207,6 @@ def _describe_insn(insns: Sequence[object] | None, index: int) -> str | None:
 
 # -- hints ------------------------------------------------------------------------------
 
-_HintRule = Callable[["re.Match[str]", str], "str | None"]
 
 
 def _stack_hint(m: "re.Match[str]", insn: str) -> str | None:

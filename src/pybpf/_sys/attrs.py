@@ -18,9 +18,12 @@ from __future__ import annotations
 import ctypes
 import struct
 from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
-from typing import Any, Iterable
 
 from pybpf.errors import ArgumentError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 OBJ_NAME_LEN = 16
 

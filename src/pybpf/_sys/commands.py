@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from typing import Iterator, TypeVar
 
 from pybpf._sys.attrs import (
     BtfInfo, BtfLoadAttr, EnableStatsAttr, GetIdAttr, InfoAttr, IterCreateAttr, LinkCreateAttr,
@@ -26,7 +25,11 @@ from pybpf._sys.syscall import FD, address, bpf, c_copy, cstr, error
 from pybpf._sys.uapi import Cmd, StatsType
 from pybpf.errors import SyscallError
 
-_Info = TypeVar("_Info", ProgInfo, MapInfo, LinkInfo, BtfInfo)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, TypeVar
+
+    _Info = TypeVar("_Info", ProgInfo, MapInfo, LinkInfo, BtfInfo)
 
 
 def obj_pin(fd: int, path: str) -> None:

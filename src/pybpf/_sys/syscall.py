@@ -21,7 +21,6 @@ import functools
 import os
 import resource
 import threading
-from typing import Callable, Protocol, Union
 
 from pybpf.errors import SyscallError
 from pybpf._sys.uapi import Cmd
@@ -194,13 +193,16 @@ def error(err: int, op: str, *, hint: str | None = None, cls: type[SyscallError]
     return cls(f"{op}: {errno_name(err)}", errno=err, hint=hint)
 
 
-class HasFD(Protocol):
-    """Anything that owns a kernel file descriptor: maps, programs, links, BTF, sockets, files."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Protocol, Union
 
-    def fileno(self) -> int: ...
+    class HasFD(Protocol):
+        """Anything that owns a kernel file descriptor: maps, programs, links, BTF, sockets, files."""
 
+        def fileno(self) -> int: ...
 
-FdLike = Union[int, HasFD]
+    FdLike = Union[int, HasFD]
 
 
 def fd_of(obj: FdLike, what: str = "a file descriptor") -> int:

@@ -30,11 +30,16 @@ Instructions that name something the assembler cannot resolve (a map for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Union
-
+from pybpf._record import FrozenRecord
 from pybpf.asm import opcodes as _op
 from pybpf.asm.instruction import Instruction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Union
+
+    OffOrLabel = Union[int, str]
+    Item = Union[Instruction, "Label", Iterable["Item"]]
 
 __all__ = [
     "Label", "label", "assemble",
@@ -46,21 +51,18 @@ __all__ = [
     "call_helper", "call_kfunc", "call_local", "exit_",
 ]
 
-OffOrLabel = Union[int, str]
 
-
-@dataclass(frozen=True, slots=True)
-class Label:
+class Label(FrozenRecord):
     """A position marker for :func:`assemble`; made by :func:`label`.
 
     >>> label("out")
     Label(name='out')
     """
 
-    name: str
+    __slots__ = ("name",)
 
-
-Item = Union[Instruction, Label, Iterable["Item"]]
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
 
 
 # -- argument checks ---------------------------------------------------------------------

@@ -18,9 +18,12 @@ Example::
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from pybpf._sys.uapi import HelperID
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 COOKIE_HELPER = int(HelperID.get_attach_cookie)  # 174
 COOKIE_CALL = struct.pack("<BBhi", 0x85, 0, 0, COOKIE_HELPER)

@@ -32,16 +32,17 @@ for an id it does not know.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
-
 from pybpf._sys.uapi import HelperID
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:   # Instruction.__str__ calls this module: no import back at run time
+    from typing import Callable, Sequence
+
     from pybpf.asm.instruction import Instruction
 
-__all__ = ["disassemble", "format_instruction", "instruction_text", "HelperName"]
+    HelperName = Callable[[int], "str | None"]
 
-HelperName = Callable[[int], "str | None"]
+__all__ = ["disassemble", "format_instruction", "instruction_text"]
 
 _CLASS_NAMES = ("ld", "ldx", "st", "stx", "alu", "jmp", "jmp32", "alu64")
 _SIZE_U = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}

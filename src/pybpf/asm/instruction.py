@@ -27,10 +27,13 @@ take part in ``==``.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Iterable, Sequence
 
+from pybpf._record import Record
 from pybpf.errors import ObjectError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 __all__ = ["Instruction", "decode_all", "encode_all", "imm64", "set_imm64", "INSN_SIZE"]
 
@@ -51,31 +54,35 @@ _PSEUDO_KFUNC_CALL = 2
 _PSEUDO_FUNC = 4
 
 
-@dataclass(slots=True, eq=False)
-class Instruction:
+class Instruction(Record):
     """One 8-byte instruction slot.
 
     ``code`` is the opcode byte, ``dst``/``src`` the 4-bit register fields,
     ``off`` a signed 16-bit and ``imm`` a signed 32-bit integer.  Values are
     stored as given; :meth:`encode` rejects those that do not fit.
 
+    Metadata, never encoded: ``symbol`` is a label or function name defined at
+    this instruction, ``reference`` a symbol it refers to (jump label, call
+    target, map name), ``source`` line information attached by a loader or
+    compiler (opaque here).
+
     >>> insn = Instruction(0xb7, dst=1, imm=42)
     >>> str(insn), insn.is_jump
     ('(b7) r1 = 42', False)
     """
 
-    code: int
-    dst: int = 0
-    src: int = 0
-    off: int = 0
-    imm: int = 0
-    # metadata, never encoded:
-    symbol: str | None = None
-    """A label or function name defined at this instruction."""
-    reference: str | None = None
-    """A symbol this instruction refers to (jump label, call target, map name)."""
-    source: object | None = None
-    """Line information attached by a loader or compiler (opaque here)."""
+    __slots__ = ("code", "dst", "src", "off", "imm", "symbol", "reference", "source")
+
+    def __init__(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+                 symbol: str | None = None, reference: str | None = None, source: object | None = None) -> None:
+        self.code = code
+        self.dst = dst
+        self.src = src
+        self.off = off
+        self.imm = imm
+        self.symbol = symbol
+        self.reference = reference
+        self.source = source
 
     # -- encoding ----------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ Example::
 from __future__ import annotations
 
 import sys
-from typing import Iterable
 
 from pybpf.btf.reader import Spec
 from pybpf.btf.typeinfo import sizeof
@@ -38,6 +37,10 @@ from pybpf.btf.types import (
     Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Union, Volatile,
 )
 from pybpf.errors import ObjectError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 __all__ = ["dump_c", "VMLINUX_GUARD"]
 

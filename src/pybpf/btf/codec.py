@@ -41,7 +41,6 @@ Example::
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Iterable
 
 from pybpf.errors import ObjectError
 from pybpf.btf.types import Array, Composite, Datasec, Enum, Float, Int, Pointer, Type, Union, Var
@@ -54,8 +53,12 @@ _INT_FMT = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
 _FLOAT_FMT = {2: "e", 4: "f", 8: "d"}
 _BYTES = (bytes, bytearray, memoryview)
 
-Unpack = Callable[[Any, int], Any]
-Pack = Callable[[bytearray, int, Any], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
+
+    Unpack = Callable[[Any, int], Any]
+    Pack = Callable[[bytearray, int, Any], None]
 
 
 class Codec:

@@ -44,9 +44,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
-
+from pybpf._record import Record
 from pybpf.asm.instruction import Instruction
 from pybpf.btf.core_match import (
     ENUMVAL_KINDS, FIELD_KINDS, TYPE_KINDS, AccessSpec, Candidate, describe, find_candidates,
@@ -56,6 +54,10 @@ from pybpf.btf.reader import CoreRelo, CoreRelocKind, Spec
 from pybpf.btf.types import Array, Composite, Enum, Int, IntEncoding, Pointer, Type
 from pybpf.btf.typeinfo import essential_name, resolve, sizeof, type_name
 from pybpf.errors import BPFError, ObjectError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["CoreResult", "apply_relocations", "explain_poison", "is_poison", "POISON_HELPER_ID"]
 
@@ -72,8 +74,7 @@ _M32 = 0xFFFFFFFF
 _M64 = 0xFFFFFFFFFFFFFFFF
 
 
-@dataclass(slots=True)
-class CoreResult:
+class CoreResult(Record):
     """What one relocation did.
 
     ``index`` is the relocation's position in ``relos``; ``insn`` its slot in
@@ -92,20 +93,27 @@ class CoreResult:
     #0 insn 0 FIELD_BYTE_OFFSET task_struct.pid: 0 -> 1264 (vmlinux)
     """
 
-    index: int
-    insn: int
-    kind: CoreRelocKind
-    type_id: int
-    access_str: str
-    description: str
-    local_value: int
-    value: int | None
-    poisoned: bool = False
-    target: str | None = None
-    target_type_id: int | None = None
-    reason: str | None = None
-    section: str = ""
-    slots: int = 1
+    __slots__ = ("index", "insn", "kind", "type_id", "access_str", "description", "local_value", "value",
+                 "poisoned", "target", "target_type_id", "reason", "section", "slots")
+
+    def __init__(self, index: int, insn: int, kind: CoreRelocKind, type_id: int, access_str: str,
+                 description: str, local_value: int, value: int | None, poisoned: bool = False,
+                 target: str | None = None, target_type_id: int | None = None, reason: str | None = None,
+                 section: str = "", slots: int = 1) -> None:
+        self.index = index
+        self.insn = insn
+        self.kind = kind
+        self.type_id = type_id
+        self.access_str = access_str
+        self.description = description
+        self.local_value = local_value
+        self.value = value
+        self.poisoned = poisoned
+        self.target = target
+        self.target_type_id = target_type_id
+        self.reason = reason
+        self.section = section
+        self.slots = slots
 
     def __str__(self) -> str:
         new = "poisoned" if self.poisoned else str(self.value)
@@ -115,32 +123,43 @@ class CoreResult:
                 f"{self.local_value} -> {new}{where}{why}")
 
 
-@dataclass(slots=True)
-class _Field:
-    """A field relocation's value in one BTF, with the access size of the field."""
+class _Field(Record):
+    """A field relocation's value in one BTF, with the access size of the field: ``size`` is the
+    memory access size for BYTE_OFFSET on a plain field (else 0) and ``type`` the field's
+    resolved type when ``size`` is set."""
 
-    value: int
-    size: int = 0               # memory access size for BYTE_OFFSET on a plain field, else 0
-    type: Type | None = None    # the field's (resolved) type when ``size`` is set
-    validate: bool = True
+    __slots__ = ("value", "size", "type", "validate")
+
+    def __init__(self, value: int, size: int = 0, type: Type | None = None, validate: bool = True) -> None:
+        self.value = value
+        self.size = size
+        self.type = type
+        self.validate = validate
 
 
 class _Poison(Exception):
     """The relocation cannot be satisfied: poison the instruction."""
 
 
-@dataclass(slots=True)
-class _Outcome:
-    orig: int
-    new: int
-    validate: bool = True
-    poison: bool = False
-    memsz_fail: bool = False
-    orig_size: int = 0
-    new_size: int = 0
-    bit_offset: int = 0
-    cand: Candidate | None = None
-    reason: str | None = None
+class _Outcome(Record):
+    """What one relocation resolves to: the local (``orig``) and target (``new``) values."""
+
+    __slots__ = ("orig", "new", "validate", "poison", "memsz_fail", "orig_size", "new_size", "bit_offset",
+                 "cand", "reason")
+
+    def __init__(self, orig: int, new: int, validate: bool = True, poison: bool = False,
+                 memsz_fail: bool = False, orig_size: int = 0, new_size: int = 0, bit_offset: int = 0,
+                 cand: Candidate | None = None, reason: str | None = None) -> None:
+        self.orig = orig
+        self.new = new
+        self.validate = validate
+        self.poison = poison
+        self.memsz_fail = memsz_fail
+        self.orig_size = orig_size
+        self.new_size = new_size
+        self.bit_offset = bit_offset
+        self.cand = cand
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------- values

@@ -37,9 +37,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections import namedtuple
 
+from pybpf._record import Record
 from pybpf.errors import ObjectError
 from pybpf.btf import kernel
 from pybpf.btf.reader import CoreRelocKind, Spec
@@ -73,8 +73,7 @@ ENUMVAL_KINDS = frozenset({CoreRelocKind.ENUMVAL_EXISTS, CoreRelocKind.ENUMVAL_V
 # --------------------------------------------------------------------------- access specs
 
 
-@dataclass(slots=True)
-class Accessor:
+class Accessor(Record):
     """One meaningful step of an access.
 
     For a named member, ``type`` is the struct/union holding it and ``index``
@@ -87,13 +86,15 @@ class Accessor:
     'pid'
     """
 
-    type: Type
-    index: int
-    name: str | None
+    __slots__ = ("type", "index", "name")
+
+    def __init__(self, type: Type, index: int, name: str | None) -> None:
+        self.type = type
+        self.index = index
+        self.name = name
 
 
-@dataclass(slots=True)
-class AccessSpec:
+class AccessSpec(Record):
     """A relocation's access in one BTF: root, accessors, raw indexes, bit offset.
 
     >>> from pybpf.btf import Int, IntEncoding, Member, Struct, encode_btf
@@ -104,15 +105,19 @@ class AccessSpec:
     ('task_struct.pid', [0, 0])
     """
 
-    spec: Spec
-    root: Type
-    kind: CoreRelocKind
-    accessors: list[Accessor] = field(default_factory=list)
-    raw: list[int] = field(default_factory=list)
-    bit_offset: int = 0
+    __slots__ = ("spec", "root", "kind", "accessors", "raw", "bit_offset")
+
+    def __init__(self, spec: Spec, root: Type, kind: CoreRelocKind, accessors: list[Accessor] | None = None,
+                 raw: list[int] | None = None, bit_offset: int = 0) -> None:
+        self.spec = spec
+        self.root = root
+        self.kind = kind
+        self.accessors = [] if accessors is None else accessors
+        self.raw = [] if raw is None else raw
+        self.bit_offset = bit_offset
 
 
-class Candidate(NamedTuple):
+class Candidate(namedtuple("Candidate", ("origin", "spec", "type"))):
     """A target type that may correspond to a local root type.
 
     ``origin`` is "vmlinux", a module's name, or "target" for a spec passed by the caller.
@@ -124,6 +129,7 @@ class Candidate(NamedTuple):
     [('vmlinux', 'task_struct')]
     """
 
+    __slots__ = ()
     origin: str
     spec: Spec
     type: Type

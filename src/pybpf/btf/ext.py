@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import TYPE_CHECKING, NamedTuple
+from collections import namedtuple
 
 from pybpf.btf.layout import blob_order
 from pybpf.errors import ObjectError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
 
@@ -56,24 +57,26 @@ class CoreRelocKind(enum.IntEnum):
     TYPE_MATCHES = 12
 
 
-class FuncInfo(NamedTuple):
+class FuncInfo(namedtuple("FuncInfo", ("insn_off", "type_id"))):
     """``bpf_func_info``: the function (FUNC ``type_id``) starting at byte ``insn_off`` of its section.
 
     >>> FuncInfo(insn_off=0, type_id=5).insn_off // 8     # instruction index
     0
     """
 
+    __slots__ = ()
     insn_off: int
     type_id: int
 
 
-class LineInfo(NamedTuple):
+class LineInfo(namedtuple("LineInfo", ("insn_off", "file_name", "line_text", "line_num", "col"))):
     """``bpf_line_info``: source position of the instruction at byte ``insn_off``.
 
     >>> LineInfo(16, "prog.bpf.c", "return 0;", 12, 5).line_num
     12
     """
 
+    __slots__ = ()
     insn_off: int
     file_name: str
     line_text: str
@@ -81,13 +84,14 @@ class LineInfo(NamedTuple):
     col: int
 
 
-class CoreRelo(NamedTuple):
+class CoreRelo(namedtuple("CoreRelo", ("insn_off", "type_id", "access_str", "kind"))):
     """``bpf_core_relo``: instruction at byte ``insn_off`` needs ``kind`` for ``type_id``/``access_str``.
 
     >>> CoreRelo(8, 3, "0:1", CoreRelocKind.FIELD_BYTE_OFFSET).access_str
     '0:1'
     """
 
+    __slots__ = ()
     insn_off: int
     type_id: int
     access_str: str

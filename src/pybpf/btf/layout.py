@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import NamedTuple
+from collections import namedtuple
 
 from pybpf.btf.types import BTFKind
 from pybpf.errors import ObjectError
@@ -44,11 +44,12 @@ U32 = "I" if array("I").itemsize == 4 else "L"
 COMMON_WORDS = 3
 
 
-class Layout(NamedTuple):
+class Layout(namedtuple("Layout", ("fixed", "item"), defaults=((), ()))):
     """The words a kind adds after ``struct btf_type``: ``fixed`` ones, then ``item`` ones per vlen."""
 
-    fixed: tuple[str, ...] = ()
-    item: tuple[str, ...] = ()
+    __slots__ = ()
+    fixed: tuple[str, ...]
+    item: tuple[str, ...]
 
 
 #: Every kind's record layout, by the UAPI field names of its trailing structs.
@@ -95,9 +96,10 @@ def make_info(kind: int, vlen: int = 0, kflag: bool | int = 0) -> int:
     return int(bool(kflag)) << 31 | int(kind) << 24 | vlen
 
 
-class Header(NamedTuple):
+class Header(namedtuple("Header", ("order", "hdr_len", "type_off", "type_len", "str_off", "str_len"))):
     """A parsed ``struct btf_header``; ``order`` is "<" or ">" (struct module byte order)."""
 
+    __slots__ = ()
     order: str
     hdr_len: int
     type_off: int

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from typing import TYPE_CHECKING
 
 from pybpf.btf.layout import U32
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
 

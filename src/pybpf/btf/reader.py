@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from array import array
-from typing import Any, Callable, Iterator, Sequence, overload
+from collections.abc import Sequence
 
 from pybpf.errors import ObjectError
 from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
@@ -49,6 +49,10 @@ from pybpf.btf.types import (
     VarSecinfo, Volatile,
 )
 from pybpf.btf.typeinfo import essential_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = ["Spec", "StringTable", "ExtInfo", "FuncInfo", "LineInfo", "CoreRelo", "CoreRelocKind", "BTF_MAGIC"]
 
@@ -190,12 +194,7 @@ class _TypeList(Sequence[Type]):
     def __len__(self) -> int:
         return self._spec._count
 
-    @overload
-    def __getitem__(self, i: int) -> Type: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Type]: ...
-
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: int | slice) -> Type | list[Type]:  # type: ignore[override]
         n = self._spec._count
         if isinstance(i, slice):
             return [self._spec.type_by_id(j) for j in range(*i.indices(n))]

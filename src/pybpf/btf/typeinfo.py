@@ -23,13 +23,16 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 
 from pybpf.errors import ObjectError
 from pybpf.btf.types import (
     _MAX_CHAIN, POINTER_SIZE, Array, Composite, Const, Datasec, DeclTag, Enum, Float, Func, FuncProto, Fwd,
     Int, Pointer, Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, Void, Volatile,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["resolve", "sizeof", "alignof", "type_name", "essential_name", "shallow_key"]
 

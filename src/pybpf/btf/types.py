@@ -27,8 +27,11 @@ Example::
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, NamedTuple
+from collections import namedtuple
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 __all__ = [
     "BTFKind", "IntEncoding", "FuncLinkage", "VarLinkage", "POINTER_SIZE",
@@ -405,13 +408,14 @@ class Union(Composite):
     kind = BTFKind.UNION
 
 
-class EnumValue(NamedTuple):
+class EnumValue(namedtuple("EnumValue", ("name", "value"))):
     """One enumerator of an :class:`Enum`: ``EnumValue("RED", 0)``.
 
     >>> Enum("color", 4, [("RED", 0)]).values[0]
     EnumValue(name='RED', value=0)
     """
 
+    __slots__ = ()
     name: str
     value: int
 

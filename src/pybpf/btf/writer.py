@@ -34,7 +34,6 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import Callable, Collection, Iterable, Sequence
 
 from pybpf.errors import ObjectError
 from pybpf.btf.layout import BTF_MAGIC, U32, make_info
@@ -166,8 +165,12 @@ class Builder:
 #
 # Each encoder returns one type's record, words in the order of pybpf.btf.layout.LAYOUTS.
 
-_AddString = Callable[[str], int]
-_IdOf = Callable[[Type], int]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Collection, Iterable, Sequence
+
+    _AddString = Callable[[str], int]
+    _IdOf = Callable[[Type], int]
 
 
 def record_words(t: Type, add_string: _AddString, id_of: _IdOf) -> list[int]:

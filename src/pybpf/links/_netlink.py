@@ -37,11 +37,14 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any, Iterator
 
 from pybpf._sys.syscall import error
 from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
 from pybpf.links.link import Link
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = [
     "RtNetlink", "Message", "XdpState", "TcFilter", "Qdisc",

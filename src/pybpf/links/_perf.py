@@ -18,7 +18,6 @@ than hard-coding them.
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Callable, Sequence
 
 from pybpf import features
 from pybpf._sys import perf as _perf
@@ -33,6 +32,10 @@ from pybpf.links.base import prog_fd
 from pybpf.links.link import Link
 from pybpf.links.fallback import KEEP, prepare
 from pybpf.links.info import second_pass, text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Sequence
 
 __all__ = ["pmu_type", "pmu_field", "open_event", "attach_to_event", "EVENT_SOURCES"]
 

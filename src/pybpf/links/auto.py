@@ -32,7 +32,7 @@ Example::
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
 
 from pybpf.errors import BPFError, LinkError
 from pybpf.links.base import _label
@@ -41,6 +41,10 @@ from pybpf.links.hook import Hook, section_of
 from pybpf.links.registry import hook_for_section
 from pybpf.object.sections import parse_section, unknown_section
 from pybpf.object.struct_ops_map import StructOpsMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 __all__ = ["attach", "attach_all", "attach_object", "attachable", "AutoAttachError", "AttachAllResult"]
 

@@ -13,7 +13,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.errors import ArgumentError
@@ -21,6 +21,10 @@ from pybpf.links.info import LinkInfo
 from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.registry import method_for
 from pybpf.program import program_fd as prog_fd
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
 
 __all__ = ["Link", "LinkGroup", "LinkInfo", "close_all", "check_program", "prog_fd", "u64_list", "cookie_list"]
 

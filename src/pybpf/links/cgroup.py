@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any
 
 from pybpf._sys.attrs import LinkCreateAttr, ProgAttachAttr
 from pybpf._sys.commands import link_create
@@ -34,6 +33,10 @@ from pybpf.links.link import Link
 from pybpf.links.hook import Hook
 from pybpf.links.info import attach_type_of
 from pybpf.object.sections import SECTION_RULES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_cgroup", "cgroup2_mounts"]
 

@@ -44,10 +44,13 @@ import struct
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any
 
 from pybpf.asm.cookie import COOKIE_HELPER, calls_cookie_helper
 from pybpf.errors import ArgumentError, BPFError, NotSupportedError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["rewrite_cookie_calls", "calls_cookie_helper", "Lease", "acquire", "prepare", "Prepared",
            "clear_cache", "clone_count", "KEEP"]

@@ -25,10 +25,13 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
 
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.object.sections import SectionInfo, parse_section
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 __all__ = ["Hook", "section_of", "retprobe_for", "split_offset"]
 

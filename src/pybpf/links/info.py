@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
 
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import LinkInfo as RawLinkInfo
@@ -27,7 +26,11 @@ from pybpf._sys.uapi import AttachType, LinkType
 
 __all__ = ["LinkInfo", "GroupInfo", "read_link_info", "second_pass", "text", "attach_type_of"]
 
-Decoder = Callable[[int, RawLinkInfo], dict[str, Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
+
+    Decoder = Callable[[int, RawLinkInfo], dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import io
 import os
-from typing import Any
 
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import iter_create, link_create
@@ -31,6 +30,10 @@ from pybpf.errors import LinkError, context
 from pybpf.links.base import _label, check_program, prog_fd
 from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_iter", "IterLink"]
 

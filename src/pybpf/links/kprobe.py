@@ -33,7 +33,6 @@ from __future__ import annotations
 import ctypes
 import fnmatch
 import os
-from typing import Any, Mapping, Sequence
 
 from pybpf import features
 from pybpf._sys.attrs import LinkCreateAttr, PerfEventAttr, u64_array
@@ -49,6 +48,10 @@ from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.fallback import acquire
 from pybpf.links.hook import Hook, retprobe_for, split_offset
 from pybpf.links.info import second_pass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
 __all__ = ["attach_kprobe", "attach_kprobe_multi", "kprobe_functions"]
 

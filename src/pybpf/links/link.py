@@ -37,7 +37,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pybpf._sys import commands as _cmd
 from pybpf._sys.pin import Pinnable
@@ -47,6 +46,10 @@ from pybpf.errors import BPFError, LinkError, NotSupportedError, SyscallError, c
 from pybpf.links.info import GroupInfo, LinkInfo, read_link_info
 from pybpf.links.registry import link_class
 from pybpf.program import program_fd as prog_fd
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator, Sequence
 
 __all__ = ["Link", "LinkGroup", "close_all"]
 

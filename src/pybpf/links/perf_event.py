@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 
 from pybpf._sys.cpus import online_cpus
 from pybpf._sys.attrs import PerfEventAttr
@@ -35,6 +34,10 @@ from pybpf.links import _perf
 from pybpf.links.base import _label, check_program
 from pybpf.links.link import Link, LinkGroup, close_all
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_perf_event", "online_cpus"]
 

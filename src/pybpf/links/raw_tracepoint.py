@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import ctypes
-from typing import Any
 
 from pybpf._sys.commands import raw_tracepoint_open
 from pybpf._sys.uapi import AttachType, LinkType, ProgType
@@ -30,6 +29,10 @@ from pybpf.links.fallback import prepare
 from pybpf.links.hook import Hook
 from pybpf.links.info import second_pass, text
 from pybpf.links.tracing import attach_tracing, raw_tp_cookies
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_raw_tracepoint"]
 

@@ -26,9 +26,12 @@ from __future__ import annotations
 import functools
 import inspect
 from types import ModuleType
-from typing import Any, Callable
 
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["register", "hooks", "hook_for_section", "link_info_decoders", "link_class", "install_methods",
            "method_for", "sections_markdown"]

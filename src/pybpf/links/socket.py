@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket as _socket
-from typing import Any
 
 from pybpf._sys.syscall import error
 from pybpf._sys.uapi import ProgType
@@ -28,6 +27,10 @@ from pybpf.errors import context
 from pybpf.links.base import _label, check_program, prog_fd
 from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_socket"]
 

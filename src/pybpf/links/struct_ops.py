@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any
 
 from pybpf._sys.attrs import LinkCreateAttr
 from pybpf._sys.commands import link_create, link_update
@@ -36,6 +35,10 @@ from pybpf._sys.uapi import AttachType, LinkType, MapType, ProgType
 from pybpf.errors import LinkError, SyscallError, context
 from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_struct_ops", "StructOpsLink"]
 

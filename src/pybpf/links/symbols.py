@@ -39,11 +39,14 @@ import os
 import re
 import struct
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
 
 from pybpf.errors import LinkError, file_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 __all__ = [
     "ElfFile", "Symbol", "Section", "Segment", "SymbolNotFoundError", "AmbiguousSymbolError",
@@ -107,7 +110,7 @@ class Segment:
     memsz: int
 
 
-class Symbol(NamedTuple):
+class Symbol(namedtuple("Symbol", ("name", "address", "offset", "size", "type", "bind", "version", "default", "dynamic"), defaults=(None, True, False))):
     """A function symbol and where a uprobe on it goes.
 
     ``name`` is the bare name, ``version`` its GNU symbol version (or None)
@@ -116,15 +119,16 @@ class Symbol(NamedTuple):
     offset a uprobe takes.  (A NamedTuple: files hold tens of thousands.)
     """
 
+    __slots__ = ()
     name: str
     address: int
     offset: int
     size: int
     type: int
     bind: int
-    version: str | None = None
-    default: bool = True
-    dynamic: bool = False
+    version: str | None
+    default: bool
+    dynamic: bool
 
     @property
     def versioned_name(self) -> str:

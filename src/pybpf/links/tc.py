@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import errno as _errno
 import threading
-from typing import Any
 
 from pybpf import features
 from pybpf._sys.commands import prog_id_of as _prog_id
@@ -61,6 +60,10 @@ from pybpf.links.link import Link
 from pybpf.links.xdp import ifindex
 from pybpf.links.hook import Hook
 from pybpf.links.info import attach_type_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_tc", "TcNetlinkLink"]
 

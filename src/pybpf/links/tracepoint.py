@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 
 from pybpf._sys.attrs import PerfEventAttr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
@@ -26,6 +25,10 @@ from pybpf.links import _perf, _tracefs
 from pybpf.links.base import _label, check_program
 from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_tracepoint", "split_tracepoint"]
 

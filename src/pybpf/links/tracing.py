@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any
 
 from pybpf import features
 from pybpf._sys.attrs import LinkCreateAttr
@@ -37,6 +36,10 @@ from pybpf.links.link import Link
 from pybpf.links.fallback import calls_cookie_helper, prepare
 from pybpf.links.hook import Hook
 from pybpf.links.info import attach_type_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_tracing", "raw_tp_cookies"]
 

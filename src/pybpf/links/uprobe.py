@@ -33,7 +33,6 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pybpf import features
 from pybpf._sys.attrs import PerfEventAttr, check_int
@@ -47,6 +46,10 @@ from pybpf.links.hook import Hook, retprobe_for, split_offset
 from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.ldcache import library_candidates, resolve_target
 from pybpf.links.symbols import ElfFile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_uretprobe", "attach_uprobe", "resolve_uprobe", "open_uprobe_event", "check_in_file"]
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Mapping, Sequence
 
 from pybpf import features
 from pybpf._sys.attrs import LinkCreateAttr, u64_array
@@ -52,6 +51,10 @@ from pybpf.links.ifunc import IfuncChoice, select_implementations
 from pybpf.links.info import second_pass, text
 from pybpf.links.symbols import ElfFile, Symbol, resolve_symbols
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, check_in_file, resolve_target_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
 __all__ = ["attach_uprobe_multi", "resolve_points"]
 

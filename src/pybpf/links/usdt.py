@@ -40,7 +40,6 @@ import struct
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
 
 from pybpf.errors import LinkError, context
 from pybpf.links.base import _label, check_program
@@ -49,6 +48,10 @@ from pybpf.links.symbols import ElfFile, SHT_NOTE
 from pybpf.links.hook import Hook
 from pybpf.links.uprobe import _pid_arg, attach_uprobe, resolve_target_for
 from pybpf._sys.uapi import ProgType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
 __all__ = ["UsdtArg", "UsdtProbe", "UsdtLink", "find_probes", "parse_args", "parse_arg", "attach_usdt",
            "encode_spec", "SPEC_SIZE", "MAX_ARGS"]

@@ -43,7 +43,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
-from typing import Any
 
 from pybpf import features
 from pybpf._sys.commands import prog_id_of as _prog_id
@@ -58,6 +57,10 @@ from pybpf.links.base import _label, check_program, prog_fd
 from pybpf.links.info import LinkInfo
 from pybpf.links.link import Link
 from pybpf.links.hook import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach_xdp", "ifindex", "XdpNetlinkLink"]
 

@@ -39,14 +39,15 @@ Example::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import FAMILIES, Map, MapInfo, create, map_class, possible_cpus
 from pybpf.maps.codec import Codec, make_codec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from pybpf.maps.array import ArrayMap
     from pybpf.maps.bloom import BloomFilterMap
     from pybpf.maps.hash import HashMap, LRUHashMap

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno as _errno
 import mmap
-from typing import Any, Iterator
 
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.syscall import ENOTSUPP
@@ -32,6 +31,10 @@ from pybpf._sys.uapi import MapType
 from pybpf.errors import MapError
 from pybpf.maps.base import Map
 from pybpf.maps.codec import round8
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = ["ArrayMap"]
 

@@ -32,7 +32,7 @@ import importlib
 import errno as _errno
 import os
 import struct
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 
 from pybpf._sys.attrs import MapCreateAttr, MapElemAttr, check_int, packer
 from pybpf._sys.commands import map_fd_by_id, map_info, obj_get
@@ -46,6 +46,10 @@ from pybpf.maps.batch import _DELETE, _ELEM_SIZE, _LOOKUP, _NEXT_KEY, _UPDATE, N
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
 from pybpf.maps.scratch import FirstUse, Layout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Iterable, Iterator
 
 __all__ = ["Map", "MapInfo", "create", "map_class", "FAMILIES", "possible_cpus", "PERCPU_TYPES"]
 

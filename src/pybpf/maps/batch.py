@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from pybpf._sys.attrs import MapBatchAttr, MapElemAttr
 from pybpf._sys.flags import UpdateFlag
 from pybpf._sys.syscall import ENOTSUPP, sys_bpf
 from pybpf._sys.uapi import Cmd
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Iterable, Iterator
     from pybpf.maps.base import Map
 
 _LOOKUP = int(Cmd.MAP_LOOKUP_ELEM)

@@ -18,12 +18,15 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any, Iterable
 
 from pybpf._sys.syscall import sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
 from pybpf.maps.base import _ELEM_SIZE
 from pybpf.maps.queue import KeylessMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 __all__ = ["BloomFilterMap"]
 

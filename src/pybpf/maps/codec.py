@@ -57,7 +57,6 @@ from __future__ import annotations
 import ctypes
 import re
 import struct
-from typing import Any, Iterable, Protocol, runtime_checkable
 
 from pybpf._sys.syscall import fd_of
 
@@ -67,15 +66,24 @@ __all__ = [
 ]
 
 
-@runtime_checkable
-class Codec(Protocol):
-    """What a map needs to turn Python values into kernel bytes and back."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
+
+class Codec:
+    """What a map needs to turn Python values into kernel bytes and back: ``size`` (bytes),
+    ``encode(value) -> bytes`` and ``decode(buf) -> value``.  pybpf's codecs derive from this
+    class; a codec of your own only needs the three members."""
+
+    __slots__ = ()
     size: int
 
-    def encode(self, value: Any) -> bytes: ...
+    def encode(self, value: Any) -> bytes:
+        raise NotImplementedError
 
-    def decode(self, buf: bytes) -> Any: ...
+    def decode(self, buf: bytes) -> Any:
+        raise NotImplementedError
 
 
 def round8(n: int) -> int:
@@ -106,7 +114,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-class _Base:
+class _Base(Codec):
     """Shared behaviour of the built-in codecs."""
 
     __slots__ = ("size", "label")

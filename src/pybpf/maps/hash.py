@@ -16,11 +16,14 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["HashMap", "LRUHashMap"]
 

@@ -9,12 +9,14 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
+from pybpf._record import FrozenRecord
 from pybpf._sys.cpus import possible_cpus
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MapInfo", "possible_cpus", "flags_text", "PERCPU_TYPES"]
 
@@ -24,27 +26,23 @@ PERCPU_TYPES = frozenset({
 })
 
 
-@dataclasses.dataclass(frozen=True)
-class MapInfo:
+class MapInfo(FrozenRecord):
     """What BPF_OBJ_GET_INFO_BY_FD says about a map.
 
     >>> m.info().max_entries, m.info().flags
     (1024, <MapFlag.NO_PREALLOC: 1>)
     """
 
-    type: MapType | int
-    id: int
-    name: str
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: MapFlag
-    map_extra: int
-    ifindex: int
-    btf_id: int
-    btf_key_type_id: int
-    btf_value_type_id: int
-    btf_vmlinux_value_type_id: int
+    __slots__ = ("type", "id", "name", "key_size", "value_size", "max_entries", "flags", "map_extra", "ifindex",
+                 "btf_id", "btf_key_type_id", "btf_value_type_id", "btf_vmlinux_value_type_id")
+
+    def __init__(self, *, type: MapType | int, id: int, name: str, key_size: int, value_size: int,
+                 max_entries: int, flags: MapFlag, map_extra: int, ifindex: int, btf_id: int,
+                 btf_key_type_id: int, btf_value_type_id: int, btf_vmlinux_value_type_id: int) -> None:
+        super().__init__(type=type, id=id, name=name, key_size=key_size, value_size=value_size,
+                         max_entries=max_entries, flags=flags, map_extra=map_extra, ifindex=ifindex,
+                         btf_id=btf_id, btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
+                         btf_vmlinux_value_type_id=btf_vmlinux_value_type_id)
 
     @classmethod
     def from_kernel(cls, raw: Any) -> "MapInfo":

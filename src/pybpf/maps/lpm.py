@@ -26,13 +26,16 @@ from __future__ import annotations
 import errno
 import ipaddress
 import struct
-from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.errors import ArgumentError
 from pybpf.maps.base import Map
 from pybpf.maps.codec import _Base, _bytes_len, _describe, make_codec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["LPMTrieMap", "LPMKeyCodec"]
 

@@ -19,12 +19,15 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
 from pybpf.maps.codec import FdCodec
 from pybpf.maps.progarray import FdArrayMixin
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ArrayOfMapsMap", "HashOfMapsMap"]
 

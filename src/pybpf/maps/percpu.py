@@ -17,12 +17,15 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.array import ArrayMap
 from pybpf.maps.base import _MISSING, possible_cpus
 from pybpf.maps.hash import HashMap, LRUHashMap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PerCPUHashMap", "PerCPUArrayMap", "LRUPerCPUHashMap"]
 

@@ -22,11 +22,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map, possible_cpus
 from pybpf.maps.ringbuf import Watched
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PerfEventArray"]
 

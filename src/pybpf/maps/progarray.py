@@ -20,11 +20,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
 from pybpf.maps.codec import FdCodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ProgArrayMap"]
 

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import errno
-from typing import Any, NoReturn
 
 from pybpf._sys.flags import UpdateFlag
 from pybpf._sys.syscall import sys_bpf
@@ -28,6 +27,10 @@ from pybpf._sys.uapi import Cmd, MapType
 from pybpf.errors import KeyNotFoundError
 from pybpf.maps.base import _ELEM_SIZE, _MISSING, Map
 from pybpf.maps.codec import NullCodec, make_codec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["QueueMap", "StackMap"]
 

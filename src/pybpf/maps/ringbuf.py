@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import mmap
 import weakref
-from typing import Any, Iterator
 
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
 from pybpf.maps.codec import NullCodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = ["RingBuf", "UserRingBuf", "check_ring_size"]
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any
 
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
 from pybpf.maps.codec import _Base
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["StackTraceMap", "StackCodec", "BuildIdStackCodec"]
 

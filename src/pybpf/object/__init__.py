@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
     from pybpf.object.object import Object, ObjectVariable
     from pybpf.object.sections import SectionInfo, parse_section
     from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, StructOpsSpec, VariableSpec

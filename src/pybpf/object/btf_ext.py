@@ -26,12 +26,13 @@ import bisect
 import struct
 import sys
 from array import array
-from typing import TYPE_CHECKING, Any, Callable
 
 from pybpf.btf.layout import blob_order
 from pybpf.errors import ObjectError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable
     from pybpf.btf.reader import Spec
 
 __all__ = ["RawExtInfo", "RecordIndex"]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from typing import TYPE_CHECKING, Iterable
 
 from pybpf.btf.layout import (
     COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, read_header, scan, type_words,
@@ -36,7 +35,9 @@ from pybpf.errors import ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
 from pybpf.object.parts import ExternSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Iterable
     from pybpf.btf.reader import Spec
 
 __all__ = ["fix_datasecs", "kernel_blob", "kinds_present", "sanitize_for_kernel", "DUMMY_KSYM"]

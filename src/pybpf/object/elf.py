@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import TYPE_CHECKING
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -33,6 +32,7 @@ from pybpf.object.elffile import (
 from pybpf.object.parts import MapSpec, ProgramSpec, VariableSpec
 from pybpf.object.sections import parse_section, unknown_section
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.object.spec import ObjectSpec
 

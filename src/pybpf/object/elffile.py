@@ -17,9 +17,9 @@ Example::
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 from itertools import groupby
 from operator import itemgetter
-from typing import NamedTuple
 
 from pybpf.errors import ObjectError
 
@@ -122,7 +122,8 @@ class Section(tuple):
         return f"<Section [{self.index}] {self.name!r} type={self.type} size={self.size}>"
 
 
-class Symbol(NamedTuple):
+class Symbol(namedtuple("Symbol", ("index", "name", "value", "size", "type", "bind", "visibility", "shndx"))):
+    __slots__ = ()
     index: int
     name: str
     value: int
@@ -137,7 +138,8 @@ class Symbol(NamedTuple):
         return self.shndx == SHN_UNDEF
 
 
-class Relocation(NamedTuple):
+class Relocation(namedtuple("Relocation", ("offset", "symbol", "type"))):
+    __slots__ = ()
     offset: int      # byte offset in the target section
     symbol: int      # index into ElfFile.symbols
     type: int

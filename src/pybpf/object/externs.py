@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING, Any
 
 from pybpf._sys.kernel import kernel_version_code, syscall_prefix
 from pybpf.btf.types import Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void
@@ -38,7 +37,9 @@ from pybpf.errors import BPFError, NotSupportedError, ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_WEAK, ElfFile
 from pybpf.object.parts import ExternSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from pybpf.btf.reader import Spec
 
 __all__ = ["collect_externs", "kconfig_layout", "kconfig_data", "KsymResolver", "POISON_KFUNC_BASE"]

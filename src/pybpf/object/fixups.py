@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Mapping
 
 from pybpf.asm.opcodes import PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
 from pybpf.errors import ObjectError
@@ -27,7 +27,9 @@ from pybpf.object.externs import POISON_KFUNC_BASE, KsymResolver
 from pybpf.object.linker import FIX_EXTERN, FIX_MAP
 from pybpf.object.parts import ExternSpec, ProgramSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable
     from pybpf.asm.instruction import Instruction
     from pybpf.object.spec import ObjectSpec
 

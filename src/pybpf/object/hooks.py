@@ -13,9 +13,12 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Callable
 
 from pybpf.errors import BPFError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["install", "hook"]
 

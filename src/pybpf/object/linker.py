@@ -33,7 +33,6 @@ import bisect
 import struct
 from array import array
 from operator import itemgetter
-from typing import TYPE_CHECKING, Callable
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -45,7 +44,9 @@ from pybpf.object.elffile import (
 )
 from pybpf.object.parts import ExternSpec, MapSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable
     from pybpf.btf.reader import CoreRelo
     from pybpf.object.btf_ext import RawExtInfo
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import errno as _errno
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
@@ -56,7 +55,9 @@ from pybpf.object.targets import check_attach_targets
 from pybpf.program import Program
 from pybpf.program_load import LoadOptions
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
     from pybpf.object.spec import ObjectSpec
 
 __all__ = ["load"]
@@ -306,14 +307,14 @@ class _Loader:
     def _codecs(self, ms: MapSpec) -> tuple[Any, Any]:
         # Cached on the MapSpec while its types and sizes stay the same.
         key = (ms.type, ms.key_type, ms.key_size, ms.value_type, ms.value_size)
-        cached = getattr(ms, "_codec_cache", None)
+        cached = ms._codec_cache
         if cached is not None and cached[0] == key:
             return cached[1]
         if ms.type in _FD_VALUES:
             out = (_codec(ms.key_type, ms.key_size) if ms.type == MapType.HASH_OF_MAPS else None), None
         else:
             out = _codec(ms.key_type, ms.key_size), _codec(ms.value_type, ms.value_size)
-        ms._codec_cache = (key, out)  # type: ignore[attr-defined]
+        ms._codec_cache = (key, out)
         return out
 
     def _create_map(self, ms: MapSpec, data: bytes | None, *, inner: bool = False) -> Any:

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
@@ -31,6 +30,7 @@ from pybpf.errors import ObjectError
 from pybpf.object.elffile import STT_OBJECT, STT_NOTYPE, STT_SECTION, ElfFile, Section, Symbol
 from pybpf.object.parts import MapSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
 

@@ -17,13 +17,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
 from pybpf.errors import BPFError
 from pybpf.object.hooks import hook
 from pybpf.object.parts import NameTable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from pybpf.object.spec import ObjectSpec, VariableSpec
 
 __all__ = ["Object", "ObjectVariable"]

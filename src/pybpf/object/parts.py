@@ -18,14 +18,16 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
 
+from pybpf._record import Record
 from pybpf._sys.uapi import AttachType, MapType, ProgType
 from pybpf.asm.instruction import Instruction
 from pybpf.errors import BPFError, NameNotFoundError, ObjectError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Mapping
+
     from pybpf.btf.reader import CoreRelo, FuncInfo, LineInfo
     from pybpf.btf.types import Type
     from pybpf.object.sections import SectionInfo
@@ -312,8 +314,7 @@ class ProgramSpec:
         return f"<ProgramSpec {self.name!r} section={self.section!r} type={kind} insns={count}>"
 
 
-@dataclass(eq=False)
-class StructOpsSpec:
+class StructOpsSpec(Record):
     """The value of a struct_ops map: a kernel struct of function pointers filled with programs.
 
     ``SEC(".struct_ops")`` / ``SEC(".struct_ops.link")`` variables (libbpf's
@@ -329,10 +330,13 @@ class StructOpsSpec:
     to the kernel's layout by member name (:mod:`pybpf.object.struct_ops`).
     """
 
-    type: "Type"
-    data: bytes
-    programs: dict[str, str] = field(default_factory=dict)
-    link: bool = False
+    __slots__ = ("type", "data", "programs", "link")
+
+    def __init__(self, type: Type, data: bytes, programs: dict[str, str] | None = None, link: bool = False) -> None:
+        self.type = type
+        self.data = data
+        self.programs = {} if programs is None else programs
+        self.link = link
 
     @property
     def type_name(self) -> str:
@@ -408,8 +412,7 @@ class StructOpsSpec:
         return (_type_id(self.type), self.data, sorted(self.programs.items()), self.link)
 
 
-@dataclass(eq=False)
-class MapSpec:
+class MapSpec(Record):
     """A map to create.
 
     ``key_type``/``value_type`` are BTF types (None without BTF) that make
@@ -425,25 +428,36 @@ class MapSpec:
     value of a STRUCT_OPS map (:class:`StructOpsSpec`), None for other maps.
     """
 
-    name: str
-    type: MapType | int
-    key_size: int = 0
-    value_size: int = 0
-    max_entries: int = 0
-    flags: int = 0
-    numa_node: int | None = None
-    map_extra: int = 0
-    pinning: int = 0
-    key_type: "Type | None" = None
-    value_type: "Type | None" = None
-    inner: "MapSpec | None" = None
-    contents: list[tuple[Any, Any]] = field(default_factory=list)
-    data: bytes | None = None
-    freeze: bool = False
-    section: str = ""
-    kernel_name: str = ""
-    offset: int = 0          # byte offset of the definition in its section (relocations)
-    struct_ops: StructOpsSpec | None = None
+    __slots__ = ("name", "type", "key_size", "value_size", "max_entries", "flags", "numa_node", "map_extra",
+                 "pinning", "key_type", "value_type", "inner", "contents", "data", "freeze", "section",
+                 "kernel_name", "offset", "struct_ops", "_codec_cache")
+
+    def __init__(self, name: str, type: MapType | int, key_size: int = 0, value_size: int = 0,
+                 max_entries: int = 0, flags: int = 0, numa_node: int | None = None, map_extra: int = 0,
+                 pinning: int = 0, key_type: Type | None = None, value_type: Type | None = None,
+                 inner: MapSpec | None = None, contents: list[tuple[Any, Any]] | None = None,
+                 data: bytes | None = None, freeze: bool = False, section: str = "", kernel_name: str = "",
+                 offset: int = 0, struct_ops: StructOpsSpec | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.numa_node = numa_node
+        self.map_extra = map_extra
+        self.pinning = pinning
+        self.key_type = key_type
+        self.value_type = value_type
+        self.inner = inner
+        self.contents = [] if contents is None else contents
+        self.data = data
+        self.freeze = freeze
+        self.section = section
+        self.kernel_name = kernel_name
+        self.offset = offset          # byte offset of the definition in its section (relocations)
+        self.struct_ops = struct_ops
+        self._codec_cache: tuple | None = None   # the loader's typed codecs, by key and value type
 
     @property
     def is_global_data(self) -> bool:
@@ -571,8 +585,7 @@ def encode_variable(var: VariableSpec, data: bytes, value: Any) -> bytes:
     return data[:var.offset] + raw + data[var.offset + var.size:]
 
 
-@dataclass(eq=True)
-class ExternSpec:
+class ExternSpec(Record):
     """An ``extern`` the loader resolves: ``kind`` is "kconfig", "ksym" or "kfunc".
 
     kconfig: ``offset``/``size`` in the ``.kconfig`` map and ``kcfg_type``
@@ -581,13 +594,17 @@ class ExternSpec:
     ``weak`` externs that cannot be resolved become 0.
     """
 
-    name: str
-    kind: str
-    weak: bool = False
-    btf_id: int = 0              # VAR or FUNC in the object's BTF
-    kcfg_type: str = ""
-    offset: int = 0
-    size: int = 0
-    align: int = 1
-    signed: bool = False
-    typed: bool = True
+    __slots__ = ("name", "kind", "weak", "btf_id", "kcfg_type", "offset", "size", "align", "signed", "typed")
+
+    def __init__(self, name: str, kind: str, weak: bool = False, btf_id: int = 0, kcfg_type: str = "",
+                 offset: int = 0, size: int = 0, align: int = 1, signed: bool = False, typed: bool = True) -> None:
+        self.name = name
+        self.kind = kind
+        self.weak = weak
+        self.btf_id = btf_id          # VAR or FUNC in the object's BTF
+        self.kcfg_type = kcfg_type
+        self.offset = offset
+        self.size = size
+        self.align = align
+        self.signed = signed
+        self.typed = typed

@@ -16,8 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from pybpf._record import FrozenRecord
 from pybpf._sys.flags import ProgFlag
 from pybpf._sys.uapi import AttachType as A
 from pybpf._sys.uapi import ProgType as P
@@ -27,8 +26,7 @@ __all__ = ["SectionInfo", "parse_section", "unknown_section", "SECTION_RULES", "
 SECTIONS_DOC = "docs/sections.md"  # the list of SEC() names, generated from the rules and the hooks
 
 
-@dataclass(frozen=True)
-class SectionInfo:
+class SectionInfo(FrozenRecord):
     """What a section name says about a program.
 
     ``kind`` is the rule that matched ("uprobe", "uretprobe.multi", "xdp", ...);
@@ -36,13 +34,12 @@ class SectionInfo:
     is the expected attach type passed at load time, or None.
     """
 
-    kind: str
-    prog_type: P
-    attach_type: A | None
-    target: str | None
-    sleepable: bool = False
-    prog_flags: int = 0
-    retprobe: bool = False
+    __slots__ = ("kind", "prog_type", "attach_type", "target", "sleepable", "prog_flags", "retprobe")
+
+    def __init__(self, kind: str, prog_type: P, attach_type: A | None, target: str | None,
+                 sleepable: bool = False, prog_flags: int = 0, retprobe: bool = False) -> None:
+        super().__init__(kind=kind, prog_type=prog_type, attach_type=attach_type, target=target,
+                         sleepable=sleepable, prog_flags=prog_flags, retprobe=retprobe)
 
     @property
     def needs_btf_target(self) -> bool:

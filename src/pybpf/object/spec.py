@@ -32,14 +32,15 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from pybpf.errors import ObjectError
 from pybpf.object.parts import (
     ExternSpec, MapSpec, NameTable, ProgramSpec, StructOpsSpec, VariableSpec, encode_variable,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
     from pybpf.btf.reader import Spec
     from pybpf.object.object import Object
 

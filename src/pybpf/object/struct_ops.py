@@ -45,9 +45,8 @@ Example::
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from pybpf._record import Record
 from pybpf._sys.flags import MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.btf.types import BTFKind, Datasec, FuncProto, Pointer, Struct, Var
@@ -56,7 +55,9 @@ from pybpf.errors import BPFError, NotSupportedError, ObjectError, context
 from pybpf.object.elffile import R_BPF_64_ABS64, STT_NOTYPE, STT_OBJECT, STT_SECTION, ElfFile, Section
 from pybpf.object.parts import MapSpec, ProgramSpec, StructOpsSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from pybpf.btf.reader import Spec
     from pybpf.object.spec import ObjectSpec
 
@@ -157,21 +158,24 @@ def assign_programs(elf: ElfFile, sec: Section, maps: dict[str, MapSpec], progra
 # ------------------------------------------------------------------------------ the kernel's layout
 
 
-@dataclass
-class KernelValue:
+class KernelValue(Record):
     """A struct_ops map's value in the kernel's layout, but for the program fds.
 
     ``slots`` are ``(byte offset in the value, member, program name)``;
     ``members`` gives each program its member index (its expected attach type).
     """
 
-    struct_name: str
-    struct_id: int
-    wrapper_id: int
-    value_size: int
-    template: bytes
-    slots: list[tuple[int, str, str]] = field(default_factory=list)
-    members: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("struct_name", "struct_id", "wrapper_id", "value_size", "template", "slots", "members")
+
+    def __init__(self, struct_name: str, struct_id: int, wrapper_id: int, value_size: int, template: bytes,
+                 slots: list[tuple[int, str, str]] | None = None, members: dict[str, int] | None = None) -> None:
+        self.struct_name = struct_name
+        self.struct_id = struct_id
+        self.wrapper_id = wrapper_id
+        self.value_size = value_size
+        self.template = template
+        self.slots = [] if slots is None else slots
+        self.members = {} if members is None else members
 
 
 def plan(ms: MapSpec, kernel: "Spec | None" = None) -> KernelValue:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
-from typing import Any
 
 from pybpf._sys.uapi import MapType
 from pybpf.errors import ObjectError, context
@@ -27,6 +26,10 @@ from pybpf.maps.base import Map
 from pybpf.object.hooks import hook
 from pybpf.object.parts import MapSpec
 from pybpf.object.struct_ops import KernelValue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["StructOpsMap", "create_struct_ops_map"]
 

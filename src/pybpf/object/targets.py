@@ -20,14 +20,15 @@ Example::
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, Any, Mapping
 
 from pybpf.program import program_fd
 from pybpf._sys.uapi import ProgType
 from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, ObjectError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Mapping
     from pybpf.object.spec import ObjectSpec
 
 __all__ = ["TargetResolver", "check_attach_targets", "program_label"]

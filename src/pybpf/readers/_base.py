@@ -26,10 +26,13 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable, Iterator
 
 from pybpf._sys.syscall import FD
 from pybpf.readers._records import RecordBatch, RecordError, RecordType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = ["StreamReader"]
 

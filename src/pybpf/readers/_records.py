@@ -28,9 +28,12 @@ import operator
 import re
 import struct
 from itertools import chain
-from typing import Any, Callable, Iterator
 
 from pybpf.errors import BPFError, NameNotFoundError, RecordError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = ["RecordError", "RecordBatch", "RecordType", "btf_dtype"]
 

@@ -19,10 +19,13 @@ the record it was given.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterable, Iterator
 
 from pybpf._sys.uapi import MapType
 from pybpf.readers._records import RecordBatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["Ring", "check_map", "watch", "unwatch", "unmap", "SCAN_LIMIT", "COMMIT_EVERY"]
 

@@ -44,7 +44,6 @@ import ctypes
 import errno as _errno
 import mmap
 import os
-from typing import Any, Callable
 
 from pybpf._sys.cpus import online_cpus
 from pybpf._sys.attrs import MapElemAttr, PerfEventAttr
@@ -57,6 +56,10 @@ from pybpf.readers._base import StreamReader
 from pybpf.readers._records import RecordBatch, RecordError, RecordType
 from pybpf.readers._ring import Ring, check_map, unmap, watch
 from pybpf.readers.ringbuf import run_length
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["PerfBufReader", "online_cpus"]
 

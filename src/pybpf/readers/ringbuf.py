@@ -48,7 +48,6 @@ from __future__ import annotations
 import errno as _errno
 import mmap
 import os
-from typing import Any, Callable
 
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import MapType
@@ -56,6 +55,10 @@ from pybpf.errors import SyscallError
 from pybpf.readers._base import StreamReader
 from pybpf.readers._records import RecordBatch, RecordError, RecordType
 from pybpf.readers._ring import Ring, check_map, unmap, watch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["RingBufReader", "BUSY_BIT", "DISCARD_BIT", "HDR_SIZE"]
 

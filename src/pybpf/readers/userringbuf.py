@@ -37,13 +37,16 @@ import os
 import select
 import threading
 import time
-from typing import Any
 
 from pybpf._sys.syscall import FD
 from pybpf._sys.uapi import MapType
 from pybpf.errors import SyscallError
 from pybpf.readers._ring import check_map, unwatch, watch
 from pybpf.readers.ringbuf import BUSY_BIT, DISCARD_BIT, HDR_SIZE, RingMapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["UserRingBufWriter", "Reservation"]
 
