@@ -622,3 +622,12 @@ def test_public_names():
     assert op.PSEUDO_CALL == 1 and op.PSEUDO_KFUNC_CALL == 2
     assert op.R10 == op.FP == 10
     assert op.LD_IMM64 == 0x18 and op.CALL_OPCODE == 0x85 and op.EXIT_OPCODE == 0x95
+
+
+def test_the_cookie_helper_number_is_the_kernels():
+    """asm.cookie names bpf_get_attach_cookie by number (so a load need not create HelperID)."""
+    from pybpf._sys.uapi import HelperID
+    from pybpf.asm.cookie import COOKIE_CALL, COOKIE_HELPER
+
+    assert COOKIE_HELPER == HelperID.get_attach_cookie == 174
+    assert Instruction.decode(COOKIE_CALL).imm == COOKIE_HELPER

@@ -18,8 +18,8 @@ SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "pybpf"
 
 # (layer, module prefixes), from the kernel up; each may import only from those before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # The plain-data base classes (pybpf._record) import nothing of ours: every layer may use them.
-    ("plain data", ("pybpf._record",)),
+    # Plain-data base classes and lazy package exports import nothing of ours: every layer uses them.
+    ("base", ("pybpf._record", "pybpf._lazy")),
     ("errors", ("pybpf.errors",)),
     ("kernel ABI", ("pybpf._sys",)),
     ("instructions", ("pybpf.asm",)),

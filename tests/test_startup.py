@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def _run(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
@@ -23,7 +25,7 @@ def test_import_pybpf_brings_in_only_the_errors_and_two_registries():
         import sys, pybpf
         print(" ".join(sorted(m for m in sys.modules if m == "pybpf" or m.startswith("pybpf."))))
     """)
-    assert out.split() == ["pybpf", "pybpf.errors", "pybpf.object", "pybpf.object.hooks",
+    assert out.split() == ["pybpf", "pybpf._lazy", "pybpf.errors", "pybpf.object", "pybpf.object.hooks",
                            "pybpf.program_attach"]
 
 
@@ -97,3 +99,37 @@ def test_every_map_family_is_found_by_its_type():
     for map_type, (_module, name) in table.items():
         cls = map_class(map_type)
         assert cls.__name__ == name and cls.map_type == map_type
+
+
+# Standard modules a CO-RE load does without (issue 13): dataclasses imports inspect, ast, dis and
+# tokenize; typing imports re; together they were a fifth of a fresh process that loads an object.
+HEAVY_STDLIB = ("dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "re", "threading")
+# Our modules a load of an object without struct_ops, externs or attach targets does not need.
+UNNEEDED = ("pybpf.asm.builder", "pybpf.asm.disasm", "pybpf.btf.codec", "pybpf.object.struct_ops",
+            "pybpf.object.targets", "pybpf._sys.uapi_helpers", "pybpf._sys.uapi_perf", "pybpf.verifier",
+            "pybpf.links")
+
+
+def _imported_by(action: str, obj: str) -> list[str]:
+    out = _run(f"""
+        import sys
+        before = set(sys.modules)   # what the interpreter's start-up (site, .pth files) imported
+        import pybpf
+        spec = pybpf.ObjectSpec.from_file({obj!r})
+        {action}
+        print(" ".join(sorted(m for m in {HEAVY_STDLIB + UNNEEDED!r} if m in set(sys.modules) - before)) or "none")
+    """)
+    return out.split()
+
+
+def test_parsing_a_co_re_object_imports_no_heavy_standard_module():
+    from buildprogs import build
+
+    assert _imported_by("", str(build("corpus_syscall_core"))) == ["none"]
+
+
+@pytest.mark.root
+def test_loading_a_co_re_object_imports_no_heavy_standard_module():
+    from buildprogs import build
+
+    assert _imported_by("spec.load().close()", str(build("corpus_syscall_core"))) == ["none"]

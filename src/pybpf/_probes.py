@@ -34,12 +34,10 @@ from pybpf._sys.flags import MapFlag, ProgFlag
 from pybpf._sys.kernel import kernel_version_code
 from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, errno_name, lockdown_mode
 from pybpf._sys.uapi import AttachType, Cmd, MapType, ProgType
-from pybpf.asm import builder as b
 from pybpf.asm.instruction import encode_all
 from pybpf.asm.opcodes import Size
 from pybpf.btf import types as bt
 from pybpf.btf.kernel import kernel_spec
-from pybpf.btf.writer import encode as encode_btf
 from pybpf.errors import BPFError, SyscallError
 
 TYPE_CHECKING = False
@@ -97,7 +95,7 @@ def type_name(enum: type, value: int) -> str:
 
 # ---------------------------------------------------------------- raw requests
 
-RETURN_0 = encode_all(b.assemble([b.mov64_imm(0, 0), b.exit_()]))
+RETURN_0 = bytes.fromhex("b700000000000000" "9500000000000000")   # r0 = 0; exit
 _LOG_SIZE = 16 * 1024
 
 
@@ -158,8 +156,20 @@ def loads(prog_type: int, what: str, **options: int) -> Result:
 
 # ---------------------------------------------------------------- BTF
 
+_btf_blobs: dict[str, bytes] = {}
+
+
+def btf_probe_blob(which: str) -> bytes:
+    """The minimal BTF blob of probe ``which`` (a value of :data:`BTF_KIND_PROBE`), built on first use."""
+    if not _btf_blobs:
+        _btf_blobs.update(_btf_probes())
+    return _btf_blobs[which]
+
+
 def _btf_probes() -> dict[str, bytes]:
     """One minimal BTF blob per probe; type [1] of "base" is a signed int."""
+    from pybpf.btf.writer import encode as encode_btf
+
     i32 = bt.Int("int", 4, bt.IntEncoding.SIGNED)
     proto = bt.FuncProto(i32, [("a", i32)])
     var = bt.Var("a", i32, bt.VarLinkage.GLOBAL)
@@ -176,7 +186,6 @@ def _btf_probes() -> dict[str, bytes]:
     }
 
 
-BTF_PROBES = _btf_probes()
 _BASIC_KINDS = ("int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef", "volatile", "const", "restrict")
 #: the blob that proves each name of BTF_KINDS
 BTF_KIND_PROBE: Mapping[str, str] = MappingProxyType({
@@ -191,8 +200,8 @@ BTF_KINDS: Mapping[str, str] = MappingProxyType({
 
 
 def probe_btf(which: str) -> Result:
-    """Whether BPF_BTF_LOAD accepts the blob ``BTF_PROBES[which]``."""
-    fd, _log, err = btf_load(BTF_PROBES[which])
+    """Whether BPF_BTF_LOAD accepts the blob of probe ``which``."""
+    fd, _log, err = btf_load(btf_probe_blob(which))
     if fd is not None:
         fd.close()
         return True, None
@@ -309,7 +318,7 @@ def probe_map_type(mt: int) -> Result:
     kw = dict(_MAP_SETTINGS.get(mt, {}))
     extra: FD | None = None  # the BTF or inner map the probe map needs
     if mt in _LOCAL_STORAGE:
-        extra, _, err = btf_load(BTF_PROBES["base"])
+        extra, _, err = btf_load(btf_probe_blob("base"))
         if extra is None:
             check_privilege(err)
             return False, f"local storage maps need BTF, which failed to load ({errno_name(err)})"
@@ -349,6 +358,8 @@ def probe_helper(pt: int, helper: int) -> Result:
     settings = prog_settings(pt, real_target=True)
     if settings is None:
         return False, "no kernel BTF to build a tp_btf probe program"
+    from pybpf.asm import builder as b
+
     fd, err, log = load(pt, encode_all([b.call_helper(helper), b.exit_()]), log=True, **settings)
     if fd is not None:
         fd.close()
@@ -367,6 +378,8 @@ def probe_helper(pt: int, helper: int) -> Result:
 
 def global_data() -> Result:
     """Whether a program may address a map value directly (BPF_PSEUDO_MAP_VALUE, Linux 5.2)."""
+    from pybpf.asm import builder as b
+
     array, err = create_map(MapType.ARRAY, value_size=8)
     if array is None:
         return False, f"cannot create an array map ({errno_name(err)})"

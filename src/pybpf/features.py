@@ -73,7 +73,7 @@ import errno as _errno
 import functools
 import mmap
 import os
-import threading
+from _thread import RLock, _local   # threading's own lock and thread-local, without importing threading
 from enum import IntEnum
 from types import MappingProxyType
 
@@ -86,7 +86,8 @@ from pybpf._sys.flags import MapFlag, XdpFlag
 from pybpf._sys.fs import tracefs_file
 from pybpf._sys.kernel import kernel_version_code, pmu_type
 from pybpf._sys.syscall import address, errno_name
-from pybpf._sys.uapi import AttachType, Cmd, HelperID, MapType, ProgType
+from pybpf._sys import uapi   # uapi.HelperID: the helper enum is created when a helper is probed
+from pybpf._sys.uapi import AttachType, Cmd, MapType, ProgType
 from pybpf.btf.reader import BTF_MAGIC
 from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, NotSupportedError, SyscallError
@@ -94,6 +95,8 @@ from pybpf.errors import BPFError, NotSupportedError, SyscallError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Mapping, TypeVar
+
+    from pybpf._sys.uapi_helpers import HelperID
 
     _T = TypeVar("_T")
 
@@ -103,7 +106,7 @@ __all__ = [
     "BTF_KINDS",
 ]
 
-_lock = threading.RLock()
+_lock = RLock()
 
 
 # ---------------------------------------------------------------- caches
@@ -113,7 +116,7 @@ _map_cache: dict[int, _Result] = {}
 _helper_cache: dict[tuple[int, int], _Result] = {}
 _btf_cache: dict[str, _Result] = {}
 _feature_cache: dict[str, _Result] = {}
-_depth = threading.local()
+_depth = _local()
 
 
 def _cached(cache: dict, key: object, probe: Callable[[], _Result], what: str) -> _Result:
@@ -158,7 +161,7 @@ def _map_result(map_type: MapType | int | str) -> _Result:
 
 def _helper_result(prog_type: ProgType | int | str, helper: HelperID | int | str) -> _Result:
     pt = _number(ProgType, prog_type, "program type")
-    fn = _number(HelperID, helper, "helper")
+    fn = _number(uapi.HelperID, helper, "helper")
     if pt in _probes.NO_HELPER_PROBE:
         raise ValueError(f"helper probes cannot be built for {_type_name(ProgType, pt)} programs: "
                          "they need a real attach target")
@@ -168,7 +171,7 @@ def _helper_result(prog_type: ProgType | int | str, helper: HelperID | int | str
             return False, f"{_type_name(ProgType, pt)} programs are not supported"
         return _probes.probe_helper(pt, fn)
 
-    what = f"helper {_type_name(HelperID, fn)} for {_type_name(ProgType, pt)}"
+    what = f"helper {_type_name(uapi.HelperID, fn)} for {_type_name(ProgType, pt)}"
     return _cached(_helper_cache, (pt, fn), probe, what)
 
 
@@ -378,7 +381,7 @@ def _p_uprobes() -> _Result:
 @_feature("bpf_cookie", "5.15", "bpf_get_attach_cookie() for kprobe/uprobe and tracepoint programs")
 def _p_cookie() -> _Result:
     for pt in (ProgType.KPROBE, ProgType.TRACEPOINT):
-        result = _helper_result(pt, HelperID.get_attach_cookie)
+        result = _helper_result(pt, uapi.HelperID.get_attach_cookie)
         if not result[0]:
             return result
     return True, None
@@ -388,11 +391,11 @@ def _p_cookie() -> _Result:
 # one change (Linux 6.10, "bpf: support BPF cookie in raw tracepoint (raw_tp, tp_btf) programs"):
 # the helper says both.
 _feature("raw_tp_cookie", "6.10", "BPF cookies on raw tracepoint and tp_btf links")(
-    lambda: _helper_result(ProgType.RAW_TRACEPOINT, HelperID.get_attach_cookie))
+    lambda: _helper_result(ProgType.RAW_TRACEPOINT, uapi.HelperID.get_attach_cookie))
 
 
 _feature("probe_read_kernel", "5.5", "bpf_probe_read_kernel()/_user() instead of bpf_probe_read()")(
-    lambda: _helper_result(ProgType.KPROBE, HelperID.probe_read_kernel))
+    lambda: _helper_result(ProgType.KPROBE, uapi.HelperID.probe_read_kernel))
 
 
 @_feature("perf_link", "5.15", "BPF links over perf events (BPF_LINK_CREATE with BPF_PERF_EVENT)")

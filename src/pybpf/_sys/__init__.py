@@ -5,10 +5,14 @@ Nothing outside this package calls ``syscall()``.
 
 from pybpf._sys.attrs import *  # noqa: F401,F403
 from pybpf._sys.flags import *  # noqa: F401,F403
-from pybpf._sys.uapi import (  # noqa: F401
-    AttachType, Cmd, HelperID, LinkType, MapType, PerfHwConfig, PerfRecordType, PerfSampleFormat,
-    PerfSwConfig, PerfType, ProgType, StatsType,
-)
+from pybpf._sys.uapi import AttachType, Cmd, LinkType, MapType, ProgType, StatsType  # noqa: F401
 from pybpf._sys.syscall import (  # noqa: F401
     FD, address, bpf, cmd_name, cstr, eperm_hint, errno_name, error, lockdown_mode, object_name, sys_bpf,
 )
+from pybpf._lazy import lazy_exports
+
+# Helper ids and perf event ids: their enums are created when first named.
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "uapi_helpers": "HelperID",
+    "uapi_perf": "PerfType PerfSwConfig PerfHwConfig PerfSampleFormat PerfRecordType",
+})

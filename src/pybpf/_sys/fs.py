@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 
 from pybpf._sys.syscall import error
 
@@ -40,7 +40,7 @@ _libc.mount.restype = ctypes.c_int
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p)
 _libc.statfs.restype = ctypes.c_int
 _libc.statfs.argtypes = (ctypes.c_char_p, ctypes.c_void_p)
-_lock = threading.Lock()
+_lock = allocate_lock()
 
 
 def mount_fs(fstype: str, target: str) -> None:

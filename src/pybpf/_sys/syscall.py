@@ -20,7 +20,7 @@ import errno as _errno
 import functools
 import os
 import resource
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 
 from pybpf.errors import SyscallError
 from pybpf._sys.uapi import Cmd
@@ -50,7 +50,7 @@ _syscall4.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_ul
 # Commands that charge RLIMIT_MEMLOCK on kernels before 5.11 (memcg accounting).
 _MEMLOCK_CMDS = frozenset({Cmd.MAP_CREATE, Cmd.PROG_LOAD, Cmd.BTF_LOAD})
 _memlock_raised = False
-_memlock_lock = threading.Lock()
+_memlock_lock = allocate_lock()
 
 
 def _raise_memlock() -> bool:

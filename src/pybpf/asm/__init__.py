@@ -23,16 +23,18 @@ Example::
     3: (95) exit
 """
 
-from pybpf.asm import builder, opcodes
-from pybpf.asm.builder import (
-    Label, alu32_imm, alu32_reg, alu64_imm, alu64_reg, assemble, atomic_op, bswap,
-    call_helper, call_kfunc, call_local, endian, exit_, gotol, ja, jmp32_imm, jmp32_reg,
-    jmp_imm, jmp_reg, label, ld_func, ld_imm64, ld_map_fd, ld_map_value, ldx_mem, ldx_memsx,
-    may_goto, mov32_imm, mov32_reg, mov64_imm, mov64_reg, movsx32_reg, movsx64_reg, neg32,
-    neg64, st_mem, stx_mem,
-)
-from pybpf.asm.disasm import disassemble, format_instruction, instruction_text
-from pybpf.asm.instruction import INSN_SIZE, Instruction, decode_all, encode_all, imm64, set_imm64
+from pybpf._lazy import lazy_exports
+
+# Each name is imported from its module on first use: loading an object needs the
+# instructions, not the builder or the disassembler.
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "instruction": "Instruction INSN_SIZE decode_all encode_all imm64 set_imm64",
+    "disasm": "disassemble format_instruction instruction_text",
+    "builder": """Label label assemble mov64_imm mov64_reg mov32_imm mov32_reg movsx64_reg movsx32_reg
+                  alu64_imm alu64_reg alu32_imm alu32_reg neg64 neg32 endian bswap ld_imm64 ld_map_fd
+                  ld_map_value ld_func ldx_mem ldx_memsx stx_mem st_mem atomic_op jmp_imm jmp_reg
+                  jmp32_imm jmp32_reg ja gotol may_goto call_helper call_kfunc call_local exit_""",
+})
 
 __all__ = [
     "Instruction", "INSN_SIZE", "decode_all", "encode_all", "imm64", "set_imm64",

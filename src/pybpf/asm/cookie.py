@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import struct
 
-from pybpf._sys.uapi import HelperID
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-COOKIE_HELPER = int(HelperID.get_attach_cookie)  # 174
+# HelperID.get_attach_cookie: helper ids are ABI and never change (tests/test_asm checks it), and
+# naming the number here spares every load the creation of the HelperID enum.
+COOKIE_HELPER = 174
 COOKIE_CALL = struct.pack("<BBhi", 0x85, 0, 0, COOKIE_HELPER)
 _R0_ZERO = struct.pack("<BBhi", 0xB7, 0, 0, 0)
 

@@ -25,17 +25,20 @@ Example::
     event = btf.codec_for(spec.find("event")).decode(sample)
 """
 
-from pybpf.btf.types import (
-    BTFKind, IntEncoding, FuncLinkage, VarLinkage, POINTER_SIZE, Type, Void, VOID, Int, Pointer, Array, Composite,
-    Struct, Union, Member, Enum, Enum64, EnumValue, Fwd, Typedef, Qualifier, Volatile, Const, Restrict, TypeTag,
-    Func, FuncProto, Param, Var, Datasec, VarSecinfo, Float, DeclTag,
-)
-from pybpf.btf.typeinfo import resolve, sizeof, alignof, type_name, essential_name, shallow_key
-from pybpf.btf.reader import Spec, StringTable, ExtInfo, FuncInfo, LineInfo, CoreRelo, CoreRelocKind
-from pybpf.btf.writer import Builder, sanitize, encode_ext
-from pybpf.btf.writer import encode as encode_btf
-from pybpf.btf.kernel import kernel_spec, module_spec, module_names, find_in_kernel
-from pybpf.btf.codec import Codec, Record, codec_for
+from pybpf._lazy import lazy_exports
+
+# Each name is imported from its module on first use: loading an object reads BTF, it does
+# not need the value codecs.
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "types": """BTFKind IntEncoding FuncLinkage VarLinkage POINTER_SIZE Type Void VOID Int Pointer Array
+                Composite Struct Union Member Enum Enum64 EnumValue Fwd Typedef Qualifier Volatile Const
+                Restrict TypeTag Func FuncProto Param Var Datasec VarSecinfo Float DeclTag""",
+    "typeinfo": "resolve sizeof alignof type_name essential_name shallow_key",
+    "reader": "Spec StringTable ExtInfo FuncInfo LineInfo CoreRelo CoreRelocKind",
+    "writer": "Builder sanitize encode_ext",
+    "kernel": "kernel_spec module_spec module_names find_in_kernel",
+    "codec": "Codec Record codec_for",
+}, renamed={"encode_btf": ("writer", "encode")})
 
 __all__ = [
     "BTFKind", "IntEncoding", "FuncLinkage", "VarLinkage", "POINTER_SIZE",

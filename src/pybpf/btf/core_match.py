@@ -35,7 +35,7 @@ Example::
 from __future__ import annotations
 
 import os
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 import weakref
 from collections import namedtuple
 
@@ -242,7 +242,7 @@ def describe(spec: AccessSpec) -> str:
 # target Spec -> {(essential name, include_base): [types]}.  Keyed weakly, so a spec
 # dropped by kernel.clear_cache() takes its entries with it.
 _name_cache: "weakref.WeakKeyDictionary[Spec, dict[tuple[str, bool], list[Type]]]" = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+_cache_lock = allocate_lock()
 
 
 def _by_essential_name(spec: Spec, name: str, include_base: bool) -> list[Type]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import mmap
 import os
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 
 from pybpf.errors import NotSupportedError, ObjectError
 from pybpf.btf import kcache
@@ -36,7 +36,7 @@ __all__ = ["BTF_DIR", "kernel_spec", "module_spec", "module_names", "find_in_ker
 #: Where the kernel exposes its BTF (tests may point this elsewhere, then call clear_cache()).
 BTF_DIR = "/sys/kernel/btf"   # a str or a Path (tests point it elsewhere)
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _vmlinux: Spec | None = None
 _modules: dict[str, Spec] = {}
 

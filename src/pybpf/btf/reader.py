@@ -35,7 +35,7 @@ Example::
 
 from __future__ import annotations
 
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 from array import array
 from collections.abc import Sequence
 
@@ -279,7 +279,7 @@ class Spec:
         self.first_id = base._count if base is not None else 1
         self._type_start = hdr.type_start
         self._words = type_words(data, hdr)
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self.types = _TypeList(self)
 
     def _set_index(self, offs: list[int] | array, names: ScanIndex | SortedIndex) -> None:

@@ -55,7 +55,6 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import re
 import struct
 
 from pybpf._sys.syscall import fd_of
@@ -279,7 +278,7 @@ class NullCodec(_Base):
         return TypeError(f"this map has no {role}s (key_size 0), got {_describe(value)}")
 
 
-_FORMAT_TOKEN = re.compile(r"(\d*)([xcbB?hHiIlLqQnNefdspP])")
+_FORMAT_TOKEN = r"(\d*)([xcbB?hHiIlLqQnNefdspP])"
 
 
 class StructCodec(_Base):
@@ -302,7 +301,9 @@ class StructCodec(_Base):
         # Which fields are byte strings, and how long each must be.
         self._sfields: list[tuple[int, int]] = []
         index = 0
-        for count, char in _FORMAT_TOKEN.findall(fmt.lstrip("@=<>!")):
+        import re   # struct formats come from users only: loading an object does not import re
+
+        for count, char in re.findall(_FORMAT_TOKEN, fmt.lstrip("@=<>!")):
             n = int(count) if count else 1
             if char in "sp":
                 self._sfields.append((index, n))

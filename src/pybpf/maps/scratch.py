@@ -12,7 +12,7 @@ from several threads at once (about 30 ns per operation for the
 from __future__ import annotations
 
 import ctypes
-import threading
+from _thread import _local   # threading.local itself, without importing threading
 import weakref
 
 from pybpf._sys.attrs import MapElemAttr
@@ -75,7 +75,7 @@ class Layout:
                 s.attr.map_fd = s.fattr.map_fd = s.dattr.map_fd = 0xFFFFFFFF
 
 
-class PerThread(threading.local):
+class PerThread(_local):
     def __init__(self, layout: Layout) -> None:
         self.s = layout.scratch()
 

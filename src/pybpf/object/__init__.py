@@ -21,8 +21,9 @@ subprograms), :mod:`.externs` (__kconfig/__ksym), :mod:`.btf_fixup`
 
 from __future__ import annotations
 
-import importlib
 import os
+
+from pybpf._lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,20 +33,11 @@ if TYPE_CHECKING:
     from pybpf.object.spec import ExternSpec, MapSpec, ObjectSpec, ProgramSpec, StructOpsSpec, VariableSpec
 
 # Imported on first use (importing pybpf.object.hooks must not import the loader).
-_LAZY = {
-    "Object": "object", "ObjectVariable": "object", "SectionInfo": "sections", "parse_section": "sections",
-    "ObjectSpec": "spec", "ProgramSpec": "spec", "MapSpec": "spec", "StructOpsSpec": "spec",
-    "VariableSpec": "spec", "ExternSpec": "spec",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pybpf.object' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pybpf.object.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "object": "Object ObjectVariable",
+    "sections": "SectionInfo parse_section",
+    "spec": "ObjectSpec ProgramSpec MapSpec StructOpsSpec VariableSpec ExternSpec",
+})
 
 __all__ = [
     "ObjectSpec", "ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "Object",

@@ -25,11 +25,11 @@ import struct
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
-from pybpf.object import btf_fixup, externs as _externs, linker, maps_def, struct_ops
+from pybpf.object import btf_fixup, externs as _externs, linker, maps_def
 from pybpf.object.elffile import (
     SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, STV_HIDDEN, STV_INTERNAL, ElfFile, Section,
 )
-from pybpf.object.parts import MapSpec, ProgramSpec, VariableSpec
+from pybpf.object.parts import STRUCT_OPS_SECTIONS, MapSpec, ProgramSpec, VariableSpec
 from pybpf.object.sections import parse_section, unknown_section
 
 TYPE_CHECKING = False
@@ -103,7 +103,9 @@ class _Parser:
                 map_sections.add(sec.index)
                 self._add_maps(maps, maps_def.parse_legacy_maps(elf, sec, btf))
                 continue
-            if sec.name in struct_ops.SECTIONS:
+            if sec.name in STRUCT_OPS_SECTIONS:
+                from pybpf.object import struct_ops   # only objects with struct_ops maps need it
+
                 self._add_maps(maps, struct_ops.parse_struct_ops(elf, sec, btf, datasecs.get(sec.name)))
                 struct_ops_secs.append(sec)
                 continue
@@ -127,6 +129,8 @@ class _Parser:
             maps_def.collect_values(elf, maps_sec, maps, program_at,
                                     maps_def.values_offsets(btf, maps_sec, maps, datasecs.get(maps_sec.name)))
         for sec in struct_ops_secs:
+            from pybpf.object import struct_ops
+
             struct_ops.assign_programs(elf, sec, maps, program_at, programs)
         variables = self._variables(maps, data_sections, btf, externs)
 

@@ -32,7 +32,6 @@ import struct
 from pybpf._sys.kernel import kernel_version_code, syscall_prefix
 from pybpf.btf.types import Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void
 from pybpf.btf.typeinfo import resolve
-from pybpf import features
 from pybpf.errors import BPFError, NotSupportedError, ObjectError
 from pybpf.object.elffile import STB_GLOBAL, STB_WEAK, ElfFile
 from pybpf.object.parts import ExternSpec
@@ -237,6 +236,8 @@ def kconfig_data(externs: dict[str, ExternSpec], size: int) -> bytes:
 
 
 def _feature(name: str) -> bool:
+    from pybpf import features   # the probes load only for objects that ask (LINUX_HAS_BPF_COOKIE)
+
     try:
         return bool(features.has(name))
     except BPFError:

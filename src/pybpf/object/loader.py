@@ -51,7 +51,6 @@ from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_stri
 from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
-from pybpf.object.targets import check_attach_targets
 from pybpf.program import Program
 from pybpf.program_load import LoadOptions
 
@@ -141,7 +140,11 @@ class _Loader:
         self.btf_fd: Any = None
         self._map_fds: dict[str, int] | None = None   # map name -> fd, once the maps exist
         self._core_results: dict[str, list[Any]] = {}  # program name -> CO-RE outcomes, for hints
-        self._targets = check_attach_targets(spec, attach_targets)  # program -> (target program, function)
+        self._targets = {}  # program -> (target program, function)
+        if attach_targets:
+            from pybpf.object.targets import check_attach_targets
+
+            self._targets = check_attach_targets(spec, attach_targets)
         self._target_resolver: Any = None              # parsed BTF of target programs, per load
         self._struct_ops: dict[str, Any] = {}          # struct_ops map name -> KernelValue
         self._struct_ops_progs: dict[str, tuple[int, int]] = {}  # program -> (struct id, member index)

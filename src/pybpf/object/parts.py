@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pybpf.btf.types import Type
     from pybpf.object.sections import SectionInfo
 
-__all__ = ["ProgramSpec", "MapSpec", "StructOpsSpec", "VariableSpec", "ExternSpec", "encode_variable", "NameTable"]
+__all__ = ["ProgramSpec", "MapSpec", "StructOpsSpec", "STRUCT_OPS_SECTIONS", "VariableSpec", "ExternSpec", "encode_variable", "NameTable"]
 
 
 class NameTable(dict):
@@ -312,6 +312,10 @@ class ProgramSpec:
         kind = self.type.name if isinstance(self.type, ProgType) else str(self.type)
         count = len(self._insns) if self._insns is not None else len(self._code or b"") // 8
         return f"<ProgramSpec {self.name!r} section={self.section!r} type={kind} insns={count}>"
+
+
+#: The sections of struct_ops variables, and whether each registers through a BPF link.
+STRUCT_OPS_SECTIONS = {".struct_ops": False, ".struct_ops.link": True}
 
 
 class StructOpsSpec(Record):

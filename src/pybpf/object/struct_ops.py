@@ -53,7 +53,7 @@ from pybpf.btf.types import BTFKind, Datasec, FuncProto, Pointer, Struct, Var
 from pybpf.btf.typeinfo import essential_name, resolve, sizeof
 from pybpf.errors import BPFError, NotSupportedError, ObjectError, context
 from pybpf.object.elffile import R_BPF_64_ABS64, STT_NOTYPE, STT_OBJECT, STT_SECTION, ElfFile, Section
-from pybpf.object.parts import MapSpec, ProgramSpec, StructOpsSpec
+from pybpf.object.parts import STRUCT_OPS_SECTIONS, MapSpec, ProgramSpec, StructOpsSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,10 +61,9 @@ if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
     from pybpf.object.spec import ObjectSpec
 
-__all__ = ["SECTIONS", "parse_struct_ops", "assign_programs", "KernelValue", "plan", "plan_object"]
+__all__ = ["parse_struct_ops", "assign_programs", "KernelValue", "plan", "plan_object"]
 
 #: the sections libbpf reads struct_ops variables from: (name, registered through a link)
-SECTIONS = {".struct_ops": False, ".struct_ops.link": True}
 WRAPPER_PREFIX = "bpf_struct_ops_"
 
 
@@ -87,7 +86,7 @@ def parse_struct_ops(elf: ElfFile, sec: Section, btf: "Spec | None", datasec: An
         raise ObjectError(f"{where}: no DATASEC in the BTF describes it")
     syms = {s.name: s for s in elf.symbols_in(sec.index) if s.name and s.type in (STT_OBJECT, STT_NOTYPE)}
     data = sec.data
-    link = SECTIONS[sec.name]
+    link = STRUCT_OPS_SECTIONS[sec.name]
     out: dict[str, MapSpec] = {}
     for vs in datasec.vars:
         var = vs.var
