@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import types
@@ -47,7 +46,7 @@ def test_each_hook_is_one_frozen_descriptor_with_known_sections():
     names = [h.method for h in found]
     assert len(names) == len(set(names))
     for hook in found:
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(AttributeError, match="read-only"):
             hook.min_kernel = "1.0"  # type: ignore[misc]
         with pytest.raises(TypeError):
             hook.needs["x"] = "y"  # type: ignore[index]
@@ -60,11 +59,9 @@ def test_program_methods_are_the_attach_functions():
         if not hook.on_program:
             assert not hasattr(pybpf.Program, hook.method)
             continue
-        method = getattr(pybpf.Program, hook.method)
-        assert method.__doc__ == hook.attach.__doc__
-        want = list(inspect.signature(hook.attach).parameters.values())[1:]
-        got = list(inspect.signature(method).parameters.values())
-        assert got[0].name == "self" and got[1:] == want, hook.method
+        assert getattr(pybpf.Program, hook.method) is hook.attach, hook.method
+        bound = list(inspect.signature(getattr(pybpf.Program.__new__(pybpf.Program), hook.method)).parameters)
+        assert bound == list(inspect.signature(hook.attach).parameters)[1:], hook.method  # the program is self
     assert "ref_ctr_offset" in inspect.signature(pybpf.Program.attach_uretprobe).parameters
     assert pybpf.links.attach_uprobe is hooks()[[h.method for h in hooks()].index("attach_uprobe")].attach
 

@@ -133,3 +133,16 @@ def test_loading_a_co_re_object_imports_no_heavy_standard_module():
     from buildprogs import build
 
     assert _imported_by("spec.load().close()", str(build("corpus_syscall_core"))) == ["none"]
+
+
+def test_the_hooks_import_no_heavy_standard_module():
+    """Importing the hooks (as the first attach does) leaves sockets, logging, shutil... to the attach."""
+    heavy = HEAVY_STDLIB[:-3] + ("threading", "logging", "shutil", "socket", "platform", "difflib", "sysconfig")
+    out = _run(f"""
+        import sys
+        before = set(sys.modules)
+        import pybpf
+        pybpf.Program.attach_uprobe
+        print(" ".join(sorted(m for m in {heavy!r} if m in set(sys.modules) - before)) or "none")
+    """)
+    assert out.split() == ["none"]

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import socket
 import struct
-from dataclasses import dataclass
+import sys
 
+from pybpf._record import FrozenRecord
 from pybpf._sys.syscall import error
 from pybpf.errors import LinkError, NotSupportedError, SyscallError, context
 from pybpf.links.link import Link
@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 # linux/netlink.h
+AF_NETLINK = 16
+AF_UNSPEC = 0
+MSG_TRUNC = 0x20
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10   # 4.3: do not echo the request back in an ack
@@ -108,6 +111,11 @@ _RECV_SIZE = 1 << 17                  # the kernel's dump messages are at most 3
 _TIMEOUT = 10.0
 
 
+def _swap16(value: int) -> int:
+    """htons/ntohs: a 16-bit value between network (big-endian) and host byte order."""
+    return int.from_bytes(value.to_bytes(2, "big"), sys.byteorder)
+
+
 def _align(n: int) -> int:
     return (n + 3) & ~3
 
@@ -160,21 +168,23 @@ def _str(attrs: dict[int, bytes], kind: int) -> str:
 
 # ---------------------------------------------------------------- the socket
 
-@dataclass(frozen=True)
-class Message:
+class Message(FrozenRecord):
     """One netlink message: its type, flags and payload (after the 16-byte header)."""
 
-    type: int
-    flags: int
-    payload: bytes
+    __slots__ = ("type", "flags", "payload")
+
+    def __init__(self, type: int, flags: int, payload: bytes) -> None:
+        super().__init__(type=type, flags=flags, payload=payload)
 
 
 class RtNetlink:
     """A NETLINK_ROUTE socket that sends requests and reads their answers.  Close it after use."""
 
     def __init__(self) -> None:
+        import socket   # here: importing the hooks must not import the socket stack
+
         try:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+            sock = socket.socket(AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
         except OSError as exc:
             raise error(exc.errno or _errno.EINVAL, "netlink: socket(AF_NETLINK, NETLINK_ROUTE)") from None
         try:
@@ -214,11 +224,11 @@ class RtNetlink:
         while True:
             try:
                 data, _anc, msg_flags, _addr = self._sock.recvmsg(_RECV_SIZE)
-            except socket.timeout:
+            except TimeoutError:   # socket.timeout
                 raise LinkError(f"{what}: no answer from the kernel in {_TIMEOUT:.0f} s") from None
             except OSError as exc:
                 raise error(exc.errno or _errno.EIO, f"{what}: receive") from None
-            if msg_flags & socket.MSG_TRUNC:
+            if msg_flags & MSG_TRUNC:
                 raise LinkError(f"{what}: an answer longer than {_RECV_SIZE} bytes was truncated")
             offset = 0
             while offset + _HDR.size <= len(data):
@@ -303,15 +313,15 @@ def netns_id() -> int:
 
 # ---------------------------------------------------------------- XDP
 
-@dataclass(frozen=True)
-class XdpState:
+class XdpState(FrozenRecord):
     """What ``RTM_GETLINK`` says about an interface's XDP programs (ids 0 when none)."""
 
-    attached: int
-    prog_id: int
-    drv_prog_id: int
-    skb_prog_id: int
-    hw_prog_id: int
+    __slots__ = ("attached", "prog_id", "drv_prog_id", "skb_prog_id", "hw_prog_id")
+
+    def __init__(self, attached: int, prog_id: int, drv_prog_id: int, skb_prog_id: int,
+                 hw_prog_id: int) -> None:
+        super().__init__(attached=attached, prog_id=prog_id, drv_prog_id=drv_prog_id, skb_prog_id=skb_prog_id,
+                         hw_prog_id=hw_prog_id)
 
     @property
     def mode(self) -> str | None:
@@ -331,7 +341,7 @@ class XdpState:
 
 
 def _ifinfo(ifindex: int) -> bytes:
-    return _IFINFO.pack(socket.AF_UNSPEC, 0, ifindex, 0, 0)
+    return _IFINFO.pack(AF_UNSPEC, 0, ifindex, 0, 0)
 
 
 def xdp_query(nl: RtNetlink, ifindex: int) -> XdpState:
@@ -361,34 +371,31 @@ def xdp_set(nl: RtNetlink, ifindex: int, prog_fd: int, flags: int, expected_fd: 
 
 # ---------------------------------------------------------------- tc
 
-@dataclass(frozen=True)
-class Qdisc:
-    kind: str
-    handle: int
-    parent: int
+class Qdisc(FrozenRecord):
+    __slots__ = ("kind", "handle", "parent")
+
+    def __init__(self, kind: str, handle: int, parent: int) -> None:
+        super().__init__(kind=kind, handle=handle, parent=parent)
 
 
-@dataclass(frozen=True)
-class TcFilter:
+class TcFilter(FrozenRecord):
     """One tc filter of a dump: ``handle`` 0 is the entry of its priority itself."""
 
-    parent: int
-    priority: int
-    protocol: int
-    handle: int
-    kind: str
-    prog_id: int = 0
-    name: str = ""
-    direct_action: bool = False
+    __slots__ = ("parent", "priority", "protocol", "handle", "kind", "prog_id", "name", "direct_action")
+
+    def __init__(self, parent: int, priority: int, protocol: int, handle: int, kind: str, prog_id: int = 0,
+                 name: str = "", direct_action: bool = False) -> None:
+        super().__init__(parent=parent, priority=priority, protocol=protocol, handle=handle, kind=kind,
+                         prog_id=prog_id, name=name, direct_action=direct_action)
 
 
 def _tcmsg(ifindex: int, handle: int = 0, parent: int = 0, info: int = 0) -> bytes:
-    return _TCMSG.pack(socket.AF_UNSPEC, ifindex, handle, parent, info)
+    return _TCMSG.pack(AF_UNSPEC, ifindex, handle, parent, info)
 
 
 def _filter_info(priority: int) -> int:
     """tcm_info of a filter: the priority above, the protocol (network order) below."""
-    return tc_h_make(priority << 16, socket.htons(ETH_P_ALL))
+    return tc_h_make(priority << 16, _swap16(ETH_P_ALL))
 
 
 def qdiscs(nl: RtNetlink, ifindex: int) -> list[Qdisc]:
@@ -426,7 +433,7 @@ def _parse_filter(payload: bytes) -> TcFilter | None:
     _family, _index, handle, parent, info = _TCMSG.unpack_from(payload)
     attrs = parse_attrs(payload, _TCMSG.size)
     options = parse_attrs(attrs.get(TCA_OPTIONS, b""))
-    return TcFilter(parent=parent, priority=info >> 16, protocol=socket.ntohs(info & 0xFFFF), handle=handle,
+    return TcFilter(parent=parent, priority=info >> 16, protocol=_swap16(info & 0xFFFF), handle=handle,
                     kind=_str(attrs, TCA_KIND), prog_id=_u32(options, TCA_BPF_ID), name=_str(options, TCA_BPF_NAME),
                     direct_action=bool(_u32(options, TCA_BPF_FLAGS) & TCA_BPF_FLAG_ACT_DIRECT))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno as _errno
 import itertools
-import logging
 import os
 import re
 import time
@@ -28,7 +27,6 @@ __all__ = ["tracefs_root", "tracepoint_id", "add_dynamic_probe", "remove_dynamic
 _counter = itertools.count()
 GROUP = "pybpf"
 _OURS = re.compile(rf"^[pr]:{GROUP}/({GROUP}_(\d+)_\d+)\s", re.M)
-log = logging.getLogger("pybpf")
 
 
 def _valid_part(text: str, what: str) -> None:
@@ -162,6 +160,8 @@ def remove_leftovers(kind: str) -> list[str]:
             remove_dynamic_probe(kind, event)
             removed.append(event)
     if removed:
-        log.info("pybpf removed %d %s event(s) left by processes that no longer exist: %s",
+        import logging   # only when something was cleaned up
+
+        logging.getLogger("pybpf").info("pybpf removed %d %s event(s) left by processes that no longer exist: %s",
                  len(removed), kind, ", ".join(removed))
     return removed

@@ -41,10 +41,10 @@ keeping the original instructions for the clones.
 from __future__ import annotations
 
 import struct
-import threading
+from _thread import RLock   # threading.RLock itself, without importing threading
 import weakref
-from dataclasses import dataclass
 
+from pybpf._record import Record
 from pybpf.asm.cookie import COOKIE_HELPER, calls_cookie_helper
 from pybpf.errors import ArgumentError, BPFError, NotSupportedError
 
@@ -91,8 +91,7 @@ def _fits_imm32(cookie: int) -> int | None:
     return None
 
 
-@dataclass
-class Rewrite:
+class Rewrite(Record):
     """The result of :func:`rewrite_cookie_calls`.
 
     ``insns`` is the new program; ``new_index(i)`` maps an old slot index to
@@ -100,9 +99,12 @@ class Rewrite:
     old indices of the rewritten calls.
     """
 
-    insns: list
-    sites: list[int]
-    inserted: list[int]  # old indices where one slot was inserted (sorted)
+    __slots__ = ("insns", "sites", "inserted")
+
+    def __init__(self, insns: list, sites: list[int], inserted: list[int]) -> None:
+        self.insns = insns
+        self.sites = sites
+        self.inserted = inserted  # old indices where one slot was inserted (sorted)
 
     def new_index(self, old: int) -> int:
         import bisect
@@ -210,7 +212,7 @@ class _Entry:
         self.refs = 0
 
 
-_lock = threading.RLock()
+_lock = RLock()
 _cache: "weakref.WeakKeyDictionary[Any, dict[tuple, _Entry]]" = weakref.WeakKeyDictionary()
 _clones_made = 0
 
@@ -296,14 +298,16 @@ def acquire(program: Any, *, cookie: int | None = None, expected_attach_type: An
         return Lease(entry.clone, program, key)
 
 
-@dataclass
-class Prepared:
+class Prepared(Record):
     """What to attach: ``program`` (original or clone), the ``cookie`` to give the kernel, the ``lease``."""
 
-    program: Any
-    cookie: int
-    lease: Lease
-    cloned_for_cookie: bool = False
+    __slots__ = ("program", "cookie", "lease", "cloned_for_cookie")
+
+    def __init__(self, program: Any, cookie: int, lease: Lease, cloned_for_cookie: bool = False) -> None:
+        self.program = program
+        self.cookie = cookie
+        self.lease = lease
+        self.cloned_for_cookie = cloned_for_cookie
 
 
 def prepare(program: Any, cookie: int | None, *, kernel_cookies: bool, fallback: bool = True,

@@ -22,10 +22,9 @@ Example::
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from pybpf._record import FrozenRecord
 from pybpf._sys.uapi import AttachType, ProgType
 from pybpf.object.sections import SectionInfo, parse_section
 
@@ -36,8 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Hook", "section_of", "retprobe_for", "split_offset"]
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(FrozenRecord):
     """One hook: how a program of some type is attached, and from which sections.
 
     ``attach``: the attach function (``attach(program, ...) -> Link``); its
@@ -60,23 +58,24 @@ class Hook:
     (struct_ops attaches a map).
     """
 
-    attach: Callable[..., Any]
-    sections: tuple[str, ...] = ()
-    prog_types: tuple[ProgType, ...] = ()
-    attach_types: tuple[AttachType | None, ...] | None = None
-    section_args: Callable[[SectionInfo], dict[str, Any]] | None = None
-    needs: Mapping[str, str] = field(default_factory=dict)
-    aliases: Mapping[str, str] = field(default_factory=dict)
-    object_args: Callable[[Any, Any], dict[str, Any]] | None = None
-    target_format: str = ""
-    min_kernel: str = ""
-    section_min_kernel: Mapping[str, str] = field(default_factory=dict)
-    cookies: bool = False
-    on_program: bool = True
+    __slots__ = ("attach", "sections", "prog_types", "attach_types", "section_args", "needs", "aliases",
+                 "object_args", "target_format", "min_kernel", "section_min_kernel", "cookies", "on_program")
 
-    def __post_init__(self) -> None:
-        for name in ("needs", "aliases", "section_min_kernel"):  # read-only, like the rest
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+    def __init__(self, attach: Callable[..., Any], sections: tuple[str, ...] = (),
+                 prog_types: tuple[ProgType, ...] = (), attach_types: tuple[AttachType | None, ...] | None = None,
+                 section_args: Callable[[SectionInfo], dict[str, Any]] | None = None,
+                 needs: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None,
+                 object_args: Callable[[Any, Any], dict[str, Any]] | None = None, target_format: str = "",
+                 min_kernel: str = "", section_min_kernel: Mapping[str, str] | None = None, cookies: bool = False,
+                 on_program: bool = True) -> None:
+        def read_only(table: Mapping[str, str] | None) -> Mapping[str, str]:
+            return MappingProxyType(dict(table or {}))
+
+        super().__init__(attach=attach, sections=sections, prog_types=prog_types, attach_types=attach_types,
+                         section_args=section_args, needs=read_only(needs), aliases=read_only(aliases),
+                         object_args=object_args, target_format=target_format, min_kernel=min_kernel,
+                         section_min_kernel=read_only(section_min_kernel), cookies=cookies,
+                         on_program=on_program)
 
     @property
     def method(self) -> str:
@@ -114,6 +113,8 @@ class Hook:
         return kw
 
     def _params(self) -> str:
+        import inspect   # only for this message
+
         params = list(inspect.signature(self.attach).parameters.values())[1:]
         return ", ".join(p.name for p in params if p.default is inspect.Parameter.empty
                          and p.kind is p.POSITIONAL_OR_KEYWORD)

@@ -31,8 +31,8 @@ from __future__ import annotations
 import ctypes
 import os
 import warnings
-from dataclasses import dataclass
 
+from pybpf._record import FrozenRecord
 from pybpf.links.symbols import STT_FUNC, STT_GNU_IFUNC, ElfFile, Symbol
 
 __all__ = ["IfuncChoice", "select_implementations"]
@@ -49,8 +49,7 @@ _dlclose = _libc.dlclose
 _dlclose.restype, _dlclose.argtypes = ctypes.c_int, (ctypes.c_void_p,)
 
 
-@dataclass(frozen=True)
-class IfuncChoice:
+class IfuncChoice(FrozenRecord):
     """The implementation probed for an IFUNC symbol.
 
     ``symbol`` as given, ``implementation`` its name (None when the file has
@@ -58,10 +57,11 @@ class IfuncChoice:
     where the resolver is.
     """
 
-    symbol: str
-    implementation: str | None
-    offset: int
-    resolver_offset: int
+    __slots__ = ("symbol", "implementation", "offset", "resolver_offset")
+
+    def __init__(self, symbol: str, implementation: str | None, offset: int, resolver_offset: int) -> None:
+        super().__init__(symbol=symbol, implementation=implementation, offset=offset,
+                         resolver_offset=resolver_offset)
 
     def __str__(self) -> str:
         name = self.implementation or f"file offset {self.offset:#x}"

@@ -18,8 +18,8 @@ Minimum kernel: link info 5.8; what each type reports is in its decoder.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
 
+from pybpf._record import FrozenRecord
 from pybpf._sys import commands as _cmd
 from pybpf._sys.attrs import LinkInfo as RawLinkInfo
 from pybpf._sys.uapi import AttachType, LinkType
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     Decoder = Callable[[int, RawLinkInfo], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class LinkInfo:
+class LinkInfo(FrozenRecord):
     """What the kernel says about a link (``struct bpf_link_info``).
 
     ``type`` is a :class:`LinkType`, ``id`` the link's id, ``prog_id`` the
@@ -52,21 +51,24 @@ class LinkInfo:
     raw tracepoint cookies since 6.10, uprobe_multi since 6.8.
     """
 
-    type: LinkType | int
-    id: int
-    prog_id: int
-    details: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("type", "id", "prog_id", "details")
+
+    def __init__(self, type: LinkType | int, id: int, prog_id: int, details: dict[str, Any] | None = None,
+                 **more: Any) -> None:
+        super().__init__(type=type, id=id, prog_id=prog_id, details={} if details is None else details, **more)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        details = self.__dict__.get("details", {})
+        try:
+            details = object.__getattribute__(self, "details")
+        except AttributeError:   # not set yet
+            raise AttributeError(name) from None
         if name in details:
             return details[name]
         raise AttributeError(f"{type(self).__name__} of a {getattr(self.type, 'name', self.type)} link has no field {name!r}")
 
 
-@dataclass(frozen=True)
 class GroupInfo(LinkInfo):
     """The info of a :class:`~pybpf.links.LinkGroup`: a LinkInfo, and the sequence of its members' infos.
 
@@ -75,7 +77,11 @@ class GroupInfo(LinkInfo):
     index it) for each member's own :class:`LinkInfo`.
     """
 
-    members: tuple[LinkInfo, ...] = ()
+    __slots__ = ("members",)
+
+    def __init__(self, type: LinkType | int, id: int, prog_id: int, details: dict[str, Any] | None = None,
+                 members: tuple[LinkInfo, ...] = ()) -> None:
+        super().__init__(type, id, prog_id, details, members=members)
 
     def __iter__(self) -> Iterator[LinkInfo]:
         return iter(self.members)

@@ -25,9 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import struct
-import sysconfig
 
 from pybpf.errors import NotFoundError
 
@@ -121,6 +119,8 @@ def _compatible(path: str) -> bool:
 
 
 def _standard_dirs() -> list[str]:
+    import sysconfig   # here: the hooks import this module, few processes resolve libraries
+
     triple = sysconfig.get_config_var("MULTIARCH") or ""
     dirs = []
     if triple:
@@ -217,6 +217,8 @@ def resolve_target(target: str | os.PathLike) -> str:
     lib = find_library(text)
     if lib:
         return os.path.realpath(lib)
+    import shutil   # here: shutil imports bz2, lzma and fnmatch
+
     exe = shutil.which(text)
     if exe:
         return os.path.realpath(exe)

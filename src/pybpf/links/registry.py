@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import inspect
 from types import ModuleType
 
 from pybpf.links.hook import Hook
@@ -99,26 +98,14 @@ def method_for(prog_type: Any, expected_attach_type: Any = None) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _as_method(attach: Callable[..., Any]) -> Callable[..., Any]:
-    """``attach(program, ...)`` as a method: same name, docstring and signature, ``self`` the program."""
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return attach(self, *args, **kwargs)
-
-    functools.update_wrapper(method, attach)
-    signature = inspect.signature(attach)
-    first, *rest = signature.parameters.values()
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[first.replace(name="self", annotation=inspect.Parameter.empty), *rest])
-    return method
-
-
 def install_methods(cls: type, attach: Callable[..., Any]) -> None:
     """Give ``cls`` (the Program class) one method per hook, and ``attach`` (auto-attach from the
-    section name) as ``attach()``."""
+    section name) as ``attach()``.  The methods are the attach functions themselves: each takes
+    the program first, so ``prog.attach_uprobe(...)`` is ``attach_uprobe(prog, ...)``."""
     for hook in hooks():
         if hook.on_program:
-            setattr(cls, hook.method, _as_method(hook.attach))
-    setattr(cls, "attach", _as_method(attach))
+            setattr(cls, hook.method, hook.attach)
+    setattr(cls, "attach", attach)
 
 
 def sections_markdown() -> str:

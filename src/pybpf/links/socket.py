@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import socket as _socket
 
 from pybpf._sys.syscall import error
 from pybpf._sys.uapi import ProgType
@@ -51,6 +50,8 @@ def attach_socket(program: Any, sock: Any) -> Link:
 
     Example: ``prog.attach_socket(sock)``.
     """
+    import socket as _socket   # here: importing the hooks must not import the socket stack
+
     check_program(program, (ProgType.SOCKET_FILTER,), "attach_socket")
     fd = _sock_fd(sock)
     with context(_label(program)), context("attach_socket"):

@@ -33,15 +33,14 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
 import struct
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 from collections import OrderedDict, namedtuple
-from dataclasses import dataclass
 
+from pybpf._record import FrozenRecord
 from pybpf.errors import LinkError, file_error
 
 TYPE_CHECKING = False
@@ -86,28 +85,20 @@ class AmbiguousSymbolError(LinkError, LookupError):
         return LinkError.__str__(self)
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    entsize: int
+class Section(FrozenRecord):
+    __slots__ = ("index", "name", "type", "flags", "addr", "offset", "size", "link", "info", "entsize")
+
+    def __init__(self, index: int, name: str, type: int, flags: int, addr: int, offset: int, size: int,
+                 link: int, info: int, entsize: int) -> None:
+        super().__init__(index=index, name=name, type=type, flags=flags, addr=addr, offset=offset, size=size,
+                         link=link, info=info, entsize=entsize)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
+class Segment(FrozenRecord):
+    __slots__ = ("type", "flags", "offset", "vaddr", "filesz", "memsz")
+
+    def __init__(self, type: int, flags: int, offset: int, vaddr: int, filesz: int, memsz: int) -> None:
+        super().__init__(type=type, flags=flags, offset=offset, vaddr=vaddr, filesz=filesz, memsz=memsz)
 
 
 class Symbol(namedtuple("Symbol", ("name", "address", "offset", "size", "type", "bind", "version", "default", "dynamic"), defaults=(None, True, False))):
@@ -159,14 +150,14 @@ class ElfFile:
                  "_symbols", "_by_name", "_stat", "_lock")
 
     _cache: "OrderedDict[tuple, ElfFile]" = OrderedDict()
-    _cache_lock = threading.Lock()
+    _cache_lock = allocate_lock()
     _CACHE_SIZE = 16
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._symbols: list[Symbol] | None = None
         self._by_name: dict[str, list[Symbol]] | None = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         with self._open() as f:
             st = os.fstat(f.fileno())
             self._stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -510,6 +501,8 @@ class ElfFile:
             return SymbolNotFoundError(
                 f"{self.path}: no function {name!r}; versions present: {', '.join(have)}",
                 name=name, path=self.path, close=have)
+        import difflib   # only for this message
+
         close = difflib.get_close_matches(base, self.by_name.keys(), n=5, cutoff=0.6)
         msg = f"{self.path}: no function {name!r}"
         if close:

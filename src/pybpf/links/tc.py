@@ -44,7 +44,7 @@ Example::
 from __future__ import annotations
 
 import errno as _errno
-import threading
+from _thread import RLock   # threading.RLock itself, without importing threading
 
 from pybpf import features
 from pybpf._sys.commands import prog_id_of as _prog_id
@@ -147,7 +147,7 @@ def _attach_tcx(program: Any, index: int, name: str, direction: str, before: Any
 
 # clsact qdiscs pybpf created, by (network namespace, ifindex): how many of our filters use each.
 # Reentrant: a garbage-collected TcNetlinkLink may be finalized while this thread holds the lock.
-_qdisc_lock = threading.RLock()
+_qdisc_lock = RLock()
 _our_qdiscs: dict[tuple[int, int], int] = {}
 
 

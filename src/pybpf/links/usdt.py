@@ -34,13 +34,13 @@ Example::
 
 from __future__ import annotations
 
-import platform
+import os
 import re
 import struct
-import threading
+from _thread import allocate_lock   # threading.Lock itself, without importing threading
 import weakref
-from dataclasses import dataclass, field
 
+from pybpf._record import FrozenRecord
 from pybpf.errors import LinkError, context
 from pybpf.links.base import _label, check_program
 from pybpf.links.link import Link, LinkGroup, close_all
@@ -95,8 +95,7 @@ def _arm64_register(name: str) -> tuple[str, int] | None:
     return None
 
 
-@dataclass(frozen=True)
-class UsdtArg:
+class UsdtArg(FrozenRecord):
     """One argument of a USDT site.
 
     ``kind`` is "const", "reg" (the value is in register ``reg``), "deref"
@@ -106,14 +105,12 @@ class UsdtArg:
     context of a uprobe program); ``value`` is the constant of a "const".
     """
 
-    text: str
-    size: int
-    signed: bool
-    kind: str
-    reg: str | None = None
-    reg_offset: int = -1
-    offset: int = 0
-    value: int = 0
+    __slots__ = ("text", "size", "signed", "kind", "reg", "reg_offset", "offset", "value")
+
+    def __init__(self, text: str, size: int, signed: bool, kind: str, reg: str | None = None,
+                 reg_offset: int = -1, offset: int = 0, value: int = 0) -> None:
+        super().__init__(text=text, size=size, signed=signed, kind=kind, reg=reg, reg_offset=reg_offset,
+                         offset=offset, value=value)
 
     def __str__(self) -> str:
         sign = "s" if self.signed else "u"
@@ -155,7 +152,7 @@ _ARM_DEREF = re.compile(r"^\[([xw]\d+|sp)(?:\s*,\s*(-?(?:0x[0-9a-fA-F]+|\d+)))?\
 
 def parse_arg(text: str, arch: str | None = None) -> UsdtArg:
     """Parse one argument spec ("-4@%eax", "8@-8(%rbp)", "4@$5"; arm64 "8@x0", "-4@[sp, 12]")."""
-    arch = arch or platform.machine()
+    arch = arch or os.uname().machine
     size, signed = 8, False
     loc = text
     m = re.match(r"^(-?\d+)@(.+)$", text)
@@ -204,8 +201,7 @@ def parse_args(text: str, arch: str | None = None) -> list[UsdtArg]:
     return [parse_arg(p, arch) for p in parts]
 
 
-@dataclass(frozen=True)
-class UsdtProbe:
+class UsdtProbe(FrozenRecord):
     """One site of a USDT probe in a file.
 
     ``address`` is its virtual address, ``offset`` the file offset of the
@@ -213,15 +209,14 @@ class UsdtProbe:
     address and file offset of its semaphore (0: none).
     """
 
-    provider: str
-    name: str
-    path: str
-    address: int
-    offset: int
-    semaphore: int
-    semaphore_offset: int
-    arg_text: str
-    args: tuple[UsdtArg, ...] = field(default_factory=tuple)
+    __slots__ = ("provider", "name", "path", "address", "offset", "semaphore", "semaphore_offset", "arg_text",
+                 "args")
+
+    def __init__(self, provider: str, name: str, path: str, address: int, offset: int, semaphore: int,
+                 semaphore_offset: int, arg_text: str, args: tuple[UsdtArg, ...] | None = None) -> None:
+        super().__init__(provider=provider, name=name, path=path, address=address, offset=offset,
+                         semaphore=semaphore, semaphore_offset=semaphore_offset, arg_text=arg_text,
+                         args=() if args is None else args)
 
 
 def _notes(elf: ElfFile, data: bytes) -> list[tuple[str, int, bytes]]:
@@ -290,7 +285,7 @@ def encode_spec(args: Sequence[UsdtArg], cookie: int = 0) -> bytes:
 
 # -- spec ids in a __bpf_usdt_specs map ------------------------------------------------------
 
-_spec_lock = threading.Lock()
+_spec_lock = allocate_lock()
 _spec_ids: "weakref.WeakKeyDictionary[Any, set[int]]" = weakref.WeakKeyDictionary()
 
 

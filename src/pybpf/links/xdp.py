@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import socket
 
 from pybpf import features
 from pybpf._sys.commands import prog_id_of as _prog_id
@@ -71,6 +70,8 @@ _MODE_BITS = XdpFlag.SKB_MODE | XdpFlag.DRV_MODE | XdpFlag.HW_MODE
 
 def ifindex(ifname_or_index: str | int) -> tuple[int, str]:
     """(index, name) of a network interface in this network namespace; ValueError/LookupError."""
+    import socket   # here: importing the hooks must not import the socket stack
+
     if isinstance(ifname_or_index, bool):
         raise TypeError("an interface is a name or an index")
     if isinstance(ifname_or_index, int):
