@@ -36,13 +36,13 @@ from pybpf._sys.syscall import ENOTSUPP, FD, address, bpf, errno_name, lockdown_
 from pybpf._sys.uapi import AttachType, Cmd, MapType, ProgType
 from pybpf.asm.instruction import encode_all
 from pybpf.asm.opcodes import Size
-from pybpf.btf import types as bt
-from pybpf.btf.kernel import kernel_spec
 from pybpf.errors import BPFError, SyscallError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Mapping
+
+    from pybpf.btf.types import BTFKind
 
 Result = tuple[bool, "str | None"]  # (supported, why not)
 
@@ -168,6 +168,7 @@ def btf_probe_blob(which: str) -> bytes:
 
 def _btf_probes() -> dict[str, bytes]:
     """One minimal BTF blob per probe; type [1] of "base" is a signed int."""
+    from pybpf.btf import types as bt
     from pybpf.btf.writer import encode as encode_btf
 
     i32 = bt.Int("int", 4, bt.IntEncoding.SIGNED)
@@ -215,8 +216,10 @@ TRACE_TYPEDEFS = ("btf_trace_sys_enter", "btf_trace_sched_switch", "btf_trace_ta
 FENTRY_FUNCS = ("bpf_fentry_test1", "vfs_read", "schedule")
 
 
-def vmlinux_id(names: tuple[str, ...], kind: bt.BTFKind) -> int | None:
+def vmlinux_id(names: tuple[str, ...], kind: BTFKind) -> int | None:
     """The BTF id of the first of ``names`` found in vmlinux with ``kind`` (None without kernel BTF)."""
+    from pybpf.btf.kernel import kernel_spec   # the kernel BTF only for the probes that need it
+
     try:
         spec = kernel_spec()
         for name in names:
@@ -253,7 +256,9 @@ def prog_settings(pt: int, *, real_target: bool = False) -> dict[str, int] | Non
     if pt == ProgType.TRACING:
         # A tp_btf program: unlike fentry it needs no trampoline, so lockdown leaves it alone.
         # Without a real target, id 1 makes a kernel that knows the type say "not a typedef".
-        tid = vmlinux_id(TRACE_TYPEDEFS, bt.BTFKind.TYPEDEF) if real_target else 1
+        from pybpf.btf.types import BTFKind
+
+        tid = vmlinux_id(TRACE_TYPEDEFS, BTFKind.TYPEDEF) if real_target else 1
         return None if tid is None else dict(attach_type=AttachType.TRACE_RAW_TP, btf_id=tid)
     return {}
 

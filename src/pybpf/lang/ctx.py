@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ _PT_REGS = {
 
 def pt_regs_layout(machine: str | None = None) -> tuple[dict[str, int], tuple[str, ...], str]:
     """(register offsets, argument registers, return register) of ``struct pt_regs``."""
-    m = machine or platform.machine()
+    m = machine or os.uname().machine
     m = {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
     try:
         return _PT_REGS[m]

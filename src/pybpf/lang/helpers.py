@@ -31,7 +31,6 @@ gets its address and size.
 from __future__ import annotations
 
 import os
-import random
 import signal as _signal
 import threading
 import time
@@ -90,6 +89,8 @@ def smp_processor_id() -> u32:
 
 
 def prandom_u32() -> u32:
+    import random   # CPython runs of a program only
+
     return u32(random.getrandbits(32))
 
 

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ def split(pattern: str) -> tuple[str, str]:
 
 
 def _close(word: str, names: Iterable[str], n: int = 4) -> list[str]:
+    import difflib   # only for this message
+
     return difflib.get_close_matches(word, sorted(set(names)), n=n, cutoff=0.5)
 
 

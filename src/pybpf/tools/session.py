@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -106,6 +105,8 @@ class HeldCommand:
             raise BadInputError("no command given after --")
         self.argv = list(argv)
         self.returncode: int | None = None
+        import shutil   # here: shutil imports bz2, lzma and fnmatch
+
         exe = self.argv[0] if "/" in self.argv[0] else shutil.which(self.argv[0])
         if not exe or not os.path.isfile(exe):
             raise BadInputError(f"cannot start {self.argv[0]!r}: command not found")
