@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf.errors import ObjectError
 from pybpf.btf.types import (
     _MAX_CHAIN, POINTER_SIZE, Array, Composite, Const, Datasec, DeclTag, Enum, Float, Func, FuncProto, Fwd,

@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf._sys.cpus import online_cpus
 from pybpf._sys.attrs import PerfEventAttr
 from pybpf._sys.flags import PERF_ATTR_FLAG_FREQ

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf._sys.attrs import PerfEventAttr
 from pybpf._sys.uapi import LinkType, PerfType, ProgType
 from pybpf.errors import context

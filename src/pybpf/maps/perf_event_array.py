@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map, possible_cpus
 from pybpf.maps.ringbuf import Watched

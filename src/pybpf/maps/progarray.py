@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf._sys.uapi import MapType
 from pybpf.maps.base import Map
 from pybpf.maps.codec import FdCodec

@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf.errors import BPFError
 
 TYPE_CHECKING = False

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-
 from pybpf.errors import BPFError
 from pybpf.object.hooks import hook
 from pybpf.object.parts import NameTable
