@@ -67,6 +67,23 @@ class RecordIndex:
         b = bisect.bisect_left(self.offs, hi)
         return self.words[self.width * a:self.width * b]
 
+    def per_function(self, ranges: list[tuple[int, int]]) -> list[array]:
+        """For each byte range ``[lo, hi)`` of ``ranges`` (a section's functions), the records
+        inside it (:meth:`between`) with ``insn_off`` made an instruction index from ``lo``."""
+        offs, words, width = self.offs, self.words, self.width
+        left = bisect.bisect_left
+        out = []
+        for lo, hi in ranges:
+            a = left(offs, lo)
+            b = left(offs, hi)
+            recs = words[width * a:width * b]
+            if b - a == 1:  # one record: most functions have one func_info
+                recs[0] = (recs[0] - lo) >> 3
+            elif b > a:
+                recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
+            out.append(recs)
+        return out
+
 
 class RawExtInfo:
     """func_info/line_info by ELF section name (:class:`RecordIndex`), CO-RE relocations as lists."""

@@ -167,32 +167,20 @@ def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dic
         return
     name = funcs[0].section.name
     fidx, lidx, core = ext.func.get(name), ext.line.get(name), ext.core.get(name)
-    core_offs = [r.insn_off for r in core] if core else None
-    for f in funcs:
-        lo, hi = 8 * f.start, 8 * (f.start + f.count)
-        if fidx is not None:
-            recs = fidx.between(lo, hi)
+    ranges = [(8 * f.start, 8 * (f.start + f.count)) for f in funcs]
+    if fidx is not None:
+        for f, (lo, _hi), recs in zip(funcs, ranges, fidx.per_function(ranges)):
             if recs:
-                f.has_func_info = recs[0] == lo
-                _rebase(recs, 2, lo)
+                f.has_func_info = fidx.offs[bisect.bisect_left(fidx.offs, lo)] == lo
                 f.func_info = recs
-        if lidx is not None:
-            recs = lidx.between(lo, hi)
-            if recs:
-                _rebase(recs, 4, lo)
+    if lidx is not None:
+        for f, recs in zip(funcs, lidx.per_function(ranges)):
             f.line_info = recs
-        if core_offs is not None:
+    if core:
+        core_offs = [r.insn_off for r in core]
+        for f, (lo, hi) in zip(funcs, ranges):
             a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
             f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
-
-
-def _rebase(recs: array, width: int, lo: int) -> None:
-    """Make the ``insn_off`` (byte offset in the section, first word of each ``width``-word record)
-    of ``recs`` an instruction index from byte ``lo``, in place."""
-    if len(recs) == width:  # one record: most functions have one func_info
-        recs[0] = (recs[0] - lo) >> 3
-    else:
-        recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
 
 
 class RelocationContext:
