@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import pytest
 
-from pybpf import SyscallError
+from pybpf import ArgumentError, SyscallError
 from pybpf._sys import (
     FD, Cmd, MapCreateAttr, MapType, bpf, object_name,
 )
@@ -131,13 +131,16 @@ def test_attr_layout_matches_kernel(cls):
 @pytest.mark.parametrize("cls", [attrs.ProgLoadAttr, attrs.MapCreateAttr], ids=lambda c: c.__name__)
 def test_packed_layout_is_the_ctypes_layout(cls):
     """attrs.packer(): one pack_into fills every field where the ctypes field is."""
-    layout, names = attrs.packer(cls)
-    values = [f"n{i}".encode() if issubclass(getattr(cls, "_fields_")[i][1], ctypes.Array) else i + 1
-              for i in range(len(names))]
-    attr = cls()
-    layout.pack_into(attr, 0, *values)
-    assert [getattr(attr, n) for n in names] == values
+    make = attrs.packer(cls)
+    names = make.fields
     assert names == tuple(f[0] for f in cls._fields_)
+    values = [f"n{i}".encode() if issubclass(cls._fields_[i][1], ctypes.Array) else i + 1
+              for i in range(len(names))]
+    assert [getattr(make(values), n) for n in names] == values
+    too_big = list(values)
+    too_big[names.index("max_entries" if "max_entries" in names else "insn_cnt")] = 2**32
+    with pytest.raises(ArgumentError, match="max_entries|insn_cnt"):
+        make(too_big)   # the field-by-field retry names the field
 
 
 @pytest.mark.parametrize("enum", [uapi.Cmd, uapi.MapType, uapi.ProgType, uapi.AttachType, uapi.LinkType, uapi.HelperID])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import struct
 
 from pybpf._record import FrozenRecord
 from pybpf._sys.attrs import ProgLoadAttr, packer
@@ -180,14 +179,14 @@ class _Prepared:
         self.attr_ref = ctypes.c_void_p(ctypes.addressof(attr))
 
 
-_PROG_LOAD_LAYOUT, _PROG_LOAD_FIELDS = packer(ProgLoadAttr)
+_prog_load_attr_of = packer(ProgLoadAttr)
 
 
 def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
     """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to.
 
     The instructions and the func_info/line_info records share one buffer,
-    and the attr is filled by one ``pack_into`` (see :func:`pybpf._sys.attrs.packer`).
+    and the attr is filled at once (see :func:`pybpf._sys.attrs.packer`).
     """
     license = _license(options.license)
     target_obj, target_prog = options.attach_btf_obj_fd, options.attach_prog_fd
@@ -223,13 +222,7 @@ def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[An
         li_size if li_cnt else 0, li_addr, li_cnt, options.attach_btf_id or 0, attach_prog_fd, 0, fd_array,
         0, 0, 0, 0, 0,
     )
-    attr = ProgLoadAttr()
-    try:
-        _PROG_LOAD_LAYOUT.pack_into(attr, 0, *values)
-    except struct.error:
-        for name, value in zip(_PROG_LOAD_FIELDS, values):
-            setattr(attr, name, value)   # the checked fields say which value does not fit
-    return attr, keep
+    return _prog_load_attr_of(values), keep
 
 
 def _bad_records(kind: str, records: bytes, rec_size: int) -> BPFError:

@@ -23,7 +23,7 @@ from pybpf.errors import ArgumentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable
+    from typing import Any, Callable, Iterable, Sequence
 
 OBJ_NAME_LEN = 16
 
@@ -106,15 +106,19 @@ class _Attr(ctypes.Structure):
         return f"{type(self).__name__}({fields})"
 
 
-def packer(cls: type[ctypes.Structure]) -> tuple[struct.Struct, tuple[str, ...]]:
-    """A :class:`struct.Struct` with the layout of ``cls`` and its field names, in order.
+def packer(cls: type[_Attr]) -> Callable[[Sequence[Any]], Any]:
+    """A maker of ``cls`` attrs from the values of all its fields, in order: one ``pack_into``.
 
-    For hot paths: one ``pack_into(attr, 0, *values)`` fills a whole attr
-    where a keyword or attribute per field costs a checked ``__setattr__``
-    each.  ``struct`` refuses an integer its field cannot hold, as the
-    checked fields do; the caller then assigns the fields one by one to get
-    the :class:`ArgumentError` that names the field.  Integer and ``char[]``
-    fields only (padding becomes ``x``).
+    For hot paths, where a keyword or attribute per field costs a checked
+    ``__setattr__`` each.  ``struct`` refuses an integer its field cannot
+    hold, as the checked fields do; the fields are then assigned one by one,
+    which raises the :class:`ArgumentError` that names the field.  Integer
+    and ``char[]`` fields only (padding becomes ``x``).  The maker's
+    ``layout`` is the :class:`struct.Struct` and ``fields`` the field names.
+
+    >>> make = packer(MapCreateAttr)
+    >>> make((2, 4, 8, 16, 0, 0, 0, b"counts", 0, 0, 0, 0, 0, 0, 0, 0)).max_entries
+    16
     """
     codes = {ctypes.c_uint8: "B", ctypes.c_uint16: "H", ctypes.c_uint32: "I", ctypes.c_int32: "i",
              ctypes.c_uint64: "Q", ctypes.c_int64: "q"}
@@ -133,7 +137,20 @@ def packer(cls: type[ctypes.Structure]) -> tuple[struct.Struct, tuple[str, ...]]
     fmt += "x" * (ctypes.sizeof(cls) - at)
     layout = struct.Struct(fmt)
     assert layout.size == ctypes.sizeof(cls), cls
-    return layout, tuple(names)
+    fields = tuple(names)
+    pack_into = layout.pack_into
+
+    def make(values: Sequence[Any]) -> Any:
+        attr = cls()
+        try:
+            pack_into(attr, 0, *values)
+        except struct.error:
+            for name, value in zip(fields, values):
+                setattr(attr, name, value)   # the checked fields say which value does not fit
+        return attr
+
+    make.layout, make.fields = layout, fields  # type: ignore[attr-defined]
+    return make
 
 
 class MapCreateAttr(_Attr):

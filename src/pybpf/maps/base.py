@@ -31,7 +31,6 @@ import ctypes
 import importlib
 import errno as _errno
 import os
-import struct
 from collections.abc import Mapping
 
 from pybpf._sys.attrs import MapCreateAttr, MapElemAttr, check_int, packer
@@ -188,12 +187,7 @@ class Map(Pinnable):
                   inner_map.fd if inner_map is not None else 0, numa_node or 0,
                   object_name(name) if name else b"", 0, btf_fd or 0, btf_key_type_id or 0,
                   btf_value_type_id or 0, btf_vmlinux_value_type_id or 0, map_extra or 0, 0, 0)
-        attr = MapCreateAttr()
-        try:
-            _MAP_CREATE_LAYOUT.pack_into(attr, 0, *values)
-        except struct.error:
-            for field, value in zip(_MAP_CREATE_FIELDS, values):
-                setattr(attr, field, value)   # the checked fields say which value does not fit
+        attr = _map_create_attr_of(values)
         label = _label(name, None)
         try:
             res = bpf(_MAP_CREATE, attr, op="create", hint_for=lambda err: self._create_hint(err, attr))
@@ -730,7 +724,7 @@ class _Created:
 
 
 _MAP_CREATE = int(Cmd.MAP_CREATE)
-_MAP_CREATE_LAYOUT, _MAP_CREATE_FIELDS = packer(MapCreateAttr)
+_map_create_attr_of = packer(MapCreateAttr)
 _FREEZE = int(Cmd.MAP_FREEZE)
 _MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
 _FLAGS: dict[int, MapFlag] = {}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from operator import itemgetter
 
 from pybpf.btf.layout import (
     COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, read_header, scan, type_words,
@@ -86,7 +87,7 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
             datasecs.append((name, tid))
     if not datasecs:
         return
-    datasecs.sort(key=lambda nt: nt[0])  # stable: same-named ones stay in id order
+    datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
     for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
@@ -428,6 +429,9 @@ def data_symbols(elf: ElfFile, sec: Section) -> list[Symbol]:
     """Named variables (OBJECT symbols) of a data section, by offset."""
     out = [s for s in elf.symbols_in(sec.index) if s.type == STT_OBJECT and s.name
            and not s.name.startswith(".")]
-    out.sort(key=lambda s: (s.value, s.name))
+    out.sort(key=_BY_VALUE_NAME)
     return out
+
+
+_BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
 
