@@ -74,9 +74,9 @@ def example_config(dest: Path, target: Path, tgid: int, modules: tuple[str, ...]
 class Workload:
     """The target process, waiting on stdin until :meth:`run`."""
 
-    def __init__(self, binary: Path) -> None:
-        self.proc = subprocess.Popen([str(binary), str(ALPHA), str(BETA), str(SLOW), str(GETPPID), "wait"],
-                                     stdin=subprocess.PIPE)
+    def __init__(self, binary: Path, counts: tuple[int, int, int, int] = (ALPHA, BETA, SLOW, GETPPID)) -> None:
+        """``counts``: the calls of alpha(i), beta(i) (i = 0, 1, ...), slow() and getppid."""
+        self.proc = subprocess.Popen([str(binary), *map(str, counts), "wait"], stdin=subprocess.PIPE)
         self.pid = self.proc.pid
 
     def run(self) -> None:

@@ -21,8 +21,9 @@ pytest.importorskip("prometheus_client")
 from exporter_support import EXAMPLES, MODULES, example_object  # noqa: E402
 
 from pybpf.exporter.config import ConfigError, DecoderConfig, LabelConfig, Where, read_config, read_module  # noqa: E402
-from pybpf.exporter.decoders import DecodeContext, build_chain  # noqa: E402
-from pybpf.exporter.module import histogram_buckets, prepare  # noqa: E402
+from pybpf.exporter.decoders import DecodeContext, SkipSeries, build_chain  # noqa: E402
+from pybpf.exporter.buckets import UPPER_BOUNDS, histogram_buckets  # noqa: E402
+from pybpf.exporter.module import prepare  # noqa: E402
 from pybpf.exporter.resolvers import CgroupPaths, KernelSymbols, UserSymbols, cgroup2_mount  # noqa: E402
 from pybpf.tools import syscalls  # noqa: E402
 
@@ -102,7 +103,7 @@ def test_histogram_and_variable_errors(tmp_path):
     """
     path = write(tmp_path, text, obj="latency")
     assert error_of(path) == (f"{path}:6: metrics.histograms[0].bucket_type: unknown bucket type 'log10' "
-                              f"(known: exp2, linear)")
+                              f"(known: exp2, exp2zero, linear, fixed)")
     path.write_text(path.read_text().replace("log10", "exp2"))
     assert error_of(path).startswith(f"{path}:1: variables.nope: no such variable in mod.bpf.o")
     path.write_text(path.read_text().replace("variables: {nope: 1}\n", ""))
@@ -210,3 +211,109 @@ def test_histogram_buckets_exp2_and_linear():
     buckets, total = histogram_buckets({1: 1, 2: 2}, "linear", 0, 2, 10.0)
     assert buckets == [("0.0", 0), ("10.0", 1), ("20.0", 3), ("+Inf", 3)]
     assert total == 0
+
+
+def test_histogram_buckets_exp2zero_and_fixed():
+    # exp2zero: key 0 is the value 0 (le 0), key k >= 1 values up to 2**(k-1); the sum at bucket_max + 1.
+    buckets, total = histogram_buckets({0: 3, 1: 1, 2: 2, 4: 5, 5: 77, 8: 1}, "exp2zero", 0, 4, 2.0)
+    assert buckets == [("0.0", 3), ("2.0", 4), ("4.0", 6), ("8.0", 6), ("16.0", 11), ("+Inf", 12)]
+    assert total == 154.0
+    # bucket_min above 0: key 0 (and 1) count in the first bucket, whose bound is 2**(2-1).
+    assert histogram_buckets({0: 1, 1: 1, 2: 1}, "exp2zero", 2, 3, 1.0)[0] == [("2.0", 3), ("4.0", 3), ("+Inf", 3)]
+    # fixed: the keys are the bounds; a key between two counts in the next one, the last + 1 is the sum,
+    # a key beyond it only in +Inf.
+    buckets, total = histogram_buckets({0: 1, 5: 2, 7: 4, 100: 1, 101: 999, 500: 3}, "fixed", 0, 0, 0.001,
+                                       keys=(5, 10, 100))
+    assert buckets == [("0.005", 3), ("0.01", 7), ("0.1", 8), ("+Inf", 11)]
+    assert total == 0.999
+    assert histogram_buckets({}, "fixed", 0, 0, 1.0, keys=(1,)) == ([("1.0", 0), ("+Inf", 0)], 0)
+
+
+def exp2zero_key(v: int) -> int:
+    """The key ebpf_exporter's increment_exp2zero_histogram files ``v`` under: 0, else ceil(log2(v)) + 1."""
+    return 0 if v == 0 else (v - 1).bit_length() + 1
+
+
+def test_exp2zero_bound_is_the_smallest_that_holds_the_value():
+    upper = UPPER_BOUNDS["exp2zero"]
+    for v in list(range(0, 4100)) + [2**40 - 1, 2**40, 2**40 + 1]:
+        k = exp2zero_key(v)
+        assert upper(k) >= v and (k == 0 or upper(k - 1) < v), v
+
+
+HISTOGRAM = """
+metrics:
+  histograms:
+    - name: lat_seconds
+      table: latency_seconds
+      bucket_type: fixed
+      bucket_keys: [1, 5, 10]
+      labels:
+        - name: function
+          decoders:
+            - name: cookie
+            - name: regexp
+              regexps:
+                - ^alpha$
+                - ^(b)eta$
+        - name: bucket
+"""
+
+H = "metrics.histograms[0]"
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("      bucket_keys: [1, 5, 10]\n", "", f"mod.yaml:3: {H}.bucket_keys: missing"),
+    ("[1, 5, 10]", "[1, 10, 5]",
+     f"mod.yaml:6: {H}.bucket_keys[2]: 5 does not follow 10: list the keys in increasing order, once each"),
+    ("[1, 5, 10]", "[1, 5, 5]", f"mod.yaml:6: {H}.bucket_keys[2]: 5 does not follow 5"),
+    ("[1, 5, 10]", "[1, 2.5]", f"mod.yaml:6: {H}.bucket_keys[1]: expected a map key (an integer, 0 or more), got 2.5"),
+    ("[1, 5, 10]", "[]", f"mod.yaml:6: {H}.bucket_keys: empty list"),
+    ("[1, 5, 10]", "7", f"mod.yaml:6: {H}.bucket_keys: expected a list, got 7"),
+    ("bucket_type: fixed", "bucket_type: exp2zero",
+     f"mod.yaml:6: {H}.bucket_keys: only for bucket_type fixed (exp2zero buckets are bucket_min..bucket_max)"),
+    ("[1, 5, 10]\n", "[1, 5, 10]\n      bucket_max: 30\n",
+     f"mod.yaml:7: {H}.bucket_max: not used by bucket_type fixed: list the buckets in bucket_keys"),
+    ("bucket_type: fixed\n      bucket_keys: [1, 5, 10]", "bucket_type: exp2zero\n      bucket_max: 1024",
+     f"mod.yaml:6: {H}.bucket_max: at most 1023"),
+    ("- ^(b)eta$", "- ^(b)(eta$",
+     f"mod.yaml:14: {H}.labels[0].decoders[1].regexps[1]: bad regular expression '^(b)(eta$': missing ), "),
+    ("- ^(b)eta$", "- ^(b)(e)ta$",
+     f"mod.yaml:14: {H}.labels[0].decoders[1].regexps[1]: '^(b)(e)ta$' has 2 capture groups"),
+    ("- ^(b)eta$", "- 7", f"mod.yaml:14: {H}.labels[0].decoders[1].regexps[1]: expected a regular expression "
+                          f"(a string), got 7"),
+    ("regexps:", "regexp:", f"mod.yaml:11: {H}.labels[0].decoders[1].regexp: unknown option (regexp takes regexps)"),
+    ("            - name: regexp\n", "            - name: static_map\n",
+     f"mod.yaml:11: {H}.labels[0].decoders[1].regexps: unknown option (known: static_map, allow_unknown)"),
+])
+def test_bucket_and_regexp_errors_at_config_time(tmp_path, old, new, expected):
+    text = textwrap.dedent(HISTOGRAM).lstrip("\n")
+    assert old in text
+    path = write(tmp_path, text.replace(old, new, 1), obj="latency")
+    with pytest.raises(ConfigError) as info:
+        read_module(path)                       # the YAML alone: no object parsed, nothing loaded
+    assert str(info.value).startswith(expected.replace("mod.yaml", str(path)))
+    assert "\n" not in str(info.value)
+
+
+def test_fixed_and_regexp_config_reads_and_checks(tmp_path):
+    mod = read_module(write(tmp_path, HISTOGRAM, obj="latency"))
+    prepare(mod)
+    (m,) = mod.metrics
+    assert (m.bucket_type, m.bucket_keys, [lab.size for lab in m.labels]) == ("fixed", (1, 5, 10), [8, 8])
+
+
+def test_regexp_decoder():
+    run = chain(("string", {}), ("regexp", {"regexps": ["^systemd-journal$", "^(kswapd)", "x(y?)z"]}), size=16)
+    assert run(b"systemd-journal\0") == "systemd-journal"
+    assert run(b"kswapd0\0\0\0\0\0\0\0\0\0") == "kswapd"            # the one capture group
+    assert run(b"axzb\0") == ""                                       # a group that took nothing
+    with pytest.raises(SkipSeries):
+        run(b"systemd-journald")                                   # matches none: the series is left out
+    # Without a group the label is what matched, searched anywhere (unanchored), as in ebpf_exporter.
+    assert chain(("regexp", {"regexps": ["ba+"]}), size=8)(b"abaaad\0\0") == "baaa"
+    # After a number decoder, the number's text.
+    assert chain(("cookie", {}), ("regexp", {"regexps": ["^a"]}), cookies={1: "alpha"})((1).to_bytes(8, "little")) \
+        == "a"
+    with pytest.raises(ConfigError, match="d.regexps: a list of regular expressions"):
+        chain(("regexp", {"regexps": "^a$"}))

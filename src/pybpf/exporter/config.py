@@ -26,15 +26,34 @@ the file)::
         - name: myapp_latency_seconds
           help: Latency
           table: latency
-          bucket_type: exp2           # exp2 | linear
-          bucket_min: 0
+          bucket_type: exp2           # exp2 | exp2zero | linear | fixed
+          bucket_min: 0               # exp2, exp2zero, linear: map keys bucket_min..bucket_max
           bucket_max: 30
           bucket_multiplier: 1e-9
           labels:                     # the last label is the bucket
             - {name: function, size: 8, decoders: [{name: cookie}]}
             - {name: bucket, size: 8, decoders: [{name: uint}]}
+        - name: myapp_request_bytes
+          table: request_bytes
+          bucket_type: fixed          # the program stores each value under the first of
+          bucket_keys: [64, 512, 4096, 65536]   # these bounds that holds it (increasing)
+          labels:
+            - name: comm
+              decoders:               # only bash and sshd* series; sshd's all named "sshd"
+                - {name: string}
+                - {name: regexp, regexps: ['^bash$', '^(sshd)']}
+            - {name: bucket}
 
-:func:`read_config` checks the YAML alone (fields, types, decoder names);
+Bucket types (:mod:`.buckets` has the arithmetic): ``exp2``, key ``k`` counts
+values up to ``2**k``; ``exp2zero``, key 0 counts the value 0 and key ``k`` values
+up to ``2**(k-1)``; ``linear``, up to ``k``; ``fixed``, up to the key itself, one
+of ``bucket_keys``.  Bounds and sums are in map units times ``bucket_multiplier``;
+the key after the last bucket holds the sum.  Decoders are listed in
+:mod:`.decoders`; ``regexp`` leaves out the series whose label matches none of
+its ``regexps``.  These are cloudflare/ebpf_exporter's fields and semantics.
+
+:func:`read_config` checks the YAML alone (fields, types, bucket keys, decoder
+names and options, regular expressions);
 :func:`check_against` then checks it against the object's ``ObjectSpec``
 (maps, programs, variables, key sizes) — parsing only, no system calls.
 Every problem is one :class:`ConfigError` naming file, line and field.
@@ -46,7 +65,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from pybpf.exporter.decoders import DECODERS
+from pybpf.exporter.decoders import DECODERS, DecodeContext, build_chain
 from pybpf.exporter.model import (
     AttachConfig, AttachPoint, ConfigError, DecoderConfig, LabelConfig, MetricConfig, ModuleConfig, Where,
 )
@@ -60,7 +79,7 @@ __all__ = [
 ATTACH_KINDS = ("uprobe", "uretprobe", "tracepoint", "raw_tracepoint", "usdt", "kprobe", "kretprobe")
 # Kinds whose attach entry lists functions (one attach point, one cookie each).
 FUNCTION_KINDS = ("uprobe", "uretprobe", "kprobe", "kretprobe")
-BUCKET_TYPES = ("exp2", "linear")
+BUCKET_TYPES = ("exp2", "exp2zero", "linear", "fixed")
 COUNTER_MAP_TYPES = {1, 2, 5, 6, 9, 10}   # hash, array, percpu hash/array, lru (percpu) hash
 
 
@@ -242,7 +261,7 @@ def _metric(ctx: "_Fields", kind: str, items: LineList, i: int, path: str) -> Me
     m = ctx.item_mapping(items, i, path)
     fields = ["name", "help", "table", "labels"]
     if kind == "histogram":
-        fields += ["bucket_type", "bucket_min", "bucket_max", "bucket_multiplier"]
+        fields += ["bucket_type", "bucket_min", "bucket_max", "bucket_keys", "bucket_multiplier"]
     ctx.only(m, path, fields)
     name = ctx.string(m, "name", path)
     if not _is_metric_name(name):
@@ -256,16 +275,20 @@ def _metric(ctx: "_Fields", kind: str, items: LineList, i: int, path: str) -> Me
         if lab.name in seen:
             raise ConfigError(lab.where, f"{lab.path}.name", f"label {lab.name!r} twice")
         seen.add(lab.name)
+    # Each label's decoders built once, to refuse bad options (a bad regexp...) here, not at load.
+    layout = {lab.name: (0, 0) for lab in labels}
+    for lab in labels:
+        build_chain(lab, DecodeContext(layout=layout))
     out = MetricConfig(kind, name, help_text, table, labels, ctx.at(items, i), path)
     if kind == "histogram":
         out.bucket_type = ctx.string(m, "bucket_type", path)
         if out.bucket_type not in BUCKET_TYPES:
             raise ConfigError(ctx.at(m, "bucket_type"), f"{path}.bucket_type",
                               f"unknown bucket type {out.bucket_type!r} (known: {', '.join(BUCKET_TYPES)})")
-        out.bucket_min = ctx.integer(m, "bucket_min", path, optional=True) or 0
-        out.bucket_max = ctx.integer(m, "bucket_max", path)
-        if out.bucket_max < out.bucket_min:
-            raise ConfigError(ctx.at(m, "bucket_max"), f"{path}.bucket_max", "is below bucket_min")
+        if out.bucket_type == "fixed":
+            out.bucket_keys = _bucket_keys(ctx, m, path)
+        else:
+            _bucket_range(ctx, m, path, out)
         mult = m.get("bucket_multiplier", 1.0)
         if isinstance(mult, str):
             try:
@@ -278,6 +301,40 @@ def _metric(ctx: "_Fields", kind: str, items: LineList, i: int, path: str) -> Me
         if not labels:
             raise ConfigError(out.where, f"{path}.labels", "a histogram needs its bucket as the last label")
     return out
+
+
+def _bucket_range(ctx: "_Fields", m: LineDict, path: str, out: MetricConfig) -> None:
+    """bucket_min..bucket_max of an exp2, exp2zero or linear histogram."""
+    if "bucket_keys" in m:
+        raise ConfigError(ctx.at(m, "bucket_keys"), f"{path}.bucket_keys",
+                          f"only for bucket_type fixed ({out.bucket_type} buckets are bucket_min..bucket_max)")
+    out.bucket_min = ctx.integer(m, "bucket_min", path, optional=True) or 0
+    out.bucket_max = ctx.integer(m, "bucket_max", path)
+    if out.bucket_min < 0:
+        raise ConfigError(ctx.at(m, "bucket_min"), f"{path}.bucket_min", "map keys are unsigned: 0 or more")
+    if out.bucket_max < out.bucket_min:
+        raise ConfigError(ctx.at(m, "bucket_max"), f"{path}.bucket_max", "is below bucket_min")
+    if out.bucket_max > 1023 and out.bucket_type.startswith("exp2"):
+        raise ConfigError(ctx.at(m, "bucket_max"), f"{path}.bucket_max", "at most 1023 (2**1024 is not a float)")
+
+
+def _bucket_keys(ctx: "_Fields", m: LineDict, path: str) -> tuple[int, ...]:
+    """The bucket_keys of a fixed histogram: map keys, each its bucket's upper bound, increasing."""
+    for other in ("bucket_min", "bucket_max"):
+        if other in m:
+            raise ConfigError(ctx.at(m, other), f"{path}.{other}",
+                              "not used by bucket_type fixed: list the buckets in bucket_keys")
+    keys = ctx.seq(m, "bucket_keys", path)
+    if not keys:
+        raise ConfigError(ctx.at(m, "bucket_keys"), f"{path}.bucket_keys", "empty list")
+    for i, key in enumerate(keys):
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            raise ConfigError(ctx.at(keys, i), f"{path}.bucket_keys[{i}]",
+                              f"expected a map key (an integer, 0 or more), got {key!r}")
+        if i and key <= keys[i - 1]:
+            raise ConfigError(ctx.at(keys, i), f"{path}.bucket_keys[{i}]",
+                              f"{key} does not follow {keys[i - 1]}: list the keys in increasing order, once each")
+    return tuple(keys)
 
 
 def _is_metric_name(name: str) -> bool:

@@ -24,7 +24,17 @@ decoder                   what it makes
                           become ``unknown:<value>`` unless ``allow_unknown: true``
 ``cookie``                the name of the attach point whose BPF cookie this is (the
                           module's ``attach`` list), ``unknown_cookie:<n>`` otherwise
+``regexp``                a filter: option ``regexps: [pattern, ...]`` (Python :mod:`re`,
+                          searched anywhere in the text unless anchored with ``^``/``$``);
+                          the first that matches gives the label its text (the match, or
+                          its one capture group if it has one), and a series whose text
+                          matches none is left out of the metric
 ========================  ==================================================================
+
+``regexp`` usually follows ``string`` (``[string, {name: regexp, regexps:
+['^systemd-journal$', '^(kswapd)']}]`` keeps journald's series as they are
+and names every kswapd thread ``kswapd``); given bytes, it reads them as
+``string`` does.  A pattern with more than one capture group is refused.
 
 Example::
 
@@ -37,14 +47,19 @@ from __future__ import annotations
 
 import errno as _errno
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pybpf.exporter.model import ConfigError, DecoderConfig, LabelConfig
+from pybpf.exporter.model import ConfigError, DecoderConfig, LabelConfig, Where
 
-__all__ = ["DECODERS", "DecodeContext", "build_chain"]
+__all__ = ["DECODERS", "DecodeContext", "SkipSeries", "build_chain"]
 
 Step = Callable[[Any, bytes], Any]
+
+
+class SkipSeries(Exception):
+    """Raised by a decoder (``regexp``) to leave the key's whole series out of the metric."""
 
 
 @dataclass
@@ -87,14 +102,15 @@ def _make_int(d: DecoderConfig, ctx: DecodeContext) -> Step:
     return lambda v, key: int.from_bytes(v, "little", signed=True) if isinstance(v, (bytes, bytearray)) else int(v)
 
 
+def _text(v: Any, key: bytes) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return str(v)
+
+
 def _make_string(d: DecoderConfig, ctx: DecodeContext) -> Step:
     _no_options(d)
-
-    def decode(v: Any, key: bytes) -> str:
-        if isinstance(v, (bytes, bytearray)):
-            return bytes(v).split(b"\0", 1)[0].decode("utf-8", "replace")
-        return str(v)
-    return decode
+    return _text
 
 
 def _make_hex(d: DecoderConfig, ctx: DecodeContext) -> Step:
@@ -195,17 +211,51 @@ def _make_cookie(d: DecoderConfig, ctx: DecodeContext) -> Step:
     return decode
 
 
+def _make_regexp(d: DecoderConfig, ctx: DecodeContext) -> Step:
+    extra = set(d.options) - {"regexps"}
+    if extra:
+        raise ConfigError(d.where, f"{d.path}.{extra.pop()}", "unknown option (regexp takes regexps)")
+    patterns = d.options.get("regexps")
+    if not isinstance(patterns, list) or not patterns:
+        raise ConfigError(d.where, f"{d.path}.regexps", "a list of regular expressions, e.g. ['^bash$']")
+    line_of = getattr(patterns, "line_of", lambda i: d.where.line)
+    compiled = []
+    for i, pattern in enumerate(patterns):
+        where, path = Where(d.where.file, line_of(i)), f"{d.path}.regexps[{i}]"
+        if not isinstance(pattern, str):
+            raise ConfigError(where, path, f"expected a regular expression (a string), got {pattern!r}")
+        try:
+            rx = re.compile(pattern)
+        except re.error as err:
+            raise ConfigError(where, path, f"bad regular expression {pattern!r}: {err}") from None
+        if rx.groups > 1:
+            raise ConfigError(where, path, f"{pattern!r} has {rx.groups} capture groups: the label takes "
+                                           f"the match or its one group (write (?:...) for the others)")
+        compiled.append(rx)
+
+    def decode(v: Any, key: bytes) -> str:
+        text = _text(v, key)
+        for rx in compiled:
+            found = rx.search(text)
+            if found is not None:
+                return found.group(rx.groups) or ""
+        raise SkipSeries
+    return decode
+
+
 DECODERS: dict[str, Callable[[DecoderConfig, DecodeContext], Step]] = {
     "uint": _make_uint, "integer": _make_uint, "int": _make_int, "string": _make_string, "hex": _make_hex,
     "syscall": _make_syscall, "errno": _make_errno, "ksym": _make_ksym, "usym": _make_usym,
     "cgroup": _make_cgroup, "inet_ip": _make_inet_ip, "static_map": _make_static_map, "cookie": _make_cookie,
+    "regexp": _make_regexp,
 }
 
 
 def build_chain(label: LabelConfig, ctx: DecodeContext) -> Callable[[bytes, bytes], str]:
     """The label's decoders as one function ``(label bytes, whole key) -> text``.
 
-    Without decoders a label of 1, 2, 4 or 8 bytes is an unsigned integer, others are hex.
+    It raises :class:`SkipSeries` when a ``regexp`` decoder filters the key out;
+    building it raises :class:`ConfigError` for bad decoder options.  Without decoders a label of 1, 2, 4 or 8 bytes is an unsigned integer, others are hex.
     """
     steps = [DECODERS[d.name](d, ctx) for d in label.decoders]
     if not steps:

@@ -71,6 +71,7 @@ class MetricConfig:
     bucket_type: str = "exp2"
     bucket_min: int = 0
     bucket_max: int = 0
+    bucket_keys: tuple[int, ...] = ()       # bucket_type fixed
     bucket_multiplier: float = 1.0
 
 

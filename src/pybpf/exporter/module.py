@@ -29,13 +29,15 @@ from typing import Any, Callable, Iterator
 from pybpf.errors import BPFError
 from pybpf.maps.batch import raw_chunks
 from pybpf.maps.info import PERCPU_TYPES, possible_cpus
+from pybpf.exporter.buckets import HistogramBuckets
 from pybpf.exporter.config import AttachConfig, ConfigError, MetricConfig, ModuleConfig, Where, check_against
-from pybpf.exporter.decoders import DecodeContext, build_chain
+from pybpf.exporter.decoders import DecodeContext, SkipSeries, build_chain
 
-__all__ = ["Prepared", "prepare", "Module", "MetricReader", "histogram_buckets"]
+__all__ = ["Prepared", "prepare", "Module", "MetricReader"]
 
 DECODE_ERRORS = (ValueError, OverflowError, OSError, UnicodeError, IndexError, KeyError)
 _CACHE_LIMIT = 1 << 17       # decoded label sets kept per metric
+_UNSEEN = object()
 
 
 @dataclass
@@ -108,22 +110,28 @@ class MetricReader:
         if cfg.kind == "histogram":
             b_off, b_size = layout[cfg.labels[-1].name]
             self._bucket = (b_off, b_off + b_size)
-        self._cache: dict[bytes, tuple[str, ...]] = {}
+            self._buckets = HistogramBuckets(cfg.bucket_type, cfg.bucket_min, cfg.bucket_max,
+                                             cfg.bucket_multiplier, cfg.bucket_keys)
+        self._cache: dict[bytes, tuple[str, ...] | None] = {}
         self._dicts: dict[tuple[str, ...], dict[str, str]] = {}
         self.decode_errors = 0
 
-    def _labels(self, key: bytes) -> tuple[str, ...]:
-        found = self._cache.get(key)
-        if found is not None:
+    def _labels(self, key: bytes) -> tuple[str, ...] | None:
+        """The key's label values, or None when a decoder (``regexp``) leaves its series out."""
+        found = self._cache.get(key, _UNSEEN)
+        if found is not _UNSEEN:
             return found
         values = []
-        for lo, hi, chain in self._slices:
-            try:
-                values.append(chain(key[lo:hi], key))
-            except DECODE_ERRORS:
-                self.decode_errors += 1
-                values.append(f"undecodable:{key[lo:hi].hex()}")
-        found = tuple(values)
+        try:
+            for lo, hi, chain in self._slices:
+                try:
+                    values.append(chain(key[lo:hi], key))
+                except DECODE_ERRORS:
+                    self.decode_errors += 1
+                    values.append(f"undecodable:{key[lo:hi].hex()}")
+            found = tuple(values)
+        except SkipSeries:
+            found = None
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = found
@@ -158,7 +166,8 @@ class MetricReader:
             label = self._labels
             for key, value in self._entries():
                 labels = label(key)
-                totals[labels] = totals.get(labels, 0) + value
+                if labels is not None:
+                    totals[labels] = totals.get(labels, 0) + value
             family = CounterMetricFamily(cfg.name, cfg.help, labels=self.names)
             # add_metric's samples, made here with label dicts cached across scrapes.
             sample_name, label_dict = f"{family.name}_total", self._label_dict
@@ -167,7 +176,7 @@ class MetricReader:
             return family
         family = HistogramMetricFamily(cfg.name, cfg.help, labels=self.names)
         for labels, counts in self._histograms().items():
-            buckets, total = self._buckets(counts)
+            buckets, total = self._buckets.cumulative(counts)
             family.add_metric(labels, buckets, total)
         return family
 
@@ -181,40 +190,12 @@ class MetricReader:
         out: dict[tuple[str, ...], dict[int, int]] = {}
         for prefix, counts in groups.items():
             labels = self._labels(prefix)
+            if labels is None:
+                continue
             merged = out.setdefault(labels, {})
             for b, c in counts.items():
                 merged[b] = merged.get(b, 0) + c
         return out
-
-    def _buckets(self, counts: dict[int, int]) -> tuple[list[tuple[str, float]], float]:
-        cfg = self.cfg
-        return histogram_buckets(counts, cfg.bucket_type, cfg.bucket_min, cfg.bucket_max, cfg.bucket_multiplier)
-
-
-def histogram_buckets(counts: dict[int, int], bucket_type: str, bmin: int, bmax: int,
-                      mult: float) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative buckets (``le`` text, count) and the sum of one label set, from per-key counts.
-
-    Key ``i`` (bmin..bmax) counts values up to ``2**i`` (exp2) or ``i`` (linear) map
-    units; smaller keys count in the first bucket, key ``bmax+1`` holds the sum of the
-    observed values (in map units), larger keys count only in ``+Inf``.  Bounds and
-    sum are multiplied by ``mult``.
-
-    >>> histogram_buckets({0: 1, 2: 3, 3: 40}, "exp2", 0, 2, 1.0)
-    ([('1.0', 1), ('2.0', 1), ('4.0', 4), ('+Inf', 4)], 40.0)
-    """
-    from prometheus_client.utils import floatToGoString
-
-    exp2 = bucket_type == "exp2"
-    cum = sum(c for b, c in counts.items() if b < bmin)
-    buckets = []
-    for i in range(bmin, bmax + 1):
-        cum += counts.get(i, 0)
-        buckets.append((floatToGoString((2 ** i if exp2 else i) * mult), cum))
-    cum += sum(c for b, c in counts.items() if b > bmax + 1)
-    buckets.append(("+Inf", cum))
-    return buckets, counts.get(bmax + 1, 0) * mult
-
 
 class Module:
     """A prepared module once started: its object, links, readers and its own counters."""
