@@ -702,12 +702,11 @@ class _LazyCodec:
 
     @property
     def label(self) -> str:
-        from pybpf.btf.types import Datasec
+        t = self._type
+        if t.kind == BTFKind.DATASEC:   # (every map of global data: no import on the way)
+            return f'SEC("{t.name}")'  # what type_name() says, without walking the variables
         from pybpf.btf.typeinfo import type_name
 
-        t = self._type
-        if isinstance(t, Datasec):
-            return f'SEC("{t.name}")'  # what type_name() says, without walking the variables
         return type_name(t)
 
     def _compile(self) -> Any:
