@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
-from pybpf.btf.layout import Records
+from pybpf.btf.layout import COMMON_WORDS, LAYOUTS
 from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Member, Pointer, Struct, Type, Var
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import ObjectError
@@ -104,14 +104,20 @@ def _uint_words(member: Member) -> int | None:
     first, count = spec.first_id, len(spec)
     if not first <= ptr < count:
         return None
-    recs = Records(words, offs, first)
-    if recs.name_off(ptr) or recs.kind(ptr) != BTFKind.PTR:
+    i = offs[ptr - first]
+    arr = words[i + 2]   # struct btf_type: name_off, info, size/type
+    if words[i] or words[i + 1] >> 24 & 31 != BTFKind.PTR or not first <= arr < count:
         return None
-    arr = recs.size_type(ptr)
-    if not first <= arr < count or recs.name_off(arr) or recs.kind(arr) != BTFKind.ARRAY or \
-            recs.field(arr, "type") >= count or recs.field(arr, "index_type") >= count:
+    i = offs[arr - first]
+    if words[i] or words[i + 1] >> 24 & 31 != BTFKind.ARRAY or words[i + _ARRAY_TYPE] >= count or \
+            words[i + _ARRAY_INDEX] >= count:
         return None
-    return recs.field(arr, "nelems")
+    return words[i + _ARRAY_NELEMS]
+
+
+# Positions of struct btf_array's words in an ARRAY record (pybpf.btf.layout states them).
+_ARRAY_TYPE, _ARRAY_INDEX, _ARRAY_NELEMS = (COMMON_WORDS + LAYOUTS[BTFKind.ARRAY].fixed.index(f)
+                                            for f in ("type", "index_type", "nelems"))
 
 
 def _type_member(t: Type, map_name: str, member: str) -> tuple[Type, int]:
