@@ -240,17 +240,14 @@ class ElfFile:
             for i, (name, (_name, stype, flags, _addr, offset, ssize, link, info, _align, entsize))
             in enumerate(zip(section_names, raw))
         ]
-        by_name = self._by_name
-        for sec in reversed(sections):
-            if sec[1]:
-                by_name[sec[1]] = sec
+        # the first section of each name; the REL sections of each section
+        self._by_name = {sec[1]: sec for sec in reversed(sections) if sec[1]}
         rels = self._rels
-        for sec in sections:
-            if sec[2] == SHT_REL:
-                rels.setdefault(sec[7], []).append(sec)
+        for sec in [sec for sec in sections if sec[2] == SHT_REL]:
+            rels.setdefault(sec[7], []).append(sec)
 
     def _parse_symbols(self) -> None:
-        symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
+        symtabs = [s for s in self.sections if s[2] == SHT_SYMTAB]   # s[2]: its type
         if not symtabs:
             return
         if len(symtabs) > 1:
