@@ -125,7 +125,7 @@ def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
         return [Function(fallback_name, sec, 0, n, code, entry)] if n else []
     out: list[Function] = []
     end = 0
-    for _index, name, value, size, *_rest in syms:
+    for _index, name, value, size, _type, _bind, _vis, _shndx in syms:
         if value % 8 or size % 8:
             raise ObjectError(f"{section_label(sec)}: function '{name}' at offset {value} (size {size}) "
                               "is not aligned to 8-byte instructions")
