@@ -255,7 +255,8 @@ def build_chain(label: LabelConfig, ctx: DecodeContext) -> Callable[[bytes, byte
     """The label's decoders as one function ``(label bytes, whole key) -> text``.
 
     It raises :class:`SkipSeries` when a ``regexp`` decoder filters the key out;
-    building it raises :class:`ConfigError` for bad decoder options.  Without decoders a label of 1, 2, 4 or 8 bytes is an unsigned integer, others are hex.
+    building it raises :class:`ConfigError` for bad decoder options.  Without
+    decoders a label of 1, 2, 4 or 8 bytes is an unsigned integer, others are hex.
     """
     steps = [DECODERS[d.name](d, ctx) for d in label.decoders]
     if not steps:
