@@ -75,3 +75,41 @@ def bad(ctx) -> int:
         assert "struct task_struct has no member 'no_such_member'" in str(exc)
     else:
         raise AssertionError("expected a CompileError")
+
+
+ANON_SOURCE = '''
+from pybpf.lang import *
+
+TARGET_TGID = Const(u32, 0)
+seen = HashMap(key=u32, value=u64, max_entries=8)
+
+
+@tracepoint("syscalls/sys_enter_getppid")
+def areas(ctx) -> int:
+    if tgid() != TARGET_TGID:
+        return 0
+    mm = current_task().mm
+    seen[0] = mm.arg_end - mm.arg_start
+    seen[1] = mm.env_end - mm.env_start
+    return 0
+'''
+
+
+@pytest.mark.root
+def test_core_read_of_members_in_anonymous_structs():
+    """mm_struct keeps arg_start & co. in an anonymous struct (Linux 6.x): they are read as C reads
+    them, and 8-byte integers are read (not taken for arrays' addresses)."""
+    mod = module_from_source(ANON_SOURCE)
+    spec = pybpf.compile(mod.areas)
+    local = next(t for t in spec.btf.types if getattr(t, "name", "") == "mm_struct")
+    assert [m.name for m in local.members] == ["arg_start", "arg_end", "env_start", "env_end"]
+    spec.variables["TARGET_TGID"].value = os.getpid()
+    with spec.load() as obj:
+        with obj.programs["areas"].attach():
+            os.getppid()
+        got = dict(obj.maps["seen"].items())
+    with open("/proc/self/cmdline", "rb") as f:
+        cmdline = f.read()
+    with open("/proc/self/environ", "rb") as f:
+        environ = f.read()
+    assert got == {0: len(cmdline), 1: len(environ)}

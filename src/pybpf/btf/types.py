@@ -376,6 +376,27 @@ class Composite(Type):
                 return m
         return None
 
+    def find_member(self, name: str) -> tuple[int, Member] | None:
+        """The member called ``name``, looking into anonymous struct/union members too (as C
+        does: ``mm->arg_start`` is in an anonymous struct of ``struct mm_struct``): its bit offset
+        from the start of this type, and the member; None when there is none.
+
+        >>> u = Union("", 4, [Member("a", Int("int", 4))])
+        >>> Struct("s", 8, [Member("x", Int("int", 4)), Member("", u, 32)]).find_member("a")[0]
+        32
+        """
+        for m in self.members:
+            if m.name == name:
+                return m.bit_offset, m
+            if not m.name:
+                inner = m.type
+                while isinstance(inner, (Typedef, Qualifier)):
+                    inner = inner.type
+                found = inner.find_member(name) if isinstance(inner, Composite) else None
+                if found is not None:
+                    return m.bit_offset + found[0], found[1]
+        return None
+
     def _holders(self) -> list[tuple[Any, str]]:
         return [(m, "type") for m in self.members]
 

@@ -200,8 +200,10 @@ class _KernelTypes:
         for name in sorted(self.used):
             ks = _kernel_struct(name)
             local = self._struct(name)
-            local.members = [bt.Member(m.name, self._type(m.type), m.bit_offset) for m in ks.members
-                             if m.name in self.used[name]]
+            # A member the kernel keeps in an anonymous struct or union is a direct member of the
+            # local copy, at its offset: CO-RE finds it by name, descending into anonymous members.
+            found = sorted((ks.find_member(member) for member in self.used[name]), key=lambda f: f[0])
+            local.members = [bt.Member(m.name, self._type(m.type), off) for off, m in found]
         return list(self.local.values())
 
     def records(self, relocs: list, insns: list, b: Builder) -> list[Any]:

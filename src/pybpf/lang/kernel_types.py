@@ -76,13 +76,13 @@ def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
     from pybpf.btf.typeinfo import resolve
 
     st = _kernel_struct(struct)
-    for m in st.members:
-        if m.name != member:
-            continue
-        if m.bitfield_size or m.bit_offset % 8:
+    found = st.find_member(member) if member else None   # also inside anonymous structs and unions
+    if found is not None:
+        bit_offset, m = found
+        if m.bitfield_size or bit_offset % 8:
             raise LookupError(f"struct {struct}.{member} is a bitfield, which pybpf.lang does not read yet")
         t = resolve(m.type)
-        off = m.bit_offset // 8
+        off = bit_offset // 8
         if isinstance(t, Int) or isinstance(t, Enum):
             signed = bool(getattr(t, "signed", False))
             size = t.size if t.size in (1, 2, 4, 8) else 8
@@ -98,7 +98,7 @@ def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
             return off, u64, m.type
         raise LookupError(f"struct {struct}.{member} has a type pybpf.lang cannot read ({type(t).__name__})")
     names = ", ".join(m.name for m in st.members if m.name)
-    raise LookupError(f"struct {struct} has no member '{member}' directly (members: {names[:300]}...)")
+    raise LookupError(f"struct {struct} has no member '{member}' (members: {names[:300]}...)")
 
 
 class KernelMixin:
@@ -118,7 +118,7 @@ class KernelMixin:
         if isinstance(t, KPtr) and not _is_pointer(ktype):
             addr.type = t             # an embedded struct: its address
             return addr
-        if t is u64 and not _is_pointer(ktype):
+        if _is_array(ktype):
             addr.type = u64           # an array: its address (for probe_read_kernel_str)
             return addr
         size = t.bits // 8
@@ -136,6 +136,13 @@ def _is_pointer(t: Any) -> bool:
     from pybpf.btf.typeinfo import resolve
 
     return isinstance(resolve(t), Pointer)
+
+
+def _is_array(t: Any) -> bool:
+    from pybpf.btf.types import Array
+    from pybpf.btf.typeinfo import resolve
+
+    return isinstance(resolve(t), Array)
 
 
 # -- CPython stand-in ---------------------------------------------------------------------------------
