@@ -113,3 +113,53 @@ def test_core_read_of_members_in_anonymous_structs():
     with open("/proc/self/environ", "rb") as f:
         environ = f.read()
     assert got == {0: len(cmdline), 1: len(environ)}
+
+
+BITFIELD_SOURCE = '''
+from pybpf.lang import *
+
+seen = HashMap(key=u32, value=u64, max_entries=64)
+
+
+@tracepoint("syscalls/sys_enter_getppid")
+def flags(ctx) -> int:
+    task = current_task()
+    seen[tgid()] = task.sched_reset_on_fork + 2 * task.in_execve
+    return 0
+'''
+
+
+def test_bitfield_reads_compile_to_the_core_relocations_of_bpf_core_read_bitfield():
+    from pybpf.btf.core import apply_relocations
+
+    mod = module_from_source(BITFIELD_SOURCE)
+    spec = pybpf.compile(mod.flags)
+    relos = spec.programs["flags"].core_relos
+    assert sorted(r.kind.name for r in relos) == sorted(
+        ["FIELD_BYTE_OFFSET", "FIELD_BYTE_SIZE", "FIELD_LSHIFT_U64", "FIELD_RSHIFT_U64"] * 2)
+    local = spec.btf.types[relos[0].type_id]
+    assert {m.name: m.bitfield_size for m in local.members} == {"sched_reset_on_fork": 1, "in_execve": 1}
+    # The immediates the compiler wrote are what the CO-RE engine computes from the same layout.
+    ps = spec.programs["flags"]
+    results = apply_relocations(list(ps.instructions), list(relos), spec.btf, section=ps.section)
+    assert all(r.value == r.local_value for r in results), [str(r) for r in results]
+
+
+@pytest.mark.root
+def test_core_read_of_a_bitfield():
+    """task_struct.sched_reset_on_fork is a 1-bit field: set by sched_setscheduler(SCHED_RESET_ON_FORK)."""
+    import subprocess
+    import sys
+
+    mod = module_from_source(BITFIELD_SOURCE)
+    child = ("import os, sys\n"
+             "if sys.argv[1] == '1':\n"
+             "    os.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))\n"
+             "os.getppid()\n"
+             "print(os.getpid())\n")
+    with pybpf.compile(mod.flags).load() as obj:
+        with obj.programs["flags"].attach():
+            pids = {flag: int(subprocess.run([sys.executable, "-c", child, str(flag)], check=True,
+                                             capture_output=True, text=True).stdout) for flag in (0, 1)}
+        seen = dict(obj.maps["seen"].items())
+    assert seen[pids[1]] == 1 and seen[pids[0]] == 0

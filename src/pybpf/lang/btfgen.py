@@ -52,9 +52,9 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
                 copies[id(x)] = y = _copy(x)
                 code.append(y)
             lines.extend(sub.lines)
-            relocs.extend((copies[id(insn)], st, m) for insn, st, m in sub.core_relocs)
+            relocs.extend((copies[id(insn)], st, m, kind) for insn, st, m, kind in sub.core_relocs)
         insns, ilines, labels = finalize(code, lines)
-        for _insn, st, m in relocs:
+        for _insn, st, m, _kind in relocs:
             kernel.use(st, m)
         func = bt.Func(p.name, bt.FuncProto(tys.int32, [("ctx", tys.void_ptr)]), bt.FuncLinkage.GLOBAL)
         b.add(func)
@@ -203,23 +203,23 @@ class _KernelTypes:
             # A member the kernel keeps in an anonymous struct or union is a direct member of the
             # local copy, at its offset: CO-RE finds it by name, descending into anonymous members.
             found = sorted((ks.find_member(member) for member in self.used[name]), key=lambda f: f[0])
-            local.members = [bt.Member(m.name, self._type(m.type), off) for off, m in found]
+            local.members = [bt.Member(m.name, self._type(m.type), off, m.bitfield_size) for off, m in found]
         return list(self.local.values())
 
     def records(self, relocs: list, insns: list, b: Builder) -> list[Any]:
-        from pybpf.btf.reader import CoreRelo, CoreRelocKind
+        from pybpf.btf.reader import CoreRelo
 
         if not relocs:
             return []
         at = {id(x): i for i, x in enumerate(insns)}
         out = []
-        for insn, struct, member in relocs:
+        for insn, struct, member, kind in relocs:
             i = at.get(id(insn))
             if i is None:
                 continue   # dropped as unreachable
             local = self.local[struct]
             index = [m.name for m in local.members].index(member)
-            out.append(CoreRelo(8 * i, b.id_of(local), f"0:{index}", CoreRelocKind.FIELD_BYTE_OFFSET))
+            out.append(CoreRelo(8 * i, b.id_of(local), f"0:{index}", kind))
         return out
 
 

@@ -118,7 +118,7 @@ class FunctionCompiler(ControlMixin, KernelMixin, CallMixin, InferMixin, Aggrega
         self.loops: list[tuple[str, str]] = []   # (continue label, break label)
         self.param_names: list[str] = []
         self.callees: set[str] = set()
-        self.core_relocs: list[tuple[Any, str, str]] = []   # (instruction, struct, member)
+        self.core_relocs: list[tuple[Any, str, str, Any]] = []   # (instruction, struct, member, kind)
         self.return_type: Any = None
         self.label_prefix = name
         self.entry_label = f"{name}:entry"

@@ -29,6 +29,7 @@ from typing import Any
 
 from pybpf._sys.uapi import HelperID
 from pybpf.asm import opcodes as op
+from pybpf.btf.ext import CoreRelocKind
 from pybpf.lang.aggregates import Mem
 from pybpf.lang.emit import Imm
 from pybpf.lang.types import INT_TYPES, u64
@@ -66,11 +67,30 @@ def _kernel_struct(name: str) -> Any:
     return t
 
 
-def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
+class Bitfield:
+    """Where a bitfield member is read: ``byte_offset``/``byte_size`` of the smallest aligned
+    integer holding it, and the shifts that leave its value in a u64 (libbpf's
+    BPF_CORE_READ_BITFIELD_PROBED, little-endian)."""
+
+    __slots__ = ("byte_offset", "byte_size", "lshift", "rshift", "signed")
+
+    def __init__(self, bit_offset: int, bits: int, size: int, signed: bool) -> None:
+        size = size if size in (1, 2, 4, 8) else 8
+        offset = bit_offset // 8 // size * size
+        while bit_offset + bits - 8 * offset > 8 * size and size < 8:
+            size *= 2
+            offset = bit_offset // 8 // size * size
+        self.byte_offset, self.byte_size, self.signed = offset, size, signed
+        self.lshift = 64 - (bit_offset + bits - 8 * offset)
+        self.rshift = 64 - bits
+
+
+def kernel_member(struct: str, member: str) -> tuple[int | Bitfield, Any, Any]:
     """(byte offset, pybpf.lang type, kernel member type) of ``struct.member`` in vmlinux BTF.
 
     The lang type is an integer type, a :class:`KPtr` (pointer to a struct, or an
-    embedded struct's address) or ``u64`` (an array's address).
+    embedded struct's address) or ``u64`` (an array's address).  For a bitfield the offset
+    is a :class:`Bitfield` and the type u64 (i64 when signed).
     """
     from pybpf.btf.types import Array, Composite, Enum, Int, Pointer
     from pybpf.btf.typeinfo import resolve
@@ -79,9 +99,13 @@ def kernel_member(struct: str, member: str) -> tuple[int, Any, Any]:
     found = st.find_member(member) if member else None   # also inside anonymous structs and unions
     if found is not None:
         bit_offset, m = found
-        if m.bitfield_size or bit_offset % 8:
-            raise LookupError(f"struct {struct}.{member} is a bitfield, which pybpf.lang does not read yet")
         t = resolve(m.type)
+        if m.bitfield_size or bit_offset % 8:
+            if not isinstance(t, (Int, Enum)):
+                raise LookupError(f"struct {struct}.{member} is a bitfield of a type pybpf.lang cannot read")
+            signed = bool(getattr(t, "signed", False))
+            bits = m.bitfield_size or 8 * t.size
+            return Bitfield(bit_offset, bits, t.size, signed), INT_TYPES["i64" if signed else "u64"], m.type
         off = bit_offset // 8
         if isinstance(t, Int) or isinstance(t, Enum):
             signed = bool(getattr(t, "signed", False))
@@ -113,8 +137,10 @@ class KernelMixin:
         except (OSError, ValueError) as exc:
             raise self.error(node, f"the kernel's BTF is needed for struct {struct}: {exc}") from None
         addr = self.owned(base, prefer=3)      # where probe_read_kernel wants its source
+        if isinstance(off, Bitfield):
+            return self._read_bitfield(struct, node.attr, off, addr, t)
         insn = self.emit(op.ALU64 | op.ADD | op.K, addr.reg, imm=off)
-        self.core_relocs.append((insn, struct, node.attr))
+        self.core_relocs.append((insn, struct, node.attr, CoreRelocKind.FIELD_BYTE_OFFSET))
         if isinstance(t, KPtr) and not _is_pointer(ktype):
             addr.type = t             # an embedded struct: its address
             return addr
@@ -128,6 +154,26 @@ class KernelMixin:
         self.load(res.reg, 10, slot, size)
         if t.signed and size < 8:
             self.normalize(res.reg, t)
+        return res
+
+    def _read_bitfield(self, struct: str, member: str, bf: Bitfield, addr: Any, t: Any) -> Any:
+        """Read the bytes holding the bitfield into a zeroed u64, then shift its bits into place;
+        the offset, size and both shifts carry CO-RE relocations."""
+        def relocated(insn: Any, kind: CoreRelocKind) -> None:
+            self.core_relocs.append((insn, struct, member, kind))
+
+        offset = self.emit(op.ALU64 | op.ADD | op.K, addr.reg, imm=bf.byte_offset)
+        relocated(offset, CoreRelocKind.FIELD_BYTE_OFFSET)
+        slot = self.stack_alloc(8)
+        self.store_imm(10, slot, 0, 8)
+        size = self.alloc(u64)
+        relocated(self.emit(op.ALU64 | op.MOV | op.K, size.reg, imm=bf.byte_size), CoreRelocKind.FIELD_BYTE_SIZE)
+        self.call_with(HelperID.probe_read_kernel, [Mem(10, slot, u64), size, addr])
+        res = self.alloc(t)
+        self.load(res.reg, 10, slot, 8)
+        relocated(self.emit(op.ALU64 | op.LSH | op.K, res.reg, imm=bf.lshift), CoreRelocKind.FIELD_LSHIFT_U64)
+        shift = op.ARSH if bf.signed else op.RSH
+        relocated(self.emit(op.ALU64 | shift | op.K, res.reg, imm=bf.rshift), CoreRelocKind.FIELD_RSHIFT_U64)
         return res
 
 
