@@ -17,7 +17,7 @@ Example::
 
     ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
     recs = ext.line.get("xdp")       # RecordIndex or None
-    quads = recs.between(0, 64)      # line records of the first 8 instructions
+    (quads,) = recs.per_function([(0, 64)])   # line records of the first 8 instructions, rebased
 """
 
 from __future__ import annotations
@@ -61,15 +61,9 @@ class RecordIndex:
         self.offs = offs
         self.width = width
 
-    def between(self, lo: int, hi: int) -> array:
-        """The records with ``lo <= insn_off < hi``, as a new array."""
-        a = bisect.bisect_left(self.offs, lo)
-        b = bisect.bisect_left(self.offs, hi)
-        return self.words[self.width * a:self.width * b]
-
     def per_function(self, ranges: list[tuple[int, int]]) -> list[array]:
         """For each byte range ``[lo, hi)`` of ``ranges`` (a section's functions), the records
-        inside it (:meth:`between`) with ``insn_off`` made an instruction index from ``lo``."""
+        with ``lo <= insn_off < hi`` as a new array, ``insn_off`` made an instruction index from ``lo``."""
         offs, words, width = self.offs, self.words, self.width
         left = bisect.bisect_left
         out = []
