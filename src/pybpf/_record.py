@@ -80,10 +80,9 @@ class FrozenRecord(Record):
     __slots__ = ()
 
     def __init__(self, **values: Any) -> None:
-        for name in self._fields:
-            object.__setattr__(self, name, values.pop(name))
-        if values:
-            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(values))}")
+        setter = object.__setattr__     # a name that is not a slot raises AttributeError
+        for name, value in values.items():
+            setter(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is read-only: cannot set {name!r}")
