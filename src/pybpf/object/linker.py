@@ -196,7 +196,8 @@ class RelocationContext:
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
         self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
-        self.code_sections = frozenset([sec[0] for sec in elf.sections if sec[2] == SHT_PROGBITS and sec[3] & SHF_EXECINSTR])
+        self.code_sections = frozenset([sec[0] for sec in elf.sections   # (Section.is_code, inlined)
+                                        if sec[2] == SHT_PROGBITS and sec[3] & SHF_EXECINSTR])
 
 
 def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
