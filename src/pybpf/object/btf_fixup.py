@@ -90,9 +90,9 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
     datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:
-        if stype != STT_OBJECT or not sname or shndx == 0:
-            continue
+    # symbols as tuples: [1] name, [4] type, [7] section index
+    for _i, sname, value, _size, _type, bind, _vis, shndx in [sym for sym in elf.symbols
+                                                              if sym[4] == STT_OBJECT and sym[1] and sym[7]]:
         if bind == STB_GLOBAL or bind == STB_WEAK:
             globals_.setdefault(sname, value)
         elif bind == STB_LOCAL:

@@ -138,8 +138,9 @@ class _Parser:
                           license=license, kern_version=kern_version, externs=externs, path=self.path,
                           notes=self.notes)
         if raw_btf is not None and btf is not None:
-            hidden = {sname for _i, sname, _v, _s, stype, bind, vis, _shndx in elf.symbols
-                      if stype == STT_FUNC and bind in (STB_GLOBAL, STB_WEAK) and vis in (STV_HIDDEN, STV_INTERNAL)}
+            # symbols as tuples: [1] name, [4] type, [5] bind, [6] visibility (default, 0, for most)
+            hidden = {sym[1] for sym in elf.symbols if sym[6] and sym[6] in (STV_HIDDEN, STV_INTERNAL)
+                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)}
             # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
             kinds: set = set()
             spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)
