@@ -236,6 +236,8 @@ class CallMixin:
 
     def ctx_attr(self, node: ast.Attribute) -> Any:
         attr = node.attr
+        if attr == "cookie" and self.kind == "usdt":
+            return self.usdt_cookie(node)   # the attach's cookie is the spec's id: the user's is in the spec
         if attr == "cookie":
             from pybpf._sys.uapi import HelperID
 
@@ -279,6 +281,8 @@ class CallMixin:
             n = self.expr(node.args[0])
             if not isinstance(n, Imm):
                 raise self.error(node.args[0], "ctx.arg() takes a constant index")
+            if self.kind == "usdt":
+                return self.usdt_arg(node, n.value)
             field = self.unit.ctx_arg(self, node, n.value)
             return self._ctx_load(node, field.offset, field.type)
         raise self.error(node, f"ctx.{attr}() is not known: use ctx.arg(n), ctx.ret, ctx.cookie or a field")
