@@ -146,3 +146,43 @@ def test_struct_values_updated_in_place_and_typed_ring_buffer_reader():
         with mod.events.reader(obj) as reader:
             counts = list(reader.poll(timeout=0))
     assert len(counts) == 3 and counts == sorted(counts) and counts[-1] <= stat.calls
+
+
+COPIES = '''
+from pybpf.lang import *
+
+
+class Stat(Struct):
+    calls: u64
+    last: u32
+    flags: u8
+
+
+stats = HashMap(key=u32, value=Stat, max_entries=8)
+out = Array(value=u64, max_entries=8)
+
+
+@syscall
+def copies(ctx) -> int:
+    s = Stat(calls=5, last=7, flags=1)
+    stats[1] = s
+    s.calls = 100                 # the map keeps its own copy
+    got = stats[1]
+    out[0] = got.calls
+    out[1] = got.last + got.flags
+    got.calls = 9                 # and a read is a copy too
+    out[2] = stats[1].calls
+    missing = stats[2]            # absent: zeros
+    out[3] = missing.calls + missing.last + 1
+    return 0
+'''
+
+
+def test_struct_values_read_as_copies_in_the_kernel_and_in_cpython():
+    mod = module_from_source(COPIES)
+    mod.copies(FakeCtx())
+    want = {0: 5, 1: 8, 2: 5, 3: 1}
+    assert {int(k): int(v) for k, v in mod.out.items()} == want
+    with pybpf.compile(mod.copies).load() as obj:
+        assert obj.programs["copies"].test_run(ctx=bytes(8)).retval == 0
+        assert {k: v for k, v in obj.maps["out"].items() if k in want} == want

@@ -150,12 +150,25 @@ class AccessMixin:
 
     def subscript_load(self, node: ast.Subscript) -> Any:
         name, decl = self._map(node.value)
-        if is_aggregate(decl.value):
-            raise self.error(node, "reading a Struct value of a map is not supported yet: store integers, "
-                                   "or keep Structs in a ring buffer")
         slot = self._key(decl, node.slice)
         ptr = self._lookup(name, slot)
+        if is_aggregate(decl.value):
+            return self._copy_value(ptr, decl.value)
         return self._load_value(ptr, decl.value)
+
+    def _copy_value(self, ptr: Tmp, t: Any) -> Mem:
+        """A copy of the Struct (or array) value ``ptr`` points at on the stack; zeros when NULL."""
+        out = Mem(10, self.stack_alloc(_size(t)), t)
+        reg = self.reg_of(ptr)
+        missing, done = self.new_label("miss"), self.new_label("got")
+        self.emit(op.JMP | op.JEQ | op.K, reg, reference=missing)
+        self.copy_mem(out, Mem(reg, 0, t))
+        self.jump(done)
+        self.place(missing)
+        self.zero_fill(out)
+        self.place(done)
+        self.release(ptr)
+        return out
 
     def contains(self, key: ast.AST, container: ast.AST) -> Any:
         name, decl = self._map(container)

@@ -39,6 +39,15 @@ def _convert(t: Any, value: Any) -> Any:
     return value
 
 
+def _value_copy(t: Any, value: Any) -> Any:
+    """What a map stores or gives back: integers converted, Structs and arrays copied (as the kernel does)."""
+    if isinstance(value, int):
+        return _convert(t, value)
+    import copy
+
+    return copy.deepcopy(value)
+
+
 def _zero(t: Any) -> Any:
     return t() if isinstance(t, type) else 0
 
@@ -72,13 +81,15 @@ class MapDecl:
         return _convert(self.key, key)
 
     def __getitem__(self, key: Any) -> Any:
-        return self._data.get(self._k(key), _zero(self.value))
+        """The value, or zero when absent; a Struct value is a copy (``lookup`` gives the stored one)."""
+        found = self._data.get(self._k(key))
+        return _zero(self.value) if found is None else _value_copy(self.value, found)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         k = self._k(key)
         if k not in self._data and len(self._data) >= self.max_entries:
             return  # a full map refuses the insert (E2BIG), which a program cannot see here
-        self._data[k] = _convert(self.value, value)
+        self._data[k] = _value_copy(self.value, value)
 
     def __contains__(self, key: Any) -> bool:
         return self._k(key) in self._data
@@ -136,7 +147,7 @@ class Array(MapDecl):
     def __setitem__(self, key: Any, value: Any) -> None:
         k = self._k(key)
         if 0 <= k < self.max_entries:
-            self._data[k] = _convert(self.value, value)
+            self._data[k] = _value_copy(self.value, value)
 
     def __contains__(self, key: Any) -> bool:
         return 0 <= self._k(key) < self.max_entries
