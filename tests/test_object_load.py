@@ -260,7 +260,7 @@ def test_ksym_variables_need_kallsyms_all():
         obj = spec.load()
     except pybpf.NotSupportedError as exc:
         assert "CONFIG_KALLSYMS_ALL" in str(exc) and "runqueues" in str(exc)
-        pytest.skip(f"ksym variables: {exc}")
+        pytest.skip(f"NotSupportedError: {exc}")
     with obj:
         cpu = obj.programs["this_cpu"].test_run(ctx=bytes(8)).retval
         assert 0 <= cpu < (os.cpu_count() or 1)
