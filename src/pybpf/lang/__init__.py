@@ -38,6 +38,7 @@ from pybpf.lang.helpers import (
 )
 from pybpf.lang.kernel_types import current_task
 from pybpf.lang.log import LogReader
+from pybpf.lang.loops import bpf_loop
 from pybpf.lang.packet import be16, be32, be64, load_u8, load_u16, load_u32, load_u64, pkt
 from pybpf.lang.maps import (
     Array, HashMap, LpmTrie, LruHash, LruPerCpuHash, PerCpuArray, PerCpuHash, PerfEventArray, ProgArray, Queue,
@@ -70,7 +71,7 @@ __all__ = [
     "compile", "FakeCtx", "Const", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "HashMap", "LruHash", "PerCpuHash", "LruPerCpuHash", "Array", "PerCpuArray", "RingBuf",
     "LpmTrie", "PerfEventArray", "StackTrace", "Queue", "ProgArray",
-    "BPFProgram", "DECORATORS", "bpf_function",
+    "BPFProgram", "DECORATORS", "bpf_function", "bpf_loop",
     "pid_tgid", "tgid", "pid", "uid_gid", "uid", "gid", "ktime_get_ns", "boot_ns", "smp_processor_id",
     "prandom_u32", "send_signal", "get_current_comm", "probe_read_user", "probe_read_kernel",
     "probe_read_user_str", "probe_read_kernel_str", "Struct", "LogReader", "current_task",

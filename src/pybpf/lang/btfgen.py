@@ -19,7 +19,7 @@ from pybpf.btf.typeinfo import resolve as _resolve
 from pybpf.btf.reader import FuncInfo, LineInfo, Spec, StringTable
 from pybpf.btf.writer import Builder
 from pybpf.lang.finalize import finalize
-from pybpf.lang.types import INT_TYPES, BTFTypes, sizeof, u8
+from pybpf.lang.types import INT_TYPES, BTFTypes, i64, sizeof, u8
 from pybpf.object.maps_def import global_data_map
 from pybpf.object.sections import parse_section
 from pybpf.object.spec import MapSpec, ObjectSpec, ProgramSpec, VariableSpec
@@ -39,7 +39,8 @@ def build_spec(unit: Any, compiled: list[tuple[Any, Any]], license: str) -> Obje
     sub_funcs: dict[str, bt.Func] = {}
     for name, sub in unit.subprogs.items():
         params = [(p, tys.of(sub.locals[p].type)) for p in sub.param_names]
-        sub_funcs[name] = bt.Func(name, bt.FuncProto(tys.of(sub.return_type), params), bt.FuncLinkage.STATIC)
+        ret = i64 if sub.return_type is int else sub.return_type     # '-> int': a C long
+        sub_funcs[name] = bt.Func(name, bt.FuncProto(tys.of(ret), params), bt.FuncLinkage.STATIC)
     kernel = _KernelTypes(tys)
     progs: list[tuple[Any, Any, list, list, list, list]] = []
     for p, fc in compiled:

@@ -21,6 +21,7 @@ from pybpf.lang.aggregates import Mem
 from pybpf.lang.emit import Imm, Tmp, bits_signed
 from pybpf.lang.helpers import HELPERS
 from pybpf.lang.kernel_types import KPtr
+from pybpf.lang.loops import bpf_loop
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
 from pybpf.lang.types import Fixed, PtrType, Struct, sizeof, u64
@@ -56,6 +57,8 @@ class CallMixin:
             raise self.error(func, f"unknown function '{ast.unparse(func)}'")
         if callee is print:
             return self.print_call(node)
+        if callee is bpf_loop:
+            return self.loop_call(node)
         spec = HELPERS.get(callee) if hashable(callee) else None
         if spec is not None:
             return self.helper_call(node, spec)

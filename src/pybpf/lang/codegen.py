@@ -24,6 +24,7 @@ from pybpf.lang.emit import Emitter, Imm, Reg, bits_signed
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.regalloc import linear_scan, live_intervals
 from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, common_type, sizeof, wrap
+from pybpf.lang.loops import LoopMixin
 from pybpf.lang.usdt_args import UsdtMixin
 
 __all__ = ["FunctionCompiler", "Source"]
@@ -101,8 +102,8 @@ class Source:
         return f"{self.file}:{self.line(node)}:{getattr(node, 'col_offset', 0) + self.indent + 1}"
 
 
-class FunctionCompiler(ControlMixin, KernelMixin, UsdtMixin, CallMixin, InferMixin, AggregateMixin, AccessMixin,
-                       Emitter):
+class FunctionCompiler(ControlMixin, KernelMixin, UsdtMixin, LoopMixin, CallMixin, InferMixin, AggregateMixin,
+                       AccessMixin, Emitter):
     """Compiles one program (``kind``/``target`` from its decorator) into ``self.code``."""
 
     def __init__(self, unit: Any, fn: Any, kind: str, target: str | None, name: str) -> None:

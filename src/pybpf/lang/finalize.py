@@ -47,7 +47,12 @@ def _invert_skips(code: list[Any]) -> bool:
 
 
 def _is_call(insn: Instruction) -> bool:
-    return insn.code == op.JMP | op.CALL and insn.src == op.PSEUDO_CALL and insn.reference is not None
+    """A bpf-to-bpf call, or the address of a BPF function (ld_imm64, BPF_PSEUDO_FUNC: bpf_loop's callback);
+    both hold the distance from the next instruction to the function in ``imm``."""
+    if insn.reference is None:
+        return False
+    return (insn.code == op.JMP | op.CALL and insn.src == op.PSEUDO_CALL) or \
+        (insn.code == op.LD | op.DW | op.IMM and insn.src == op.PSEUDO_FUNC)
 
 
 def _is_jump(insn: Instruction) -> bool:

@@ -18,7 +18,8 @@ from pybpf.lang.helpers import HELPERS
 from pybpf.lang.kernel_types import KPtr, kernel_member
 from pybpf.lang.maps import MapDecl
 from pybpf.lang.packet import LOADS, SWAPS
-from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, common_type, type_of_value, u64
+from pybpf.lang.loops import bpf_loop
+from pybpf.lang.types import ArrayType, Fixed, PtrType, Struct, common_type, i32, type_of_value, u64
 
 __all__ = ["InferMixin", "Local"]
 
@@ -164,6 +165,8 @@ class InferMixin:
             callee = self.static(func, None)
             if isinstance(callee, type) and issubclass(callee, (Fixed, Struct)) or isinstance(callee, ArrayType):
                 return callee
+            if callee is bpf_loop:
+                return i32
             spec = HELPERS.get(callee) if hashable(callee) else None
             if spec is not None:
                 return spec.type
