@@ -57,3 +57,66 @@ def test_bpf_loop_in_the_kernel():
         assert obj.programs["sum_up"].test_run(ctx=bytes(8)).retval == 0
         assert obj.variables["TOTAL"].value == WANT_TOTAL
         assert {k: v for k, v in obj.maps["out"].items() if k in WANT_OUT} == WANT_OUT
+
+
+ARRAYS = '''
+from pybpf.lang import *
+
+out = Array(value=u64, max_entries=4)
+
+
+@syscall
+def arrays(ctx) -> int:
+    buf = u8[16]()
+    for i in range(16):
+        buf[i] = i * 3
+    total = u64(0)
+    for i in range(16):
+        total += buf[i]
+    words = u32[8]()
+    for j in range(1, 8, 2):
+        words[j] = j * 1000
+    vals = i16[4]()
+    for k in range(4):
+        vals[k] = k - 2
+        vals[k] += 1
+    s2 = i64(0)
+    for k in range(3, -1, -1):
+        s2 += vals[k] * 10
+    out[0] = total
+    out[1] = words[1] + words[3] + words[5] + words[7]
+    out[2] = s2
+    return 0
+'''
+WANT_ARRAYS = {0: sum(3 * i for i in range(16)), 1: 16000, 2: 20}
+
+
+def test_loop_variables_index_stack_arrays_in_cpython():
+    mod = module_from_source(ARRAYS)
+    mod.arrays(FakeCtx())
+    assert {int(k): int(v) for k, v in mod.out.items()} == WANT_ARRAYS
+
+
+@pytest.mark.root
+def test_loop_variables_index_stack_arrays_in_the_kernel():
+    with pybpf.compile(module_from_source(ARRAYS).arrays).load() as obj:
+        assert obj.programs["arrays"].test_run(ctx=bytes(8)).retval == 0
+        assert {k: v for k, v in obj.maps["out"].items() if k in WANT_ARRAYS} == WANT_ARRAYS
+
+
+def test_an_index_the_compiler_cannot_bound_is_a_compile_error():
+    for body in ("for i in range(17):\n        buf[i] = 1",              # one past the end
+                 "for i in range(16):\n        i = 20\n        buf[i] = 1",  # the loop changes i
+                 "n = ktime_get_ns() % 16\n    buf[n] = 1"):                # not a loop variable
+        mod = module_from_source(f'''
+from pybpf.lang import *
+
+
+@syscall
+def bad(ctx) -> int:
+    buf = u8[16]()
+    {body}
+    return 0
+''')
+        with pytest.raises(pybpf.CompileError, match="an array index must be a constant"):
+            pybpf.compile(mod.bad)

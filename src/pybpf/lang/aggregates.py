@@ -83,11 +83,34 @@ class AggregateMixin:
         if not isinstance(t, ArrayType):
             raise self.error(node, f"{getattr(t, '__name__', t)} cannot be indexed")
         if not isinstance(index, Imm):
-            raise self.error(node, "array indexes must be constants (the verifier must see every access in "
-                                   "bounds); for a variable index use an Array map")
+            return self._variable_element(mem, index, node)
         if not 0 <= index.value < t.count:
             raise self.error(node, f"index {index.value} is outside {t.__name__}")
         return Mem(mem.base, mem.off + index.value * sizeof(t.elem), t.elem)
+
+    def _variable_element(self, mem: Mem, index: Any, node: ast.AST) -> Mem:
+        """``a[i]`` where ``i`` is the variable of an enclosing ``for i in range(...)`` whose values
+        all index ``a``: the compiler has checked the bounds, and the verifier sees each iteration's
+        index.  Anything else could be out of bounds, which CPython raises and BPF cannot."""
+        t = mem.type
+        sub = getattr(node, "slice", None)
+        bounds = self.index_bounds.get(sub.id) if isinstance(sub, ast.Name) else None
+        if bounds is None or not (0 <= bounds[0] and bounds[1] < t.count):
+            self.release(index)
+            raise self.error(node, "an array index must be a constant, or the variable of an enclosing "
+                                   f"'for i in range(...)' whose values all fit {t.__name__} (and that the loop "
+                                   "does not assign); else use an Array map")
+        size = sizeof(t.elem)
+        addr = self.alloc(int)
+        self.mov_reg(addr.reg, self.reg_of(index))
+        self.release(index)
+        if size & (size - 1) == 0:
+            if size > 1:
+                self.emit(op.ALU64 | op.LSH | op.K, addr.reg, imm=size.bit_length() - 1)
+        else:
+            self.emit(op.ALU64 | op.MUL | op.K, addr.reg, imm=size)
+        self.emit(op.ALU64 | op.ADD | op.X, addr.reg, mem.base)
+        return Mem(addr.reg, mem.off, t.elem)
 
     def read_mem(self, mem: Mem) -> Any:
         """An integer field's value (loaded), or the aggregate itself."""

@@ -119,6 +119,7 @@ class FunctionCompiler(ControlMixin, KernelMixin, UsdtMixin, LoopMixin, CallMixi
         self.locals: dict[str, Local] = {}
         self.ctx_name: str | None = None
         self.loops: list[tuple[str, str]] = []   # (continue label, break label)
+        self.index_bounds: dict[str, tuple[int, int]] = {}   # loop variable -> (lowest, highest value)
         self.param_names: list[str] = []
         self.callees: set[str] = set()
         self.core_relocs: list[tuple[Any, str, str, Any]] = []   # (instruction, struct, member, kind)
@@ -343,8 +344,8 @@ class FunctionCompiler(ControlMixin, KernelMixin, UsdtMixin, LoopMixin, CallMixi
             self.subscript_store(target, value)
             return
         if isinstance(target, (ast.Attribute, ast.Subscript)):
-            mem = self.lvalue(target)
-            self.write_mem(mem, self.expr(value), target)
+            v = self.expr(value)           # the value first, as Python does: then the place it goes
+            self.write_mem(self.lvalue(target), v, target)
             return
         raise self.error(target, f"cannot assign to {ast.unparse(target)!r}")
 

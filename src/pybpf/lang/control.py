@@ -103,7 +103,14 @@ class ControlMixin:
                 self._set_local(loc, cur)
         self.place(body)
         self.loops.append((cont, end))
+        name = node.target.id
+        outer = self.index_bounds.pop(name, None)
+        if isinstance(start, Imm) and not _assigned_in(name, node.body):
+            self.index_bounds[name] = (min(extremes), max(extremes))   # an array index the compiler can check
         self.block(node.body)
+        self.index_bounds.pop(name, None)
+        if outer is not None:
+            self.index_bounds[name] = outer
         self.loops.pop()
         self.place(cont)
         if repeats:
@@ -244,3 +251,19 @@ class ControlMixin:
         if not self.loops:
             raise self.error(node, "'continue' outside a loop")
         self.jump(self.loops[-1][0])
+
+
+def _assigned_in(name: str, body: list[ast.stmt]) -> bool:
+    """Whether a statement of ``body`` assigns ``name`` (then its range says nothing of its values)."""
+    for stmt in body:
+        for node in ast.walk(stmt):
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+                targets = [node.target]
+            elif isinstance(node, ast.NamedExpr):
+                targets = [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+    return False
