@@ -71,13 +71,24 @@ def tool_commands(binary: str) -> dict[str, list[str] | str]:
     bpftrace = shutil.which("bpftrace")
     tools["bpftrace"] = [bpftrace, "-e", f"uprobe:{binary}:func_a {{ @[probe] = count(); }}"] if bpftrace \
         else "not installed (apt-get install bpftrace)"
-    import importlib.util
-    # pythonbpf (PyPI) is the fourth anchor the report names; scripts/bench.sh tries to install it.
-    tools["pythonbpf"] = ("not installed (pip install pythonbpf did not succeed on this machine)"
-                          if importlib.util.find_spec("pythonbpf") is None else
-                          "installed, but not measured: its funccount equivalent is not written yet "
-                          "(the package could not be installed where this bench was written)")
+    tools["pythonbpf"] = pythonbpf_status()
     return tools
+
+
+def pythonbpf_status() -> str:
+    """Why pythonbpf, the fourth anchor the report names (scripts/bench.sh installs it from PyPI), has no
+    row: what importing it and its toolchain say on this machine."""
+    import importlib.util
+
+    if importlib.util.find_spec("pythonbpf") is None:
+        return "not installed (pip install pythonbpf did not succeed on this machine)"
+    done = subprocess.run([sys.executable, "-c", "import pythonbpf"], capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return (f"installed, but it does not import on Python {sys.version_info.major}.{sys.version_info.minor} "
+                f"({last}; pythonbpf 0.2 is written for Python 3.12+); checked by hand on 2026-12-03: on 3.12 it imports, but the LLVM IR it "
+                "writes needs LLVM 21+ (captures(none)) and this Debian's opt/llc are 14-19: it compiles nothing here")
+    return "installed, but not measured: its funccount equivalent is not written yet"
 
 
 def function_address(pid: int, path: str, file_offset: int) -> int:
