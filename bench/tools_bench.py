@@ -85,8 +85,9 @@ def pythonbpf_status() -> str:
     done = subprocess.run([sys.executable, "-c", "import pythonbpf"], capture_output=True, text=True)
     if done.returncode:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return (f"installed, but it does not import on Python {sys.version_info.major}.{sys.version_info.minor} "
-                f"({last}; pythonbpf 0.2 is written for Python 3.12+); checked by hand on 2026-12-03: on 3.12 it imports, but the LLVM IR it "
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return (f"installed, but it does not import on Python {version} ({last}; pythonbpf 0.2 is written "
+                "for Python 3.12+); checked by hand on 2026-12-03: on 3.12 it imports, but the LLVM IR it "
                 "writes needs LLVM 21+ (captures(none)) and this Debian's opt/llc are 14-19: it compiles nothing here")
     return "installed, but not measured: its funccount equivalent is not written yet"
 
