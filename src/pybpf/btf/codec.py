@@ -80,7 +80,7 @@ class Codec:
     """
 
     __slots__ = ("type", "size", "label", "decode", "encode", "_unpack", "_pack", "fmt", "post",
-                 "pre", "record")
+                 "pre", "record", "unpack_from")
 
     def __init__(self, t: Type, size: int, unpack: Unpack, pack: Pack, *, fmt: str | None = None,
                  post: Callable | None = None, pre: Callable | None = None,
@@ -89,6 +89,7 @@ class Codec:
         self.size = size
         self.label = type_name(t)
         self._unpack = unpack
+        self.unpack_from = unpack   # decode_from without the bounds check: for callers that checked
         self._pack = pack
         self.fmt = fmt          # struct format of a plain value (embeddable in a struct's format)
         self.post = post        # applied after unpacking fmt

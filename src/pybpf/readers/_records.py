@@ -27,7 +27,7 @@ import bisect
 import operator
 import re
 import struct
-from itertools import chain
+from itertools import chain, repeat
 
 from pybpf.errors import BPFError, NameNotFoundError, RecordError
 
@@ -262,9 +262,10 @@ class RecordType:
             record = codec_for(record)
         btf_type = getattr(record, "type", None)
         if hasattr(record, "decode_from") and isinstance(btf_type, bt.Type):
-            # A BTF codec: decodes straight from a buffer at an offset.
+            # A BTF codec: decodes straight from a buffer at an offset (the readers hand over only
+            # records at least as long as the type: shorter ones are reported and skipped).
             self.size = int(record.size)
-            self.decode = record.decode_from
+            self.decode = record.unpack_from
             self._dtype_from = ("btf", btf_type)
             self.label = str(getattr(record, "label", "") or typeinfo.type_name(btf_type))
             return
@@ -469,9 +470,9 @@ class RecordBatch:
         decode = self._type.decode
         if decode is None:
             return [bytes(v) for v in self]
-        out = []
+        out: list = []
         for _pos0, off0, n, stride, _size, buf in self._runs:
-            out.extend(decode(buf, off) for off in range(off0, off0 + n * stride, stride))
+            out.extend(map(decode, repeat(buf, n), range(off0, off0 + n * stride, stride)))
         return out
 
     def fields(self, *names: str) -> Iterator[Any]:
