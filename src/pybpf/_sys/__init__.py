@@ -11,8 +11,7 @@ from pybpf._sys.syscall import (  # noqa: F401
 )
 from pybpf._lazy import lazy_exports
 
-# Helper ids and perf event ids: their enums are created when first named.
+# Helper ids and perf event ids: uapi creates their enums when they are first named.
 __getattr__, __dir__ = lazy_exports(globals(), {
-    "uapi_helpers": "HelperID",
-    "uapi_perf": "PerfType PerfSwConfig PerfHwConfig PerfSampleFormat PerfRecordType",
+    "uapi": "HelperID PerfType PerfSwConfig PerfHwConfig PerfSampleFormat PerfRecordType",
 })
