@@ -39,7 +39,7 @@ from pybpf._sys.pin import Pinnable
 from pybpf._sys.flags import MapFlag, UpdateFlag
 from pybpf._sys.syscall import FD, bpf, error, object_name, sys_bpf
 from pybpf._sys.uapi import Cmd, MapType
-from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError, context
+from pybpf.errors import BPFError, KeyNotFoundError, MapError, MapFullError, SyscallError
 from pybpf.maps import batch as _batch
 from pybpf.maps.batch import _DELETE, _ELEM_SIZE, _LOOKUP, _NEXT_KEY, _UPDATE, NOT_SUPPORTED
 from pybpf.maps.codec import PerCPUCodec, make_codec

@@ -128,9 +128,7 @@ class _Parser:
         if maps_sec is not None and btf is not None:
             maps_def.collect_values(elf, maps_sec, maps, program_at,
                                     maps_def.values_offsets(btf, maps_sec, maps, datasecs.get(maps_sec.name)))
-        for sec in struct_ops_secs:
-            from pybpf.object import struct_ops
-
+        for sec in struct_ops_secs:   # struct_ops is imported: the section loop met these
             struct_ops.assign_programs(elf, sec, maps, program_at, programs)
         variables = self._variables(maps, data_sections, btf, externs)
 
