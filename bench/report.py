@@ -58,7 +58,7 @@ SCRIPTS = [
     ("cookie_bench", ["--rounds", "5", "--attach-rounds", "2"], ["--sizes", "1,10", "--rounds", "1", "--attach-rounds", "1"], 900),
     ("streams_bench", ["--size-mib", "64", "--rounds", "3"], ["--size-mib", "4", "--rounds", "1"], 900),
     ("maps_bench", ["--entries", "200000", "--rounds", "3"], ["--entries", "20000", "--rounds", "1", "--repeats", "1", "--slices", "1"], 900),
-    ("tools_bench", [], ["--rounds", "1", "--calls", "20000"], 900),
+    ("tools_bench", ["--rounds", "5"], ["--rounds", "1", "--calls", "20000"], 900),
     ("lang_bench", [], ["--rounds", "2"], 900),
     ("exporter_bench", ["--scrapes", "50", "--events", "100000"], ["--series", "500", "--scrapes", "5", "--events", "5000"], 900),
 ]
