@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in clang-19 llvm-19 libbpf-dev bpftool libxdp1 iproute2 gcc make systemtap-sdt-dev; do
+for pkg in clang-19 llvm-19 libbpf-dev bpftool libxdp1 iproute2 gcc make systemtap-sdt-dev libseccomp2 linux-libc-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

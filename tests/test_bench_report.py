@@ -6,7 +6,6 @@ comparison ran, wrote its rows and its chart.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ COMPARISONS = ["start-up", "object load", "CO-RE cold start", "uprobes with cook
                "map operations", "exporter scrape"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the benchmarks load BPF programs: needs root")
+@pytest.mark.root  # the benchmarks load BPF programs
 def test_smoke_report_has_every_comparison(tmp_path):
     out, plots = tmp_path / "BENCHMARKS.md", tmp_path / "plots"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "report.py"), "--smoke", "--out", str(out),

@@ -55,8 +55,7 @@ def test_dashboard_queries_are_valid_promql_over_exported_metrics(tmp_path):
         used = set(re.findall(r"\b([a-z_]+(?:_total|_bucket|_sum|_count|_up|_seconds))\b", q))
         assert used and used <= known, (q, used - known)
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    assert promtool, "promtool (Debian's prometheus package) is not installed: run scripts/install-test-deps.sh"
     rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": q}
                                                         for i, q in enumerate(queries)]}]}
     path = tmp_path / "rules.yml"

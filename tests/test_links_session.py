@@ -39,14 +39,14 @@ def _session_object(tgid: int) -> pybpf.Object:
     try:
         return pybpf.load(build("link_session"), variables={"target_tgid": tgid})
     except NotSupportedError as exc:
-        pytest.skip(f"session programs: {exc}")
+        pytest.skip(f"NotSupportedError: session programs: {exc}")
 
 
 def _run_waiting_target(binary, attach) -> pybpf.Object:
     """Start the target stopped, load the object for its pid and ``attach(obj)``, then let it call
     func_a N times and func_b M times; returns the object (the caller closes it)."""
     if not features.has("uprobe_session"):
-        pytest.skip(f"uprobe_session: {features.reason('uprobe_session')}")
+        pytest.skip(f"NotSupportedError: uprobe_session: {features.reason('uprobe_session')}")
     proc = subprocess.Popen([str(binary), str(N), str(M), "wait"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
