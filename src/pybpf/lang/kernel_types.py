@@ -141,10 +141,14 @@ class KernelMixin:
             return self._read_bitfield(struct, node.attr, off, addr, t)
         insn = self.emit(op.ALU64 | op.ADD | op.K, addr.reg, imm=off)
         self.core_relocs.append((insn, struct, node.attr, CoreRelocKind.FIELD_BYTE_OFFSET))
-        if isinstance(t, KPtr) and not _is_pointer(ktype):
+        from pybpf.btf.types import Array, Pointer
+        from pybpf.btf.typeinfo import resolve
+
+        member = resolve(ktype)
+        if isinstance(t, KPtr) and not isinstance(member, Pointer):
             addr.type = t             # an embedded struct: its address
             return addr
-        if _is_array(ktype):
+        if isinstance(member, Array):
             addr.type = u64           # an array: its address (for probe_read_kernel_str)
             return addr
         size = t.bits // 8
@@ -175,20 +179,6 @@ class KernelMixin:
         shift = op.ARSH if bf.signed else op.RSH
         relocated(self.emit(op.ALU64 | shift | op.K, res.reg, imm=bf.rshift), CoreRelocKind.FIELD_RSHIFT_U64)
         return res
-
-
-def _is_pointer(t: Any) -> bool:
-    from pybpf.btf.types import Pointer
-    from pybpf.btf.typeinfo import resolve
-
-    return isinstance(resolve(t), Pointer)
-
-
-def _is_array(t: Any) -> bool:
-    from pybpf.btf.types import Array
-    from pybpf.btf.typeinfo import resolve
-
-    return isinstance(resolve(t), Array)
 
 
 # -- CPython stand-in ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno as _errno
 import types as _pytypes
 
+from pybpf._sys.uapi import HelperID
 from pybpf.asm import opcodes as op
 from pybpf.lang.types import i32, u32, u64
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["bpf_loop", "LoopMixin", "MAX_LOOPS"]
 
 MAX_LOOPS = 1 << 23                 # BPF_MAX_LOOPS (kernel/bpf/bpf_iter.c)
-_BPF_LOOP = 181                     # HelperID.loop
 
 
 def bpf_loop(n: int, fn: Callable[[Any], Any]) -> Any:
@@ -80,7 +80,7 @@ class LoopMixin:
         self.ld_imm64(2, 0, op.PSEUDO_FUNC, callee.entry_label, high=0)
         self.mov_imm(3, 0)
         self.mov_imm(4, 0)
-        self.call_helper(_BPF_LOOP)
+        self.call_helper(HelperID.loop)
         res = self.take(0, i32)
         self.normalize(res.reg, i32)    # the inlined helper's -E2BIG is a 32-bit move
         return res
