@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import bisect
 import struct
+from itertools import compress, repeat
+from operator import itemgetter, not_, or_
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -38,7 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["parse"]
 
-_IGNORED = (".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab")
+_IGNORED = frozenset(("", ".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab"))
+_IGNORED_PREFIXES = (".rel", ".debug")
+_NAME = itemgetter(1)         # a section's name
+_VISIBILITY = itemgetter(6)   # a symbol's visibility
 
 
 def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
@@ -86,10 +91,10 @@ class _Parser:
         code: list[Section] = []
         maps_sec: Section | None = None
         struct_ops_secs: list[Section] = []
-        for sec in elf.sections:
+        names = list(map(_NAME, elf.sections))
+        ignored = map(or_, map(_IGNORED.__contains__, names), map(str.startswith, names, repeat(_IGNORED_PREFIXES)))
+        for sec in compress(elf.sections, map(not_, ignored)):
             name = sec[1]
-            if not name or name in _IGNORED or name.startswith((".rel", ".debug")):
-                continue
             if sec.is_code:
                 if sec.size:
                     code.append(sec)
@@ -138,7 +143,8 @@ class _Parser:
         if raw_btf is not None and btf is not None:
             # symbols as tuples: [1] name, [4] type, [5] bind, [6] visibility (default, 0, for most)
             hidden = {sym[1] for sym in elf.symbols if sym[6] and sym[6] in (STV_HIDDEN, STV_INTERNAL)
-                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)}
+                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)} \
+                if any(map(_VISIBILITY, elf.symbols)) else set()
             # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
             kinds: set = set()
             spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)
@@ -195,7 +201,8 @@ class _Parser:
                                        extern_problems.get)
         funcs_by_sec: dict[int, list[linker.Function]] = {}
         starts: dict[int, list[int]] = {}
-        entries: list[tuple[linker.Function, str, object, bool]] = []
+        strings = self._btf_spec.strings if self._btf_spec is not None else None
+        entries: list[tuple[linker.Function, dict]] = []
         for sec in code:
             data = linker.section_code(sec)
             calls: dict[int, tuple[int, int]] = {}
@@ -216,7 +223,8 @@ class _Parser:
             funcs = linker.split_functions(elf, sec, data, entry=not sub, fallback_name=fallback)
             linker.assign(funcs, calls, fixups, ext)
             if not sub:
-                entries.extend((f, sec.name, info, autoload) for f in funcs)
+                common = ProgramSpec._section_common(sec.name, info, license, kern_version, autoload, strings)
+                entries += zip(funcs, repeat(common))
             funcs_by_sec[sec.index] = funcs
             starts[sec.index] = [f.start for f in funcs]
 
@@ -230,23 +238,21 @@ class _Parser:
             f = funcs[i]
             return f if slot < f.start + f.count else None
 
-        strings = self._btf_spec.strings if self._btf_spec is not None else None
         programs: dict[str, ProgramSpec] = {}
         program_at: dict[tuple[int, int], str] = {}
-        for f, sec_name, info, autoload in entries:
+        for f, common in entries:
             if f.name in programs:
                 raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
-                                  f"and '{sec_name}')")
+                                  f"and '{common['section']}')")
             try:
                 linked = linker.link(f, find)
             except ObjectError as exc:
                 raise exc.add_context(f"program '{f.name}'")
-            keep = linked.complete_func_info
-            if not keep and len(linked.func_info):
+            keep = linked[7]   # complete_func_info
+            if not keep and len(linked[4]):
                 self.notes.append(f"program '{f.name}': func_info does not cover every function; "
                                   "loaded without func_info/line_info")
-            programs[f.name] = ProgramSpec._from_linked(linked, strings, keep, f.name, sec_name, info, license,
-                                                        kern_version, autoload)
+            programs[f.name] = ProgramSpec._from_linked(common, f.name, linked, keep)
             program_at[(f.section.index, 8 * f.start)] = f.name
         return programs, program_at
 

@@ -348,26 +348,12 @@ def _extern(ctx: RelocationContext, name: str, bind: int, where: str) -> ExternS
 # ---------------------------------------------------------------------- linking
 
 
-class Linked:
-    """One linked program: ``code`` (bytes), ``fixups`` ``(slot, kind, name)``, ``labels``
-    ``(slot, function name)``, ``call_refs`` ``(slot, "callee[+n]")`` and its .BTF.ext
-    records: func_info and line_info in the kernel's layout (``insn_off`` in
-    instructions), CO-RE relocations with ``insn_off`` in bytes."""
-
-    __slots__ = ("code", "fixups", "labels", "call_refs", "func_info", "line_info", "core_relos",
-                 "complete_func_info")
-
-    def __init__(self, code: bytes, fixups: tuple[tuple[int, int, str], ...], labels: tuple[tuple[int, str], ...],
-                 call_refs: tuple[tuple[int, str], ...], func_info: array, line_info: array,
-                 core_relos: list["CoreRelo"], complete_func_info: bool) -> None:
-        self.code = code
-        self.fixups = fixups
-        self.labels = labels
-        self.call_refs = call_refs
-        self.func_info = func_info
-        self.line_info = line_info
-        self.core_relos = core_relos
-        self.complete_func_info = complete_func_info
+#: What :func:`link` returns: ``(code, fixups, labels, call_refs, func_info, line_info, core_relos,
+#: complete_func_info)`` — ``code`` bytes, ``fixups`` ``(slot, kind, name)``, ``labels``
+#: ``(slot, function name)``, ``call_refs`` ``(slot, "callee[+n]")``, the .BTF.ext records
+#: (func_info and line_info in the kernel's layout, ``insn_off`` in instructions; CO-RE
+#: relocations with ``insn_off`` in bytes) and whether every function has its func_info.
+Linked = tuple
 
 
 def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked:
@@ -375,14 +361,20 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
 
     ``find(section index, slot)`` returns the function containing that slot.
     """
+    name = entry.name
     if not entry.calls:
-        return Linked(entry.code, tuple(entry.fixups), ((0, entry.name),), (), entry.func_info, entry.line_info,
-                      list(entry.core_relos), entry.has_func_info)
+        return (entry.code, tuple(entry.fixups), ((0, name),), (), entry.func_info, entry.line_info,
+                list(entry.core_relos), entry.has_func_info)
     order = [entry]
     placed = {entry: 0}
     total = entry.count
     code = bytearray(entry.code)
+    fixups: list[tuple[int, int, str]] = list(entry.fixups)
+    labels: list[tuple[int, str]] = [(0, name)]
     call_refs: list[tuple[int, str]] = []
+    fi, li = entry.func_info, entry.line_info   # concatenated into new arrays: these stay the entry's
+    core: list["CoreRelo"] = list(entry.core_relos)
+    complete = entry.has_func_info
     pack = _IMM.pack_into
     for f in order:  # grows while it is walked: breadth first, each function placed once
         base = placed[f]
@@ -392,36 +384,26 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
                 raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
                                   f"calls slot {tslot} of section {tsec}, which is not inside a function")
             tpos = placed.get(target)
-            if tpos is None:
+            if tpos is None:   # placed at the end, its fixups and records moved along
                 tpos = placed[target] = total
                 total += target.count
                 order.append(target)
                 code += target.code
+                labels.append((tpos, target.name))
+                complete = complete and target.has_func_info
+                # A subprogram shared by many programs often lands at the same place: move it once.
+                moved = target._placed.get(tpos)
+                if moved is None:
+                    moved = target._placed[tpos] = _moved(target, tpos)
+                fixups += moved[0]
+                fi = fi + moved[1]
+                li = li + moved[2]
+                core += moved[3]
             at = base + local
             rel = tslot - target.start
             pack(code, 8 * at + 4, tpos + rel - at - 1)
             call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
-    if len(order) == 1:  # only calls to itself
-        return Linked(bytes(code), tuple(entry.fixups), ((0, entry.name),), tuple(call_refs), entry.func_info,
-                      entry.line_info, list(entry.core_relos), entry.has_func_info)
-    fixups: list[tuple[int, int, str]] = list(entry.fixups)
-    labels: list[tuple[int, str]] = [(0, entry.name)]
-    fi, li = entry.func_info, entry.line_info   # concatenated into new arrays: these stay the entry's
-    core: list["CoreRelo"] = list(entry.core_relos)
-    complete = entry.has_func_info
-    for f in order[1:]:
-        base = placed[f]
-        labels.append((base, f.name))
-        complete = complete and f.has_func_info
-        # A subprogram shared by many programs often lands at the same place: move it once.
-        moved = f._placed.get(base)
-        if moved is None:
-            moved = f._placed[base] = _moved(f, base)
-        fixups += moved[0]
-        fi = fi + moved[1]
-        li = li + moved[2]
-        core += moved[3]
-    return Linked(bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete)
+    return bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete
 
 
 def _moved(f: Function, base: int) -> tuple:

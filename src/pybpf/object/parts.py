@@ -123,38 +123,30 @@ class ProgramSpec:
         self._kernel_records: tuple[bytes | None, bytes | None] | None = None
 
     @classmethod
-    def _from_linked(cls, linked: Any, strings: Any, keep_ext: bool, name: str, section: str, info: Any,
-                     license: str, kern_version: int, autoload: bool) -> "ProgramSpec":
-        """A spec in raw form from :class:`pybpf.object.linker.Linked` and the section's
-        :class:`~pybpf.object.sections.SectionInfo` (the parser makes one per program)."""
+    def _from_linked(cls, common: dict[str, Any], name: str, linked: tuple, keep_ext: bool) -> "ProgramSpec":
+        """A spec in raw form from what :func:`pybpf.object.linker.link` returns and ``common``,
+        the attributes its section gives every program (:meth:`_section_common`).
+
+        The attributes are set as one dict: the parser makes a spec per program."""
+        code, fixups, labels, call_refs, fi, li, core, _complete = linked
         self = cls.__new__(cls)
-        self.name = name
-        self.section = section
-        self.type = info.prog_type
-        self.attach_type = info.attach_type
-        self.attach_target = info.target
-        self.sleepable = info.sleepable
-        self.flags = info.prog_flags
-        self.license = license
-        self.kern_version = kern_version
-        self.autoload = autoload
-        self.core_relos = linked.core_relos
-        self._insns = None
-        self._code = linked.code
-        self._fixups = linked.fixups
-        self._labels = linked.labels
-        self._call_refs = linked.call_refs
-        self._li_all = linked.line_info
-        self._strings = strings
-        self._kernel_records = None
-        if keep_ext:
-            self._func_info = self._line_info = None
-            self._fi_raw = linked.func_info
-            self._li_raw = linked.line_info
-        else:
-            self._func_info, self._line_info = [], []
-            self._fi_raw = self._li_raw = None
+        self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
+                         "_labels": labels, "_call_refs": call_refs, "_li_all": li,
+                         "_func_info": None, "_line_info": None, "_fi_raw": fi, "_li_raw": li} if keep_ext else \
+            {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups, "_labels": labels,
+             "_call_refs": call_refs, "_li_all": li, "_func_info": [], "_line_info": [], "_fi_raw": None,
+             "_li_raw": None}
         return self
+
+    @staticmethod
+    def _section_common(section: str, info: Any, license: str, kern_version: int, autoload: bool,
+                        strings: Any) -> dict[str, Any]:
+        """The attributes :meth:`_from_linked` gives every program of one section: ``info`` is its
+        :class:`~pybpf.object.sections.SectionInfo`, ``strings`` the object's BTF strings."""
+        return {"section": section, "type": info.prog_type, "attach_type": info.attach_type,
+                "attach_target": info.target, "sleepable": info.sleepable, "flags": info.prog_flags,
+                "license": license, "kern_version": kern_version, "autoload": autoload, "_insns": None,
+                "_strings": strings, "_kernel_records": None}
 
     # -- the lists, decoded on first access ------------------------------------------------
 
