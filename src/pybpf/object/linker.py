@@ -32,7 +32,8 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
-from operator import itemgetter
+from itertools import compress, count, repeat
+from operator import and_, eq, ge, itemgetter, mul, not_, or_, rshift
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -61,6 +62,8 @@ _CALL = 0x85
 _LD_IMM64 = 0x18
 _IMM = struct.Struct("<i")
 _OFF_IMM = struct.Struct("<hi")
+_TYPE = itemgetter(2)    # a section's type
+_FLAGS = itemgetter(3)   # a section's flags
 _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
@@ -196,8 +199,38 @@ class RelocationContext:
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
         self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
-        self.code_sections = frozenset([sec[0] for sec in elf.sections   # (Section.is_code, inlined)
-                                        if sec[2] == SHT_PROGBITS and sec[3] & SHF_EXECINSTR])
+        sections = elf.sections
+        # Section.is_code of every section, mapped: PROGBITS (a bool) times the EXECINSTR flag bit
+        is_code = map(mul, map(eq, map(_TYPE, sections), repeat(SHT_PROGBITS)),
+                      map(and_, map(_FLAGS, sections), repeat(SHF_EXECINSTR)))
+        self.code_sections = frozenset(compress(range(len(sections)), is_code))
+        self.targets: dict[int, tuple] = {}   # symbol index -> what it refers to (_target)
+
+
+# What a relocated symbol refers to (the first item of a _target tuple).
+_EXTERN, _NO_SECTION, _CODE, _MAP, _DATA, _OTHER = range(6)
+
+
+def _target(ctx: RelocationContext, sym: tuple) -> tuple:
+    """What symbol ``sym`` refers to, for every relocation against it: ``(_EXTERN, its ExternSpec
+    or None)``, ``(_NO_SECTION,)``, ``(_CODE, section index, value, slot after it or None)``, ``(_MAP, MapSpec or None,
+    value, section name)``, ``(_DATA, fixup, value, largest offset, section size, section name)`` or
+    ``(_OTHER, section name)``.  Nothing is raised here: each relocation raises in its own order."""
+    shndx, value = sym[7], sym[2]
+    if shndx == 0:
+        return (_EXTERN, ctx.externs.get(sym[1]))
+    sections = ctx.elf.sections
+    if shndx >= len(sections):
+        return (_NO_SECTION,)
+    if shndx in ctx.code_sections:   # and the slot a call to it reaches before adding imm
+        return (_CODE, shndx, value, None if value % 8 else (value >> 3) + 1)
+    target = sections[shndx]
+    if shndx in ctx.map_sections:
+        return (_MAP, ctx._map_at.get((target[1], value)), value, target[1])
+    data_map = ctx.data_sections.get(shndx)
+    if data_map is not None:   # and the fixup, and the largest offset allowed
+        return (_DATA, (FIX_MAP, data_map), value, min(target[5], 0x7FFFFFFF), target[5], target[1])
+    return (_OTHER, target[1])
 
 
 def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
@@ -206,38 +239,38 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
 
     Pending calls go to ``calls`` (slot -> (target section index, target
     slot)), what the loader fills in to ``fixups`` (slot -> (kind, name)).
+    The checks of each relocation run in a fixed order, so a damaged object
+    always reports the same first problem.
     """
-    elf = ctx.elf
     n = len(code) >> 3
-    symbols = elf.symbols
+    symbols = ctx.elf.symbols
+    targets = ctx.targets
     unpack_imm = _IMM.unpack_from
     pack_imm = _IMM.pack_into
-    relocated: set[int] = set()
-    sections = elf.sections
-    nsec = len(sections)
-    map_sections, data_sections, map_at = ctx.map_sections, ctx.data_sections, ctx._map_at
-    code_sections = ctx.code_sections
-    for roff, info in elf.raw_relocations(sec.index):
-        rtype = info & 0xFFFFFFFF
-        if rtype == R_BPF_NONE:
-            continue
-        if roff & 7 or roff >> 3 >= n:
-            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
-                              f"(section has {n} instructions)")
-        i = roff >> 3
-        symi = info >> 32
-        sym = symbols[symi]
-        if symi == 0:
-            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
-                              "(symbol index 0)")
+    rels = ctx.elf.raw_relocations(sec[0])
+    roffs, infos = zip(*rels) if rels else ((), ())   # columns
+    rtypes = list(map(and_, infos, repeat(0xFFFFFFFF)))
+    if R_BPF_NONE in rtypes:   # nothing to do for these
+        keep = rtypes
+        roffs, infos, rtypes = list(compress(roffs, keep)), list(compress(infos, keep)), list(compress(keep, keep))
+    slots = list(map(rshift, roffs, repeat(3)))
+    symis = list(map(rshift, infos, repeat(32)))
+    # The first relocation not at an instruction or against no symbol: those before it come first.
+    wrong = map(or_, map(or_, map(and_, roffs, repeat(7)), map(ge, slots, repeat(n))), map(not_, symis))
+    first_wrong = next(compress(count(), wrong), None)
+    for roff, i, symi, rtype in zip(roffs[:first_wrong], slots, symis, rtypes):
+        target = targets.get(symi)
+        if target is None:
+            target = targets[symi] = _target(ctx, symbols[symi])
+        kind = target[0]
         opcode = code[roff]
-        relocated.add(i)
-        shndx = sym[7]
         if opcode == _CALL:
             if rtype != R_BPF_64_32:
-                raise ObjectError(f"{_where(sec, roff, sym)}: relocation type {rtype} on a call instruction")
-            if shndx == 0:
-                ext = _extern(ctx, sym.name, sym.bind, _where(sec, roff, sym))
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a call "
+                                  "instruction")
+            if kind == _EXTERN:
+                sym = symbols[symi]
+                ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
                 if ext.kind != "kfunc":
                     raise ObjectError(f"{_where(sec, roff, sym)}: call to extern '{sym.name}', which is not a "
                                       "__ksym function")
@@ -247,30 +280,50 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 continue
             src = code[roff + 1] >> 4
             if src != PSEUDO_CALL:
-                raise ObjectError(f"{_where(sec, roff, sym)}: relocation on a helper call (src {src})")
-            if shndx not in code_sections:
-                raise ObjectError(f"{_where(sec, roff, sym)}: call target is not in a code section")
-            value = sym[2]
-            if value % 8:
-                raise ObjectError(f"{_where(sec, roff, sym)}: call target offset {value} is not "
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on a helper call (src {src})")
+            if kind != _CODE:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: call target is not in a code section")
+            after = target[3]
+            if after is None:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: call target offset {target[2]} is not "
                                   "instruction-aligned")
-            calls[i] = (shndx, (value >> 3) + unpack_imm(code, roff + 4)[0] + 1)
+            calls[i] = (target[1], after + unpack_imm(code, roff + 4)[0])
             continue
         if opcode != _LD_IMM64:
-            raise ObjectError(f"{_where(sec, roff, sym)}: relocation on instruction {i} (opcode {opcode:#04x}), "
-                              "which is neither a 64-bit immediate load nor a call")
+            raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on instruction {i} (opcode "
+                              f"{opcode:#04x}), which is neither a 64-bit immediate load nor a call")
         if rtype != R_BPF_64_64:
-            raise ObjectError(f"{_where(sec, roff, sym)}: relocation type {rtype} on a 64-bit immediate load")
+            raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a 64-bit "
+                              "immediate load")
         if i + 1 >= n:
-            raise ObjectError(f"{_where(sec, roff, sym)}: 64-bit immediate load at instruction {i} has no "
-                              "second slot")
-        imm = unpack_imm(code, roff + 4)[0]
+            raise ObjectError(f"{_where(sec, roff, symbols[symi])}: 64-bit immediate load at instruction {i} "
+                              "has no second slot")
         regs = code[roff + 1] & 0xF
-        if shndx == 0:
-            ext = _extern(ctx, sym.name, sym.bind, _where(sec, roff, sym))
+        if kind == _DATA:
+            off = unpack_imm(code, roff + 4)[0] + target[2]
+            if not 0 <= off <= target[3]:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: offset {off} is outside '{target[5]}' "
+                                  f"({target[4]} bytes)")
+            code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
+            pack_imm(code, roff + 12, off)
+            pack_imm(code, roff + 4, 0)
+            fixups[i] = target[1]
+            continue
+        if kind == _MAP:
+            m = target[1]
+            if m is None:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: no map is defined at offset {target[2]} "
+                                  f"of '{target[3]}'")
+            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
+            pack_imm(code, roff + 4, 0)
+            fixups[i] = (FIX_MAP, m.name)
+            continue
+        if kind == _EXTERN:
+            sym = symbols[symi]
+            ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
             if ext.kind == "kconfig":
                 code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
-                pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
+                pack_imm(code, roff + 12, _wrap32(ext.offset + unpack_imm(code, roff + 4)[0]))
                 pack_imm(code, roff + 4, 0)
                 fixups[i] = (FIX_MAP, ".kconfig")
             else:
@@ -279,51 +332,62 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 pack_imm(code, roff + 12, 0)
                 fixups[i] = (FIX_EXTERN, sym.name)
             continue
-        if shndx >= nsec:
-            raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {shndx:#x})")
-        target = sections[shndx]
-        value = sym[2]
-        if shndx in code_sections:
-            off = value + imm
+        if kind == _NO_SECTION:
+            sym = symbols[symi]
+            raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {sym[7]:#x})")
+        if kind == _CODE:
+            off = target[2] + unpack_imm(code, roff + 4)[0]
             if off % 8:
-                raise ObjectError(f"{_where(sec, roff, sym)}: function address {off} is not instruction-aligned")
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: function address {off} is not "
+                                  "instruction-aligned")
             code[roff + 1] = (PSEUDO_FUNC << 4) | regs
-            calls[i] = (shndx, off // 8)
+            calls[i] = (target[1], off // 8)
             continue
-        if shndx in map_sections:
-            m = map_at.get((target.name, value))
-            if m is None:
-                raise ObjectError(f"{_where(sec, roff, sym)}: no map is defined at offset {value} of "
-                                  f"'{target.name}'")
-            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
-            pack_imm(code, roff + 4, 0)
-            fixups[i] = (FIX_MAP, m.name)
-            continue
-        data_map = data_sections.get(shndx)
-        if data_map is not None:
-            off = imm + value
-            if not 0 <= off <= target[5] or off > 0x7FFFFFFF:   # target[5]: its size
-                raise ObjectError(f"{_where(sec, roff, sym)}: offset {off} is outside '{target.name}' "
-                                  f"({target.size} bytes)")
-            code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
-            pack_imm(code, roff + 12, off)
-            pack_imm(code, roff + 4, 0)
-            fixups[i] = (FIX_MAP, data_map)
-            continue
-        raise ObjectError(f"{_where(sec, roff, sym)}: refers to section '{target.name}', which is neither code, "
-                          "a map nor global data")
-    # Calls inside one section need no relocation: imm is already relative.
-    opcodes = bytes(code[0::8])
-    i = opcodes.find(_CALL)
-    while i >= 0:
-        if i not in relocated and code[8 * i + 1] >> 4 == PSEUDO_CALL:
-            calls[i] = (sec.index, i + unpack_imm(code, 8 * i + 4)[0] + 1)
-        i = opcodes.find(_CALL, i + 1)
-    i = opcodes.find(_LD_IMM64)
-    while i >= 0:
-        if i not in relocated and code[8 * i + 1] >> 4 == PSEUDO_FUNC:
+        raise ObjectError(f"{_where(sec, roff, symbols[symi])}: refers to section '{target[1]}', which is "
+                          "neither code, a map nor global data")
+    if first_wrong is not None:
+        roff = roffs[first_wrong]
+        if roff & 7 or slots[first_wrong] >= n:
+            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
+                              f"(section has {n} instructions)")
+        raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
+                          "(symbol index 0)")
+    relocated = set(slots)
+    # Calls inside one section need no relocation: imm is already relative.  The instructions whose
+    # opcode is a call and src a bpf-to-bpf call, found with translated bytes ANDed as integers.
+    opcodes, srcs = bytes(code[0::8]), bytes(code[1::8])
+    local = _slots_where(opcodes, _IS_CALL, srcs, _SRC_IS_CALL)
+    for i in local:
+        if i not in relocated:
+            calls[i] = (sec[0], i + unpack_imm(code, 8 * i + 4)[0] + 1)
+    for i in _slots_where(opcodes, _IS_LD_IMM64, srcs, _SRC_IS_FUNC):
+        if i not in relocated:
             raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
-        i = opcodes.find(_LD_IMM64, i + 1)
+
+
+def _byte_table(match: Callable[[int], bool]) -> bytes:
+    return bytes(1 if match(b) else 0 for b in range(256))
+
+
+_IS_CALL = _byte_table(lambda b: b == _CALL)
+_IS_LD_IMM64 = _byte_table(lambda b: b == _LD_IMM64)
+_SRC_IS_CALL = _byte_table(lambda b: b >> 4 == PSEUDO_CALL)
+_SRC_IS_FUNC = _byte_table(lambda b: b >> 4 == PSEUDO_FUNC)
+
+
+def _slots_where(opcodes: bytes, opcode_table: bytes, srcs: bytes, src_table: bytes) -> list[int]:
+    """The instruction slots whose opcode byte and regs byte both match (tables of 0/1 per byte value)."""
+    both = int.from_bytes(opcodes.translate(opcode_table), "little") & \
+        int.from_bytes(srcs.translate(src_table), "little")
+    if not both:
+        return []
+    flags = both.to_bytes(len(opcodes), "little")
+    out = []
+    i = flags.find(1)
+    while i >= 0:
+        out.append(i)
+        i = flags.find(1, i + 1)
+    return out
 
 
 def _wrap32(v: int) -> int:
@@ -336,11 +400,12 @@ def _where(sec: Section, offset: int, sym) -> str:  # noqa: ANN001
     return f"{section_label(sec)}: relocation at offset {offset} (symbol '{sym.name or f'#{sym.index}'}')"
 
 
-def _extern(ctx: RelocationContext, name: str, bind: int, where: str) -> ExternSpec:
-    ext = ctx.externs.get(name)
+def _extern(ctx: RelocationContext, ext: ExternSpec | None, sym: tuple, where: str) -> ExternSpec:
+    """``ext``, the extern undefined symbol ``sym`` names, or why there is none."""
     if ext is None:
+        name = sym[1]
         why = ctx.extern_error(name) or ("it is not declared __kconfig or __ksym"
-                                         if bind in (STB_GLOBAL, STB_WEAK) else "it is a local symbol")
+                                         if sym[5] in (STB_GLOBAL, STB_WEAK) else "it is a local symbol")
         raise ObjectError(f"{where}: symbol '{name}' is undefined: {why}")
     return ext
 
