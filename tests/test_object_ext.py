@@ -116,18 +116,18 @@ def test_target_function_id_from_the_kernel(target):
         assert f"[{func_id}] FUNC 'pybpf_verdict'" in out
 
 
-def _spy_prepared(monkeypatch) -> list:
-    """Record the BPF_PROG_LOAD attrs the loader prepares (the syscall still runs)."""
-    from pybpf.program import Program
+def _spy_attrs(monkeypatch) -> list:
+    """Record the BPF_PROG_LOAD attrs the loader makes (the syscalls still run)."""
+    from pybpf import program_load
 
     seen: list = []
-    original = Program._prepare
+    original = program_load.prog_load_attr
 
-    def spy(cls, insns, options):
-        prepared = original(insns, options)
-        seen.append(prepared)
-        return prepared
-    monkeypatch.setattr(Program, "_prepare", classmethod(spy))
+    def spy(*args):
+        attr, keep = original(*args)
+        seen.append(attr)
+        return attr, keep
+    monkeypatch.setattr(program_load, "prog_load_attr", spy)
     return seen
 
 
@@ -143,7 +143,7 @@ def test_freplace_load(target, monkeypatch, how):
     else:
         load_kw = {"attach_targets": {"new_verdict": (target, "pybpf_verdict")}}
     func_id = TargetResolver().func_id(target, "pybpf_verdict")
-    seen = _spy_prepared(monkeypatch)
+    seen = _spy_attrs(monkeypatch)
     mode = lockdown()
     if mode != "none":
         with pytest.raises(SyscallError) as info:
@@ -159,10 +159,9 @@ def test_freplace_load(target, monkeypatch, how):
             assert ext.variables["replaced_calls"].value == 1
         assert target.test_run(b"\0" * 64).retval == XDP_PASS
     # What was handed to BPF_PROG_LOAD: the target's fd and the FUNC's id in the target's BTF.
-    (prepared,) = [p for p in seen if p.options.name == "new_verdict"]
-    assert prepared.attr.prog_type == ProgType.EXT
-    assert prepared.attr.attach_prog_fd == target.fd and prepared.attr.attach_btf_id == func_id
-    assert prepared.options.attach_prog_fd == target.fd
+    attr = [a for a in seen if a.prog_name == b"new_verdict"][0]   # (loaded again with a log when refused)
+    assert attr.prog_type == ProgType.EXT
+    assert attr.attach_prog_fd == target.fd and attr.attach_btf_id == func_id
 
 
 def test_freplace_missing_function_lists_close_names(target):

@@ -45,12 +45,11 @@ from pybpf.asm.cookie import COOKIE_CALL, zero_cookie_calls
 from pybpf.program_attach import AttachMethods
 from pybpf.program_load import (
     DEFAULT_LOG_SIZE, MAX_LOG_SIZE, LoadOptions, _encode, _load_attr, _prog_load_attr, _Prepared,
-    load_back_to_back,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator, Mapping, Sequence
+    from typing import Any, Callable, Iterator, Mapping, Sequence
 
     from pybpf._sys.syscall import FdLike
 
@@ -142,6 +141,14 @@ class Program(Pinnable, AttachMethods):
     The ``attach_*`` methods come from :class:`pybpf.program_attach.AttachMethods`.
     """
 
+    # What most programs never set: class defaults, not an assignment per program.
+    _pinned: str | None = None
+    _id: int | None = None
+    _tag: str | None = None
+    section: str | None = None
+    spec: Any = None
+    object: Any = None
+
     def __init__(
         self,
         fd: FD,
@@ -152,8 +159,10 @@ class Program(Pinnable, AttachMethods):
         insns: Any = None,
         license: str = "",
         verifier_log: str = "",
-        load_options: LoadOptions | None = None,
+        load_options: LoadOptions | Callable[[], LoadOptions] | None = None,
     ) -> None:
+        """``load_options``: the options, or a function that makes them when first asked for
+        (the object loader's: most programs are never cloned)."""
         self._fd = fd
         self.name = name
         self.type = type
@@ -162,17 +171,18 @@ class Program(Pinnable, AttachMethods):
         self.license = license
         self.verifier_log = verifier_log
         self._load_options = load_options
-        self._pinned: str | None = None
-        self._id: int | None = None
-        self._tag: str | None = None
-        self.section: str | None = None
-        self.spec: Any = None
-        self.object: Any = None
+
+    def _options(self) -> LoadOptions | None:
+        options = self._load_options
+        if options is not None and not isinstance(options, LoadOptions):
+            options = self._load_options = options()
+        return options
 
     @property
     def load_options(self) -> Mapping[str, Any]:
         """The keyword arguments this program was loaded with (read-only; empty if opened from the kernel)."""
-        return types.MappingProxyType(self._load_options.as_dict() if self._load_options is not None else {})
+        options = self._options()
+        return types.MappingProxyType(options.as_dict() if options is not None else {})
 
     # -- loading ------------------------------------------------------------------------
 
@@ -217,9 +227,8 @@ class Program(Pinnable, AttachMethods):
             fd_array, log_level, log_size, line_table))
         return cls._complete(prepared, None)
 
-    # Loading in two steps, so that a loader can issue its programs' BPF_PROG_LOADs back
-    # to back (see load_prepared): Python work between them evicts the caches the
-    # verifier and the JIT run in, which costs the kernel more time than the work itself.
+    # Loading in two steps: a loader whose fast path failed loads the program again with these,
+    # for the verifier log and the error (see pybpf.object.loader).
 
     @classmethod
     def _prepare(cls, insns: bytes | Sequence[Any], options: LoadOptions) -> "_Prepared":
@@ -258,20 +267,16 @@ class Program(Pinnable, AttachMethods):
             insns=prepared.kept, license=options.license, verifier_log=log, load_options=options,
         )
 
-    @staticmethod
-    def _load_prepared(prepared: Sequence["_Prepared"]) -> list[FD | None]:
-        """:func:`pybpf.program_load.load_back_to_back`."""
-        return load_back_to_back(prepared)
-
     def clone(self, insns: bytes | Sequence[Any] | None = None, **overrides: Any) -> "Program":
         """Load another program with this one's options; ``insns``/options may be replaced.
 
         Used by the cookie fallback of :mod:`pybpf.links`, which reloads a
         program with ``bpf_get_attach_cookie()`` rewritten to a constant.
         """
-        if self._load_options is None or self.insns is None:
+        options = self._options()
+        if options is None or self.insns is None:
             raise BPFError(f"{self._label}: clone: the program was not loaded by pybpf, its instructions are unknown")
-        options = self._load_options.replace(**overrides)
+        options = options.replace(**overrides)
         return type(self)._complete(type(self)._prepare(self.insns if insns is None else insns, options), None)
 
     # -- opening existing programs ------------------------------------------------------

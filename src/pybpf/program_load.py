@@ -1,23 +1,21 @@
-"""BPF_PROG_LOAD for :class:`pybpf.Program`: the attr, the verifier log strategy, batches.
+"""BPF_PROG_LOAD for :class:`pybpf.Program`: the attr, the verifier log strategy.
 
 :meth:`Program.load` prepares the load (instructions encoded, the attr and
-the buffers it points to: ``Program._prepare`` with a :class:`LoadOptions`, and :func:`_load_attr`), then
-makes the syscall with the log strategy of :func:`_prog_load_attr` (first
-without a log; if that fails, again with a log buffer that grows until the
-whole log fits, and a :class:`~pybpf.VerifierError` made from it).  A loader
-with many programs prepares them all and calls :func:`load_back_to_back`:
-one BPF_PROG_LOAD after another with next to nothing between them (Python
-work between two loads evicts the caches the verifier and the JIT run in,
-which costs the kernel more than the work itself: the first load after
-Python work takes about twice as long as the next ones).
+the buffers it points to: ``Program._prepare`` with a :class:`LoadOptions`;
+:func:`prog_load_attr` makes the attr), then makes the syscall with the log
+strategy of :func:`_prog_load_attr` (first without a log; if that fails,
+again with a log buffer that grows until the whole log fits, and a
+:class:`~pybpf.VerifierError` made from it).  A loader with many programs
+(:mod:`pybpf.object.loader`) makes their attrs with :func:`prog_load_attr`
+and loads them back to back with :func:`pybpf._sys.syscall.bpf_each`; a
+program that fails there is loaded again this way, for its log and error.
 
 Minimum kernel: 4.4 (socket filters); ``log_true_size`` 6.4.
 
 Example::
 
-    prepared = [Program._prepare(insns, LoadOptions(ProgType.XDP)) for insns in programs]
-    fds = load_back_to_back(prepared)        # None where a load failed
-    progs = [Program._complete(p, fd) for p, fd in zip(prepared, fds)]
+    prepared = Program._prepare(insns, LoadOptions(ProgType.XDP, name="pass"))
+    prog = Program._complete(prepared, None)
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import os
 
 from pybpf._record import FrozenRecord
 from pybpf._sys.attrs import ProgLoadAttr, packer
-from pybpf._sys.syscall import FD, bpf, c_copy, eperm_hint, error, fd_of, lockdown_mode, object_name, sys_bpf
+from pybpf._sys.syscall import FD, bpf, eperm_hint, error, fd_of, lockdown_mode, object_name
 from pybpf._sys.uapi import AttachType, Cmd, ProgType
 from pybpf.asm.instruction import decode_all
 from pybpf.errors import BPFError, SyscallError
@@ -37,7 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Mapping, Sequence
 
-__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "load_back_to_back"]
+__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "prog_load_attr"]
 
 
 DEFAULT_LOG_SIZE = 64 * 1024
@@ -160,14 +158,10 @@ def _license(text: str) -> ctypes.Array:
     return buf
 
 
-_C_PROG_LOAD = ctypes.c_long(_PROG_LOAD)
-_C_PROG_LOAD_SIZE = ctypes.c_ulong(ctypes.sizeof(ProgLoadAttr))
-
-
 class _Prepared:
     """A program ready for BPF_PROG_LOAD: the attr, the buffers it points to, the options."""
 
-    __slots__ = ("code", "kept", "options", "attr", "keep", "attr_ref")
+    __slots__ = ("code", "kept", "options", "attr", "keep")
 
     def __init__(self, code: bytes, kept: Any, options: LoadOptions, attr: ProgLoadAttr,
                  keep: list[Any]) -> None:
@@ -176,53 +170,62 @@ class _Prepared:
         self.options = options
         self.attr = attr
         self.keep = keep
-        self.attr_ref = ctypes.c_void_p(ctypes.addressof(attr))
 
 
 _prog_load_attr_of = packer(ProgLoadAttr)
 
 
 def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
-    """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to.
-
-    The instructions and the func_info/line_info records share one buffer,
-    and the attr is filled at once (see :func:`pybpf._sys.attrs.packer`).
-    """
-    license = _license(options.license)
+    """The BPF_PROG_LOAD attr for ``code`` and ``options``, and the buffers it points to."""
     target_obj, target_prog = options.attach_btf_obj_fd, options.attach_prog_fd
     if target_obj and target_prog:
         raise BPFError("load: attach_btf_obj_fd and attach_prog_fd share one field; give one of them")
-    attach_prog_fd = fd_of(target_obj or target_prog) if target_obj or target_prog else 0
-    btf_fd = fd_of(options.btf_fd) if options.btf_fd is not None else 0
-    # bpf_func_info / bpf_line_info records for the BTF, after the instructions
     func_info, line_info = options.func_info, options.line_info
     fi_size, li_size = options.func_info_rec_size, options.line_info_rec_size
-    fi_cnt = li_cnt = 0
-    if func_info:
-        if fi_size <= 0 or len(func_info) % fi_size:
-            raise _bad_records("func_info", func_info, fi_size)
-        fi_cnt = len(func_info) // fi_size
-    if line_info:
-        if li_size <= 0 or len(line_info) % li_size:
-            raise _bad_records("line_info", line_info, li_size)
-        li_cnt = len(line_info) // li_size
-    buf, insns = c_copy(b"".join((code, func_info or b"", line_info or b"")) if fi_cnt or li_cnt else code)
+    if func_info and (fi_size <= 0 or len(func_info) % fi_size):
+        raise _bad_records("func_info", func_info, fi_size)
+    if line_info and (li_size <= 0 or len(line_info) % li_size):
+        raise _bad_records("line_info", line_info, li_size)
+    return prog_load_attr(
+        bytearray(code), options.prog_type, options.expected_attach_type or 0, _license(options.license),
+        object_name(options.name) if options.name else b"", options.kern_version or 0, options.flags or 0,
+        fd_of(options.btf_fd) if options.btf_fd is not None else 0, func_info, fi_size, line_info, li_size,
+        options.attach_btf_id or 0, fd_of(target_obj or target_prog) if target_obj or target_prog else 0,
+        options.fd_array)
+
+
+def prog_load_attr(code: bytearray, prog_type: int, expected_attach_type: int, license: ctypes.Array,
+                   name: bytes, kern_version: int, flags: int, btf_fd: int, func_info: bytes | None,
+                   fi_size: int, line_info: bytes | None, li_size: int, attach_btf_id: int, attach_prog_fd: int,
+                   fd_array: Sequence[Any] | None) -> tuple[ProgLoadAttr, list[Any]]:
+    """The BPF_PROG_LOAD attr and the buffers it points to, from values ready for the kernel.
+
+    ``code`` (a bytearray this function may extend) gets the func_info and
+    line_info records appended: one buffer holds them all, and the attr is
+    filled at once (see :func:`pybpf._sys.attrs.packer`).  ``license`` is a
+    C string (:func:`_license`), ``name`` the kernel's object name.
+    """
+    n = len(code)
+    fi_cnt = len(func_info) // fi_size if func_info else 0
+    li_cnt = len(line_info) // li_size if line_info else 0
+    if fi_cnt:
+        code += func_info
+    if li_cnt:
+        code += line_info
+    buf = ctypes.c_char.from_buffer(code)   # (see c_copy: no new ctypes array type per length)
+    insns = ctypes.addressof(buf)
     keep: list[Any] = [license, buf]  # buffers that must outlive the syscall
-    fi_addr = insns + len(code) if fi_cnt else 0
-    li_addr = insns + len(code) + len(func_info or b"") if li_cnt else 0
-    fd_array = 0
-    if options.fd_array is not None:
-        fds = (ctypes.c_int32 * len(options.fd_array))(*(fd_of(f) for f in options.fd_array))
+    fd_array_addr = 0
+    if fd_array is not None:
+        fds = (ctypes.c_int32 * len(fd_array))(*(fd_of(f) for f in fd_array))
         keep.append(fds)
-        fd_array = ctypes.addressof(fds)
-    values = (
-        options.prog_type, len(code) >> 3, insns, ctypes.addressof(license), 0, 0, 0,
-        options.kern_version or 0, options.flags or 0, object_name(options.name) if options.name else b"", 0,
-        options.expected_attach_type or 0, btf_fd, fi_size if fi_cnt else 0, fi_addr, fi_cnt,
-        li_size if li_cnt else 0, li_addr, li_cnt, options.attach_btf_id or 0, attach_prog_fd, 0, fd_array,
-        0, 0, 0, 0, 0,
-    )
-    return _prog_load_attr_of(values), keep
+        fd_array_addr = ctypes.addressof(fds)
+    return _prog_load_attr_of((
+        prog_type, n >> 3, insns, ctypes.addressof(license), 0, 0, 0, kern_version, flags, name, 0,
+        expected_attach_type, btf_fd, fi_size if fi_cnt else 0, insns + n if fi_cnt else 0, fi_cnt,
+        li_size if li_cnt else 0, insns + n + fi_cnt * fi_size if li_cnt else 0, li_cnt, attach_btf_id,
+        attach_prog_fd, 0, fd_array_addr, 0, 0, 0, 0, 0,
+    )), keep
 
 
 def _bad_records(kind: str, records: bytes, rec_size: int) -> BPFError:
@@ -281,22 +284,3 @@ def _prog_load_attr(attr: ProgLoadAttr, code: bytes, insns: Any, options: LoadOp
 
 def _text(buf: ctypes.Array) -> str:
     return buf.value.decode(errors="replace")
-
-
-def load_back_to_back(prepared: Sequence[_Prepared]) -> list[FD | None]:
-    """One BPF_PROG_LOAD per prepared program, back to back and without a log.
-
-    Returns the fds; None where the load failed or a log was asked for (the
-    ordinary path, :func:`_prog_load_attr`, then loads it again: retries,
-    verifier log and error included).
-    """
-    out: list[FD | None] = []
-    append = out.append
-    call = sys_bpf
-    for p in prepared:
-        if p.options.log_level:
-            append(None)
-            continue
-        res = call(_C_PROG_LOAD, p.attr_ref, _C_PROG_LOAD_SIZE)
-        append(FD(res, "program") if res >= 0 else None)
-    return out

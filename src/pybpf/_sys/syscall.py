@@ -124,6 +124,19 @@ def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Ca
         raise error(err, op or cmd_name(cmd), hint=(hint_for(err) if hint_for else None))
 
 
+def bpf_each(cmd: int, attrs: Sequence[Any], size: int) -> list[int]:
+    """bpf(``cmd``, attr) for each of ``attrs`` (``ctypes.byref`` of attrs of ``size`` bytes), back to back.
+
+    Returns each result: the new fd, or -1 where the call failed (the errno
+    is not kept: a caller redoes a failed call with :func:`bpf`, which
+    retries, explains and raises).  Nothing else runs between the calls:
+    loaders issue their BPF_PROG_LOADs this way, because Python work between
+    two loads evicts the caches the verifier and the JIT run in.
+    """
+    call, nr, ccmd, csize = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size)
+    return [call(nr, ccmd, attr, csize) for attr in attrs]
+
+
 def cmd_name(cmd: int) -> str:
     try:
         return Cmd(cmd).name.lower()
@@ -195,7 +208,7 @@ def error(err: int, op: str, *, hint: str | None = None, cls: type[SyscallError]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Protocol, Union
+    from typing import Any, Callable, Protocol, Sequence, Union
 
     class HasFD(Protocol):
         """Anything that owns a kernel file descriptor: maps, programs, links, BTF, sockets, files."""

@@ -36,11 +36,17 @@ from __future__ import annotations
 import errno as _errno
 import os
 import struct
+import ctypes
+from ctypes import byref
+from functools import partial
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
 from pybpf._sys.kernel import kernel_version_code
-from pybpf._sys.uapi import MapType, ProgType
+from pybpf._sys.syscall import FD, bpf_each, fd_of, object_name
+from pybpf._sys.attrs import ProgLoadAttr
+from pybpf._sys.uapi import Cmd, MapType, ProgType
+from pybpf.asm.cookie import COOKIE_CALL
 from pybpf.asm.instruction import Instruction, encode_all
 from pybpf.btf.types import BTFKind, Enum, Int, Pointer
 from pybpf.btf.typeinfo import resolve, sizeof
@@ -51,8 +57,9 @@ from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_stri
 from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
-from pybpf.program import Program
-from pybpf.program_load import LoadOptions
+from pybpf.program import Program, _lacks_cookies
+from pybpf import program_load
+from pybpf.program_load import _ATTACH_TYPES, _PROG_TYPES, LoadOptions, _license
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,6 +90,8 @@ _BTF_TARGET_TYPES = frozenset({ProgType.TRACING, ProgType.LSM, ProgType.EXT})
 _FI = struct.Struct("<II")
 _LI = struct.Struct("<IIII")
 _MMAPABLE = int(MapFlag.MMAPABLE)   # a plain int: ms.flags & MapFlag.MMAPABLE would be IntFlag arithmetic
+_PROG_LOAD = int(Cmd.PROG_LOAD)
+_PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
 
 
 def pin_path_for(pin_path: str, name: str) -> str:
@@ -138,6 +147,7 @@ class _Loader:
         self.pin_path = pin_path
         self.log_level = log_level
         self.btf_fd: Any = None
+        self._btf_fd_number = 0                        # its fd number, once loaded
         self._map_fds: dict[str, int] | None = None   # map name -> fd, once the maps exist
         self._core_results: dict[str, list[Any]] = {}  # program name -> CO-RE outcomes, for hints
         self._targets = {}  # program -> (target program, function)
@@ -249,6 +259,7 @@ class _Loader:
                 obj.notes.append(obj.btf_error + "; loading without BTF, func_info and line_info")
                 return
         self.btf_fd = obj._btf_fd = fd
+        self._btf_fd_number = fd.fileno()
 
     def _encode_btf(self, names: list[str]) -> bytes:
         """BTF built by hand (pybpf.lang): encode it, adding the line info strings."""
@@ -408,13 +419,15 @@ class _Loader:
         """Prepare every program, then load them back to back, then wrap them.
 
         All the Python work (copying, fds and ids filled in, attrs) comes first
-        and the BPF_PROG_LOADs follow one another with next to nothing between
-        them: Python work between two loads evicts the caches the verifier runs
-        in, which costs the kernel more than the work itself (about 10 us a
-        program, measured on Linux 6.18).  A program that fails is loaded again
-        the ordinary way, with the verifier log; errors come in program order.
+        and the BPF_PROG_LOADs follow one another with nothing between them
+        (:func:`~pybpf._sys.syscall.bpf_each`): Python work between two loads
+        evicts the caches the verifier runs in, which costs the kernel more than
+        the work itself (about 10 us a program, measured on Linux 6.18).  A
+        program that fails there (or all of them, when a log is asked for) is
+        loaded again the ordinary way (:meth:`Program.load`'s steps), with the
+        verifier log; errors come in program order.
         """
-        prepared: list[tuple[ProgramSpec, Any, bool]] = []
+        prepared: list[tuple[Any, ...]] = []
         failure: BaseException | None = None
         for ps in specs:
             try:
@@ -422,22 +435,32 @@ class _Loader:
             except BaseException as exc:  # raised after the programs before it, as when loading one by one
                 failure = exc
                 break
-        fds = Program._load_prepared([p for _ps, p, _r in prepared])
+        if self.log_level:
+            fds: list[Any] = [None] * len(prepared)
+        else:
+            results = bpf_each(_PROG_LOAD, [p[3] for p in prepared], _PROG_LOAD_SIZE)
+            fds = [FD(res, "program") if res >= 0 else None for res in results]
         obj = self.obj
+        programs = obj.programs
+        rodata = obj.maps.get(".rodata")
         done = 0
         try:
-            for (ps, p, refs_rodata), fd in zip(prepared, fds):
-                try:
-                    prog = Program._complete(p, fd)
-                except BPFError as exc:
-                    raise self._btf_hint(exc, ps)
+            for (ps, eat, kept, _attr, _keep, options, refs_rodata), fd in zip(prepared, fds):
+                if fd is not None:
+                    prog = Program(fd, name=ps.name, type=_PROG_TYPES.get(ps.type, ps.type),
+                                   expected_attach_type=eat, insns=kept, license=ps.license, load_options=options)
+                else:
+                    try:
+                        prog = Program._complete(Program._prepare(kept, options()), None)
+                    except BPFError as exc:
+                        raise self._btf_hint(exc, ps)
                 done += 1
                 prog.section = ps.section
                 prog.spec = ps
                 prog.object = obj
-                obj.programs[ps.name] = prog
-                if not refs_rodata:
-                    self._bind_rodata(prog)
+                programs[ps.name] = prog
+                if rodata is not None and not refs_rodata:
+                    self._bind_rodata(prog, rodata)
         finally:
             for fd in fds[done:]:  # loaded but not handed to a Program (after a failure)
                 if fd is not None:
@@ -460,20 +483,26 @@ class _Loader:
             exc.hint = (f"{exc.hint}; " if exc.hint else "") + f"the object's BTF was not loaded: {obj.btf_error}"
         return exc
 
-    def _bind_rodata(self, prog: Any) -> None:
-        rodata = self.obj.maps.get(".rodata")
-        if rodata is not None:
-            # libbpf binds .rodata to every program: its bpf_metadata_* variables stay visible.
-            from pybpf._sys.commands import prog_bind_map
+    @staticmethod
+    def _bind_rodata(prog: Any, rodata: Any) -> None:
+        # libbpf binds .rodata to every program: its bpf_metadata_* variables stay visible.
+        from pybpf._sys.commands import prog_bind_map
 
-            try:
-                prog_bind_map(prog.fd, rodata.fd)
-            except BPFError:
-                pass
+        try:
+            prog_bind_map(prog.fd, rodata.fd)
+        except BPFError:
+            pass
 
-    def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[ProgramSpec, Any, bool]:
-        """(ps, the prepared load, whether the program refers to .rodata)."""
+    def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[Any, ...]:
+        """(ps, the instructions to load, its attr by reference, the buffers the attr points to,
+        what makes its LoadOptions, whether the program refers to .rodata).
+
+        The attr is made from the ProgramSpec at once (:func:`~pybpf.program_load.prog_load_attr`);
+        the :class:`LoadOptions` only if they are asked for: a failed load, a
+        log, ``Program.load_options``, ``clone()``.
+        """
         spec = self.spec
+        insns = None
         try:
             linked = ps._code if ps._insns is None else None
             if linked is not None:
@@ -483,18 +512,17 @@ class _Loader:
                     code = self._core_raw(code, ps)
                 fixups = ps._fixups
                 fd_array = None
+                refs_rodata = False
                 if fixups:
                     map_fds = self._map_fds
                     if map_fds is None:
                         map_fds = self._map_fds = {name: m.fd for name, m in self.obj.maps.items()}
                     fd_array = patch_linked(code, fixups, map_fds, spec.externs,
                                             lambda ext: self._extern(ext, resolver))
-                line_table: Any = RawLineTable(ps)
-                refs_rodata = False
-                for _slot, kind, ref in fixups:
-                    if ref == ".rodata" and kind == FIX_MAP:
-                        refs_rodata = True
-                        break
+                    for _slot, kind, ref in fixups:
+                        if ref == ".rodata" and kind == FIX_MAP:
+                            refs_rodata = True
+                            break
             else:
                 insns = ps.instructions
                 if ps.core_relos:
@@ -507,17 +535,15 @@ class _Loader:
                     raise ObjectError(str(exc)) from None
                 fd_array = patch_listed(insns, code, self.obj.maps, spec.externs,
                                         lambda ext: self._extern(ext, resolver))
-                line_table = LineTable(insns)
                 refs_rodata = any(i.reference == ".rodata" for i in insns)
             expected_attach_type = ps.attach_type
-            attach_prog = None
+            attach_obj = attach_prog = None
             if ps.type in _BTF_TARGET_TYPES:
                 attach_btf_id, attach_obj, attach_prog = self._attach_target(ps, resolver)
             elif ps.type == ProgType.STRUCT_OPS:
                 attach_btf_id, expected_attach_type = self._struct_ops_target(ps)
-                attach_obj = None
             else:
-                attach_btf_id, attach_obj = 0, None
+                attach_btf_id = 0
         except BPFError as exc:
             raise exc.add_context(f"program '{ps.name}'")
         func_info = line_info = None
@@ -536,15 +562,31 @@ class _Loader:
         kern_version = ps.kern_version
         if not kern_version and ps.type == ProgType.KPROBE:
             kern_version = kernel_version_code()
+        if expected_attach_type is not None:
+            expected_attach_type = _ATTACH_TYPES.get(expected_attach_type, expected_attach_type)
+        options = partial(_load_options, ps, expected_attach_type, kern_version, self.btf_fd if func_info else None,
+                          func_info, line_info, attach_btf_id, attach_obj or 0, attach_prog or 0, fd_array,
+                          self.log_level, insns)
+        kept = bytes(code)
         try:
-            prepared = Program._prepare(bytes(code), LoadOptions(
-                ps.type, expected_attach_type, ps.license, ps.name, kern_version, ps.flags,
-                btf_fd=self.btf_fd if func_info else None, func_info=func_info, line_info=line_info,
-                attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_obj or 0, attach_prog_fd=attach_prog or 0,
-                fd_array=fd_array, log_level=self.log_level, line_table=line_table))
+            if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
+                target = attach_obj or attach_prog
+                try:
+                    attr, keep = program_load.prog_load_attr(
+                        code, ps.type, expected_attach_type or 0, _license(ps.license),
+                        object_name(ps.name) if ps.name else b"", kern_version or 0, ps.flags or 0,
+                        self._btf_fd_number if func_info else 0, func_info, 8, line_info, 16,
+                        attach_btf_id or 0, fd_of(target) if target else 0, fd_array)
+                    return ps, expected_attach_type, kept, byref(attr), keep, options, refs_rodata
+                except BPFError:
+                    pass   # a value the attr cannot hold: Program._prepare says which, with context
+            # What the fast path leaves to the ordinary one: code it refuses (empty, a partial
+            # instruction), cookie calls this kernel lacks, values that do not fit.
+            p = Program._prepare(kept, options())
         except BPFError as exc:
             raise self._btf_hint(exc, ps)
-        return ps, prepared, refs_rodata
+        return ps, expected_attach_type, kept, byref(p.attr), p.keep, options, refs_rodata
+
 
     def _core(self, insns: list[Instruction], ps: ProgramSpec) -> None:
         from pybpf.btf.core import apply_relocations
@@ -654,6 +696,17 @@ class _Loader:
             m = obj.maps.get(vs.map.name)
             if m is not None:
                 obj.variables[name] = ObjectVariable(vs, m, obj)
+
+
+def _load_options(ps: ProgramSpec, expected_attach_type: Any, kern_version: int, btf_fd: Any,
+                  func_info: bytes | None, line_info: bytes | None, attach_btf_id: int, attach_btf_obj_fd: Any,
+                  attach_prog_fd: Any, fd_array: Any, log_level: int, insns: Any) -> LoadOptions:
+    """The :class:`LoadOptions` of a program the loader prepared (made only when needed)."""
+    return LoadOptions(
+        ps.type, expected_attach_type, ps.license, ps.name, kern_version, ps.flags, btf_fd=btf_fd,
+        func_info=func_info, line_info=line_info, attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_btf_obj_fd,
+        attach_prog_fd=attach_prog_fd, fd_array=fd_array, log_level=log_level,
+        line_table=RawLineTable(ps) if insns is None else LineTable(insns))
 
 
 def _ring_size(size: int) -> int:
