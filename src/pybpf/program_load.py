@@ -172,7 +172,13 @@ class _Prepared:
         self.keep = keep
 
 
-_prog_load_attr_of = packer(ProgLoadAttr)
+# The fields a load sets (the log fields are set on the attr when a load is retried with a log).
+_prog_load_attr_of = packer(ProgLoadAttr, (
+    "prog_type", "insn_cnt", "insns", "license", "kern_version", "prog_flags", "prog_name",
+    "expected_attach_type", "prog_btf_fd", "func_info_rec_size", "func_info", "func_info_cnt",
+    "line_info_rec_size", "line_info", "line_info_cnt", "attach_btf_id", "attach_prog_fd", "fd_array"))
+_c_char_at = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 
 
 def _load_attr(code: bytes, options: LoadOptions) -> tuple[ProgLoadAttr, list[Any]]:
@@ -206,25 +212,26 @@ def prog_load_attr(code: bytearray, prog_type: int, expected_attach_type: int, l
     C string (:func:`_license`), ``name`` the kernel's object name.
     """
     n = len(code)
-    fi_cnt = len(func_info) // fi_size if func_info else 0
-    li_cnt = len(line_info) // li_size if line_info else 0
-    if fi_cnt:
+    fi_cnt = li_cnt = 0
+    if func_info:
+        fi_cnt = len(func_info) // fi_size
         code += func_info
-    if li_cnt:
+    if line_info:
+        li_cnt = len(line_info) // li_size
         code += line_info
-    buf = ctypes.c_char.from_buffer(code)   # (see c_copy: no new ctypes array type per length)
-    insns = ctypes.addressof(buf)
+    buf = _c_char_at(code)   # (see c_copy: no new ctypes array type per length)
+    insns = _addressof(buf)
     keep: list[Any] = [license, buf]  # buffers that must outlive the syscall
     fd_array_addr = 0
     if fd_array is not None:
         fds = (ctypes.c_int32 * len(fd_array))(*(fd_of(f) for f in fd_array))
         keep.append(fds)
-        fd_array_addr = ctypes.addressof(fds)
+        fd_array_addr = _addressof(fds)
     return _prog_load_attr_of((
-        prog_type, n >> 3, insns, ctypes.addressof(license), 0, 0, 0, kern_version, flags, name, 0,
-        expected_attach_type, btf_fd, fi_size if fi_cnt else 0, insns + n if fi_cnt else 0, fi_cnt,
-        li_size if li_cnt else 0, insns + n + fi_cnt * fi_size if li_cnt else 0, li_cnt, attach_btf_id,
-        attach_prog_fd, 0, fd_array_addr, 0, 0, 0, 0, 0,
+        prog_type, n >> 3, insns, _addressof(license), kern_version, flags, name, expected_attach_type, btf_fd,
+        fi_size if fi_cnt else 0, insns + n if fi_cnt else 0, fi_cnt,
+        li_size if li_cnt else 0, insns + n + fi_cnt * fi_size if li_cnt else 0, li_cnt,
+        attach_btf_id, attach_prog_fd, fd_array_addr,
     )), keep
 
 

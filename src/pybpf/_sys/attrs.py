@@ -106,25 +106,32 @@ class _Attr(ctypes.Structure):
         return f"{type(self).__name__}({fields})"
 
 
-def packer(cls: type[_Attr]) -> Callable[[Sequence[Any]], Any]:
-    """A maker of ``cls`` attrs from the values of all its fields, in order: one ``pack_into``.
+def packer(cls: type[_Attr], fields: Sequence[str] | None = None) -> Callable[[Sequence[Any]], Any]:
+    """A maker of ``cls`` attrs from the values of its fields, in order: one ``pack_into``.
 
     For hot paths, where a keyword or attribute per field costs a checked
-    ``__setattr__`` each.  ``struct`` refuses an integer its field cannot
-    hold, as the checked fields do; the fields are then assigned one by one,
-    which raises the :class:`ArgumentError` that names the field.  Integer
-    and ``char[]`` fields only (padding becomes ``x``).  The maker's
+    ``__setattr__`` each.  ``fields`` names the fields the values fill, in
+    the struct's order (default: all of them); the others stay zero.
+    ``struct`` refuses an integer its field cannot hold, as the checked
+    fields do; the fields are then assigned one by one, which raises the
+    :class:`ArgumentError` that names the field.  Integer and ``char[]``
+    fields only (padding and fields left out become ``x``).  The maker's
     ``layout`` is the :class:`struct.Struct` and ``fields`` the field names.
 
     >>> make = packer(MapCreateAttr)
     >>> make((2, 4, 8, 16, 0, 0, 0, b"counts", 0, 0, 0, 0, 0, 0, 0, 0)).max_entries
     16
+    >>> packer(MapCreateAttr, ("map_type", "max_entries"))((2, 16)).max_entries
+    16
     """
     codes = {ctypes.c_uint8: "B", ctypes.c_uint16: "H", ctypes.c_uint32: "I", ctypes.c_int32: "i",
              ctypes.c_uint64: "Q", ctypes.c_int64: "q"}
+    wanted = None if fields is None else set(fields)
     fmt, names, at = "<", [], 0
     for name, ctype, *bits in cls._fields_:
         offset = getattr(cls, name).offset
+        if wanted is not None and name not in wanted:
+            continue   # left zero: covered by padding up to the next packed field
         if bits or offset < at:
             raise TypeError(f"{cls.__name__}.{name}: bit fields and unions are not packed")
         fmt += "x" * (offset - at)
@@ -134,10 +141,12 @@ def packer(cls: type[_Attr]) -> Callable[[Sequence[Any]], Any]:
             fmt += codes[ctype]
         names.append(name)
         at = offset + ctypes.sizeof(ctype)
+    if fields is not None and tuple(fields) != tuple(names):
+        raise TypeError(f"{cls.__name__}: fields {fields} are not fields of the struct in its order")
     fmt += "x" * (ctypes.sizeof(cls) - at)
     layout = struct.Struct(fmt)
     assert layout.size == ctypes.sizeof(cls), cls
-    fields = tuple(names)
+    names_t = tuple(names)
     pack_into = layout.pack_into
 
     def make(values: Sequence[Any]) -> Any:
@@ -145,11 +154,11 @@ def packer(cls: type[_Attr]) -> Callable[[Sequence[Any]], Any]:
         try:
             pack_into(attr, 0, *values)
         except struct.error:
-            for name, value in zip(fields, values):
+            for name, value in zip(names_t, values):
                 setattr(attr, name, value)   # the checked fields say which value does not fit
         return attr
 
-    make.layout, make.fields = layout, fields  # type: ignore[attr-defined]
+    make.layout, make.fields = layout, names_t  # type: ignore[attr-defined]
     return make
 
 

@@ -698,11 +698,19 @@ def _as_map_error(exc: SyscallError) -> MapError:
     return new
 
 
+_SPEC_SIZES: dict[str, int | None] = {}   # the families' default specs ("u32"...)
+
+
 def _spec_size(spec: Any) -> int | None:
-    try:
-        return make_codec(spec).size
-    except TypeError:
-        return None
+    size = _SPEC_SIZES.get(spec, -1) if isinstance(spec, str) else -1
+    if size == -1:
+        try:
+            size = make_codec(spec).size
+        except TypeError:
+            size = None
+        if isinstance(spec, str):
+            _SPEC_SIZES[spec] = size
+    return size
 
 
 class _Created:

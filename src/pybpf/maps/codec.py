@@ -400,10 +400,11 @@ class ForeignCodec(_Base):
 
     __slots__ = ("codec",)
 
-    def __init__(self, codec: Any) -> None:
+    def __init__(self, codec: Any, size: int | None = None, label: str | None = None) -> None:
+        """``size``/``label``, when given, are not asked of ``codec``."""
         self.codec = codec
-        self.size = int(codec.size)
-        self.label = getattr(codec, "label", None) or getattr(codec, "name", None) or type(codec).__name__
+        self.size = int(codec.size) if size is None else size
+        self.label = label or getattr(codec, "label", None) or getattr(codec, "name", None) or type(codec).__name__
 
     def pack_into(self, buf: Any, offset: int, value: Any) -> None:
         data = self.codec.encode(value)
@@ -531,13 +532,26 @@ _CTYPES_BASES = (ctypes.Structure, ctypes.Union, ctypes.Array, ctypes._SimpleCDa
 _SCALAR_CODECS: dict[str, "ScalarCodec"] = {}
 
 
+def scalar_codec(name: str) -> "ScalarCodec":
+    """The codec of scalar type ``name`` ("u32", "i64"...; KeyError for another name).
+
+    Scalar codecs hold nothing but their struct: one per name serves every map.
+    """
+    codec = _SCALAR_CODECS.get(name)
+    if codec is None:
+        if name not in _SCALARS:
+            raise KeyError(name)
+        codec = _SCALAR_CODECS[name] = ScalarCodec(name)
+    return codec
+
+
 def make_codec(spec: Any, *, size: int | None = None, role: str = "value") -> _Base:
     """Turn a codec spec (see the module docstring) into a codec.
 
     ``size``, when given, is the size the kernel uses; a spec of another
     size is a TypeError.  ``None`` as the spec means raw bytes of ``size``.
     """
-    codec = _build(spec, size, role)
+    codec = spec if isinstance(spec, _Base) else _build(spec, size, role)
     if size is not None and codec.size != size:
         raise TypeError(f"{role} codec {codec.label} is {codec.size} bytes, but the map's {role}_size is {size}")
     return codec
@@ -556,11 +570,7 @@ def _build(spec: Any, size: int | None, role: str) -> _Base:
         return RawCodec(spec)
     if isinstance(spec, str):
         if spec in _SCALARS:
-            # Scalar codecs hold nothing but their struct: one per name serves every map.
-            codec = _SCALAR_CODECS.get(spec)
-            if codec is None:
-                codec = _SCALAR_CODECS[spec] = ScalarCodec(spec)
-            return codec
+            return scalar_codec(spec)
         if spec == "bool":
             return BoolCodec()
         return StructCodec(spec)

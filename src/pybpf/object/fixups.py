@@ -51,10 +51,10 @@ def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_
     fds = None   # made for the first kfunc call: most programs have none
     for slot, kind, ref in fixups:
         if kind == FIX_MAP:
-            fd = map_fds.get(ref)
-            if fd is None:
-                raise ObjectError(f"instruction {slot} refers to map '{ref}', which does not exist")
-            pack(code, 8 * slot + 4, fd)
+            try:
+                pack(code, 8 * slot + 4, map_fds[ref])
+            except KeyError:
+                raise ObjectError(f"instruction {slot} refers to map '{ref}', which does not exist") from None
             continue
         ext = externs.get(ref)
         if kind == FIX_EXTERN:

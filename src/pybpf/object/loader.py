@@ -39,6 +39,8 @@ import struct
 import ctypes
 from ctypes import byref
 from functools import partial
+from itertools import compress
+from operator import attrgetter, itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
@@ -52,6 +54,7 @@ from pybpf.btf.types import BTFKind, Enum, Int, Pointer
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import BPFError, ObjectError, context
 from pybpf.maps import Map, create as create_map
+from pybpf.maps.codec import ForeignCodec, RawCodec, scalar_codec
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
 from pybpf.object.linker import FIX_MAP
@@ -63,7 +66,7 @@ from pybpf.program_load import _ATTACH_TYPES, _PROG_TYPES, LoadOptions, _license
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
+    from typing import Any, Callable, Iterable, Mapping
     from pybpf.object.spec import ObjectSpec
 
 __all__ = ["load"]
@@ -91,6 +94,11 @@ _FI = struct.Struct("<II")
 _LI = struct.Struct("<IIII")
 _MMAPABLE = int(MapFlag.MMAPABLE)   # a plain int: ms.flags & MapFlag.MMAPABLE would be IntFlag arithmetic
 _PROG_LOAD = int(Cmd.PROG_LOAD)
+_STRUCT_OPS = ProgType.STRUCT_OPS
+_KPROBE = ProgType.KPROBE
+# (C-level attribute readers: no Python frame per program or map)
+_type_of, _autoload_of, _struct_ops_of = attrgetter("type"), attrgetter("autoload"), attrgetter("struct_ops")
+_ref_of = itemgetter(2)   # the name a fixup (slot, kind, name) refers to
 _PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
 
 
@@ -162,15 +170,18 @@ class _Loader:
     def run(self, programs: Iterable[str] | None, variables: Mapping[str, Any] | None) -> None:
         spec = self.spec
         names = self._select(programs)
-        for name in names:
-            _refuse_indirect_calls(spec.programs[name])
-        names = self._plan_struct_ops(names, explicit=programs is not None)
+        specs = list(map(spec.programs.__getitem__, names))
+        for ps in specs:
+            _refuse_indirect_calls(ps)
+        if _STRUCT_OPS in map(_type_of, specs) or any(map(_struct_ops_of, spec.maps.values())):
+            names = self._plan_struct_ops(names, explicit=programs is not None)
+            specs = list(map(spec.programs.__getitem__, names))
         data = self._data(variables)
         self._load_btf(names)
         self._create_maps(data)
         resolver = LazyResolver()
         try:
-            self._load_programs([spec.programs[name] for name in names], resolver)
+            self._load_programs(specs, resolver)
         finally:
             resolver.close()
             if self._target_resolver is not None:
@@ -183,7 +194,8 @@ class _Loader:
 
     def _select(self, programs: Iterable[str] | None) -> list[str]:
         if programs is None:
-            return [n for n, p in self.spec.programs.items() if p.autoload]
+            found = self.spec.programs
+            return list(compress(found, map(_autoload_of, found.values())))
         if isinstance(programs, str):
             programs = [programs]
         names = list(dict.fromkeys(programs))
@@ -197,12 +209,9 @@ class _Loader:
 
     def _plan_struct_ops(self, names: list[str], explicit: bool) -> list[str]:
         """Translate the struct_ops maps to the kernel's layout (see :func:`.struct_ops.plan_object`)."""
-        spec = self.spec
-        if not any(ms.struct_ops is not None for ms in spec.maps.values()) and \
-                not any(spec.programs[n].type == ProgType.STRUCT_OPS for n in names):
-            return names
         from pybpf.object.struct_ops import plan_object
 
+        spec = self.spec
         self._struct_ops, self._struct_ops_progs, names = plan_object(spec, names, explicit, self.obj.notes)
         return names
 
@@ -429,9 +438,10 @@ class _Loader:
         """
         prepared: list[tuple[Any, ...]] = []
         failure: BaseException | None = None
+        extern = partial(self._extern, resolver=resolver)   # resolves an extern a program refers to
         for ps in specs:
             try:
-                prepared.append(self._prepare_program(ps, resolver))
+                prepared.append(self._prepare_program(ps, resolver, extern))
             except BaseException as exc:  # raised after the programs before it, as when loading one by one
                 failure = exc
                 break
@@ -493,16 +503,18 @@ class _Loader:
         except BPFError:
             pass
 
-    def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[Any, ...]:
-        """(ps, the instructions to load, its attr by reference, the buffers the attr points to,
-        what makes its LoadOptions, whether the program refers to .rodata).
+    def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver",
+                         extern: Callable[[Any], Any]) -> tuple[Any, ...]:
+        """(ps, expected attach type, the instructions to load, its attr by reference, the buffers
+        the attr points to, what makes its LoadOptions, whether the program refers to .rodata).
 
         The attr is made from the ProgramSpec at once (:func:`~pybpf.program_load.prog_load_attr`);
-        the :class:`LoadOptions` only if they are asked for: a failed load, a
-        log, ``Program.load_options``, ``clone()``.
+        the :class:`LoadOptions` only if they are asked for: a failed load, a log,
+        ``Program.load_options``, ``clone()``.
         """
-        spec = self.spec
         insns = None
+        fd_array = None
+        prog_type = ps.type
         try:
             linked = ps._code if ps._insns is None else None
             if linked is not None:
@@ -511,18 +523,13 @@ class _Loader:
                 if ps.core_relos:
                     code = self._core_raw(code, ps)
                 fixups = ps._fixups
-                fd_array = None
                 refs_rodata = False
                 if fixups:
                     map_fds = self._map_fds
                     if map_fds is None:
                         map_fds = self._map_fds = {name: m.fd for name, m in self.obj.maps.items()}
-                    fd_array = patch_linked(code, fixups, map_fds, spec.externs,
-                                            lambda ext: self._extern(ext, resolver))
-                    for _slot, kind, ref in fixups:
-                        if ref == ".rodata" and kind == FIX_MAP:
-                            refs_rodata = True
-                            break
+                    fd_array = patch_linked(code, fixups, map_fds, self.spec.externs, extern)
+                    refs_rodata = ".rodata" in map(_ref_of, fixups)
             else:
                 insns = ps.instructions
                 if ps.core_relos:
@@ -533,17 +540,15 @@ class _Loader:
                     code = bytearray(encode_all(insns))
                 except ValueError as exc:
                     raise ObjectError(str(exc)) from None
-                fd_array = patch_listed(insns, code, self.obj.maps, spec.externs,
-                                        lambda ext: self._extern(ext, resolver))
+                fd_array = patch_listed(insns, code, self.obj.maps, self.spec.externs, extern)
                 refs_rodata = any(i.reference == ".rodata" for i in insns)
             expected_attach_type = ps.attach_type
+            attach_btf_id = 0
             attach_obj = attach_prog = None
-            if ps.type in _BTF_TARGET_TYPES:
+            if prog_type in _BTF_TARGET_TYPES:
                 attach_btf_id, attach_obj, attach_prog = self._attach_target(ps, resolver)
-            elif ps.type == ProgType.STRUCT_OPS:
+            elif prog_type == _STRUCT_OPS:
                 attach_btf_id, expected_attach_type = self._struct_ops_target(ps)
-            else:
-                attach_btf_id = 0
         except BPFError as exc:
             raise exc.add_context(f"program '{ps.name}'")
         func_info = line_info = None
@@ -554,13 +559,9 @@ class _Loader:
                 if func_info is None:
                     line_info = None
             elif ps.func_info:
-                func_info = b"".join(_FI.pack(r.insn_off // 8, r.type_id) for r in ps.func_info)
-                strings = line_strings(spec, ps.line_info)
-                if ps.line_info and strings is not None:
-                    line_info = b"".join(_LI.pack(li.insn_off // 8, strings[li.file_name], strings[li.line_text],
-                                                  li.line_num << 10 | li.col) for li in ps.line_info)
+                func_info, line_info = self._ext_records(ps)
         kern_version = ps.kern_version
-        if not kern_version and ps.type == ProgType.KPROBE:
+        if not kern_version and prog_type == _KPROBE:
             kern_version = kernel_version_code()
         if expected_attach_type is not None:
             expected_attach_type = _ATTACH_TYPES.get(expected_attach_type, expected_attach_type)
@@ -573,10 +574,10 @@ class _Loader:
                 target = attach_obj or attach_prog
                 try:
                     attr, keep = program_load.prog_load_attr(
-                        code, ps.type, expected_attach_type or 0, _license(ps.license),
+                        code, prog_type, expected_attach_type or 0, _license(ps.license),
                         object_name(ps.name) if ps.name else b"", kern_version or 0, ps.flags or 0,
-                        self._btf_fd_number if func_info else 0, func_info, 8, line_info, 16,
-                        attach_btf_id or 0, fd_of(target) if target else 0, fd_array)
+                        self._btf_fd_number if func_info else 0, func_info, 8, line_info, 16, attach_btf_id,
+                        fd_of(target) if target else 0, fd_array)
                     return ps, expected_attach_type, kept, byref(attr), keep, options, refs_rodata
                 except BPFError:
                     pass   # a value the attr cannot hold: Program._prepare says which, with context
@@ -587,6 +588,15 @@ class _Loader:
             raise self._btf_hint(exc, ps)
         return ps, expected_attach_type, kept, byref(p.attr), p.keep, options, refs_rodata
 
+    def _ext_records(self, ps: ProgramSpec) -> tuple[bytes, bytes | None]:
+        """func_info and line_info in the kernel's layout, from the decoded records."""
+        func_info = b"".join(_FI.pack(r.insn_off // 8, r.type_id) for r in ps.func_info)
+        line_info = None
+        strings = line_strings(self.spec, ps.line_info)
+        if ps.line_info and strings is not None:
+            line_info = b"".join(_LI.pack(li.insn_off // 8, strings[li.file_name], strings[li.line_text],
+                                          li.line_num << 10 | li.col) for li in ps.line_info)
+        return func_info, line_info
 
     def _core(self, insns: list[Instruction], ps: ProgramSpec) -> None:
         from pybpf.btf.core import apply_relocations
@@ -721,21 +731,28 @@ def _ring_size(size: int) -> int:
     return n
 
 
+# Scalar codec names by (signed, size): ints, enums and pointers read as Python ints.
+_SCALARS = {(signed, size): f"{'i' if signed else 'u'}{8 * size}" for signed in (False, True) for size in (1, 2, 4, 8)}
+
+
 def _codec(t: Any, size: int) -> Any:
-    """A map codec spec for BTF type ``t``: a fast scalar name for ints, the BTF codec otherwise."""
+    """The map codec for BTF type ``t``: a scalar codec for ints, the BTF codec otherwise (None: raw bytes)."""
     if t is None or not size:
         return None
     try:
         r = resolve(t)
         if isinstance(r, (Int, Enum)) and r.size == size and size in (1, 2, 4, 8) and \
                 not (isinstance(r, Int) and (r.is_bool or r.bits != 8 * size or r.offset)):
-            return f"{'i' if r.signed else 'u'}{8 * size}"
+            return scalar_codec(_SCALARS[r.signed, size])
         if isinstance(r, Pointer) and size == 8:
-            return "u64"
+            return scalar_codec("u64")
         compiled = getattr(t, "_codec", None)
         if compiled is not None:
-            return compiled if compiled.size == size else None
-        return _LazyCodec(t, size) if sizeof(t) == size else None
+            return ForeignCodec(compiled) if compiled.size == size else None
+        if sizeof(t) != size:
+            return None
+        lazy = _LazyCodec(t, size)
+        return ForeignCodec(lazy, size, lazy.label)
     except (BPFError, TypeError, ValueError):
         return None
 
@@ -746,7 +763,8 @@ class _LazyCodec:
     Compiling the codec of a record type (a global data section, a struct
     value) costs tens of microseconds; most loads never read the map from
     Python.  A type the BTF codecs cannot handle reads and writes raw bytes,
-    as a map without BTF does.
+    as a map without BTF does.  Maps take it through a
+    :class:`~pybpf.maps.codec.ForeignCodec`.
     """
 
     def __init__(self, t: Any, size: int) -> None:
@@ -764,7 +782,6 @@ class _LazyCodec:
 
     def _compile(self) -> Any:
         from pybpf.btf.codec import codec_for
-        from pybpf.maps.codec import RawCodec
 
         try:
             codec = codec_for(self._type)
