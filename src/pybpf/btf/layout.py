@@ -16,8 +16,7 @@ Example::
     blob = open("/sys/kernel/btf/vmlinux", "rb").read()
     hdr = read_header(blob)
     words = type_words(blob, hdr)
-    offs, _names, _extra = scan(words)
-    recs = Records(words, offs)
+    recs = Records(words, scan(words))
     recs.kind(1), recs.name_off(1)
 """
 
@@ -32,7 +31,7 @@ from pybpf.btf.types import BTFKind
 from pybpf.errors import ObjectError
 
 __all__ = ["BTF_MAGIC", "HEADER_LEN", "Header", "Layout", "LAYOUTS", "Records", "U32",
-           "read_header", "type_words", "record_len", "scan", "make_info"]
+           "read_header", "type_words", "record_len", "scan", "kinds_of", "make_info"]
 
 BTF_MAGIC = 0xEB9F
 #: ``struct btf_header``: magic, version, flags, hdr_len, type_off, type_len, str_off, str_len.
@@ -81,6 +80,9 @@ _BASE: tuple = tuple(COMMON_WORDS + len(LAYOUTS[BTFKind(k)].fixed) if BTFKind(k)
                      for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
 _PER: tuple = tuple(len(LAYOUTS[BTFKind(k)].item) if BTFKind(k) in LAYOUTS else None
                     for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
+# The same by the top byte of the info word (kind_flag, two unused bits, the kind): the scan's tables.
+_BASE_BY_TOP: tuple = tuple(_BASE[top & 31] for top in range(256))
+_PER_BY_TOP: tuple = tuple(_PER[top & 31] for top in range(256))
 # BTFKind by its 5-bit value without an enum call (None past ENUM64: scan() refuses those).
 _KIND: tuple = tuple(BTFKind(k) for k in range(len(BTFKind))) + (None,) * (32 - len(BTFKind))
 _FIXED_POS = {k: {f: COMMON_WORDS + i for i, f in enumerate(lay.fixed)} for k, lay in LAYOUTS.items()}
@@ -186,44 +188,38 @@ def record_len(info: int) -> int | None:
     return None if base is None else base + _PER[k] * (info & 0xFFFF)
 
 
-def scan(words: array | list[int], first_id: int = 1, type_start: int = 0
-         ) -> tuple[list[int], dict[int, int], list[tuple[int, int]]]:
-    """Walk the records once: the word index of each, and a name index.
-
-    Returns ``(offs, names, extra)``: ``offs[i]`` is where type ``first_id + i``
-    starts; ``names`` maps a name offset to the first type id with that name,
-    ``extra`` lists the (name offset, id) of later types with an already-seen
-    name.  ``type_start`` (the section's byte offset) only places the errors.
-    """
+def scan(words: array | list[int], first_id: int = 1, type_start: int = 0) -> list[int]:
+    """Walk the records once: the word index of each (``offs[i]`` is where type ``first_id + i``
+    starts).  ``type_start`` (the section's byte offset) only places the errors."""
     n = len(words)
     offs: list[int] = []
     append = offs.append
-    names: dict[int, int] = {}
-    setdefault = names.setdefault
-    extra: list[tuple[int, int]] = []
-    base, per = _BASE, _PER
+    base, per = _BASE_BY_TOP, _PER_BY_TOP
     i = 0
-    tid = first_id
     try:
-        while i < n:
+        while i < n:   # the fewest steps per record: this loop is most of a small object's BTF parse
             append(i)
             info = words[i + 1]
-            k = info >> 24 & 31
-            nm = words[i]
-            if nm and setdefault(nm, tid) != tid:
-                extra.append((nm, tid))
-            i += base[k] + per[k] * (info & 0xFFFF)
-            tid += 1
+            i += base[info >> 24] + per[info >> 24] * (info & 0xFFFF)
     except TypeError:
         k = words[offs[-1] + 1] >> 24 & 31
-        raise ObjectError(f"BTF: type [{tid}] has unknown kind {k} at byte "
+        raise ObjectError(f"BTF: type [{first_id + len(offs) - 1}] has unknown kind {k} at byte "
                           f"{type_start + 4 * offs[-1]}") from None
     except IndexError:
         i = n + 1
     if i != n:
         raise ObjectError(f"BTF: type [{first_id + len(offs) - 1}] is truncated at byte "
                           f"{type_start + 4 * offs[-1]} (type section ends at byte {type_start + 4 * n})")
-    return offs, names, extra
+    return offs
+
+
+_LOW5 = bytes(b & 31 for b in range(256))   # the kind in the info word's top byte
+
+
+def kinds_of(words: array | memoryview, offs: list[int] | array) -> bytes:
+    """The kind of each record (byte ``k`` for the record at ``offs[k]``), read without a Python step per record."""
+    infos = map(words.__getitem__, map((1).__add__, offs))
+    return bytes(map((24).__rrshift__, infos)).translate(_LOW5)
 
 
 class Records:
@@ -236,7 +232,7 @@ class Records:
     >>> from pybpf.btf.types import Int, Var, VarLinkage
     >>> blob = encode([Var("x", Int("int", 4), VarLinkage.EXTERN)])
     >>> hdr = read_header(blob); words = type_words(blob, hdr)
-    >>> recs = Records(words, scan(words)[0])
+    >>> recs = Records(words, scan(words))
     >>> recs.kind(1).name, recs.field(1, "linkage")
     ('VAR', 2)
     >>> recs.set_field(1, "linkage", int(VarLinkage.GLOBAL)); recs.field(1, "linkage")

@@ -4,11 +4,10 @@ Both answer :meth:`ids` (the ids of the types called ``name``) and
 :meth:`prefixed` (the ids of the types whose name starts with ``prefix``), in
 ascending id order, for a spec's own types (not its base's).
 
-- :class:`ScanIndex` comes with every parse: the record scan
-  (:func:`pybpf.btf.layout.scan`) records the first id of each name offset
-  and, apart, the later ones; a lookup searches the string section for the
-  name.  Nothing to build, but each lookup reads the strings (a few ms for
-  vmlinux).
+- :class:`ScanIndex` comes with every parse: on the first lookup it reads the
+  first id of each name offset and, apart, the later ones from the records;
+  a lookup searches the string section for the name.  Little to build, but
+  each lookup reads the strings (a few ms for vmlinux).
 - :class:`SortedIndex` holds the named type ids sorted by name and looks
   names up by bisection, reading a handful of names.  Building it sorts every
   name, so it is built once per kernel and kept on disk by
@@ -25,6 +24,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from itertools import compress
+from operator import itemgetter, ne
 
 from pybpf.btf.layout import U32
 
@@ -36,29 +37,44 @@ __all__ = ["ScanIndex", "SortedIndex"]
 
 
 class ScanIndex:
-    """Name offset -> ids, from the record scan; names are found by searching the strings."""
+    """Name offset -> ids, read from the records on the first lookup; names are found by searching the strings."""
 
-    __slots__ = ("spec", "first", "extra", "_extra_index")
+    __slots__ = ("spec", "_first", "_extra", "_extra_index")
 
-    def __init__(self, spec: "Spec", first: dict[int, int], extra: list[tuple[int, int]]) -> None:
+    def __init__(self, spec: "Spec") -> None:
         self.spec = spec
-        self.first = first                  # name offset -> first id with that name
-        self.extra = extra                  # (name offset, id) of the later ones
+        self._first: dict[int, int] | None = None              # name offset -> first id with that name
+        self._extra: list[tuple[int, int]] = []                 # (name offset, id) of the later ones
         self._extra_index: dict[int, list[int]] | None = None
 
+    def _read(self) -> dict[int, int]:
+        """Read every own type's name offset (no Python step per type: most specs are never searched)."""
+        spec = self.spec
+        name_offs = list(map(spec._words.__getitem__, spec._offs))
+        named = list(compress(zip(name_offs, spec.own_ids()), name_offs))   # (name offset, id), named only
+        first = dict(reversed(named))                                       # the first id of a name wins
+        if len(first) != len(named):
+            self._extra = list(compress(named, map(ne, map(first.__getitem__, map(itemgetter(0), named)),
+                                                   map(itemgetter(1), named))))
+        self._first = first
+        return first
+
     def _ids_for_offset(self, off: int) -> list[int]:
-        first = self.first.get(off)
+        first = self._first
         if first is None:
+            first = self._read()
+        tid = first.get(off)
+        if tid is None:
             return []
-        if not self.extra:
-            return [first]
+        if not self._extra:
+            return [tid]
         extra = self._extra_index
         if extra is None:
             extra = {}
-            for nm, tid in self.extra:
-                extra.setdefault(nm, []).append(tid)
+            for nm, later in self._extra:
+                extra.setdefault(nm, []).append(later)
             self._extra_index = extra
-        return [first, *extra.get(off, ())]
+        return [tid, *extra.get(off, ())]
 
     def ids(self, name: str) -> list[int]:
         out: list[int] = []
@@ -76,7 +92,10 @@ class ScanIndex:
 
     def named_ids(self) -> list[int]:
         """Every own type id that has a name."""
-        return [*self.first.values(), *(tid for _, tid in self.extra)]
+        first = self._first
+        if first is None:
+            first = self._read()
+        return [*first.values(), *(tid for _, tid in self._extra)]
 
 
 class SortedIndex:

@@ -35,13 +35,13 @@ Example::
 
 from __future__ import annotations
 
-from _thread import allocate_lock   # threading.Lock itself, without importing threading
 from array import array
+from itertools import accumulate, compress, repeat
 from collections.abc import Sequence
 
 from pybpf.errors import ObjectError
 from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
-from pybpf.btf.layout import BTF_MAGIC, U32, read_header, record_len, scan, type_words
+from pybpf.btf.layout import BTF_MAGIC, U32, kinds_of, read_header, record_len, scan, type_words
 from pybpf.btf.names import ScanIndex, SortedIndex
 from pybpf.btf.types import (
     VOID, Array, BTFKind, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage, FuncProto, Fwd, Int,
@@ -91,7 +91,9 @@ class StringTable:
         self._data: bytes | bytearray = data
         self.base = base
         self.start = 0 if base is None else base.start + len(base)
-        self._cache: dict[int, str] = {}
+        # A small table (an object's) is decoded whole at once, without a Python step per string;
+        # a large one (the kernel's) string by string as they are read.
+        self._cache: dict[int, str] = _split(data, self.start) if len(data) <= _WHOLE_TABLE else {}
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -183,6 +185,17 @@ class StringTable:
 
 
 
+#: The largest string section decoded whole when it is parsed (most objects' are below 3 KiB).
+_WHOLE_TABLE = 4096
+
+
+def _split(data: bytes | bytearray, start: int) -> dict[int, str]:
+    """Every NUL-terminated string of ``data`` by its offset (``start`` + its index in ``data``)."""
+    parts = data.split(b"\0")[:-1]   # the last part is after the last NUL
+    offsets = accumulate(map((1).__add__, map(len, parts)), initial=start)
+    return dict(zip(offsets, map(str, parts, repeat("utf-8"), repeat("surrogateescape"))))
+
+
 class _TypeList(Sequence[Type]):
     """``spec.types``: a read-only list indexed by type id that decodes on access."""
 
@@ -232,8 +245,7 @@ class Spec:
         """Parse a BTF blob; ``base`` for split BTF; ``lazy`` to decode types on demand."""
         self = object.__new__(cls)
         self._init(bytes(data) if isinstance(data, (bytearray, memoryview)) else data, base)
-        offs, names, extra = scan(self._words, self.first_id, self._type_start)
-        self._set_index(offs, ScanIndex(self, names, extra))
+        self._set_index(scan(self._words, self.first_id, self._type_start), ScanIndex(self))
         if not lazy:
             self.validate()
         return self
@@ -278,15 +290,16 @@ class Spec:
         self.strings = StringTable(sdata, base.strings if base is not None else None)
         self.first_id = base._count if base is not None else 1
         self._type_start = hdr.type_start
+        self._header = hdr   # (the object loader reads the string section of the same blob with it)
         self._words = type_words(data, hdr)
-        self._lock = allocate_lock()
         self.types = _TypeList(self)
 
     def _set_index(self, offs: list[int] | array, names: ScanIndex | SortedIndex) -> None:
         self._offs = offs
         self._names = names
         self._count = self.first_id + len(offs)
-        self._cache: list[Type | None] = [None] * len(offs)
+        # Decoded types by id (and void, unless the base's type_by_id gives it).
+        self._cache: dict[int, Type] = {} if self.base is not None else {0: VOID}
         self._kinds: bytes | None = None
 
     # ------------------------------------------------------------------ lookups
@@ -301,24 +314,8 @@ class Spec:
 
     def type_by_id(self, tid: int) -> Type:
         """The type with id ``tid`` (0 is void); ObjectError if there is none."""
-        local = tid - self.first_id
-        if local < 0:
-            if tid == 0:
-                return VOID
-            if self.base is not None and tid > 0:
-                return self.base.type_by_id(tid)
-            raise ObjectError(f"BTF: type id {tid} out of range")
-        try:
-            t = self._cache[local]
-        except IndexError:
-            raise ObjectError(f"BTF: type id {tid} out of range ({self._count} types)") from None
-        if t is None:
-            with self._lock:
-                t = self._cache[local]
-                if t is None:
-                    t = self._decode(tid)
-                    self._cache[local] = t
-        return t
+        t = self._cache.get(tid)
+        return self._decode(tid) if t is None else t
 
     def types_by_name(self, name: str, *, include_base: bool = True) -> list[Type]:
         """Every type called ``name`` in id order (the base's first, unless ``include_base=False``)."""
@@ -358,27 +355,18 @@ class Spec:
 
     def forget(self, tid: int) -> None:
         """Drop the decoded type ``tid``: the next :meth:`type_by_id` decodes its words again."""
-        local = tid - self.first_id
-        if 0 <= local < len(self._cache) and self._cache[local] is not None:
-            with self._lock:
-                self._cache[local] = None
+        if self.first_id <= tid < self._count:
+            self._cache.pop(tid, None)
 
     def ids_by_kind(self, kind: int) -> list[int]:
         """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
-        kinds, first = self.kinds(), self.first_id
-        out = []
-        i = kinds.find(kind)
-        while i >= 0:   # a byte search per match: most kinds are rare
-            out.append(first + i)
-            i = kinds.find(kind, i + 1)
-        return out
+        return list(compress(self.own_ids(), map(int(kind).__eq__, self.kinds())))
 
     def kinds(self) -> bytes:
         """The kind of each own type, in id order from ``first_id`` (read once, on first use)."""
         kinds = self._kinds
         if kinds is None:
-            w = self._words
-            kinds = self._kinds = bytes([w[i + 1] >> 24 & 31 for i in self._offs])
+            kinds = self._kinds = kinds_of(self._words, self._offs)
         return kinds
 
     def own_ids(self) -> range:
@@ -394,26 +382,28 @@ class Spec:
         return ObjectError(f"{self._where(tid)}: {what}")
 
     def _decode(self, tid: int) -> Type:
+        """Decode type ``tid`` into the cache (a base's type from the base; ObjectError if there is none)."""
+        if not self.first_id <= tid < self._count:
+            if self.base is not None and 0 <= tid < self.first_id:
+                return self.base.type_by_id(tid)
+            if tid < self.first_id:
+                raise ObjectError(f"BTF: type id {tid} out of range")
+            raise ObjectError(f"BTF: type id {tid} out of range ({self._count} types)")
         w = self._words
         i = self._offs[tid - self.first_id]
-        info = w[i + 1]
-        kind = info >> 24 & 31
         try:
-            simple = _SIMPLE_DECODERS.get(kind)
-            if simple is not None:
-                t, ref = simple(self, tid, w, i)
-            else:
-                t, ref = _DECODERS[kind](_Record(self, tid, w, i, info))
+            t, ref = _DECODERS[w[i + 1] >> 24 & 31](self, tid, w, i)
         except ObjectError as err:
             if err.message.startswith("BTF: type ["):
                 raise
             raise self._bad(tid, err.message) from None
         if ref >= self._count:
-            raise self._bad(tid, f"{BTFKind(kind).name} refers to type id {ref}, out of range "
+            raise self._bad(tid, f"{BTFKind(w[i + 1] >> 24 & 31).name} refers to type id {ref}, out of range "
                             f"({self._count} types)")
         t.id = tid
         t._spec = self
-        return t
+        # Without a lock: two threads may both decode a type, but setdefault keeps the first for both.
+        return self._cache.setdefault(tid, t)
 
     # ------------------------------------------------------------------ validation
 
@@ -456,108 +446,108 @@ class Spec:
 
 # ---------------------------------------------------------------------- per-kind decoders
 #
-# Each decoder reads one record (words in the order of pybpf.btf.layout.LAYOUTS) and returns the
-# type and the id its size/type word refers to (0 if none), which _decode checks against the count.
+# Each decoder reads one record (words in the order of pybpf.btf.layout.LAYOUTS) from
+# ``(spec, tid, words, index of the record)`` and returns the type and the id its size/type word
+# refers to (0 if none), which _decode checks against the count.  Each reads the name first: a bad
+# name offset is the error a record reports first.
 
 
-class _Record:
-    """One type record being decoded: its words from ``i``, its common fields, its spec for errors."""
-
-    __slots__ = ("spec", "tid", "w", "i", "name", "vlen", "kflag", "st", "j")
-
-    def __init__(self, spec: Spec, tid: int, w, i: int, info: int) -> None:
-        self.spec = spec
-        self.tid = tid
-        self.w = w
-        self.i = i
-        self.name = spec.strings[w[i]]
-        self.vlen = info & 0xFFFF
-        self.kflag = info >> 31
-        self.st = w[i + 2]          # size or type
-        self.j = i + 3              # first word after struct btf_type
-
-    def bad(self, what: str) -> ObjectError:
-        return self.spec._bad(self.tid, what)
-
-    def check_id(self, tid: int, what: str) -> int:
-        if tid >= self.spec._count:
-            raise self.bad(f"{what} {tid} out of range")
-        return tid
+def _check_id(spec: Spec, tid: int, ref: int, what: str) -> int:
+    """``ref`` (a type id in type ``tid``'s record), if it is in range."""
+    if ref >= spec._count:
+        raise spec._bad(tid, f"{what} {ref} out of range")
+    return ref
 
 
-def _decode_composite(r: _Record) -> tuple[Type, int]:
-    w, spec, strings, kflag = r.w, r.spec, r.spec.strings, r.kflag
+def _decode_composite(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    info, strings = w[i + 1], spec.strings
+    name = strings[w[i]]
+    kflag = info >> 31
     members = []
-    for m in range(r.j, r.j + 3 * r.vlen, 3):
+    for m in range(i + 3, i + 3 + 3 * (info & 0xFFFF), 3):
         off = w[m + 2]
         mem = Member(strings[w[m]], w[m + 1], off & 0xFFFFFF if kflag else off, off >> 24 if kflag else 0)
-        r.check_id(w[m + 1], f"member {mem.name!r} type id")
+        _check_id(spec, tid, w[m + 1], f"member {mem.name!r} type id")
         mem._spec = spec
         members.append(mem)
-    cls = Struct if r.w[r.i + 1] >> 24 & 31 == BTFKind.STRUCT else Union
-    return cls(r.name, r.st, members), 0
+    cls = Struct if info >> 24 & 31 == BTFKind.STRUCT else Union
+    return cls(name, w[i + 2], members), 0
 
 
-def _decode_enum(r: _Record) -> tuple[Type, int]:
-    if r.st not in _ENUM_SIZES:
-        raise r.bad(f"invalid enum size {r.st}")
-    w, strings, kflag = r.w, r.spec.strings, r.kflag
-    vals = [(strings[w[m]], _s32(w[m + 1]) if kflag else w[m + 1]) for m in range(r.j, r.j + 2 * r.vlen, 2)]
-    return Enum(r.name, r.st, vals, bool(kflag)), 0
+def _enum_size(spec: Spec, tid: int, w, i: int) -> int:
+    size = w[i + 2]
+    if size not in _ENUM_SIZES:
+        raise spec._bad(tid, f"invalid enum size {size}")
+    return size
 
 
-def _decode_enum64(r: _Record) -> tuple[Type, int]:
-    if r.st not in _ENUM_SIZES:
-        raise r.bad(f"invalid enum size {r.st}")
-    w, strings, kflag = r.w, r.spec.strings, r.kflag
+def _decode_enum(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    info, strings = w[i + 1], spec.strings
+    name = strings[w[i]]
+    size = _enum_size(spec, tid, w, i)
+    kflag = info >> 31
+    vals = [(strings[w[m]], _s32(w[m + 1]) if kflag else w[m + 1])
+            for m in range(i + 3, i + 3 + 2 * (info & 0xFFFF), 2)]
+    return Enum(name, size, vals, bool(kflag)), 0
+
+
+def _decode_enum64(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    info, strings = w[i + 1], spec.strings
+    name = strings[w[i]]
+    size = _enum_size(spec, tid, w, i)
+    kflag = info >> 31
     vals = []
-    for m in range(r.j, r.j + 3 * r.vlen, 3):
+    for m in range(i + 3, i + 3 + 3 * (info & 0xFFFF), 3):
         v = w[m + 2] << 32 | w[m + 1]
         if kflag and v >> 63:
             v -= 1 << 64
         vals.append((strings[w[m]], v))
-    return Enum64(r.name, r.st, vals, bool(kflag)), 0
+    return Enum64(name, size, vals, bool(kflag)), 0
 
 
-def _decode_fwd(r: _Record) -> tuple[Type, int]:
-    return Fwd(r.name, bool(r.kflag)), 0
+def _decode_fwd(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    return Fwd(spec.strings[w[i]], bool(w[i + 1] >> 31)), 0
 
 
-def _decode_func_proto(r: _Record) -> tuple[Type, int]:
-    w, spec, strings = r.w, r.spec, r.spec.strings
+def _decode_func_proto(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    strings = spec.strings
+    strings[w[i]]   # unused, but checked like every name
     params = []
-    for m in range(r.j, r.j + 2 * r.vlen, 2):
-        p = Param(strings[w[m]], r.check_id(w[m + 1], "parameter type id"))
+    for m in range(i + 3, i + 3 + 2 * (w[i + 1] & 0xFFFF), 2):
+        p = Param(strings[w[m]], _check_id(spec, tid, w[m + 1], "parameter type id"))
         p._spec = spec
         params.append(p)
-    return FuncProto(r.st, params), r.st
+    return FuncProto(w[i + 2], params), w[i + 2]
 
 
-def _decode_datasec(r: _Record) -> tuple[Type, int]:
-    w, spec = r.w, r.spec
+def _decode_datasec(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    name = spec.strings[w[i]]
     secinfos = []
-    for m in range(r.j, r.j + 3 * r.vlen, 3):
-        vs = VarSecinfo(r.check_id(w[m], "variable type id"), w[m + 1], w[m + 2])
+    for m in range(i + 3, i + 3 + 3 * (w[i + 1] & 0xFFFF), 3):
+        vs = VarSecinfo(_check_id(spec, tid, w[m], "variable type id"), w[m + 1], w[m + 2])
         vs._spec = spec
         secinfos.append(vs)
-    return Datasec(r.name, r.st, secinfos), 0
+    return Datasec(name, w[i + 2], secinfos), 0
 
 
-def _decode_float(r: _Record) -> tuple[Type, int]:
-    if r.st not in _FLOAT_SIZES:
-        raise r.bad(f"invalid FLOAT size {r.st}")
-    return Float(r.name, r.st), 0
+def _decode_float(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    name, size = spec.strings[w[i]], w[i + 2]
+    if size not in _FLOAT_SIZES:
+        raise spec._bad(tid, f"invalid FLOAT size {size}")
+    return Float(name, size), 0
 
 
-def _decode_decl_tag(r: _Record) -> tuple[Type, int]:
-    return DeclTag(r.name, r.st, _s32(r.w[r.j]), bool(r.kflag)), r.st
+def _decode_decl_tag(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    st = w[i + 2]
+    return DeclTag(spec.strings[w[i]], st, _s32(w[i + 3]), bool(w[i + 1] >> 31)), st
 
 
-def _decode_type_tag(r: _Record) -> tuple[Type, int]:
-    return TypeTag(r.st, r.name, bool(r.kflag)), r.st
+def _decode_type_tag(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
+    st = w[i + 2]
+    return TypeTag(st, spec.strings[w[i]], bool(w[i + 1] >> 31)), st
 
 
-_DECODERS: dict[int, Callable[[_Record], tuple[Type, int]]] = {
+_COMPOUND_DECODERS: dict[int, Callable[[Spec, int, Any, int], tuple[Type, int]]] = {
     BTFKind.STRUCT: _decode_composite,
     BTFKind.UNION: _decode_composite,
     BTFKind.ENUM: _decode_enum,
@@ -571,8 +561,7 @@ _DECODERS: dict[int, Callable[[_Record], tuple[Type, int]]] = {
 }
 
 
-# The kinds met on every type walk (pointers, typedefs, qualifiers, arrays, ints, vars, funcs) are
-# decoded straight from the words, without a _Record: ``(spec, tid, words, index of the record)``.
+# The kinds met on every type walk: pointers, typedefs, qualifiers, arrays, ints, vars, funcs.
 
 def _decode_int(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
     st, v = w[i + 2], w[i + 3]
@@ -631,3 +620,6 @@ _SIMPLE_DECODERS: dict[int, Callable[[Spec, int, Any, int], tuple[Type, int]]] =
     BTFKind.FUNC: _decode_func,
     BTFKind.VAR: _decode_var,
 }
+
+# Every kind's decoder, by the 5-bit kind (None where scan() refuses the kind).
+_DECODERS: tuple = tuple({**_COMPOUND_DECODERS, **_SIMPLE_DECODERS}.get(k) for k in range(32))

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import sys
 from array import array
+from itertools import chain, compress
 from operator import itemgetter
 
 from pybpf.btf.layout import (
-    COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, read_header, scan, type_words,
+    COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, kinds_of, read_header, scan, type_words,
 )
 from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
-from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile
+from pybpf.object.elffile import STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_OBJECT, ElfFile, Section
 from pybpf.object.parts import ExternSpec
 
 TYPE_CHECKING = False
@@ -46,14 +47,19 @@ __all__ = ["fix_datasecs", "kernel_blob", "kinds_present", "sanitize_for_kernel"
 DUMMY_KSYM = "dummy_ksym"
 
 
-def datasecs_by_name(btf: "Spec") -> dict[str, Datasec]:
-    """The object's DATASECs by name (the first of each name, as ``btf.find`` gives it)."""
-    out: dict[str, Datasec] = {}
-    for tid in btf.ids_by_kind(BTFKind.DATASEC):
-        t = btf.type_by_id(tid)
-        if isinstance(t, Datasec) and t.name not in out:
-            out[t.name] = t
-    return out
+class DatasecsByName:
+    """The object's DATASECs by name (the first of each name, as ``btf.find`` gives it), each
+    decoded when asked for: ``.get(name)`` gives the :class:`Datasec` or None."""
+
+    __slots__ = ("_btf", "_ids")
+
+    def __init__(self, btf: "Spec", ids: dict[str, int]) -> None:
+        self._btf = btf
+        self._ids = ids
+
+    def get(self, name: str, default: Datasec | None = None) -> Datasec | None:
+        tid = self._ids.get(name)
+        return default if tid is None else self._btf.type_by_id(tid)   # type: ignore[return-value]
 
 
 # Word positions in a record, from pybpf.btf.layout's statement of the layout: every record
@@ -64,52 +70,75 @@ _VAR_LINKAGE = COMMON_WORDS + LAYOUTS[BTFKind.VAR].fixed.index("linkage")
 _DATASEC_ITEMS = COMMON_WORDS + len(LAYOUTS[BTFKind.DATASEC].fixed)
 _DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
 _KINDS = {int(k): k for k in BTFKind}
+_IS_OBJECT = STT_OBJECT.__eq__   # of a symbol's type
+_SYM_TYPE = itemgetter(4)
+_IS_EXTERN = int(VarLinkage.EXTERN).__eq__            # of a VAR's linkage word; FUNC's EXTERN is the same 2
+_IS_GLOBAL = int(FuncLinkage.GLOBAL).__eq__
+_VLEN = (0xFFFF).__and__                              # of an info word
+_ENTRY_WORDS = itemgetter(0, 1, 2)   # (type, offset, size) of a sorted DATASEC entry
 
 
-def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size: int,
-                 notes: list[str]) -> None:
-    """Set DATASEC sizes and variable offsets from the ELF sections and symbols (in place).
+def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size: int
+                 ) -> DatasecsByName:
+    """Set DATASEC sizes and variable offsets from the ELF sections and symbols (in place);
+    return the DATASECs by name.
 
     The records are fixed in the parsed spec's words, before the DATASECs are
     decoded (cheaper than decoding them and their variables, and what the
     kernel blob is then made of); a DATASEC decoded already is decoded again.
+    Every DATASEC's variable ids are checked, as decoding it would check them.
     """
     words, offs = btf.raw_words()
-    first = btf.first_id
+    first, count = btf.first_id, len(btf)
     strings = btf.strings
-    names = {sec[1] for sec in elf.sections}
-    names.discard("")
-    names.add(".kconfig")
-    datasecs = []
+    by_name: dict[str, int] = {}
+    datasecs = []   # (name, id, ELF section) of those of an ELF section or .kconfig (section None)
+    others = []     # the ids of the rest
     for tid in btf.ids_by_kind(BTFKind.DATASEC):
         name = strings[words[offs[tid - first] + _NAME]]
-        if name in names:
-            datasecs.append((name, tid))
-    if not datasecs:
-        return
+        by_name.setdefault(name, tid)
+        sec = elf.section_by_name(name)
+        if name != ".ksyms" and (sec is not None or name == ".kconfig"):
+            datasecs.append((name, tid, sec))
+        else:
+            others.append(tid)
+    if datasecs:
+        _fix(btf, elf, externs, kconfig_size, datasecs)
+    for tid in others:
+        at = offs[tid - first]
+        start = at + _DATASEC_ITEMS
+        var_ids = words[start:start + _DATASEC_ITEM * (words[at + _INFO] & 0xFFFF):_DATASEC_ITEM]
+        if var_ids and max(var_ids) >= count:
+            btf.type_by_id(tid)   # raises: a variable type id out of range
+    return DatasecsByName(btf, by_name)
+
+
+def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size: int,
+         datasecs: list[tuple[str, int, Section | None]]) -> None:
+    words, offs = btf.raw_words()
+    first, count = btf.first_id, len(btf)
+    strings = btf.strings
     datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    # symbols as tuples: [1] name, [4] type, [7] section index
-    for _i, sname, value, _size, _type, bind, _vis, shndx in [sym for sym in elf.symbols
-                                                              if sym[4] == STT_OBJECT and sym[1] and sym[7]]:
+    # symbols as tuples: [1] name, [2] value, [4] type, [5] bind, [7] section index; OBJECTs picked without
+    # a Python step per symbol (most symbols are sections, functions and labels)
+    symbols = elf.symbols
+    for _i, sname, value, _size, _type, bind, _vis, shndx in compress(symbols, map(_IS_OBJECT, map(_SYM_TYPE, symbols))):
+        if not sname or not shndx:
+            continue
         if bind == STB_GLOBAL or bind == STB_WEAK:
             globals_.setdefault(sname, value)
         elif bind == STB_LOCAL:
             locals_.setdefault((shndx, sname), []).append(value)
-    count = len(btf)
     kinds = btf.kinds()
-    width = _DATASEC_ITEM
-    for name, tid in datasecs:
-        if name == ".ksyms":
-            continue
+    for name, tid, sec in datasecs:
         at = offs[tid - first]
         start = at + _DATASEC_ITEMS
-        flat = words[start:start + width * (words[at + _INFO] & 0xFFFF)].tolist()
-        entries = [flat[k:k + width] for k in range(0, len(flat), width)]   # [type, offset, size] each
-        # each entry's variable: (name, linkage), checked to be a VAR
+        end = start + _DATASEC_ITEM * (words[at + _INFO] & 0xFFFF)
+        # each entry (type, offset, size) names a variable: (name, linkage), checked to be a VAR
         variables = []
-        for var_id, _off, _size in entries:
+        for var_id in words[start:end:_DATASEC_ITEM]:
             if not first <= var_id < count:
                 btf.type_by_id(var_id)  # raises: out of range
                 raise ObjectError(f"BTF: DATASEC {name!r} refers to type {var_id}, which is not a VAR")
@@ -118,14 +147,10 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
                 raise ObjectError(f"BTF: DATASEC {name!r} holds a {_KINDS[kind].name}, not a VAR")
             var_at = offs[var_id - first]
             variables.append((strings[words[var_at + _NAME]], words[var_at + _VAR_LINKAGE]))
-        if name == ".kconfig":
+        if sec is None:   # .kconfig
             offsets = {e.name: e.offset for e in externs.values() if e.kind == "kconfig"}
             size = kconfig_size
         else:
-            sec = elf.section_by_name(name)
-            if sec is None:  # pragma: no cover - names come from the sections
-                notes.append(f"BTF DATASEC {name!r} has no ELF section: left as is")
-                continue
             offsets = {}
             for vname, linkage in variables:
                 if linkage == VarLinkage.STATIC:
@@ -138,20 +163,17 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
                         raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' has no ELF symbol")
                     offsets[vname] = off
             size = words[at + _SIZE_TYPE] or sec.size
-        for entry, (vname, _linkage) in zip(entries, variables):
-            off = offsets.get(vname)
-            if off is not None:
-                entry[1] = off
-        order = sorted(range(len(entries)), key=lambda j: entries[j][1]) if len(entries) > 1 else [0] * len(entries)
-        for k in order:
-            entry = entries[k]
-            if entry[1] + entry[2] > size:
-                raise ObjectError(f"BTF: DATASEC {name!r}: variable '{variables[k][0]}' at offset {entry[1]} "
-                                  f"(+{entry[2]}) is past the end of the section ({size} bytes)")
-        for k in order:   # written back sorted, in place
-            for value in entries[k]:
-                words[start] = value
-                start += 1
+        # (type, offset, size, variable name) of each entry, by offset (stable)
+        entries = sorted(zip(words[start:end:_DATASEC_ITEM],
+                             [offsets.get(vname, off) for (vname, _), off
+                              in zip(variables, words[start + 1:end:_DATASEC_ITEM])],
+                             words[start + 2:end:_DATASEC_ITEM], map(itemgetter(0), variables)),
+                         key=itemgetter(1))
+        for _var_id, off, vsize, vname in entries:
+            if off + vsize > size:
+                raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' at offset {off} "
+                                  f"(+{vsize}) is past the end of the section ({size} bytes)")
+        words[start:end] = array(words.typecode, chain.from_iterable(map(_ENTRY_WORDS, entries)))
         words[at + _SIZE_TYPE] = size
         btf.forget(tid)
 
@@ -159,8 +181,7 @@ def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kcon
 def kinds_present(blob: bytes) -> set[BTFKind]:
     """The kinds of the types in the BTF ``blob``."""
     words = type_words(blob, read_header(blob))
-    recs = Records(words, scan(words)[0])
-    return {recs.kind(tid) for tid in recs.ids()}
+    return set(map(_KINDS.__getitem__, set(kinds_of(words, scan(words)))))
 
 
 def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
@@ -175,12 +196,13 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     gives them: the verifier then checks them in their caller's context
     instead of as global functions with unknown (maybe NULL) arguments.
     """
-    hdr = read_header(raw)
+    hdr = btf._header   # raw's, read when btf was parsed from it
     if hdr.order != "<":
         raise ObjectError("BTF: only little-endian BTF can be loaded")
     # The parsed spec's words: the same blob, with the DATASECs fixed (fix_datasecs).
     spec_words, offs = btf.raw_words()
     recs = Records(array(U32, spec_words), offs)
+    words = recs.words
     strings = bytearray(raw[hdr.str_start:hdr.str_start + hdr.str_len]) or bytearray(b"\0")
     found: dict[str, int] = {}
 
@@ -199,26 +221,23 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         return pos + 1
 
     # Extern VARs become globals; find the .ksyms DATASEC (and an int, if it has entries).
-    kind_of = btf.kinds()   # the kind of each type (fix_datasecs changes no info word)
-    present = {_KINDS[k] for k in set(kind_of)}   # (scan() refused unknown kinds)
-    funcs = _ids_of(kind_of, BTFKind.FUNC)
-    words = recs.words
-    for tid in _ids_of(kind_of, BTFKind.VAR):
-        at = offs[tid - 1] + _VAR_LINKAGE
-        if words[at] == VarLinkage.EXTERN:
-            words[at] = VarLinkage.GLOBAL
+    present = set(map(_KINDS.__getitem__, set(btf.kinds())))   # (scan() refused unknown kinds)
+    var_ids = btf.ids_by_kind(BTFKind.VAR)
+    for tid in compress(var_ids, map(_IS_EXTERN, _word_of(words, offs, var_ids, _VAR_LINKAGE))):
+        words[offs[tid - 1] + _VAR_LINKAGE] = VarLinkage.GLOBAL
     ksyms: Datasec | None = None
-    for tid in _ids_of(kind_of, BTFKind.DATASEC):
-        if btf.strings[words[offs[tid - 1] + _NAME]] == ".ksyms":
-            t = btf.type_by_id(tid)
-            if isinstance(t, Datasec):
-                ksyms = t
-            break
+    if b".ksyms\0" in strings:   # (a name may be the tail of a longer string)
+        for tid in btf.ids_by_kind(BTFKind.DATASEC):
+            if btf.strings[words[offs[tid - 1] + _NAME]] == ".ksyms":
+                t = btf.type_by_id(tid)
+                if isinstance(t, Datasec):
+                    ksyms = t
+                break
     appended: list[int] = []
     if ksyms is not None and ksyms.vars:
         from pybpf.btf.writer import record_words
 
-        int_id = next((tid for tid in _ids_of(kind_of, BTFKind.INT) if recs.size_type(tid) == 4
+        int_id = next((tid for tid in btf.ids_by_kind(BTFKind.INT) if recs.size_type(tid) == 4
                        and recs.field(tid, "encoding") & 0xFFFFFF == 32), None)   # 32 bits at offset 0
         next_id = len(offs) + 1
         int_t = Int("int", 4, IntEncoding.SIGNED)
@@ -248,14 +267,14 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
                 recs.set_field(var_id, "linkage", VarLinkage.GLOBAL)
                 recs.set_item(ksyms.id, j, (var_id, 4 * j, 4))
     # Other extern FUNCs (declarations of functions defined elsewhere): the kernel takes no extern linkage.
+    funcs = btf.ids_by_kind(BTFKind.FUNC)
+    linkages = list(map(_VLEN, _word_of(words, offs, funcs, _INFO)))   # a FUNC's vlen is its linkage
+    for tid in compress(funcs, map(_IS_EXTERN, linkages)):
+        recs.set_vlen(tid, FuncLinkage.GLOBAL)
     hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs}
-    for tid in funcs:
-        at = offs[tid - 1]
-        linkage = words[at + _INFO] & 0xFFFF   # a FUNC's vlen is its linkage
-        if linkage == FuncLinkage.EXTERN:
-            recs.set_vlen(tid, FuncLinkage.GLOBAL)
-        elif hidden and linkage == FuncLinkage.GLOBAL:
-            start = words[at + _NAME]
+    if hidden:
+        for tid in compress(funcs, map(_IS_GLOBAL, linkages)):
+            start = words[offs[tid - 1] + _NAME]
             if bytes(strings[start:strings.find(b"\0", start)]) in hidden:
                 recs.set_vlen(tid, FuncLinkage.STATIC)
     extra = {s: string(s) for s in extra_strings}
@@ -270,14 +289,9 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     return header + type_bytes + bytes(strings), extra
 
 
-def _ids_of(kinds: bytes, kind: int) -> list[int]:
-    """The ids (from 1) of the types of ``kind`` in ``kinds`` (:meth:`Spec.kinds` of an object's BTF)."""
-    out = []
-    i = kinds.find(kind)
-    while i >= 0:
-        out.append(i + 1)
-        i = kinds.find(kind, i + 1)
-    return out
+def _word_of(words: array, offs: list[int], ids: list[int], pos: int) -> Iterable[int]:
+    """The word at ``pos`` of the record of each of ``ids`` (from 1), without a Python step per record."""
+    return map(words.__getitem__, map(pos.__add__, map(offs.__getitem__, map((-1).__add__, ids))))
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:

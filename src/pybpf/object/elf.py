@@ -80,10 +80,9 @@ class _Parser:
         license, kern_version = self._license_version()
         externs, extern_problems = _externs.collect_externs(elf, btf)
         kconfig_size = _externs.kconfig_layout(externs)
-        datasecs: dict[str, Datasec] = {}
+        datasecs: dict[str, Datasec] | btf_fixup.DatasecsByName = {}
         if btf is not None:
-            btf_fixup.fix_datasecs(btf, elf, externs, kconfig_size, self.notes)
-            datasecs = btf_fixup.datasecs_by_name(btf)
+            datasecs = btf_fixup.fix_datasecs(btf, elf, externs, kconfig_size)
 
         maps: dict[str, MapSpec] = {}
         map_sections: set[int] = set()
