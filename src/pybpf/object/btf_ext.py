@@ -17,15 +17,16 @@ Example::
 
     ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
     recs = ext.line.get("xdp")       # RecordIndex or None
-    (quads,) = recs.per_function([(0, 64)])   # line records of the first 8 instructions, rebased
+    quads = recs.words[:4 * bisect.bisect_left(recs.slots, 8)]   # line records of the first 8 instructions
 """
 
 from __future__ import annotations
 
-import bisect
 import struct
 import sys
 from array import array
+from itertools import repeat
+from operator import rshift
 
 from pybpf.btf.layout import blob_order
 from pybpf.errors import ObjectError
@@ -46,7 +47,7 @@ _HDR = struct.Struct("<IIII")
 class RecordIndex:
     """The records of one ELF section: ``width`` u32 words each, sorted by their first word."""
 
-    __slots__ = ("words", "offs", "width")
+    __slots__ = ("words", "offs", "slots", "width")
 
     def __init__(self, words: array, width: int) -> None:
         offs = words[0::width].tolist()
@@ -59,25 +60,8 @@ class RecordIndex:
             offs = [offs[i] for i in order]
         self.words = words
         self.offs = offs
+        self.slots = list(map(rshift, offs, repeat(3)))   # the instruction of each record
         self.width = width
-
-    def per_function(self, ranges: list[tuple[int, int]]) -> list[array]:
-        """For each byte range ``[lo, hi)`` of ``ranges`` (a section's functions), the records
-        with ``lo <= insn_off < hi`` as a new array, ``insn_off`` made an instruction index from ``lo``."""
-        offs, words, width = self.offs, self.words, self.width
-        left = bisect.bisect_left
-        out = []
-        for lo, hi in ranges:
-            a = left(offs, lo)
-            b = left(offs, hi)
-            recs = words[width * a:width * b]
-            if b - a == 1:  # one record: most functions have one func_info
-                recs[0] = (recs[0] - lo) >> 3
-            elif b > a:
-                recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
-            out.append(recs)
-        return out
-
 
 class RawExtInfo:
     """func_info/line_info by ELF section name (:class:`RecordIndex`), CO-RE relocations as lists."""

@@ -44,6 +44,7 @@ _IGNORED = frozenset(("", ".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strt
 _IGNORED_PREFIXES = (".rel", ".debug")
 _NAME = itemgetter(1)         # a section's name
 _VISIBILITY = itemgetter(6)   # a symbol's visibility
+_START = itemgetter(2)        # a linker.Function's first slot
 
 
 def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
@@ -219,13 +220,12 @@ class _Parser:
                     raise ObjectError(f"section '{sec.name}' holds code but its name is not a known program "
                                       f"type: {unknown_section(sec_name)}")
             fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
-            funcs = linker.split_functions(elf, sec, data, entry=not sub, fallback_name=fallback)
-            linker.assign(funcs, calls, fixups, ext)
+            funcs = linker.section_functions(elf, sec, data, calls, fixups, ext, fallback_name=fallback)
             if not sub:
                 common = ProgramSpec._section_common(sec.name, info, license, kern_version, autoload, strings)
                 entries += zip(funcs, repeat(common))
             funcs_by_sec[sec.index] = funcs
-            starts[sec.index] = [f.start for f in funcs]
+            starts[sec.index] = list(map(_START, funcs))
 
         def find(sec_index: int, slot: int):
             funcs = funcs_by_sec.get(sec_index)
@@ -239,12 +239,13 @@ class _Parser:
 
         programs: dict[str, ProgramSpec] = {}
         program_at: dict[tuple[int, int], str] = {}
+        placed_at: dict = {}   # (subprogram, slot) -> what it brings there (linker.link)
         for f, common in entries:
             if f.name in programs:
                 raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
                                   f"and '{common['section']}')")
             try:
-                linked = linker.link(f, find)
+                linked = linker.link(f, find, placed_at)
             except ObjectError as exc:
                 raise exc.add_context(f"program '{f.name}'")
             keep = linked[7]   # complete_func_info

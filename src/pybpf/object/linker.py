@@ -33,7 +33,7 @@ import bisect
 import struct
 from array import array
 from itertools import compress, count, repeat
-from operator import and_, eq, ge, itemgetter, mul, not_, or_, rshift
+from operator import add, and_, eq, ge, itemgetter, lt, mul, not_, or_, rshift, sub
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from pybpf.btf.reader import CoreRelo
     from pybpf.object.btf_ext import RawExtInfo
 
-__all__ = ["Function", "split_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
+__all__ = ["Function", "section_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
            "FIX_KFUNC"]
 
 FIX_MAP = 1      # ld_imm64: imm = fd of the map named (src already PSEUDO_MAP_FD / PSEUDO_MAP_VALUE)
@@ -67,9 +67,12 @@ _FLAGS = itemgetter(3)   # a section's flags
 _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
+_SNAME = itemgetter(1)              # a symbol's name
+_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
+_STYPE = itemgetter(4)              # a symbol's type
 
 
-class Function:
+class Function(tuple):
     """A function of a code section: ``count`` instructions starting at slot ``start``.
 
     ``code`` holds its relocated bytes; ``calls`` its pending calls and
@@ -77,29 +80,52 @@ class Function:
     ``fixups`` ``(local slot, kind, name)``; ``func_info``/``line_info`` its
     .BTF.ext records in the kernel's layout (u32 arrays, ``insn_off`` in
     instructions from the function's first one), ``core_relos`` (``insn_off``
-    in bytes, as :mod:`pybpf.btf.core` wants them).
+    in bytes, as :mod:`pybpf.btf.core` wants them); ``has_func_info``: a
+    func_info record at its first instruction.
+
+    A tuple underneath: :func:`section_functions` makes those of a section
+    column by column, without a Python step per function.  Equal only to
+    itself (the linker keys tables by function).
     """
 
-    __slots__ = ("name", "section", "start", "count", "code", "calls", "fixups", "entry", "func_info",
-                 "line_info", "core_relos", "has_func_info", "_placed")
+    __slots__ = ()
 
-    def __init__(self, name: str, section: Section, start: int, count: int, code: bytes, entry: bool) -> None:
-        self.name = name
-        self.section = section
-        self.start = start
-        self.count = count
-        self.code = code
-        self.calls: list[tuple[int, int, int]] = []
-        self.fixups: list[tuple[int, int, str]] = []
-        self.entry = entry
-        self.func_info: array = _EMPTY
-        self.line_info: array = _EMPTY
-        self.core_relos: list["CoreRelo"] = []
-        self.has_func_info = False
-        self._placed: dict[int, tuple] = {}   # base -> its fixups and records moved there (link)
+    name = property(itemgetter(0))
+    section = property(itemgetter(1))
+    start = property(itemgetter(2))
+    count = property(itemgetter(3))
+    code = property(itemgetter(4))
+    calls = property(itemgetter(5))
+    fixups = property(itemgetter(6))
+    func_info = property(itemgetter(7))
+    line_info = property(itemgetter(8))
+    core_relos = property(itemgetter(9))
+    has_func_info = property(itemgetter(10))
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
 
     def __repr__(self) -> str:
         return f"<Function {self.name!r} in {self.section.name!r} [{self.start}, +{self.count})>"
+
+
+def _placed(f: Function, base: int) -> tuple:
+    """``f``'s fixups, func_info, line_info and CO-RE relocations for ``f`` placed at slot ``base``."""
+    fixups = f[6]
+    if fixups:
+        fixups = tuple(zip(map(add, map(_FIRST, fixups), repeat(base)), map(_SECOND, fixups), map(_THIRD, fixups)))
+    fi = f[7]
+    if fi:
+        fi = array(_U32, fi)
+        fi[0::2] = array(_U32, map(add, fi[0::2], repeat(base)))
+    li = f[8]
+    if li:
+        li = array(_U32, li)
+        li[0::4] = array(_U32, map(add, li[0::4], repeat(base)))
+    shift = 8 * base
+    core = [type(r)(r.insn_off + shift, r.type_id, r.access_str, r.kind) for r in f[9]]
+    return fixups, fi, li, core
 
 
 def section_label(sec: Section) -> str:
@@ -117,16 +143,95 @@ def section_code(sec: Section) -> bytearray:
     return bytearray(data)
 
 
-def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
-                    fallback_name: str) -> list[Function]:
-    """The functions of ``sec`` from its FUNC symbols (the whole section if it has none)."""
-    # Symbols as tuples: (index, name, value, size, type, bind, visibility, shndx).
-    syms = sorted((s for s in elf.symbols_in(sec.index) if s[4] == STT_FUNC and s[1]), key=_BY_VALUE_NAME)
+def section_functions(elf: ElfFile, sec: Section, code: bytearray, calls: dict[int, tuple[int, int]],
+                      fixups: dict[int, tuple[int, str]], ext: "RawExtInfo | None", *,
+                      fallback_name: str) -> list[Function]:
+    """The functions of ``sec`` from its FUNC symbols (the whole section if it has none), each given
+    its share of the section's pending ``calls`` (slot -> (target section index, target slot)),
+    ``fixups`` (slot -> (kind, name)) and .BTF.ext records, with slots made function-relative."""
     n = len(code) >> 3
     code = bytes(code)
-    if not syms:
-        return [Function(fallback_name, sec, 0, n, code, entry)] if n else []
-    out: list[Function] = []
+    syms = elf.symbols_in(sec[0])
+    # Symbols as tuples: (index, name, value, size, type, bind, visibility, shndx); named FUNCs only.
+    is_func = map(and_, map(eq, map(_STYPE, syms), repeat(STT_FUNC)), map(bool, map(_SNAME, syms)))
+    syms = sorted(compress(syms, is_func), key=_BY_VALUE_NAME)
+    if syms:
+        _index, names, values, sizes = list(zip(*syms))[:4]
+        starts = list(map(rshift, values, repeat(3)))
+        counts = list(map(rshift, sizes, repeat(3)))
+        ends = list(map(add, starts, counts))
+        if any(map(and_, map(or_, values, sizes), repeat(7))) or max(ends) > n or any(map(lt, starts[1:], ends)):
+            _check_functions(sec, syms, n)
+        if 0 in counts:   # empty functions have no instructions to place
+            names, starts, ends = compress(names, counts), compress(starts, counts), compress(ends, counts)
+            names, starts, ends, counts = list(names), list(starts), list(ends), list(filter(None, counts))
+    elif n:
+        names, starts, counts, ends = [fallback_name], [0], [n], [n]
+    else:
+        return []
+    cut = _Cutter(starts, ends)
+    call_slots = sorted(calls)
+    call_rows = list(zip(cut.local(call_slots), *zip(*map(calls.__getitem__, call_slots)))) if calls else []
+    fixup_slots = sorted(fixups)
+    fixup_rows = list(zip(cut.local(fixup_slots), *zip(*map(fixups.__getitem__, fixup_slots)))) if fixups else []
+    records: list = [repeat(_EMPTY), repeat(_EMPTY)]
+    has_func_info = repeat(False)
+    core = repeat(())
+    if ext is not None:
+        for k, recs in enumerate((ext.func.get(sec[1]), ext.line.get(sec[1]))):
+            if recs is None:
+                continue
+            width = recs.width
+            words = array(recs.words.typecode, recs.words)
+            words[0::width] = array(words.typecode, cut.local(recs.slots))
+            first = cut.first(recs.slots)
+            records[k] = map(words.__getitem__, map(slice, map(mul, first, repeat(width)),
+                                                    map(mul, cut.last(recs.slots), repeat(width))))
+            if k == 0:   # a record at the function's first instruction
+                has_func_info = map(eq, map((recs.slots + [-1]).__getitem__, first), starts)
+        relos = ext.core.get(sec[1])
+        if relos:
+            slots = [r.insn_off >> 3 for r in relos]
+            relos = [type(r)(r.insn_off - 8 * start, r.type_id, r.access_str, r.kind)
+                     for r, start in zip(relos, cut.starts_of(slots))]
+            core = cut.rows(relos, slots)
+    codes = map(code.__getitem__, map(slice, map(mul, starts, repeat(8)), map(mul, ends, repeat(8))))
+    return list(map(tuple.__new__, repeat(Function),
+                    zip(names, repeat(sec), starts, counts, codes, cut.rows(call_rows, call_slots),
+                        map(tuple, cut.rows(fixup_rows, fixup_slots)), *records, core, has_func_info)))
+
+
+class _Cutter:
+    """Cuts per-slot rows of a section (sorted by slot) into its functions' shares, all mapped."""
+
+    def __init__(self, starts: list[int], ends: list[int]) -> None:
+        self.starts, self.ends = starts, ends
+        self._padded = [0, *starts]   # the function start at or before a slot (0 before the first)
+
+    def starts_of(self, slots: list[int]):
+        """The first slot of the function (or gap after it) that each of ``slots`` is in."""
+        return map(self._padded.__getitem__, map(bisect.bisect_right, repeat(self.starts), slots))
+
+    def local(self, slots: list[int]):
+        """Each of ``slots`` counted from its function's first slot."""
+        return map(sub, slots, self.starts_of(slots))
+
+    def first(self, slots: list[int]) -> list[int]:
+        """For each function, the position in ``slots`` of the first one inside it."""
+        return list(map(bisect.bisect_left, repeat(slots), self.starts))
+
+    def last(self, slots: list[int]):
+        """For each function, the position in ``slots`` after the last one inside it."""
+        return map(bisect.bisect_left, repeat(slots), self.ends)
+
+    def rows(self, rows: list, slots: list[int]):
+        """For each function, the ``rows`` (one per slot of ``slots``) inside it."""
+        return map(rows.__getitem__, map(slice, self.first(slots), self.last(slots)))
+
+
+def _check_functions(sec: Section, syms: list, n: int) -> None:
+    """Raise for the first function (by offset) that is misaligned, runs past the section's end
+    or overlaps the one before it."""
     end = 0
     for _index, name, value, size, _type, _bind, _vis, _shndx in syms:
         if value % 8 or size % 8:
@@ -139,51 +244,8 @@ def split_functions(elf: ElfFile, sec: Section, code: bytearray, *, entry: bool,
         if start < end:
             raise ObjectError(f"{section_label(sec)}: function '{name}' at offset {value} overlaps the "
                               "function before it")
-        if count == 0:
-            continue
-        end = start + count
-        out.append(Function(name, sec, start, count, code[8 * start:8 * end], entry))
-    return out
-
-
-def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dict[int, tuple[int, str]],
-           ext: "RawExtInfo | None") -> None:
-    """Give each function of one section its calls, fixups and .BTF.ext records (function-relative)."""
-    if not funcs:
-        return
-    starts = [f.start for f in funcs]
-    for slot in sorted(calls):
-        i = bisect.bisect_right(starts, slot) - 1
-        if i >= 0:
-            f = funcs[i]
-            if slot < f.start + f.count:
-                tsec, tslot = calls[slot]
-                f.calls.append((slot - f.start, tsec, tslot))
-    for slot in sorted(fixups):
-        i = bisect.bisect_right(starts, slot) - 1
-        if i >= 0:
-            f = funcs[i]
-            if slot < f.start + f.count:
-                kind, ref = fixups[slot]
-                f.fixups.append((slot - f.start, kind, ref))
-    if ext is None:
-        return
-    name = funcs[0].section.name
-    fidx, lidx, core = ext.func.get(name), ext.line.get(name), ext.core.get(name)
-    ranges = [(8 * f.start, 8 * (f.start + f.count)) for f in funcs]
-    if fidx is not None:
-        for f, (lo, _hi), recs in zip(funcs, ranges, fidx.per_function(ranges)):
-            if recs:
-                f.has_func_info = fidx.offs[bisect.bisect_left(fidx.offs, lo)] == lo
-                f.func_info = recs
-    if lidx is not None:
-        for f, recs in zip(funcs, lidx.per_function(ranges)):
-            f.line_info = recs
-    if core:
-        core_offs = [r.insn_off for r in core]
-        for f, (lo, hi) in zip(funcs, ranges):
-            a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
-            f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
+        if count:
+            end = start + count
 
 
 class RelocationContext:
@@ -421,29 +483,28 @@ def _extern(ctx: RelocationContext, ext: ExternSpec | None, sym: tuple, where: s
 Linked = tuple
 
 
-def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked:
+def link(entry: Function, find: Callable[[int, int], Function | None], placed_at: dict) -> Linked:
     """The instructions of ``entry`` followed by every subprogram it reaches.
 
-    ``find(section index, slot)`` returns the function containing that slot.
+    ``find(section index, slot)`` returns the function containing that slot;
+    ``placed_at`` keeps what :func:`_placed` gives per (subprogram, slot) for
+    the next program: a subprogram shared by many programs often lands at the
+    same place.
     """
-    name = entry.name
-    if not entry.calls:
-        return (entry.code, tuple(entry.fixups), ((0, name),), (), entry.func_info, entry.line_info,
-                list(entry.core_relos), entry.has_func_info)
+    name, _sec, _start, total, code, calls, fixups, fi, li, core, complete = entry
+    if not calls:
+        return code, fixups, ((0, name),), (), fi, li, list(core), complete
     order = [entry]
     placed = {entry: 0}
-    total = entry.count
-    code = bytearray(entry.code)
-    fixups: list[tuple[int, int, str]] = list(entry.fixups)
+    code = bytearray(code)
+    fixups = list(fixups)
     labels: list[tuple[int, str]] = [(0, name)]
     call_refs: list[tuple[int, str]] = []
-    fi, li = entry.func_info, entry.line_info   # concatenated into new arrays: these stay the entry's
-    core: list["CoreRelo"] = list(entry.core_relos)
-    complete = entry.has_func_info
+    core = list(core)
     pack = _IMM.pack_into
     for f in order:  # grows while it is walked: breadth first, each function placed once
         base = placed[f]
-        for local, tsec, tslot in f.calls:
+        for local, tsec, tslot in f[5]:
             target = find(tsec, tslot)
             if target is None:
                 raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
@@ -451,37 +512,20 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
             tpos = placed.get(target)
             if tpos is None:   # placed at the end, its fixups and records moved along
                 tpos = placed[target] = total
-                total += target.count
+                total += target[3]
                 order.append(target)
-                code += target.code
-                labels.append((tpos, target.name))
-                complete = complete and target.has_func_info
-                # A subprogram shared by many programs often lands at the same place: move it once.
-                moved = target._placed.get(tpos)
+                code += target[4]
+                labels.append((tpos, target[0]))
+                complete = complete and target[10]
+                moved = placed_at.get((target, tpos))
                 if moved is None:
-                    moved = target._placed[tpos] = _moved(target, tpos)
+                    moved = placed_at[(target, tpos)] = _placed(target, tpos)
                 fixups += moved[0]
                 fi = fi + moved[1]
                 li = li + moved[2]
                 core += moved[3]
             at = base + local
-            rel = tslot - target.start
+            rel = tslot - target[2]
             pack(code, 8 * at + 4, tpos + rel - at - 1)
-            call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
+            call_refs.append((at, f"{target[0]}+{rel}" if rel else target[0]))
     return bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete
-
-
-def _moved(f: Function, base: int) -> tuple:
-    """``f``'s fixups, func_info, line_info and CO-RE relocations for ``f`` placed at slot ``base``."""
-    fixups = [(base + s, k, r) for s, k, r in f.fixups]
-    fi = f.func_info
-    if fi:
-        fi = array(_U32, fi)
-        fi[0::2] = array(_U32, [x + base for x in fi[0::2]])
-    li = f.line_info
-    if li:
-        li = array(_U32, li)
-        li[0::4] = array(_U32, [x + base for x in li[0::4]])
-    shift = 8 * base
-    core = [type(r)(r.insn_off + shift, r.type_id, r.access_str, r.kind) for r in f.core_relos]
-    return fixups, fi, li, core
