@@ -359,7 +359,8 @@ class Program(Pinnable, AttachMethods):
 
         The kernel frees the program once no link, pin or fd holds it.
         """
-        self.close_links()
+        if "_links" in self.__dict__:   # (most programs never had one)
+            self.close_links()
         self._fd.close()
 
     def __enter__(self) -> "Program":

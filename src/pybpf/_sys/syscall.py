@@ -105,7 +105,9 @@ def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Ca
     to the command name.  ``hint_for(errno)`` may return a hint that replaces
     the default one.
     """
-    ccmd = _C_CMDS.get(cmd) or _c_cmd(cmd)
+    ccmd = _C_CMDS.get(cmd)
+    if ccmd is None:   # (not "or": c_long(0), BPF_MAP_CREATE's, is false)
+        ccmd = _c_cmd(cmd)
     csize = _C_SIZES.get(attr.__class__) or _c_size(attr.__class__)
     ptr = _byref(attr)
     attempts = 0
@@ -267,11 +269,11 @@ class FD:
     def closed(self) -> bool:
         return self._fd < 0
 
-    def close(self) -> None:
+    def close(self, _close=os.close) -> None:
         fd = self._fd
         if fd >= 0:
             self._fd = -1
-            os.close(fd)
+            _close(fd)
 
     def __del__(self, _close=os.close) -> None:
         fd = getattr(self, "_fd", -1)

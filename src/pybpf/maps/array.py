@@ -30,7 +30,6 @@ from pybpf._sys.syscall import ENOTSUPP
 from pybpf._sys.uapi import MapType
 from pybpf.errors import MapError
 from pybpf.maps.base import Map
-from pybpf.maps.codec import round8
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,18 +74,17 @@ class ArrayMap(Map):
         self._create(self.map_type, key=key, value=value, key_size=4, value_size=value_size,
                      max_entries=max_entries, flags=flags, name=name, numa_node=numa_node)
 
-    def _setup(self, fd: Any, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
+    def _setup(self, fd: Any, info: tuple, key_codec: Any, value_codec: Any, name: str, label: str) -> None:
         self._mem: mmap.mmap | None = None
         self._memview: memoryview | None = None
         self._mem_writable = False
-        super()._setup(fd, raw_info, key_codec, value_codec, name)
-        self._stride = round8(self.value_size)
-        flags = raw_info.map_flags  # an int: MapFlag arithmetic goes through enum code
+        super()._setup(fd, info, key_codec, value_codec, name, label)
+        self._stride = (self.value_size + 7) & ~7
+        flags = info[4]  # an int: MapFlag arithmetic goes through enum code
         if flags & _MMAPABLE and self.type == MapType.ARRAY:
             # The kernel refuses writable mappings of frozen and BPF_F_RDONLY_PROG maps
             # (EPERM/EACCES): map those read-only at once instead of failing first.
-            readonly = flags & _RDONLY_PROG or getattr(raw_info, "frozen", False)
-            self._map_memory(writable=not readonly)
+            self._map_memory(writable=not (flags & _RDONLY_PROG or info[7]))
 
     # ------------------------------------------------------------------ the mapping
 

@@ -196,11 +196,12 @@ class Map(Pinnable):
         fd = FD(res, label)
         try:
             if init is not None:
-                _write_first(fd.fileno(), kc.size, vc.size, init, label)
+                _write_first(res, kc.size, vc.size, init, label)
             if freeze:
-                _freeze_fd(fd.fileno(), label)
+                _freeze_fd(res, label)
             # No BPF_OBJ_GET_INFO_BY_FD: the map is what was asked for (the id is read when needed).
-            self._setup(fd, _Created(attr, name, freeze), kc, vc, name)
+            self._setup(fd, (map_type, kc.size, vc.size, max_entries, flags, 0, map_extra or 0, freeze), kc, vc,
+                        name, label)
         except BaseException:
             fd.close()
             raise
@@ -218,30 +219,27 @@ class Map(Pinnable):
             return f"key_size={attr.key_size}/value_size={attr.value_size}/max_entries={attr.max_entries} too big"
         return None
 
-    def _setup(self, fd: FD, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
-        """``raw_info``: the kernel's ``bpf_map_info``, or :class:`_Created` for a map just made."""
+    def _setup(self, fd: FD, info: tuple, key_codec: Any, value_codec: Any, name: str, label: str) -> None:
+        """``info``: (type, key_size, value_size, max_entries, flags, id (0: not asked yet), map_extra,
+        frozen) of the kernel's map (see :func:`_info_of`); ``label`` is :func:`_label` of the map."""
         self._fd = fd
-        self.name = name or raw_info.name.decode(errors="replace")
-        kind = raw_info.type
+        self.name = name
+        kind, self.key_size, self.value_size, self.max_entries, flags, map_id, self.map_extra, _frozen = info
         self.type = _MAP_TYPES.get(kind, kind)
-        self.key_size = raw_info.key_size
-        self.value_size = raw_info.value_size
-        self.max_entries = raw_info.max_entries
-        self.flags = _map_flags(raw_info.map_flags)
-        self._id = raw_info.id or None
-        self.map_extra = raw_info.map_extra
-        self._label = _label(self.name, None)
-        if not self.name:
-            self._label = _label(None, self.id)
-        fd.what = self._label
+        self.flags = _map_flags(flags)
+        self._id = map_id or None
+        self._label = label
+        if not name:
+            self._label = label = _label(None, self.id)   # (asks the kernel for the id of a new map without a name)
+        fd.what = label
         self._nobatch: set[int] = set()
         self._no_lookup_and_delete = False
         self._pinned: str | None = None
         #: the BTF of the object the map was loaded from (readers look ``record="struct event"`` up in it)
         self.btf: Any = None
         self._install_codecs(key_codec, value_codec)
-        self._layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
-        self._tls = FirstUse(self, self._layout)
+        self._layout = layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
+        self._tls = FirstUse(self, layout)
 
     def _install_codecs(self, key_codec: Any, value_codec: Any) -> None:
         if key_codec.size != self.key_size:
@@ -322,7 +320,9 @@ class Map(Pinnable):
                 raise TypeError(f"map id {raw.id} is a {have} map, not a {cls.__name__}")
             obj = target.__new__(target)
             kc, vc = target._codecs(key, raw.key_size, value, raw.value_size, raw.map_flags)
-            obj._setup(fd, raw, kc, vc, None)
+            name = raw.name.decode(errors="replace")
+            obj._setup(fd, (raw.type, raw.key_size, raw.value_size, raw.max_entries, raw.map_flags, raw.id,
+                            raw.map_extra, False), kc, vc, name, _label(name, raw.id))
         except BaseException:
             fd.close()
             raise
@@ -713,26 +713,9 @@ def _spec_size(spec: Any) -> int | None:
     return size
 
 
-class _Created:
-    """Stands in for ``bpf_map_info`` right after BPF_MAP_CREATE: the attributes asked for (no id yet)."""
-
-    __slots__ = ("type", "id", "name", "key_size", "value_size", "max_entries", "map_flags", "map_extra",
-                 "frozen")
-
-    def __init__(self, attr: MapCreateAttr, name: str, frozen: bool = False) -> None:
-        self.frozen = frozen
-        self.type = attr.map_type
-        self.id = 0
-        self.name = name.encode()
-        self.key_size = attr.key_size
-        self.value_size = attr.value_size
-        self.max_entries = attr.max_entries
-        self.map_flags = attr.map_flags
-        self.map_extra = attr.map_extra
-
-
 _MAP_CREATE = int(Cmd.MAP_CREATE)
 _map_create_attr_of = packer(MapCreateAttr)
+_map_elem_attr_of = packer(MapElemAttr, ("map_fd", "key", "value"))
 _FREEZE = int(Cmd.MAP_FREEZE)
 _MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
 _FLAGS: dict[int, MapFlag] = {}
@@ -751,7 +734,7 @@ def _write_first(fd: int, key_size: int, value_size: int, value: bytes, label: s
     """Element 0 = ``value`` (a new array's contents, before it is mapped or frozen)."""
     key = ctypes.create_string_buffer(max(key_size, 4))
     val = ctypes.create_string_buffer(value, max(len(value), value_size))
-    attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(key), value=ctypes.addressof(val))
+    attr = _map_elem_attr_of((fd, ctypes.addressof(key), ctypes.addressof(val)))
     try:
         bpf(_UPDATE, attr, op="update")
     except SyscallError as exc:
@@ -760,7 +743,7 @@ def _write_first(fd: int, key_size: int, value_size: int, value: bytes, label: s
 
 def _freeze_fd(fd: int, label: str) -> None:
     try:
-        bpf(_FREEZE, MapElemAttr(map_fd=fd), op="freeze", hint_for=_freeze_hint)
+        bpf(_FREEZE, _map_elem_attr_of((fd, 0, 0)), op="freeze", hint_for=_freeze_hint)
     except SyscallError as exc:
         raise _as_map_error(exc).add_context(label) from None
 

@@ -69,9 +69,9 @@ class Watched:
 
     __slots__ = ()
 
-    def _setup(self, fd: Any, raw_info: Any, key_codec: Any, value_codec: Any, name: str | None) -> None:
+    def _setup(self, fd: Any, info: tuple, key_codec: Any, value_codec: Any, name: str, label: str) -> None:
         self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
-        super()._setup(fd, raw_info, key_codec, value_codec, name)  # type: ignore[misc]
+        super()._setup(fd, info, key_codec, value_codec, name, label)  # type: ignore[misc]
 
     def _watch(self, watcher: Any) -> None:
         """Readers and writers register here: ``watcher._map_closed(self)`` runs when the map closes."""

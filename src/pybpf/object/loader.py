@@ -53,7 +53,7 @@ from pybpf.asm.instruction import Instruction, encode_all
 from pybpf.btf.types import BTFKind, Enum, Int, Pointer
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import BPFError, ObjectError, context
-from pybpf.maps import Map, create as create_map
+from pybpf.maps import Map, map_class
 from pybpf.maps.codec import ForeignCodec, RawCodec, scalar_codec
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
@@ -378,28 +378,24 @@ class _Loader:
             data = None
         if data is not None and (ms.freeze or not ms.flags & _MMAPABLE):
             init, data = data, None
+        key_size = None if key is not None else ms.key_size
+        value_size = None if value is not None else ms.value_size
+        if ms.type in _FD_VALUES:
+            key_size, value_size = (ms.key_size if key is None else None), None
+        cls = map_class(ms.type)
         try:
-            kwargs: dict[str, Any] = dict(
-                key=key, value=value, key_size=None if key is not None else ms.key_size,
-                value_size=None if value is not None else ms.value_size, max_entries=max_entries,
-                flags=ms.flags, name=ms.kernel_name or ms.name, inner_map=tmpl, numa_node=ms.numa_node,
-                map_extra=ms.map_extra, init=init, freeze=ms.freeze,
-            )
-            if ms.type in _FD_VALUES:
-                kwargs["key_size"] = ms.key_size if key is None else None
-                kwargs["value_size"] = None
             btf_ids = self._btf_ids(ms)
             if btf_ids:
                 try:
-                    m = create_map(ms.type, **kwargs, btf_fd=self.btf_fd.fileno(), btf_key_type_id=btf_ids[0],
-                               btf_value_type_id=btf_ids[1])
+                    m = _new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init,
+                                 self._btf_fd_number, btf_ids)
                 except BPFError as exc:
                     if exc.errno is None:
                         raise
-                    m = create_map(ms.type, **kwargs)
+                    m = _new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init)
                     self.obj.notes.append(f"map '{ms.name}': created without BTF ({exc})")
             else:
-                m = create_map(ms.type, **kwargs)
+                m = _new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init)
         finally:
             if tmpl is not None:
                 tmpl.close()
@@ -717,6 +713,19 @@ def _load_options(ps: ProgramSpec, expected_attach_type: Any, kern_version: int,
         func_info=func_info, line_info=line_info, attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_btf_obj_fd,
         attach_prog_fd=attach_prog_fd, fd_array=fd_array, log_level=log_level,
         line_table=RawLineTable(ps) if insns is None else LineTable(insns))
+
+
+def _new_map(cls: type, ms: MapSpec, key: Any, value: Any, key_size: int | None, value_size: int | None,
+             max_entries: int, inner: Any, init: bytes | None, btf_fd: int = 0,
+             btf_ids: tuple[int, int] = (0, 0)) -> Any:
+    """A new map of ``cls`` (its family, :func:`pybpf.maps.map_class`) for ``ms``: what
+    :func:`pybpf.maps.create` does, without its keyword arguments passed on once more."""
+    m = cls.__new__(cls)
+    m._create(int(ms.type), key=key, value=value, key_size=key_size, value_size=value_size,
+              max_entries=max_entries, flags=ms.flags, name=ms.kernel_name or ms.name, inner_map=inner,
+              numa_node=ms.numa_node, map_extra=ms.map_extra, btf_fd=btf_fd, btf_key_type_id=btf_ids[0],
+              btf_value_type_id=btf_ids[1], init=init, freeze=ms.freeze)
+    return m
 
 
 def _ring_size(size: int) -> int:
