@@ -18,7 +18,7 @@ import os
 from pybpf._sys.attrs import (
     BtfInfo, BtfLoadAttr, EnableStatsAttr, GetIdAttr, InfoAttr, IterCreateAttr, LinkCreateAttr,
     LinkDetachAttr, LinkInfo, LinkUpdateAttr, MapInfo, ObjPinAttr, ProgBindMapAttr, ProgInfo,
-    RawTracepointAttr,
+    RawTracepointAttr, packer,
 )
 from pybpf._sys.fs import check_on_bpffs, ensure_bpffs, on_bpffs
 from pybpf._sys.syscall import FD, address, bpf, c_copy, cstr, error
@@ -166,14 +166,17 @@ def btf_info(fd: int) -> BtfInfo:
     return obj_info(fd, BtfInfo())
 
 
+_btf_load_attr_of = packer(BtfLoadAttr, ("btf", "btf_log_buf", "btf_size", "btf_log_size", "btf_log_level"))
+_BTF_LOAD = int(Cmd.BTF_LOAD)
+
+
 def btf_load(data: bytes, *, log_size: int = 0, log_level: int = 0) -> tuple[FD | None, str, int]:
     """BPF_BTF_LOAD: return (fd or None, log text, errno)."""
     blob, blob_addr = c_copy(data)
     log = ctypes.create_string_buffer(log_size) if log_size else None
-    attr = BtfLoadAttr(btf=blob_addr, btf_size=len(data), btf_log_buf=address(log),
-                       btf_log_size=log_size, btf_log_level=log_level if log_size else 0)
+    attr = _btf_load_attr_of((blob_addr, address(log), len(data), log_size, log_level if log_size else 0))
     try:
-        fd = bpf(Cmd.BTF_LOAD, attr, op="load BTF")
+        fd = bpf(_BTF_LOAD, attr, op="load BTF")
     except SyscallError as exc:
         return None, (log.value.decode(errors="replace") if log else ""), exc.errno or 0
     return FD(fd, "btf"), (log.value.decode(errors="replace") if log else ""), 0

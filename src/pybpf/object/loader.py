@@ -57,7 +57,6 @@ from pybpf.maps import Map, map_class
 from pybpf.maps.codec import ForeignCodec, RawCodec, scalar_codec
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
-from pybpf.object.linker import FIX_MAP
 from pybpf.object.object import Object, ObjectVariable
 from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
 from pybpf.program import Program, _lacks_cookies
@@ -96,6 +95,8 @@ _MMAPABLE = int(MapFlag.MMAPABLE)   # a plain int: ms.flags & MapFlag.MMAPABLE w
 _PROG_LOAD = int(Cmd.PROG_LOAD)
 _STRUCT_OPS = ProgType.STRUCT_OPS
 _KPROBE = ProgType.KPROBE
+# Program types whose attach target (and attach_btf_id) each program works out.
+_PER_PROGRAM_TARGET = _BTF_TARGET_TYPES | {ProgType.STRUCT_OPS}
 # (C-level attribute readers: no Python frame per program or map)
 _type_of, _autoload_of, _struct_ops_of = attrgetter("type"), attrgetter("autoload"), attrgetter("struct_ops")
 _ref_of = itemgetter(2)   # the name a fixup (slot, kind, name) refers to
@@ -123,9 +124,10 @@ def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: s
          attach_targets: Mapping[str, Any] | None = None) -> Object:
     obj = Object(spec)
     try:
-        with context(f"object '{spec.name}'"):
-            _Loader(spec, obj, pin_path, log_level, attach_targets).run(programs, variables)
-    except BaseException:
+        _Loader(spec, obj, pin_path, log_level, attach_targets).run(programs, variables)
+    except BaseException as exc:
+        if isinstance(exc, BPFError):
+            exc.add_context(f"object '{spec.name}'")
         obj.close()
         raise
     return obj
@@ -136,15 +138,17 @@ def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: s
 _CALLX = 0x8D
 
 
-def _refuse_indirect_calls(ps: ProgramSpec) -> None:
+def _refuse_indirect_calls(specs: list[ProgramSpec]) -> None:
     """Say how to build the object before the kernel answers "unknown opcode 8d"."""
-    raw = ps._code if ps._insns is None else None
-    if raw is not None and _CALLX not in raw[0::8]:
-        return  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
-    for index, insn in enumerate(ps.instructions):
-        if insn.code == _CALLX:
-            raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call (callx r{insn.dst}): "
-                              "build BPF objects with -O2 (clang -O0 emits code the kernel cannot load)")
+    for ps in specs:
+        raw = ps._code if ps._insns is None else None
+        if raw is not None and _CALLX not in raw[0::8]:
+            continue  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
+        for index, insn in enumerate(ps.instructions):
+            if insn.code == _CALLX:
+                raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call "
+                                  f"(callx r{insn.dst}): build BPF objects with -O2 (clang -O0 emits code the "
+                                  "kernel cannot load)")
 
 
 class _Loader:
@@ -156,7 +160,6 @@ class _Loader:
         self.log_level = log_level
         self.btf_fd: Any = None
         self._btf_fd_number = 0                        # its fd number, once loaded
-        self._map_fds: dict[str, int] | None = None   # map name -> fd, once the maps exist
         self._core_results: dict[str, list[Any]] = {}  # program name -> CO-RE outcomes, for hints
         self._targets = {}  # program -> (target program, function)
         if attach_targets:
@@ -171,8 +174,7 @@ class _Loader:
         spec = self.spec
         names = self._select(programs)
         specs = list(map(spec.programs.__getitem__, names))
-        for ps in specs:
-            _refuse_indirect_calls(ps)
+        _refuse_indirect_calls(specs)
         if _STRUCT_OPS in map(_type_of, specs) or any(map(_struct_ops_of, spec.maps.values())):
             names = self._plan_struct_ops(names, explicit=programs is not None)
             specs = list(map(spec.programs.__getitem__, names))
@@ -432,15 +434,7 @@ class _Loader:
         loaded again the ordinary way (:meth:`Program.load`'s steps), with the
         verifier log; errors come in program order.
         """
-        prepared: list[tuple[Any, ...]] = []
-        failure: BaseException | None = None
-        extern = partial(self._extern, resolver=resolver)   # resolves an extern a program refers to
-        for ps in specs:
-            try:
-                prepared.append(self._prepare_program(ps, resolver, extern))
-            except BaseException as exc:  # raised after the programs before it, as when loading one by one
-                failure = exc
-                break
+        prepared, failure = self._prepare_programs(specs, resolver)
         if self.log_level:
             fds: list[Any] = [None] * len(prepared)
         else:
@@ -499,90 +493,132 @@ class _Loader:
         except BPFError:
             pass
 
-    def _prepare_program(self, ps: ProgramSpec, resolver: "_externs.KsymResolver",
-                         extern: Callable[[Any], Any]) -> tuple[Any, ...]:
-        """(ps, expected attach type, the instructions to load, its attr by reference, the buffers
-        the attr points to, what makes its LoadOptions, whether the program refers to .rodata).
+    def _prepare_programs(self, specs: list[ProgramSpec], resolver: "_externs.KsymResolver",
+                          ) -> tuple[list[tuple[Any, ...]], BaseException | None]:
+        """Each program ready to load, as (ps, expected attach type, the instructions, the attr by
+        reference, the buffers it points to, what makes its LoadOptions, whether it refers to
+        .rodata); and the error of the program that could not be prepared (the ones after it are not).
 
         The attr is made from the ProgramSpec at once (:func:`~pybpf.program_load.prog_load_attr`);
-        the :class:`LoadOptions` only if they are asked for: a failed load, a log,
+        what programs of one kind share (type, attach type, license, version, flags) is worked out
+        once; the :class:`LoadOptions` only if they are asked for: a failed load, a log,
         ``Program.load_options``, ``clone()``.
         """
-        insns = None
-        fd_array = None
-        prog_type = ps.type
-        try:
-            linked = ps._code if ps._insns is None else None
-            if linked is not None:
-                # Linked at parse time: copy the bytes, fill in fds and ids.
-                code = bytearray(linked)
-                if ps.core_relos:
-                    code = self._core_raw(code, ps)
-                fixups = ps._fixups
-                refs_rodata = False
-                if fixups:
-                    map_fds = self._map_fds
-                    if map_fds is None:
-                        map_fds = self._map_fds = {name: m.fd for name, m in self.obj.maps.items()}
-                    fd_array = patch_linked(code, fixups, map_fds, self.spec.externs, extern)
-                    refs_rodata = ".rodata" in map(_ref_of, fixups)
-            else:
-                insns = ps.instructions
-                if ps.core_relos:
-                    insns = [Instruction(i.code, i.dst, i.src, i.off, i.imm, i.symbol, i.reference, i.source)
-                             for i in insns]
-                    self._core(insns, ps)
+        prepared: list[tuple[Any, ...]] = []
+        append = prepared.append
+        extern = partial(self._extern, resolver=resolver)   # resolves an extern a program refers to
+        map_fds: dict[str, int] | None = None                # made for the first program with fixups
+        externs = self.spec.externs
+        btf_fd, btf_fd_number, log_level = self.btf_fd, self._btf_fd_number, self.log_level
+        make_attr = program_load.prog_load_attr
+        last_kind = shared = None
+        for ps in specs:
+            try:
                 try:
-                    code = bytearray(encode_all(insns))
-                except ValueError as exc:
-                    raise ObjectError(str(exc)) from None
-                fd_array = patch_listed(insns, code, self.obj.maps, self.spec.externs, extern)
-                refs_rodata = any(i.reference == ".rodata" for i in insns)
-            expected_attach_type = ps.attach_type
+                    # The instructions: linked at parse time (copy the bytes, fill in fds and ids), or a list.
+                    linked = ps._code if ps._insns is None else None
+                    fixups = ps._fixups
+                    if fixups and map_fds is None:
+                        map_fds = {name: m.fd for name, m in self.obj.maps.items()}
+                    if linked is not None and not ps.core_relos:
+                        code = bytearray(linked)
+                        insns = fd_array = None
+                        refs_rodata = False
+                        if fixups:
+                            fd_array = patch_linked(code, fixups, map_fds, externs, extern)
+                            refs_rodata = ".rodata" in map(_ref_of, fixups)
+                    else:
+                        code, insns, fd_array, refs_rodata = self._code(ps, linked, map_fds, extern)
+                    attach = None
+                    if ps.type in _PER_PROGRAM_TARGET:
+                        attach = self._target(ps, resolver)
+                except BPFError as exc:
+                    raise exc.add_context(f"program '{ps.name}'")
+                func_info = line_info = None
+                if btf_fd is not None:
+                    raw = ps._kernel_ext()
+                    if raw is not None:
+                        func_info, line_info = raw
+                        if func_info is None:
+                            line_info = None
+                    elif ps.func_info:
+                        func_info, line_info = self._ext_records(ps)
+                kind = (ps.type, ps.attach_type, ps.license, ps.kern_version, ps.flags)
+                if kind != last_kind:
+                    last_kind, shared = kind, self._kind(*kind)
+            except BaseException as exc:  # raised after the programs before it, as when loading one by one
+                return prepared, exc
+            prog_type, eat, license, kern_version, flags = shared
             attach_btf_id = 0
             attach_obj = attach_prog = None
-            if prog_type in _BTF_TARGET_TYPES:
-                attach_btf_id, attach_obj, attach_prog = self._attach_target(ps, resolver)
-            elif prog_type == _STRUCT_OPS:
-                attach_btf_id, expected_attach_type = self._struct_ops_target(ps)
-        except BPFError as exc:
-            raise exc.add_context(f"program '{ps.name}'")
-        func_info = line_info = None
-        if self.btf_fd is not None:
-            raw = ps._kernel_ext()
-            if raw is not None:
-                func_info, line_info = raw
-                if func_info is None:
-                    line_info = None
-            elif ps.func_info:
-                func_info, line_info = self._ext_records(ps)
-        kern_version = ps.kern_version
+            if attach is not None:
+                eat, attach_btf_id, attach_obj, attach_prog = attach
+            options = partial(_load_options, ps, eat, kern_version, btf_fd if func_info else None, func_info,
+                              line_info, attach_btf_id, attach_obj or 0, attach_prog or 0, fd_array, log_level, insns)
+            kept = bytes(code)
+            try:
+                if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
+                    target = attach_obj or attach_prog
+                    try:
+                        attr, keep = make_attr(
+                            code, prog_type, eat or 0, license, object_name(ps.name) if ps.name else b"",
+                            kern_version or 0, flags, btf_fd_number if func_info else 0, func_info, 8, line_info, 16,
+                            attach_btf_id, fd_of(target) if target else 0, fd_array)
+                        append((ps, eat, kept, byref(attr), keep, options, refs_rodata))
+                        continue
+                    except BPFError:
+                        pass   # a value the attr cannot hold: Program._prepare says which, with context
+                # What the fast path leaves to the ordinary one: code it refuses (empty, a partial
+                # instruction), cookie calls this kernel lacks, values that do not fit.
+                p = Program._prepare(kept, options())
+            except BPFError as exc:
+                return prepared, self._btf_hint(exc, ps)
+            except BaseException as exc:
+                return prepared, exc
+            append((ps, eat, kept, byref(p.attr), p.keep, options, refs_rodata))
+        return prepared, None
+
+    def _code(self, ps: ProgramSpec, linked: bytes | None, map_fds: dict[str, int],
+              extern: Callable[[Any], Any]) -> tuple[bytearray, Any, Any, bool]:
+        """(code, the instruction list or None, fd_array, refers to .rodata) of a program that is
+        CO-RE relocated or given as instructions."""
+        insns = fd_array = None
+        if linked is not None:
+            code = self._core_raw(bytearray(linked), ps)
+            fixups = ps._fixups
+            if not fixups:
+                return code, None, None, False
+            fd_array = patch_linked(code, fixups, map_fds, self.spec.externs, extern)
+            return code, None, fd_array, ".rodata" in map(_ref_of, fixups)
+        insns = ps.instructions
+        if ps.core_relos:
+            insns = [Instruction(i.code, i.dst, i.src, i.off, i.imm, i.symbol, i.reference, i.source) for i in insns]
+            self._core(insns, ps)
+        try:
+            code = bytearray(encode_all(insns))
+        except ValueError as exc:
+            raise ObjectError(str(exc)) from None
+        fd_array = patch_listed(insns, code, self.obj.maps, self.spec.externs, extern)
+        return code, insns, fd_array, any(i.reference == ".rodata" for i in insns)
+
+    @staticmethod
+    def _kind(prog_type: Any, attach_type: Any, license: str, kern_version: int, flags: int) -> tuple[Any, ...]:
+        """What programs of one kind share: (type, expected attach type, the license as a C string,
+        kern_version, flags for the attr)."""
+        if attach_type is not None:
+            attach_type = _ATTACH_TYPES.get(attach_type, attach_type)
         if not kern_version and prog_type == _KPROBE:
             kern_version = kernel_version_code()
-        if expected_attach_type is not None:
-            expected_attach_type = _ATTACH_TYPES.get(expected_attach_type, expected_attach_type)
-        options = partial(_load_options, ps, expected_attach_type, kern_version, self.btf_fd if func_info else None,
-                          func_info, line_info, attach_btf_id, attach_obj or 0, attach_prog or 0, fd_array,
-                          self.log_level, insns)
-        kept = bytes(code)
-        try:
-            if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
-                target = attach_obj or attach_prog
-                try:
-                    attr, keep = program_load.prog_load_attr(
-                        code, prog_type, expected_attach_type or 0, _license(ps.license),
-                        object_name(ps.name) if ps.name else b"", kern_version or 0, ps.flags or 0,
-                        self._btf_fd_number if func_info else 0, func_info, 8, line_info, 16, attach_btf_id,
-                        fd_of(target) if target else 0, fd_array)
-                    return ps, expected_attach_type, kept, byref(attr), keep, options, refs_rodata
-                except BPFError:
-                    pass   # a value the attr cannot hold: Program._prepare says which, with context
-            # What the fast path leaves to the ordinary one: code it refuses (empty, a partial
-            # instruction), cookie calls this kernel lacks, values that do not fit.
-            p = Program._prepare(kept, options())
-        except BPFError as exc:
-            raise self._btf_hint(exc, ps)
-        return ps, expected_attach_type, kept, byref(p.attr), p.keep, options, refs_rodata
+        return prog_type, attach_type, _license(license), kern_version, flags or 0
+
+    def _target(self, ps: ProgramSpec, resolver: "_externs.KsymResolver") -> tuple[Any, int, Any, Any]:
+        """(expected attach type, attach_btf_id, attach_btf_obj_fd, attach_prog_fd) of a program whose
+        target is a BTF type or another program, or a struct_ops member."""
+        if ps.type == _STRUCT_OPS:
+            attach_btf_id, eat = self._struct_ops_target(ps)
+            return _ATTACH_TYPES.get(eat, eat), attach_btf_id, None, None
+        eat = ps.attach_type
+        return (_ATTACH_TYPES.get(eat, eat) if eat is not None else None, *self._attach_target(ps, resolver))
 
     def _ext_records(self, ps: ProgramSpec) -> tuple[bytes, bytes | None]:
         """func_info and line_info in the kernel's layout, from the decoded records."""
