@@ -320,12 +320,16 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
     # The first relocation not at an instruction or against no symbol: those before it come first.
     wrong = map(or_, map(or_, map(and_, roffs, repeat(7)), map(ge, slots, repeat(n))), map(not_, symis))
     first_wrong = next(compress(count(), wrong), None)
-    for roff, i, symi, rtype in zip(roffs[:first_wrong], slots, symis, rtypes):
+    good = roffs[:first_wrong]
+    # the opcode, regs byte and imm of each relocated instruction (read only up to the first wrong one)
+    opcodes = map(code.__getitem__, good)
+    regs_bytes = map(code.__getitem__, map(add, good, repeat(1)))
+    imms = map(_FIRST, map(_IMM.unpack_from, repeat(code), map(add, good, repeat(4))))
+    for roff, i, symi, rtype, opcode, regs, imm in zip(good, slots, symis, rtypes, opcodes, regs_bytes, imms):
         target = targets.get(symi)
         if target is None:
             target = targets[symi] = _target(ctx, symbols[symi])
         kind = target[0]
-        opcode = code[roff]
         if opcode == _CALL:
             if rtype != R_BPF_64_32:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a call "
@@ -336,11 +340,11 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 if ext.kind != "kfunc":
                     raise ObjectError(f"{_where(sec, roff, sym)}: call to extern '{sym.name}', which is not a "
                                       "__ksym function")
-                code[roff + 1] = (PSEUDO_KFUNC_CALL << 4) | (code[roff + 1] & 0xF)
+                code[roff + 1] = (PSEUDO_KFUNC_CALL << 4) | (regs & 0xF)
                 _OFF_IMM.pack_into(code, roff + 2, 0, 0)
                 fixups[i] = (FIX_KFUNC, sym.name)
                 continue
-            src = code[roff + 1] >> 4
+            src = regs >> 4
             if src != PSEUDO_CALL:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on a helper call (src {src})")
             if kind != _CODE:
@@ -349,7 +353,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             if after is None:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: call target offset {target[2]} is not "
                                   "instruction-aligned")
-            calls[i] = (target[1], after + unpack_imm(code, roff + 4)[0])
+            calls[i] = (target[1], after + imm)
             continue
         if opcode != _LD_IMM64:
             raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on instruction {i} (opcode "
@@ -360,9 +364,9 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
         if i + 1 >= n:
             raise ObjectError(f"{_where(sec, roff, symbols[symi])}: 64-bit immediate load at instruction {i} "
                               "has no second slot")
-        regs = code[roff + 1] & 0xF
+        regs &= 0xF
         if kind == _DATA:
-            off = unpack_imm(code, roff + 4)[0] + target[2]
+            off = imm + target[2]
             if not 0 <= off <= target[3]:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: offset {off} is outside '{target[5]}' "
                                   f"({target[4]} bytes)")
@@ -385,7 +389,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
             if ext.kind == "kconfig":
                 code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
-                pack_imm(code, roff + 12, _wrap32(ext.offset + unpack_imm(code, roff + 4)[0]))
+                pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
                 pack_imm(code, roff + 4, 0)
                 fixups[i] = (FIX_MAP, ".kconfig")
             else:
@@ -398,7 +402,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             sym = symbols[symi]
             raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {sym[7]:#x})")
         if kind == _CODE:
-            off = target[2] + unpack_imm(code, roff + 4)[0]
+            off = target[2] + imm
             if off % 8:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: function address {off} is not "
                                   "instruction-aligned")
