@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import struct
 from itertools import compress, repeat
-from operator import itemgetter, not_, or_
+from operator import itemgetter, mul, not_, or_
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -44,7 +44,9 @@ _IGNORED = frozenset(("", ".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strt
 _IGNORED_PREFIXES = (".rel", ".debug")
 _NAME = itemgetter(1)         # a section's name
 _VISIBILITY = itemgetter(6)   # a symbol's visibility
-_START = itemgetter(2)        # a linker.Function's first slot
+_FUNC_NAME = itemgetter(0)      # a linker.Function's name
+_FUNC_SECTION = itemgetter(1)   # its section
+_START = itemgetter(2)          # its first slot
 
 
 def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
@@ -199,10 +201,10 @@ class _Parser:
         elf = self.elf
         ctx = linker.RelocationContext(elf, maps, map_sections, data_sections, externs,
                                        extern_problems.get)
-        funcs_by_sec: dict[int, list[linker.Function]] = {}
-        starts: dict[int, list[int]] = {}
+        functions = linker.FunctionIndex()
         strings = self._btf_spec.strings if self._btf_spec is not None else None
-        entries: list[tuple[linker.Function, dict]] = []
+        entries: list[linker.Function] = []
+        commons: list[dict] = []   # the ProgramSpec attributes of each entry's section
         for sec in code:
             data = linker.section_code(sec)
             calls: dict[int, tuple[int, int]] = {}
@@ -222,38 +224,33 @@ class _Parser:
             fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
             funcs = linker.section_functions(elf, sec, data, calls, fixups, ext, fallback_name=fallback)
             if not sub:
-                common = ProgramSpec._section_common(sec.name, info, license, kern_version, autoload, strings)
-                entries += zip(funcs, repeat(common))
-            funcs_by_sec[sec.index] = funcs
-            starts[sec.index] = list(map(_START, funcs))
+                entries += funcs
+                commons += repeat(ProgramSpec._section_common(sec.name, info, license, kern_version, autoload,
+                                                              strings), len(funcs))
+            functions.add(sec.index, funcs)
 
-        def find(sec_index: int, slot: int):
-            funcs = funcs_by_sec.get(sec_index)
-            if not funcs:
-                return None
-            i = bisect.bisect_right(starts[sec_index], slot) - 1
-            if i < 0:
-                return None
-            f = funcs[i]
-            return f if slot < f.start + f.count else None
-
-        programs: dict[str, ProgramSpec] = {}
-        program_at: dict[tuple[int, int], str] = {}
-        placed_at: dict = {}   # (subprogram, slot) -> what it brings there (linker.link)
-        for f, common in entries:
-            if f.name in programs:
-                raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
-                                  f"and '{common['section']}')")
+        names = list(map(_FUNC_NAME, entries))
+        twice = None   # the first entry whose name an earlier one has: the entries before it come first
+        if len(set(names)) != len(names):
+            twice = next(i for i, name in enumerate(names) if name in names[:i])
+        linked_all = []
+        for f in entries[:twice]:
             try:
-                linked = linker.link(f, find, placed_at)
+                linked = linker.link(f, functions)
             except ObjectError as exc:
                 raise exc.add_context(f"program '{f.name}'")
-            keep = linked[7]   # complete_func_info
-            if not keep and len(linked[4]):
+            if not linked[6] and len(linked[3]):   # func_info incomplete, but there is some
                 self.notes.append(f"program '{f.name}': func_info does not cover every function; "
                                   "loaded without func_info/line_info")
-            programs[f.name] = ProgramSpec._from_linked(common, f.name, linked, keep)
-            program_at[(f.section.index, 8 * f.start)] = f.name
+            linked_all.append(linked)
+        if twice is not None:
+            name = names[twice]
+            raise ObjectError(f"program '{name}' is defined twice (sections '{commons[names.index(name)]['section']}' "
+                              f"and '{commons[twice]['section']}')")
+        programs = dict(zip(names, map(ProgramSpec._from_linked, commons, names, linked_all)))
+        # the program at each (section index, byte offset)
+        sec_indexes = map(itemgetter(0), map(_FUNC_SECTION, entries))
+        program_at = dict(zip(zip(sec_indexes, map(mul, map(_START, entries), repeat(8))), names))
         return programs, program_at
 
     def _variables(self, maps: dict[str, MapSpec], data_sections: dict[int, str], btf, externs):

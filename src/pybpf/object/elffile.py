@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import struct
 from collections import namedtuple
-from itertools import compress, groupby, repeat
+from itertools import compress, repeat
 from operator import add, and_, itemgetter, mul, not_, rshift
 
 from pybpf.errors import ObjectError
@@ -312,9 +312,13 @@ class ElfFile:
     def symbols_in(self, index: int) -> list[Symbol]:
         """The symbols defined in section ``index``, in symbol table order."""
         by_sec = self._by_section
-        if by_sec is None:  # one stable sort and a group per section: no Python call per symbol
-            by_sec = self._by_section = {shndx: list(group) for shndx, group
-                                         in groupby(sorted(self.symbols, key=_SHNDX), _SHNDX)}
+        if by_sec is None:  # one stable sort, then each section's run of it cut out by bisect
+            syms = sorted(self.symbols, key=_SHNDX)
+            shndxs = list(map(_SHNDX, syms))
+            keys = sorted(set(shndxs))
+            runs = map(slice, map(bisect.bisect_left, repeat(shndxs), keys),
+                       map(bisect.bisect_right, repeat(shndxs), keys))
+            by_sec = self._by_section = dict(zip(keys, map(syms.__getitem__, runs)))
         return by_sec.get(index, [])
 
     def relocations_for(self, index: int) -> list[Relocation]:

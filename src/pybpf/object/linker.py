@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from pybpf.object.btf_ext import RawExtInfo
 
 __all__ = ["Function", "section_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
-           "FIX_KFUNC"]
+           "FIX_KFUNC", "FunctionIndex"]
 
 FIX_MAP = 1      # ld_imm64: imm = fd of the map named (src already PSEUDO_MAP_FD / PSEUDO_MAP_VALUE)
 FIX_EXTERN = 2   # ld_imm64 of a ksym or kfunc: BTF id (+ module BTF fd) or address, src set at load
@@ -68,6 +68,7 @@ _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
 _SNAME = itemgetter(1)              # a symbol's name
+_START = itemgetter(2)              # a Function's first slot
 _FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
 _STYPE = itemgetter(4)              # a symbol's type
 
@@ -418,17 +419,15 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                               f"(section has {n} instructions)")
         raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
                           "(symbol index 0)")
-    relocated = set(slots)
     # Calls inside one section need no relocation: imm is already relative.  The instructions whose
-    # opcode is a call and src a bpf-to-bpf call, found with translated bytes ANDed as integers.
+    # opcode is a call and src a bpf-to-bpf call (callback address), less the relocated ones: found with
+    # translated bytes ANDed as integers, a bit per slot.
     opcodes, srcs = bytes(code[0::8]), bytes(code[1::8])
-    local = _slots_where(opcodes, _IS_CALL, srcs, _SRC_IS_CALL)
-    for i in local:
-        if i not in relocated:
-            calls[i] = (sec[0], i + unpack_imm(code, 8 * i + 4)[0] + 1)
-    for i in _slots_where(opcodes, _IS_LD_IMM64, srcs, _SRC_IS_FUNC):
-        if i not in relocated:
-            raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
+    unrelocated = ~int.from_bytes(bytes(map(set(slots).__contains__, range(n))), "little")
+    for i in _slots_where(opcodes, _IS_CALL, srcs, _SRC_IS_CALL, unrelocated):
+        calls[i] = (sec[0], i + unpack_imm(code, 8 * i + 4)[0] + 1)
+    for i in _slots_where(opcodes, _IS_LD_IMM64, srcs, _SRC_IS_FUNC, unrelocated):
+        raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
 
 
 def _byte_table(match: Callable[[int], bool]) -> bytes:
@@ -441,10 +440,11 @@ _SRC_IS_CALL = _byte_table(lambda b: b >> 4 == PSEUDO_CALL)
 _SRC_IS_FUNC = _byte_table(lambda b: b >> 4 == PSEUDO_FUNC)
 
 
-def _slots_where(opcodes: bytes, opcode_table: bytes, srcs: bytes, src_table: bytes) -> list[int]:
-    """The instruction slots whose opcode byte and regs byte both match (tables of 0/1 per byte value)."""
+def _slots_where(opcodes: bytes, opcode_table: bytes, srcs: bytes, src_table: bytes, among: int) -> list[int]:
+    """The instruction slots whose opcode byte and regs byte both match (tables of 0/1 per byte value),
+    among those whose byte in ``among`` (an integer, a byte per slot, little-endian) is odd."""
     both = int.from_bytes(opcodes.translate(opcode_table), "little") & \
-        int.from_bytes(srcs.translate(src_table), "little")
+        int.from_bytes(srcs.translate(src_table), "little") & among
     if not both:
         return []
     flags = both.to_bytes(len(opcodes), "little")
@@ -479,37 +479,58 @@ def _extern(ctx: RelocationContext, ext: ExternSpec | None, sym: tuple, where: s
 # ---------------------------------------------------------------------- linking
 
 
-#: What :func:`link` returns: ``(code, fixups, labels, call_refs, func_info, line_info, core_relos,
+#: What :func:`link` returns: ``(code, fixups, labels, func_info, line_info, core_relos,
 #: complete_func_info)`` — ``code`` bytes, ``fixups`` ``(slot, kind, name)``, ``labels``
-#: ``(slot, function name)``, ``call_refs`` ``(slot, "callee[+n]")``, the .BTF.ext records
+#: ``(slot, function name)`` (where each function starts: what a call reaches follows), the .BTF.ext records
 #: (func_info and line_info in the kernel's layout, ``insn_off`` in instructions; CO-RE
 #: relocations with ``insn_off`` in bytes) and whether every function has its func_info.
 Linked = tuple
 
 
-def link(entry: Function, find: Callable[[int, int], Function | None], placed_at: dict) -> Linked:
-    """The instructions of ``entry`` followed by every subprogram it reaches.
+class FunctionIndex:
+    """The functions of every code section of an object, found by (section index, slot), and what
+    :func:`_placed` gave per (subprogram, slot): a subprogram shared by many programs often lands at
+    the same place, so it is moved there once."""
 
-    ``find(section index, slot)`` returns the function containing that slot;
-    ``placed_at`` keeps what :func:`_placed` gives per (subprogram, slot) for
-    the next program: a subprogram shared by many programs often lands at the
-    same place.
-    """
+    __slots__ = ("at", "placed_at", "_by_section")
+
+    def __init__(self) -> None:
+        self.at: dict[tuple[int, int], Function] = {}     # (section index, first slot) -> function
+        self.placed_at: dict[tuple[Function, int], tuple] = {}
+        self._by_section: dict[int, tuple[list[int], list[Function]]] = {}
+
+    def add(self, sec_index: int, funcs: list[Function]) -> None:
+        starts = list(map(_START, funcs))
+        self._by_section[sec_index] = (starts, funcs)
+        self.at.update(zip(zip(repeat(sec_index), starts), funcs))
+
+    def find(self, sec_index: int, slot: int) -> Function | None:
+        """The function of section ``sec_index`` that holds ``slot``, if any."""
+        starts, funcs = self._by_section.get(sec_index, ((), ()))
+        i = bisect.bisect_right(starts, slot) - 1
+        if i < 0:
+            return None
+        f = funcs[i]
+        return f if slot < f[2] + f[3] else None
+
+
+def link(entry: Function, functions: FunctionIndex) -> Linked:
+    """The instructions of ``entry`` followed by every subprogram it reaches (found in ``functions``)."""
     name, _sec, _start, total, code, calls, fixups, fi, li, core, complete = entry
     if not calls:
-        return code, fixups, ((0, name),), (), fi, li, list(core), complete
+        return code, fixups, ((0, name),), fi, li, list(core), complete
     order = [entry]
     placed = {entry: 0}
+    at_start, placed_at = functions.at, functions.placed_at
     code = bytearray(code)
     fixups = list(fixups)
     labels: list[tuple[int, str]] = [(0, name)]
-    call_refs: list[tuple[int, str]] = []
     core = list(core)
     pack = _IMM.pack_into
     for f in order:  # grows while it is walked: breadth first, each function placed once
         base = placed[f]
         for local, tsec, tslot in f[5]:
-            target = find(tsec, tslot)
+            target = at_start.get((tsec, tslot)) or functions.find(tsec, tslot)
             if target is None:
                 raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
                                   f"calls slot {tslot} of section {tsec}, which is not inside a function")
@@ -529,7 +550,5 @@ def link(entry: Function, find: Callable[[int, int], Function | None], placed_at
                 li = li + moved[2]
                 core += moved[3]
             at = base + local
-            rel = tslot - target[2]
-            pack(code, 8 * at + 4, tpos + rel - at - 1)
-            call_refs.append((at, f"{target[0]}+{rel}" if rel else target[0]))
-    return bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete
+            pack(code, 8 * at + 4, tpos + tslot - target[2] - at - 1)
+    return bytes(code), tuple(fixups), tuple(labels), fi, li, core, complete

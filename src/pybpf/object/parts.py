@@ -17,7 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import os
+import struct
 
 from pybpf._record import Record
 from pybpf._sys.uapi import AttachType, MapType, ProgType
@@ -123,18 +125,19 @@ class ProgramSpec:
         self._kernel_records: tuple[bytes | None, bytes | None] | None = None
 
     @classmethod
-    def _from_linked(cls, common: dict[str, Any], name: str, linked: tuple, keep_ext: bool) -> "ProgramSpec":
+    def _from_linked(cls, common: dict[str, Any], name: str, linked: tuple) -> "ProgramSpec":
         """A spec in raw form from what :func:`pybpf.object.linker.link` returns and ``common``,
         the attributes its section gives every program (:meth:`_section_common`).
 
-        The attributes are set as one dict: the parser makes a spec per program."""
-        code, fixups, labels, call_refs, fi, li, core, _complete = linked
+        The attributes are set as one dict: the parser makes a spec per program.  Without
+        func_info for every function, the spec is loaded without func_info and line_info."""
+        code, fixups, labels, fi, li, core, complete = linked
         self = cls.__new__(cls)
         self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
-                         "_labels": labels, "_call_refs": call_refs, "_li_all": li,
-                         "_func_info": None, "_line_info": None, "_fi_raw": fi, "_li_raw": li} if keep_ext else \
+                         "_labels": labels, "_call_refs": None, "_li_all": li,
+                         "_func_info": None, "_line_info": None, "_fi_raw": fi, "_li_raw": li} if complete else \
             {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups, "_labels": labels,
-             "_call_refs": call_refs, "_li_all": li, "_func_info": [], "_line_info": [], "_fi_raw": None,
+             "_call_refs": None, "_li_all": li, "_func_info": [], "_line_info": [], "_fi_raw": None,
              "_li_raw": None}
         return self
 
@@ -201,12 +204,27 @@ class ProgramSpec:
             insns[slot].symbol = name
         for slot, _kind, ref in self._fixups:
             insns[slot].reference = ref
-        for slot, ref in self._call_refs:
+        for slot, ref in self._call_refs if self._call_refs is not None else self._calls_in_code():
             insns[slot].reference = ref
         for slot, text in self._sources().items():
             if slot < len(insns):
                 insns[slot].source = text
         return insns
+
+    def _calls_in_code(self) -> list[tuple[int, str]]:
+        """``(slot, "callee[+n]")`` of each bpf-to-bpf call and callback address of the linked code:
+        what it reaches, named after the function (``_labels``) it falls in."""
+        code = self._code or b""
+        starts = [slot for slot, _name in self._labels]
+        out = []
+        for slot, (opcode, regs, _off, imm) in enumerate(struct.iter_unpack("<BBhi", code)):
+            if (opcode == 0x85 and regs >> 4 == 1) or (opcode == 0x18 and regs >> 4 == 4):  # PSEUDO_CALL/_FUNC
+                target = slot + imm + 1
+                k = bisect.bisect_right(starts, target) - 1
+                if k >= 0:
+                    name, rel = self._labels[k][1], target - starts[k]
+                    out.append((slot, f"{name}+{rel}" if rel else name))
+        return out
 
     def _sources(self) -> dict[int, str]:
         """Instruction index -> "file.c:line: text" from the line records (raw form)."""
