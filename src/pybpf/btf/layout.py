@@ -188,19 +188,30 @@ def record_len(info: int) -> int | None:
     return None if base is None else base + _PER[k] * (info & 0xFFFF)
 
 
+class _RecordLengths(dict):
+    """Record length in words by info word, each worked out on first use (a scan's own table:
+    most records of a blob share a handful of info words)."""
+
+    __slots__ = ()
+
+    def __missing__(self, info: int) -> int:
+        top = info >> 24
+        n = self[info] = _BASE_BY_TOP[top] + _PER_BY_TOP[top] * (info & 0xFFFF)   # TypeError: unknown kind
+        return n
+
+
 def scan(words: array | list[int], first_id: int = 1, type_start: int = 0) -> list[int]:
     """Walk the records once: the word index of each (``offs[i]`` is where type ``first_id + i``
     starts).  ``type_start`` (the section's byte offset) only places the errors."""
     n = len(words)
     offs: list[int] = []
     append = offs.append
-    base, per = _BASE_BY_TOP, _PER_BY_TOP
+    length = _RecordLengths()
     i = 0
     try:
         while i < n:   # the fewest steps per record: this loop is most of a small object's BTF parse
             append(i)
-            info = words[i + 1]
-            i += base[info >> 24] + per[info >> 24] * (info & 0xFFFF)
+            i += length[words[i + 1]]
     except TypeError:
         k = words[offs[-1] + 1] >> 24 & 31
         raise ObjectError(f"BTF: type [{first_id + len(offs) - 1}] has unknown kind {k} at byte "

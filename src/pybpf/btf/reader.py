@@ -72,7 +72,7 @@ def _s32(v: int) -> int:
 # ---------------------------------------------------------------------- strings
 
 
-class StringTable:
+class StringTable(dict):
     """A BTF string section: NUL-terminated strings addressed by byte offset.
 
     ``table[off]`` reads a string (ObjectError when ``off`` is out of range);
@@ -80,12 +80,17 @@ class StringTable:
     offset.  A split table (module BTF) continues the offsets of ``base``.
     Strings are decoded as UTF-8 with surrogateescape, so any bytes round-trip.
 
+    The table is the dict of the strings decoded so far, by offset: reading
+    one decoded already is a plain dict lookup (a small table is decoded whole
+    when it is made).  It compares and hashes by identity, as any object.
+
     >>> t = StringTable(b"\\0int\\0")
     >>> t[1], t.add("long"), t.add("int")
     ('int', 5, 1)
     """
 
-    __slots__ = ("_data", "base", "start", "_cache", "_index")
+    __slots__ = ("_data", "base", "start", "_index")
+    __eq__, __ne__, __hash__, __repr__ = object.__eq__, object.__ne__, object.__hash__, object.__repr__
 
     def __init__(self, data: bytes = b"\0", base: "StringTable | None" = None) -> None:
         self._data: bytes | bytearray = data
@@ -93,7 +98,7 @@ class StringTable:
         self.start = 0 if base is None else base.start + len(base)
         # A small table (an object's) is decoded whole at once, without a Python step per string;
         # a large one (the kernel's) string by string as they are read.
-        self._cache: dict[int, str] = _split(data, self.start) if len(data) <= _WHOLE_TABLE else {}
+        super().__init__(_split(data, self.start) if len(data) <= _WHOLE_TABLE else ())
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -104,10 +109,7 @@ class StringTable:
         """This table's own section bytes."""
         return bytes(self._data)
 
-    def __getitem__(self, off: int) -> str:
-        s = self._cache.get(off)
-        if s is not None:
-            return s
+    def __missing__(self, off: int) -> str:
         local = off - self.start
         if local < 0:
             if self.base is None:
@@ -119,8 +121,7 @@ class StringTable:
             if off == 0 and not data:
                 return ""
             raise ObjectError(f"string offset {off} out of range (string section is {len(data)} bytes)")
-        s = data[local:end].decode("utf-8", "surrogateescape")
-        self._cache[off] = s
+        s = self[off] = data[local:end].decode("utf-8", "surrogateescape")
         return s
 
     def get(self, off: int) -> str:
@@ -355,7 +356,7 @@ class Spec:
 
     def forget(self, tid: int) -> None:
         """Drop the decoded type ``tid``: the next :meth:`type_by_id` decodes its words again."""
-        if self.first_id <= tid < self._count:
+        if tid:   # (void stays; the base's types are in the base's cache)
             self._cache.pop(tid, None)
 
     def ids_by_kind(self, kind: int) -> list[int]:

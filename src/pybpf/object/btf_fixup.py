@@ -75,7 +75,8 @@ _SYM_TYPE = itemgetter(4)
 _IS_EXTERN = int(VarLinkage.EXTERN).__eq__            # of a VAR's linkage word; FUNC's EXTERN is the same 2
 _IS_GLOBAL = int(FuncLinkage.GLOBAL).__eq__
 _VLEN = (0xFFFF).__and__                              # of an info word
-_ENTRY_WORDS = itemgetter(0, 1, 2)   # (type, offset, size) of a sorted DATASEC entry
+_OFFSET = itemgetter(0)
+_ENTRY_WORDS = itemgetter(1, 0, 2)   # (type, offset, size) of a sorted (offset, type, size, name) entry
 
 
 def fix_datasecs(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size: int
@@ -136,8 +137,11 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
         at = offs[tid - first]
         start = at + _DATASEC_ITEMS
         end = start + _DATASEC_ITEM * (words[at + _INFO] & 0xFFFF)
-        # each entry (type, offset, size) names a variable: (name, linkage), checked to be a VAR
-        variables = []
+        # Each entry (type, offset, size) names a variable, checked to be a VAR; its ELF symbol gives
+        # the offset of the variables of its name (a missing one is reported after the VAR checks).
+        names = []
+        offsets = {e.name: e.offset for e in externs.values() if e.kind == "kconfig"} if sec is None else {}
+        missing = None
         for var_id in words[start:end:_DATASEC_ITEM]:
             if not first <= var_id < count:
                 btf.type_by_id(var_id)  # raises: out of range
@@ -146,36 +150,43 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
             if kind != BTFKind.VAR:
                 raise ObjectError(f"BTF: DATASEC {name!r} holds a {_KINDS[kind].name}, not a VAR")
             var_at = offs[var_id - first]
-            variables.append((strings[words[var_at + _NAME]], words[var_at + _VAR_LINKAGE]))
-        if sec is None:   # .kconfig
-            offsets = {e.name: e.offset for e in externs.values() if e.kind == "kconfig"}
-            size = kconfig_size
-        else:
-            offsets = {}
-            for vname, linkage in variables:
-                if linkage == VarLinkage.STATIC:
-                    found = locals_.get((sec.index, vname))
-                    if found and len(found) == 1:
-                        offsets[vname] = found[0]
-                elif linkage == VarLinkage.GLOBAL:
-                    off = globals_.get(vname)
-                    if off is None:
-                        raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' has no ELF symbol")
+            vname = strings[words[var_at + _NAME]]
+            names.append(vname)
+            if sec is None:   # .kconfig: the externs' layout
+                continue
+            linkage = words[var_at + _VAR_LINKAGE]
+            if linkage == VarLinkage.STATIC:
+                found = locals_.get((sec.index, vname))
+                if found and len(found) == 1:
+                    offsets[vname] = found[0]
+            elif linkage == VarLinkage.GLOBAL:
+                off = globals_.get(vname)
+                if off is not None:
                     offsets[vname] = off
-            size = words[at + _SIZE_TYPE] or sec.size
-        # (type, offset, size, variable name) of each entry, by offset (stable)
-        entries = sorted(zip(words[start:end:_DATASEC_ITEM],
-                             [offsets.get(vname, off) for (vname, _), off
-                              in zip(variables, words[start + 1:end:_DATASEC_ITEM])],
-                             words[start + 2:end:_DATASEC_ITEM], map(itemgetter(0), variables)),
-                         key=itemgetter(1))
-        for _var_id, off, vsize, vname in entries:
-            if off + vsize > size:
-                raise ObjectError(f"BTF: DATASEC {name!r}: variable '{vname}' at offset {off} "
-                                  f"(+{vsize}) is past the end of the section ({size} bytes)")
-        words[start:end] = array(words.typecode, chain.from_iterable(map(_ENTRY_WORDS, entries)))
+                elif missing is None:
+                    missing = vname
+        if missing is not None:
+            raise ObjectError(f"BTF: DATASEC {name!r}: variable '{missing}' has no ELF symbol")
+        size = kconfig_size if sec is None else words[at + _SIZE_TYPE] or sec.size
+        if len(names) == 1:   # one variable (most sections): nothing to sort
+            off = offsets.get(names[0], words[start + 1])
+            _check_inside(name, names[0], off, words[start + 2], size)
+            words[start + 1] = off
+        else:   # (offset, type, size, variable name) of each entry, by offset (stable), written back
+            entries = sorted(zip(map(offsets.get, names, words[start + 1:end:_DATASEC_ITEM]),
+                                 words[start:end:_DATASEC_ITEM], words[start + 2:end:_DATASEC_ITEM], names),
+                             key=_OFFSET)
+            for off, _var_id, vsize, vname in entries:
+                _check_inside(name, vname, off, vsize, size)
+            words[start:end] = array(words.typecode, chain.from_iterable(map(_ENTRY_WORDS, entries)))
         words[at + _SIZE_TYPE] = size
         btf.forget(tid)
+
+
+def _check_inside(section: str, var: str, off: int, size: int, section_size: int) -> None:
+    if off + size > section_size:
+        raise ObjectError(f"BTF: DATASEC {section!r}: variable '{var}' at offset {off} "
+                          f"(+{size}) is past the end of the section ({section_size} bytes)")
 
 
 def kinds_present(blob: bytes) -> set[BTFKind]:
