@@ -49,7 +49,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
     from pybpf.btf.reader import CoreRelo
-    from pybpf.object.btf_ext import RawExtInfo
+    from pybpf.object.btf_ext import RawExtInfo, RecordIndex
 
 __all__ = ["Function", "section_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
            "FIX_KFUNC", "FunctionIndex"]
@@ -69,6 +69,7 @@ _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
 _SNAME = itemgetter(1)              # a symbol's name
 _START = itemgetter(2)              # a Function's first slot
+_FUNC_CODE = itemgetter(4)          # its bytes
 _FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
 _STYPE = itemgetter(4)              # a symbol's type
 
@@ -171,63 +172,72 @@ def section_functions(elf: ElfFile, sec: Section, code: bytearray, calls: dict[i
     else:
         return []
     cut = _Cutter(starts, ends)
-    call_slots = sorted(calls)
-    call_rows = list(zip(cut.local(call_slots), *zip(*map(calls.__getitem__, call_slots)))) if calls else []
-    fixup_slots = sorted(fixups)
-    fixup_rows = list(zip(cut.local(fixup_slots), *zip(*map(fixups.__getitem__, fixup_slots)))) if fixups else []
     records: list = [repeat(_EMPTY), repeat(_EMPTY)]
     has_func_info = repeat(False)
     core = repeat(())
     if ext is not None:
-        for k, recs in enumerate((ext.func.get(sec[1]), ext.line.get(sec[1]))):
-            if recs is None:
-                continue
-            width = recs.width
-            words = array(recs.words.typecode, recs.words)
-            words[0::width] = array(words.typecode, cut.local(recs.slots))
-            first = cut.first(recs.slots)
-            records[k] = map(words.__getitem__, map(slice, map(mul, first, repeat(width)),
-                                                    map(mul, cut.last(recs.slots), repeat(width))))
-            if k == 0:   # a record at the function's first instruction
-                has_func_info = map(eq, map((recs.slots + [-1]).__getitem__, first), starts)
-        relos = ext.core.get(sec[1])
+        name = sec[1]
+        recs = ext.func.get(name)
+        if recs is not None:
+            records[0], first = cut.records(recs)
+            # a record at the function's first instruction
+            has_func_info = map(eq, map((recs.slots + [-1]).__getitem__, first), starts)
+        recs = ext.line.get(name)
+        if recs is not None:
+            records[1], _first = cut.records(recs)
+        relos = ext.core.get(name)
         if relos:
-            slots = [r.insn_off >> 3 for r in relos]
-            relos = [type(r)(r.insn_off - 8 * start, r.type_id, r.access_str, r.kind)
-                     for r, start in zip(relos, cut.starts_of(slots))]
-            core = cut.rows(relos, slots)
+            core = cut.core_relos(relos)
     codes = map(code.__getitem__, map(slice, map(mul, starts, repeat(8)), map(mul, ends, repeat(8))))
     return list(map(tuple.__new__, repeat(Function),
-                    zip(names, repeat(sec), starts, counts, codes, cut.rows(call_rows, call_slots),
-                        map(tuple, cut.rows(fixup_rows, fixup_slots)), *records, core, has_func_info)))
+                    zip(names, repeat(sec), starts, counts, codes, cut.shares(calls), cut.shares(fixups),
+                        *records, core, has_func_info)))
 
 
 class _Cutter:
-    """Cuts per-slot rows of a section (sorted by slot) into its functions' shares, all mapped."""
+    """Cuts what a section has per slot into its functions' shares, slots made function-relative:
+    all mapped, no Python step per function or per item."""
 
     def __init__(self, starts: list[int], ends: list[int]) -> None:
         self.starts, self.ends = starts, ends
         self._padded = [0, *starts]   # the function start at or before a slot (0 before the first)
 
-    def starts_of(self, slots: list[int]):
-        """The first slot of the function (or gap after it) that each of ``slots`` is in."""
-        return map(self._padded.__getitem__, map(bisect.bisect_right, repeat(self.starts), slots))
+    def _local(self, slots: list[int]):
+        """Each of ``slots`` counted from the first slot of its function (or of the one before it)."""
+        return map(sub, slots, map(self._padded.__getitem__, map(bisect.bisect_right, repeat(self.starts), slots)))
 
-    def local(self, slots: list[int]):
-        """Each of ``slots`` counted from its function's first slot."""
-        return map(sub, slots, self.starts_of(slots))
+    def _bounds(self, slots: list[int], width: int = 1) -> tuple[list[int], object]:
+        """For each function, where its items start and end in ``slots`` (sorted), times ``width``."""
+        first = list(map(bisect.bisect_left, repeat(slots), self.starts))
+        last = map(bisect.bisect_left, repeat(slots), self.ends)
+        if width == 1:
+            return first, map(slice, first, last)
+        return first, map(slice, map(mul, first, repeat(width)), map(mul, last, repeat(width)))
 
-    def first(self, slots: list[int]) -> list[int]:
-        """For each function, the position in ``slots`` of the first one inside it."""
-        return list(map(bisect.bisect_left, repeat(slots), self.starts))
+    def shares(self, table: dict[int, tuple]):
+        """For each function, a tuple of ``(local slot, *value)`` for the items of ``table``
+        (slot -> value tuple) inside it."""
+        if not table:
+            return repeat(())
+        slots = sorted(table)
+        rows = tuple(zip(self._local(slots), *zip(*map(table.__getitem__, slots))))
+        return map(rows.__getitem__, self._bounds(slots)[1])
 
-    def last(self, slots: list[int]):
-        """For each function, the position in ``slots`` after the last one inside it."""
-        return map(bisect.bisect_left, repeat(slots), self.ends)
+    def records(self, recs: "RecordIndex") -> tuple[object, list[int]]:
+        """For each function, its records of ``recs`` as an array, ``insn_off`` an instruction index
+        from its first instruction; and where each function's records start in ``recs``."""
+        width = recs.width
+        words = array(recs.words.typecode, recs.words)
+        words[0::width] = array(words.typecode, self._local(recs.slots))
+        first, cuts = self._bounds(recs.slots, width)
+        return map(words.__getitem__, cuts), first
 
-    def rows(self, rows: list, slots: list[int]):
-        """For each function, the ``rows`` (one per slot of ``slots``) inside it."""
-        return map(rows.__getitem__, map(slice, self.first(slots), self.last(slots)))
+    def core_relos(self, relos: list["CoreRelo"]):
+        """For each function, its CO-RE relocations, ``insn_off`` in bytes from its first instruction."""
+        slots = [r.insn_off >> 3 for r in relos]
+        moved = [type(r)(r.insn_off - 8 * (slot - local), r.type_id, r.access_str, r.kind)
+                 for r, slot, local in zip(relos, slots, self._local(slots))]
+        return map(moved.__getitem__, self._bounds(slots)[1])
 
 
 def _check_functions(sec: Section, syms: list, n: int) -> None:
@@ -488,15 +498,15 @@ Linked = tuple
 
 
 class FunctionIndex:
-    """The functions of every code section of an object, found by (section index, slot), and what
-    :func:`_placed` gave per (subprogram, slot): a subprogram shared by many programs often lands at
-    the same place, so it is moved there once."""
+    """The functions of every code section of an object, found by (section index, slot), and the
+    subprograms each (callees, entry size) brings (:func:`_tail`): programs calling the same
+    subprograms from entries of the same size share them, placed and moved once."""
 
-    __slots__ = ("at", "placed_at", "_by_section")
+    __slots__ = ("at", "tails", "_by_section")
 
     def __init__(self) -> None:
         self.at: dict[tuple[int, int], Function] = {}     # (section index, first slot) -> function
-        self.placed_at: dict[tuple[Function, int], tuple] = {}
+        self.tails: dict[tuple[tuple[Function, ...], int], tuple] = {}
         self._by_section: dict[int, tuple[list[int], list[Function]]] = {}
 
     def add(self, sec_index: int, funcs: list[Function]) -> None:
@@ -504,51 +514,86 @@ class FunctionIndex:
         self._by_section[sec_index] = (starts, funcs)
         self.at.update(zip(zip(repeat(sec_index), starts), funcs))
 
-    def find(self, sec_index: int, slot: int) -> Function | None:
-        """The function of section ``sec_index`` that holds ``slot``, if any."""
-        starts, funcs = self._by_section.get(sec_index, ((), ()))
-        i = bisect.bisect_right(starts, slot) - 1
-        if i < 0:
-            return None
-        f = funcs[i]
-        return f if slot < f[2] + f[3] else None
+    def find(self, f: Function, local: int, tsec: int, tslot: int) -> Function:
+        """The function that the call at slot ``local`` of ``f`` reaches: the one of section
+        ``tsec`` that holds ``tslot``."""
+        target = self.at.get((tsec, tslot))
+        if target is not None:
+            return target
+        starts, funcs = self._by_section.get(tsec, ((), ()))
+        i = bisect.bisect_right(starts, tslot) - 1
+        if i >= 0 and tslot < funcs[i][2] + funcs[i][3]:
+            return funcs[i]
+        raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
+                          f"calls slot {tslot} of section {tsec}, which is not inside a function")
 
 
 def link(entry: Function, functions: FunctionIndex) -> Linked:
-    """The instructions of ``entry`` followed by every subprogram it reaches (found in ``functions``)."""
-    name, _sec, _start, total, code, calls, fixups, fi, li, core, complete = entry
+    """The instructions of ``entry`` followed by every subprogram it reaches (found in ``functions``),
+    breadth first, each placed once, with call and callback offsets rewritten."""
+    name, _sec, _start, size, code, calls, fixups, fi, li, core, complete = entry
     if not calls:
         return code, fixups, ((0, name),), fi, li, list(core), complete
-    order = [entry]
-    placed = {entry: 0}
-    at_start, placed_at = functions.at, functions.placed_at
+    find = functions.find
+    callees = tuple([find(entry, local, tsec, tslot) for local, tsec, tslot in calls])
+    key = (callees, size)
+    tail = functions.tails.get(key)
+    if tail is None or entry in tail[7]:   # (another entry's tail that places this one as a subprogram)
+        tail = _tail(entry, callees, functions)
+        if tail[8]:
+            functions.tails[key] = tail
+    tail_code, tail_fixups, tail_labels, tail_fi, tail_li, tail_core, tail_complete, placed, _shared = tail
     code = bytearray(code)
-    fixups = list(fixups)
-    labels: list[tuple[int, str]] = [(0, name)]
-    core = list(core)
     pack = _IMM.pack_into
-    for f in order:  # grows while it is walked: breadth first, each function placed once
-        base = placed[f]
+    for (local, _tsec, tslot), target in zip(calls, callees):   # (the entry itself is at 0)
+        pack(code, 8 * local + 4, placed.get(target, 0) + tslot - target[2] - local - 1)
+    return (bytes(code) + tail_code, fixups + tail_fixups, ((0, name),) + tail_labels, fi + tail_fi, li + tail_li,
+            [*core, *tail_core], complete and tail_complete)
+
+
+def _tail(entry: Function, callees: tuple[Function, ...], functions: FunctionIndex) -> tuple:
+    """The subprograms after ``entry`` (which calls ``callees``): their code with their own calls
+    rewritten, fixups, labels, func_info, line_info, CO-RE relocations, whether each has its
+    func_info, where each subprogram is placed, and whether none calls the entry (then the tail is
+    the same for every other entry of this size with these callees)."""
+    placed = {entry: 0}
+    order: list[Function] = []
+    total = entry[3]
+    for target in callees:
+        if target not in placed:
+            placed[target] = total
+            total += target[3]
+            order.append(target)
+    shared = True
+    find = functions.find
+    for f in order:  # grows while it is walked: breadth first
         for local, tsec, tslot in f[5]:
-            target = at_start.get((tsec, tslot)) or functions.find(tsec, tslot)
-            if target is None:
-                raise ObjectError(f"section '{f.section.name}': function '{f.name}' instruction {local} "
-                                  f"calls slot {tslot} of section {tsec}, which is not inside a function")
-            tpos = placed.get(target)
-            if tpos is None:   # placed at the end, its fixups and records moved along
-                tpos = placed[target] = total
+            target = find(f, local, tsec, tslot)
+            if target not in placed:
+                placed[target] = total
                 total += target[3]
                 order.append(target)
-                code += target[4]
-                labels.append((tpos, target[0]))
-                complete = complete and target[10]
-                moved = placed_at.get((target, tpos))
-                if moved is None:
-                    moved = placed_at[(target, tpos)] = _placed(target, tpos)
-                fixups += moved[0]
-                fi = fi + moved[1]
-                li = li + moved[2]
-                core += moved[3]
+            shared = shared and target is not entry
+    size = entry[3]
+    code = bytearray(b"".join(map(_FUNC_CODE, order)))
+    pack = _IMM.pack_into
+    fixups: list = []
+    labels = []
+    fi = li = _EMPTY
+    core: list = []
+    complete = True
+    for f in order:
+        base = placed[f]
+        for local, tsec, tslot in f[5]:
+            target = find(f, local, tsec, tslot)
             at = base + local
-            pack(code, 8 * at + 4, tpos + tslot - target[2] - at - 1)
-    return bytes(code), tuple(fixups), tuple(labels), fi, li, core, complete
+            pack(code, 8 * (at - size) + 4, placed[target] + tslot - target[2] - at - 1)
+        labels.append((base, f[0]))
+        complete = complete and f[10]
+        moved = _placed(f, base)
+        fixups += moved[0]
+        fi = fi + moved[1]
+        li = li + moved[2]
+        core += moved[3]
+    del placed[entry]
+    return bytes(code), tuple(fixups), tuple(labels), fi, li, core, complete, placed, shared
