@@ -520,15 +520,17 @@ class _Loader:
                     fixups = ps._fixups
                     if fixups and map_fds is None:
                         map_fds = {name: m.fd for name, m in self.obj.maps.items()}
-                    if linked is not None and not ps.core_relos:
+                    if linked is not None:
                         code = bytearray(linked)
+                        if ps.core_relos:
+                            code = self._core_raw(code, ps)
                         insns = fd_array = None
                         refs_rodata = False
                         if fixups:
                             fd_array = patch_linked(code, fixups, map_fds, externs, extern)
                             refs_rodata = ".rodata" in map(_ref_of, fixups)
                     else:
-                        code, insns, fd_array, refs_rodata = self._code(ps, linked, map_fds, extern)
+                        code, insns, fd_array, refs_rodata = self._listed_code(ps, extern)
                     attach = None
                     if ps.type in _PER_PROGRAM_TARGET:
                         attach = self._target(ps, resolver)
@@ -578,18 +580,8 @@ class _Loader:
             append((ps, eat, kept, byref(p.attr), p.keep, options, refs_rodata))
         return prepared, None
 
-    def _code(self, ps: ProgramSpec, linked: bytes | None, map_fds: dict[str, int],
-              extern: Callable[[Any], Any]) -> tuple[bytearray, Any, Any, bool]:
-        """(code, the instruction list or None, fd_array, refers to .rodata) of a program that is
-        CO-RE relocated or given as instructions."""
-        insns = fd_array = None
-        if linked is not None:
-            code = self._core_raw(bytearray(linked), ps)
-            fixups = ps._fixups
-            if not fixups:
-                return code, None, None, False
-            fd_array = patch_linked(code, fixups, map_fds, self.spec.externs, extern)
-            return code, None, fd_array, ".rodata" in map(_ref_of, fixups)
+    def _listed_code(self, ps: ProgramSpec, extern: Callable[[Any], Any]) -> tuple[bytearray, Any, Any, bool]:
+        """(code, the instruction list, fd_array, refers to .rodata) of a program given as instructions."""
         insns = ps.instructions
         if ps.core_relos:
             insns = [Instruction(i.code, i.dst, i.src, i.off, i.imm, i.symbol, i.reference, i.source) for i in insns]
