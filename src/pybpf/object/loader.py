@@ -551,21 +551,23 @@ class _Loader:
             except BaseException as exc:  # raised after the programs before it, as when loading one by one
                 return prepared, exc
             prog_type, eat, license, kern_version, flags = shared
-            attach_btf_id = 0
-            attach_obj = attach_prog = None
             if attach is not None:
-                eat, attach_btf_id, attach_obj, attach_prog = attach
-            options = partial(_load_options, ps, eat, kern_version, btf_fd if func_info else None, func_info,
-                              line_info, attach_btf_id, attach_obj or 0, attach_prog or 0, fd_array, log_level, insns)
+                eat = attach[0]
+            options = partial(_load_options, ps, eat, kern_version, btf_fd, func_info, line_info, attach, fd_array,
+                              log_level, insns)
             kept = bytes(code)
             try:
-                if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
+                attach_btf_id = attach_fd = 0
+                if attach is not None:
+                    _eat, attach_btf_id, attach_obj, attach_prog = attach
                     target = attach_obj or attach_prog
+                    attach_fd = fd_of(target) if target else 0
+                if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
                     try:
                         attr, keep = make_attr(
                             code, prog_type, eat or 0, license, object_name(ps.name) if ps.name else b"",
                             kern_version or 0, flags, btf_fd_number if func_info else 0, func_info, 8, line_info, 16,
-                            attach_btf_id, fd_of(target) if target else 0, fd_array)
+                            attach_btf_id, attach_fd, fd_array)
                         append((ps, eat, kept, byref(attr), keep, options, refs_rodata))
                         continue
                     except BPFError:
@@ -733,13 +735,15 @@ class _Loader:
 
 
 def _load_options(ps: ProgramSpec, expected_attach_type: Any, kern_version: int, btf_fd: Any,
-                  func_info: bytes | None, line_info: bytes | None, attach_btf_id: int, attach_btf_obj_fd: Any,
-                  attach_prog_fd: Any, fd_array: Any, log_level: int, insns: Any) -> LoadOptions:
-    """The :class:`LoadOptions` of a program the loader prepared (made only when needed)."""
+                  func_info: bytes | None, line_info: bytes | None, attach: tuple[Any, int, Any, Any] | None,
+                  fd_array: Any, log_level: int, insns: Any) -> LoadOptions:
+    """The :class:`LoadOptions` of a program the loader prepared (made only when needed);
+    ``attach``: what ``_Loader._target`` found, if the program type has a target."""
+    attach_btf_id, attach_obj, attach_prog = attach[1:] if attach is not None else (0, None, None)
     return LoadOptions(
-        ps.type, expected_attach_type, ps.license, ps.name, kern_version, ps.flags, btf_fd=btf_fd,
-        func_info=func_info, line_info=line_info, attach_btf_id=attach_btf_id, attach_btf_obj_fd=attach_btf_obj_fd,
-        attach_prog_fd=attach_prog_fd, fd_array=fd_array, log_level=log_level,
+        ps.type, expected_attach_type, ps.license, ps.name, kern_version, ps.flags,
+        btf_fd=btf_fd if func_info else None, func_info=func_info, line_info=line_info, attach_btf_id=attach_btf_id,
+        attach_btf_obj_fd=attach_obj or 0, attach_prog_fd=attach_prog or 0, fd_array=fd_array, log_level=log_level,
         line_table=RawLineTable(ps) if insns is None else LineTable(insns))
 
 
