@@ -253,6 +253,7 @@ class FD:
 
     def __init__(self, fd: int, what: str = "fd") -> None:
         if fd < 0:
+            self._fd = -1   # (__del__ reads it)
             raise ValueError(f"invalid file descriptor {fd} for {what}")
         self._fd = fd
         self.what = what
@@ -276,7 +277,7 @@ class FD:
             _close(fd)
 
     def __del__(self, _close=os.close) -> None:
-        fd = getattr(self, "_fd", -1)
+        fd = self._fd
         if fd >= 0:
             self._fd = -1
             try:

@@ -141,7 +141,7 @@ _CALLX = 0x8D
 def _refuse_indirect_calls(specs: list[ProgramSpec]) -> None:
     """Say how to build the object before the kernel answers "unknown opcode 8d"."""
     for ps in specs:
-        raw = ps._code if ps._insns is None else None
+        raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
         if raw is not None and _CALLX not in raw[0::8]:
             continue  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
         for index, insn in enumerate(ps.instructions):
@@ -516,7 +516,7 @@ class _Loader:
             try:
                 try:
                     # The instructions: linked at parse time (copy the bytes, fill in fds and ids), or a list.
-                    linked = ps._code if ps._insns is None else None
+                    linked = ps._code   # None once decoded (see _refuse_indirect_calls)
                     fixups = ps._fixups
                     if fixups and map_fds is None:
                         map_fds = {name: m.fd for name, m in self.obj.maps.items()}
