@@ -200,13 +200,18 @@ class _RecordLengths(dict):
         return n
 
 
+# The info words most records have (kind_flag 0, vlen below 8), worked out once: a scan starts with them.
+_COMMON_LENGTHS = {k << 24 | vlen: _BASE[k] + _PER[k] * vlen
+                   for k in range(32) if _BASE[k] is not None for vlen in range(8)}
+
+
 def scan(words: array | list[int], first_id: int = 1, type_start: int = 0) -> list[int]:
     """Walk the records once: the word index of each (``offs[i]`` is where type ``first_id + i``
     starts).  ``type_start`` (the section's byte offset) only places the errors."""
     n = len(words)
     offs: list[int] = []
     append = offs.append
-    length = _RecordLengths()
+    length = _RecordLengths(_COMMON_LENGTHS)
     i = 0
     try:
         while i < n:   # the fewest steps per record: this loop is most of a small object's BTF parse

@@ -197,6 +197,19 @@ def _split(data: bytes | bytearray, start: int) -> dict[int, str]:
     return dict(zip(offsets, map(str, parts, repeat("utf-8"), repeat("surrogateescape"))))
 
 
+class _Decoded(dict):
+    """A spec's decoded types by id; a missing one is decoded (``Spec._decode``) when first asked for."""
+
+    __slots__ = ("_decode",)
+
+    def __init__(self, decode: "Callable[[int], Type]", known: dict[int, Type]) -> None:
+        super().__init__(known)
+        self._decode = decode
+
+    def __missing__(self, tid: int) -> Type:
+        return self._decode(tid)
+
+
 class _TypeList(Sequence[Type]):
     """``spec.types``: a read-only list indexed by type id that decodes on access."""
 
@@ -300,7 +313,7 @@ class Spec:
         self._names = names
         self._count = self.first_id + len(offs)
         # Decoded types by id (and void, unless the base's type_by_id gives it).
-        self._cache: dict[int, Type] = {} if self.base is not None else {0: VOID}
+        self._cache = _Decoded(self._decode, {} if self.base is not None else {0: VOID})
         self._kinds: bytes | None = None
 
     # ------------------------------------------------------------------ lookups
@@ -315,8 +328,7 @@ class Spec:
 
     def type_by_id(self, tid: int) -> Type:
         """The type with id ``tid`` (0 is void); ObjectError if there is none."""
-        t = self._cache.get(tid)
-        return self._decode(tid) if t is None else t
+        return self._cache[tid]
 
     def types_by_name(self, name: str, *, include_base: bool = True) -> list[Type]:
         """Every type called ``name`` in id order (the base's first, unless ``include_base=False``)."""

@@ -44,11 +44,17 @@ def resolve(t: Type) -> Type:
     >>> resolve(Const(Typedef("u32", u32))) is u32
     True
     """
+    if not isinstance(t, _ALIASES):   # (most types are not an alias)
+        return t
     for _ in range(_MAX_CHAIN):
-        if not isinstance(t, (Typedef, Qualifier)):
+        if not isinstance(t, _ALIASES):
             return t
         t = t.type
     raise ObjectError(f"type chain through typedefs/qualifiers is too long or cyclic (at {t!r})")
+
+
+_ALIASES = (Typedef, Qualifier)
+_SIZED = (Int, Enum, Composite, Float, Datasec)
 
 
 def sizeof(t: Type) -> int:
@@ -58,10 +64,12 @@ def sizeof(t: Type) -> int:
     >>> sizeof(Array(Int("short", 2), None, 10)), sizeof(Pointer(Int("char", 1)))
     (20, 8)
     """
+    if isinstance(t, _SIZED):   # (the usual case, without the walk)
+        return t.size
     mult = 1
     orig = t
     for _ in range(_MAX_CHAIN):
-        if isinstance(t, (Int, Enum, Composite, Float, Datasec)):
+        if isinstance(t, _SIZED):
             return mult * t.size
         if isinstance(t, Pointer):
             return mult * POINTER_SIZE

@@ -41,6 +41,7 @@ _OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, counting the NUL
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
 _INT_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning",
                "map_extra")
+_KV_ATTRS = {"key": ("key_size", "key_type"), "value": ("value_size", "value_type")}
 _LEGACY_DEF = struct.Struct("<IIIII")  # struct bpf_map_def
 _MMAPABLE, _RDONLY_PROG = int(MapFlag.MMAPABLE), int(MapFlag.RDONLY_PROG)   # plain ints: no IntFlag arithmetic
 
@@ -93,38 +94,62 @@ def _uint_member(t: Type, map_name: str, member: str) -> int:
     return arr.nelems
 
 
-def _uint_words(member: Member) -> int | None:
-    """``N`` of a member ``int (*name)[N]`` read from the BTF words, without decoding types,
-    when it is exactly that: an unnamed PTR straight to a well-formed unnamed ARRAY of the
-    same spec.  None for anything else, which :func:`_uint_member` then decodes (and checks)."""
-    spec, ptr = member._spec, member.type_id
-    if spec is None or ptr is None:
+class _RawMembers:
+    """The BTF words of a map definition's spec, to read its ``__uint``/``__type`` members without
+    decoding their types (for a struct not parsed from a spec, every answer is None)."""
+
+    __slots__ = ("spec", "words", "offs", "first", "count")
+
+    def __init__(self, spec: "Spec | None") -> None:
+        self.spec = spec
+        if spec is not None:
+            self.words, self.offs = spec.raw_words()
+            self.first, self.count = spec.first_id, len(spec)
+
+    def pointee(self, m: Member) -> int | None:
+        """The target id of the member's type if that is an unnamed PTR of this spec whose target
+        id is in range (what its decoding would accept), else None."""
+        ptr = m._type
+        if self.spec is None or m._spec is not self.spec or ptr.__class__ is not int:
+            return None
+        words, first, count = self.words, self.first, self.count
+        if first <= ptr < count:
+            i = self.offs[ptr - first]
+            if not words[i] and words[i + 1] >> 24 & 31 == _PTR and words[i + 2] < count:
+                return words[i + 2]
         return None
-    words, offs = spec.raw_words()
-    first, count = spec.first_id, len(spec)
-    if not first <= ptr < count:
-        return None
-    i = offs[ptr - first]
-    arr = words[i + 2]   # struct btf_type: name_off, info, size/type
-    if words[i] or words[i + 1] >> 24 & 31 != BTFKind.PTR or not first <= arr < count:
-        return None
-    i = offs[arr - first]
-    if words[i] or words[i + 1] >> 24 & 31 != BTFKind.ARRAY or words[i + _ARRAY_TYPE] >= count or \
-            words[i + _ARRAY_INDEX] >= count:
-        return None
-    return words[i + _ARRAY_NELEMS]
+
+    def nelems(self, m: Member) -> int | None:
+        """``N`` of a member ``int (*name)[N]`` when it is exactly that: an unnamed PTR straight
+        to a well-formed unnamed ARRAY.  None for anything else, which :func:`_uint_member` then
+        decodes (and checks)."""
+        arr = self.pointee(m)
+        words, first, count = self.words, self.first, self.count
+        if arr is None or arr < first:
+            return None
+        i = self.offs[arr - first]
+        if words[i] or words[i + 1] >> 24 & 31 != _ARRAY or words[i + _ARRAY_TYPE] >= count or \
+                words[i + _ARRAY_INDEX] >= count:
+            return None
+        return words[i + _ARRAY_NELEMS]
 
 
+_PTR, _ARRAY = int(BTFKind.PTR), int(BTFKind.ARRAY)
 # Positions of struct btf_array's words in an ARRAY record (pybpf.btf.layout states them).
 _ARRAY_TYPE, _ARRAY_INDEX, _ARRAY_NELEMS = (COMMON_WORDS + LAYOUTS[BTFKind.ARRAY].fixed.index(f)
                                             for f in ("type", "index_type", "nelems"))
 
 
-def _type_member(t: Type, map_name: str, member: str) -> tuple[Type, int]:
-    ptr = resolve(t)
-    if not isinstance(ptr, Pointer):
-        raise ObjectError(f"{_where(map_name)}: field '{member}' is not a pointer (__type() makes 'T *{member}')")
-    target = ptr.target
+def _type_member(m: Member, raw: _RawMembers, map_name: str, member: str) -> tuple[Type, int]:
+    target_id = raw.pointee(m)
+    if target_id is not None:   # 'T *member' itself: T without decoding the pointer
+        target = raw.spec.type_by_id(target_id)   # type: ignore[union-attr]
+    else:
+        ptr = resolve(m.type)
+        if not isinstance(ptr, Pointer):
+            raise ObjectError(f"{_where(map_name)}: field '{member}' is not a pointer "
+                              f"(__type() makes 'T *{member}')")
+        target = ptr.target
     try:
         size = sizeof(target)
     except ObjectError as exc:
@@ -144,13 +169,14 @@ def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[Ma
     values_elem: Type | None = None
     has: set[str] = set()
     members = t.members
+    raw = _RawMembers(t._spec)
     for i, m in enumerate(members):
         mname = m.name
         if mname in has:
             raise ObjectError(f"{_where(name)}: field '{mname}' given twice")
         has.add(mname)
         if mname in _INT_FIELDS:
-            value = _uint_words(m)
+            value = raw.nelems(m)
             if value is None:
                 value = _uint_member(m.type, name, mname)
             if mname == "type":
@@ -174,14 +200,15 @@ def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[Ma
                 setattr(spec, mname, value)
             else:
                 setattr(spec, mname, value)
-        elif mname in ("key", "value"):
-            typ, size = _type_member(m.type, name, mname)
-            current = getattr(spec, f"{mname}_size")
+        elif mname in _KV_ATTRS:
+            typ, size = _type_member(m, raw, name, mname)
+            size_attr, type_attr = _KV_ATTRS[mname]
+            current = getattr(spec, size_attr)
             if current and current != size:
                 raise ObjectError(f"{_where(name)}: {mname} type size {size} conflicts with "
-                                  f"{mname}_size {current}")
-            setattr(spec, f"{mname}_size", size)
-            setattr(spec, f"{mname}_type", typ)
+                                  f"{size_attr} {current}")
+            setattr(spec, size_attr, size)
+            setattr(spec, type_attr, typ)
         elif mname == "values":
             if inner:
                 raise ObjectError(f"{_where(name)}: multi-level inner maps are not supported")
