@@ -126,17 +126,20 @@ def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Ca
         raise error(err, op or cmd_name(cmd), hint=(hint_for(err) if hint_for else None))
 
 
-def bpf_each(cmd: int, attrs: Sequence[Any], size: int) -> list[int]:
+def bpf_each(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> None:
     """bpf(``cmd``, attr) for each of ``attrs`` (``ctypes.byref`` of attrs of ``size`` bytes), back to back.
 
-    Returns each result: the new fd, or -1 where the call failed (the errno
-    is not kept: a caller redoes a failed call with :func:`bpf`, which
-    retries, explains and raises).  Nothing else runs between the calls:
-    loaders issue their BPF_PROG_LOADs this way, because Python work between
-    two loads evicts the caches the verifier and the JIT run in.
+    Appends each result to ``results``: the new fd, or -1 where the call
+    failed (the errno is not kept: a caller redoes a failed call with
+    :func:`bpf`, which retries, explains and raises).  The caller owns the
+    fds in ``results`` as soon as they are there, also when this is
+    interrupted.  Nothing else runs between the calls: loaders issue their
+    BPF_PROG_LOADs this way, because Python work between two loads evicts the
+    caches the verifier and the JIT run in.
     """
-    call, nr, ccmd, csize = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size)
-    return [call(nr, ccmd, attr, csize) for attr in attrs]
+    call, nr, ccmd, csize, append = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size), results.append
+    for attr in attrs:
+        append(call(nr, ccmd, attr, csize))
 
 
 def cmd_name(cmd: int) -> str:

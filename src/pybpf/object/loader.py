@@ -435,26 +435,26 @@ class _Loader:
         verifier log; errors come in program order.
         """
         prepared, failure = self._prepare_programs(specs, resolver)
-        if self.log_level:
-            fds: list[Any] = [None] * len(prepared)
-        else:
-            results = bpf_each(_PROG_LOAD, [p[3] for p in prepared], _PROG_LOAD_SIZE)
-            fds = [FD(res, "program") if res >= 0 else None for res in results]
         obj = self.obj
         programs = obj.programs
         rodata = obj.maps.get(".rodata")
+        results: list[int] = []   # the fds loaded (-1: load again below)
         done = 0
         try:
-            for (ps, eat, kept, _attr, _keep, options, refs_rodata), fd in zip(prepared, fds):
-                if fd is not None:
-                    prog = Program(fd, name=ps.name, type=_PROG_TYPES.get(ps.type, ps.type),
+            if self.log_level:
+                results.extend([-1] * len(prepared))
+            else:
+                bpf_each(_PROG_LOAD, [p[3] for p in prepared], _PROG_LOAD_SIZE, results)
+            for (ps, eat, kept, _attr, _keep, options, refs_rodata), res in zip(prepared, results):
+                done += 1   # from here on the FD below (or the error) owns this load
+                if res >= 0:
+                    prog = Program(FD(res, "program"), name=ps.name, type=_PROG_TYPES.get(ps.type, ps.type),
                                    expected_attach_type=eat, insns=kept, license=ps.license, load_options=options)
                 else:
                     try:
                         prog = Program._complete(Program._prepare(kept, options()), None)
                     except BPFError as exc:
                         raise self._btf_hint(exc, ps)
-                done += 1
                 prog.section = ps.section
                 prog.spec = ps
                 prog.object = obj
@@ -462,9 +462,9 @@ class _Loader:
                 if rodata is not None and not refs_rodata:
                     self._bind_rodata(prog, rodata)
         finally:
-            for fd in fds[done:]:  # loaded but not handed to a Program (after a failure)
-                if fd is not None:
-                    fd.close()
+            for res in results[done:]:  # loaded but not handed to a Program (after a failure)
+                if res >= 0:
+                    os.close(res)
         if failure is not None:
             raise failure
 
