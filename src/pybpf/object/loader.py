@@ -50,7 +50,7 @@ from pybpf._sys.attrs import ProgLoadAttr
 from pybpf._sys.uapi import Cmd, MapType, ProgType
 from pybpf.asm.cookie import COOKIE_CALL
 from pybpf.asm.instruction import Instruction, encode_all
-from pybpf.btf.types import BTFKind, Enum, Int, Pointer
+from pybpf.btf.types import BTFKind, Datasec, Enum, Int, Pointer
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import BPFError, ObjectError, context
 from pybpf.maps import Map, map_class
@@ -781,6 +781,8 @@ def _codec(t: Any, size: int) -> Any:
     if t is None or not size:
         return None
     try:
+        if t.__class__ is Datasec and getattr(t, "_codec", None) is None:   # every map of global data
+            return _lazy_codec(t, size) if t.size == size else None
         r = resolve(t)
         if isinstance(r, (Int, Enum)) and r.size == size and size in (1, 2, 4, 8) and \
                 not (isinstance(r, Int) and (r.is_bool or r.bits != 8 * size or r.offset)):
@@ -790,12 +792,14 @@ def _codec(t: Any, size: int) -> Any:
         compiled = getattr(t, "_codec", None)
         if compiled is not None:
             return ForeignCodec(compiled) if compiled.size == size else None
-        if sizeof(t) != size:
-            return None
-        lazy = _LazyCodec(t, size)
-        return ForeignCodec(lazy, size, lazy.label)
+        return _lazy_codec(t, size) if sizeof(t) == size else None
     except (BPFError, TypeError, ValueError):
         return None
+
+
+def _lazy_codec(t: Any, size: int) -> Any:
+    lazy = _LazyCodec(t, size)
+    return ForeignCodec(lazy, size, lazy.label)
 
 
 class _LazyCodec:
