@@ -70,6 +70,8 @@ _VAR_LINKAGE = COMMON_WORDS + LAYOUTS[BTFKind.VAR].fixed.index("linkage")
 _DATASEC_ITEMS = COMMON_WORDS + len(LAYOUTS[BTFKind.DATASEC].fixed)
 _DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
 _KINDS = {int(k): k for k in BTFKind}
+_VAR = int(BTFKind.VAR)
+_STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)
 _IS_OBJECT = STT_OBJECT.__eq__   # of a symbol's type
 _SYM_TYPE = itemgetter(4)
 _IS_EXTERN = int(VarLinkage.EXTERN).__eq__            # of a VAR's linkage word; FUNC's EXTERN is the same 2
@@ -147,7 +149,7 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
                 btf.type_by_id(var_id)  # raises: out of range
                 raise ObjectError(f"BTF: DATASEC {name!r} refers to type {var_id}, which is not a VAR")
             kind = kinds[var_id - first]
-            if kind != BTFKind.VAR:
+            if kind != _VAR:
                 raise ObjectError(f"BTF: DATASEC {name!r} holds a {_KINDS[kind].name}, not a VAR")
             var_at = offs[var_id - first]
             vname = strings[words[var_at + _NAME]]
@@ -155,11 +157,11 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
             if sec is None:   # .kconfig: the externs' layout
                 continue
             linkage = words[var_at + _VAR_LINKAGE]
-            if linkage == VarLinkage.STATIC:
+            if linkage == _STATIC:
                 found = locals_.get((sec.index, vname))
                 if found and len(found) == 1:
                     offsets[vname] = found[0]
-            elif linkage == VarLinkage.GLOBAL:
+            elif linkage == _GLOBAL:
                 off = globals_.get(vname)
                 if off is not None:
                     offsets[vname] = off
@@ -170,23 +172,24 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
         size = kconfig_size if sec is None else words[at + _SIZE_TYPE] or sec.size
         if len(names) == 1:   # one variable (most sections): nothing to sort
             off = offsets.get(names[0], words[start + 1])
-            _check_inside(name, names[0], off, words[start + 2], size)
+            if off + words[start + 2] > size:
+                _outside(name, names[0], off, words[start + 2], size)
             words[start + 1] = off
         else:   # (offset, type, size, variable name) of each entry, by offset (stable), written back
             entries = sorted(zip(map(offsets.get, names, words[start + 1:end:_DATASEC_ITEM]),
                                  words[start:end:_DATASEC_ITEM], words[start + 2:end:_DATASEC_ITEM], names),
                              key=_OFFSET)
             for off, _var_id, vsize, vname in entries:
-                _check_inside(name, vname, off, vsize, size)
+                if off + vsize > size:
+                    _outside(name, vname, off, vsize, size)
             words[start:end] = array(words.typecode, chain.from_iterable(map(_ENTRY_WORDS, entries)))
         words[at + _SIZE_TYPE] = size
         btf.forget(tid)
 
 
-def _check_inside(section: str, var: str, off: int, size: int, section_size: int) -> None:
-    if off + size > section_size:
-        raise ObjectError(f"BTF: DATASEC {section!r}: variable '{var}' at offset {off} "
-                          f"(+{size}) is past the end of the section ({section_size} bytes)")
+def _outside(section: str, var: str, off: int, size: int, section_size: int) -> None:
+    raise ObjectError(f"BTF: DATASEC {section!r}: variable '{var}' at offset {off} "
+                      f"(+{size}) is past the end of the section ({section_size} bytes)")
 
 
 def kinds_present(blob: bytes) -> set[BTFKind]:

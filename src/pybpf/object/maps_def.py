@@ -305,9 +305,12 @@ def collect_values(elf: ElfFile, sec: Section, maps: dict[str, MapSpec],
     ``program_at`` maps (section index, byte offset) of each entry function
     to its program name; ``values_offsets`` is :func:`values_offsets`.
     """
+    relocations = elf.relocations_for(sec.index)
+    if not relocations:   # (most objects: no map holds initial values)
+        return
     data = sec.data
     by_offset = sorted((m.offset, m) for m in maps.values() if m.section == sec.name)
-    for rel in elf.relocations_for(sec.index):
+    for rel in relocations:
         sym = elf.symbols[rel.symbol]
         where = f"section '{sec.name}': relocation at offset {rel.offset}"
         owner = None
