@@ -33,7 +33,7 @@ import bisect
 import struct
 from array import array
 from itertools import compress, count, repeat
-from operator import add, and_, eq, ge, itemgetter, lt, mul, not_, or_, rshift, sub
+from operator import add, and_, eq, ge, itemgetter, lshift, lt, mul, not_, or_, rshift, sub
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -62,6 +62,11 @@ _CALL = 0x85
 _LD_IMM64 = 0x18
 _IMM = struct.Struct("<i")
 _OFF_IMM = struct.Struct("<hi")
+_CALL_REL = _CALL << 32 | R_BPF_64_32           # a call with its relocation type
+_LD_IMM64_REL = _LD_IMM64 << 32 | R_BPF_64_64   # a 64-bit immediate load with its relocation type
+_SRC_MAP_VALUE = PSEUDO_MAP_VALUE << 4          # src in the regs byte
+_SRC_MAP_FD = PSEUDO_MAP_FD << 4
+_SRC_FUNC = PSEUDO_FUNC << 4
 _TYPE = itemgetter(2)    # a section's type
 _FLAGS = itemgetter(3)   # a section's flags
 _U32 = "I" if array("I").itemsize == 4 else "L"
@@ -332,19 +337,64 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
     wrong = map(or_, map(or_, map(and_, roffs, repeat(7)), map(ge, slots, repeat(n))), map(not_, symis))
     first_wrong = next(compress(count(), wrong), None)
     good = roffs[:first_wrong]
-    # the opcode, regs byte and imm of each relocated instruction (read only up to the first wrong one)
-    opcodes = map(code.__getitem__, good)
+    for symi in set(symis[:first_wrong]).difference(targets):   # what each symbol refers to, once
+        targets[symi] = _target(ctx, symbols[symi])
+    refs = list(map(targets.__getitem__, symis[:first_wrong]))
+    # Read only up to the first wrong one: the instruction's opcode and relocation type as one number
+    # (_CALL_REL and _LD_IMM64_REL are those that go together), its regs byte and imm.
+    whats = map(or_, map(lshift, map(code.__getitem__, good), repeat(32)), rtypes)
     regs_bytes = map(code.__getitem__, map(add, good, repeat(1)))
     imms = map(_FIRST, map(_IMM.unpack_from, repeat(code), map(add, good, repeat(4))))
-    for roff, i, symi, rtype, opcode, regs, imm in zip(good, slots, symis, rtypes, opcodes, regs_bytes, imms):
-        target = targets.get(symi)
-        if target is None:
-            target = targets[symi] = _target(ctx, symbols[symi])
-        kind = target[0]
-        if opcode == _CALL:
-            if rtype != R_BPF_64_32:
-                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a call "
-                                  "instruction")
+    for roff, i, symi, what, target, kind, regs, imm in zip(good, slots, symis, whats, refs, map(_FIRST, refs),
+                                                            regs_bytes, imms):
+        if what == _LD_IMM64_REL:
+            if i + 1 >= n:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: 64-bit immediate load at instruction {i} "
+                                  "has no second slot")
+            if kind == _DATA:
+                off = imm + target[2]
+                if not 0 <= off <= target[3]:
+                    raise ObjectError(f"{_where(sec, roff, symbols[symi])}: offset {off} is outside "
+                                      f"'{target[5]}' ({target[4]} bytes)")
+                code[roff + 1] = _SRC_MAP_VALUE | (regs & 0xF)
+                pack_imm(code, roff + 12, off)
+                pack_imm(code, roff + 4, 0)
+                fixups[i] = target[1]
+            elif kind == _MAP:
+                m = target[1]
+                if m is None:
+                    raise ObjectError(f"{_where(sec, roff, symbols[symi])}: no map is defined at offset "
+                                      f"{target[2]} of '{target[3]}'")
+                code[roff + 1] = _SRC_MAP_FD | (regs & 0xF)
+                pack_imm(code, roff + 4, 0)
+                fixups[i] = (FIX_MAP, m.name)
+            elif kind == _EXTERN:
+                sym = symbols[symi]
+                ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
+                if ext.kind == "kconfig":
+                    code[roff + 1] = _SRC_MAP_VALUE | (regs & 0xF)
+                    pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
+                    pack_imm(code, roff + 4, 0)
+                    fixups[i] = (FIX_MAP, ".kconfig")
+                else:
+                    code[roff + 1] = ((PSEUDO_BTF_ID if (ext.kind == "kfunc" or ext.typed) else 0) << 4) | (regs & 0xF)
+                    pack_imm(code, roff + 4, 0)
+                    pack_imm(code, roff + 12, 0)
+                    fixups[i] = (FIX_EXTERN, sym.name)
+            elif kind == _NO_SECTION:
+                sym = symbols[symi]
+                raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {sym[7]:#x})")
+            elif kind == _CODE:
+                off = target[2] + imm
+                if off % 8:
+                    raise ObjectError(f"{_where(sec, roff, symbols[symi])}: function address {off} is not "
+                                      "instruction-aligned")
+                code[roff + 1] = _SRC_FUNC | (regs & 0xF)
+                calls[i] = (target[1], off // 8)
+            else:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: refers to section '{target[1]}', which "
+                                  "is neither code, a map nor global data")
+        elif what == _CALL_REL:
             if kind == _EXTERN:
                 sym = symbols[symi]
                 ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
@@ -365,63 +415,16 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: call target offset {target[2]} is not "
                                   "instruction-aligned")
             calls[i] = (target[1], after + imm)
-            continue
-        if opcode != _LD_IMM64:
-            raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on instruction {i} (opcode "
-                              f"{opcode:#04x}), which is neither a 64-bit immediate load nor a call")
-        if rtype != R_BPF_64_64:
+        else:   # the type does not go with the instruction
+            opcode, rtype = what >> 32, what & 0xFFFFFFFF
+            if opcode == _CALL:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a call "
+                                  "instruction")
+            if opcode != _LD_IMM64:
+                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation on instruction {i} (opcode "
+                                  f"{opcode:#04x}), which is neither a 64-bit immediate load nor a call")
             raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a 64-bit "
                               "immediate load")
-        if i + 1 >= n:
-            raise ObjectError(f"{_where(sec, roff, symbols[symi])}: 64-bit immediate load at instruction {i} "
-                              "has no second slot")
-        regs &= 0xF
-        if kind == _DATA:
-            off = imm + target[2]
-            if not 0 <= off <= target[3]:
-                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: offset {off} is outside '{target[5]}' "
-                                  f"({target[4]} bytes)")
-            code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
-            pack_imm(code, roff + 12, off)
-            pack_imm(code, roff + 4, 0)
-            fixups[i] = target[1]
-            continue
-        if kind == _MAP:
-            m = target[1]
-            if m is None:
-                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: no map is defined at offset {target[2]} "
-                                  f"of '{target[3]}'")
-            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
-            pack_imm(code, roff + 4, 0)
-            fixups[i] = (FIX_MAP, m.name)
-            continue
-        if kind == _EXTERN:
-            sym = symbols[symi]
-            ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
-            if ext.kind == "kconfig":
-                code[roff + 1] = (PSEUDO_MAP_VALUE << 4) | regs
-                pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
-                pack_imm(code, roff + 4, 0)
-                fixups[i] = (FIX_MAP, ".kconfig")
-            else:
-                code[roff + 1] = ((PSEUDO_BTF_ID if (ext.kind == "kfunc" or ext.typed) else 0) << 4) | regs
-                pack_imm(code, roff + 4, 0)
-                pack_imm(code, roff + 12, 0)
-                fixups[i] = (FIX_EXTERN, sym.name)
-            continue
-        if kind == _NO_SECTION:
-            sym = symbols[symi]
-            raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {sym[7]:#x})")
-        if kind == _CODE:
-            off = target[2] + imm
-            if off % 8:
-                raise ObjectError(f"{_where(sec, roff, symbols[symi])}: function address {off} is not "
-                                  "instruction-aligned")
-            code[roff + 1] = (PSEUDO_FUNC << 4) | regs
-            calls[i] = (target[1], off // 8)
-            continue
-        raise ObjectError(f"{_where(sec, roff, symbols[symi])}: refers to section '{target[1]}', which is "
-                          "neither code, a map nor global data")
     if first_wrong is not None:
         roff = roffs[first_wrong]
         if roff & 7 or slots[first_wrong] >= n:
