@@ -537,8 +537,10 @@ def link(entry: Function, functions: FunctionIndex) -> Linked:
     name, _sec, _start, size, code, calls, fixups, fi, li, core, complete = entry
     if not calls:
         return code, fixups, ((0, name),), fi, li, list(core), complete
-    find = functions.find
-    callees = tuple([find(entry, local, tsec, tslot) for local, tsec, tslot in calls])
+    callees = tuple(map(functions.at.get, zip(map(_SECOND, calls), map(_THIRD, calls))))
+    if None in callees:   # a call to the middle of a function, or to none
+        find = functions.find
+        callees = tuple([find(entry, local, tsec, tslot) for local, tsec, tslot in calls])
     key = (callees, size)
     tail = functions.tails.get(key)
     if tail is None or entry in tail[7]:   # (another entry's tail that places this one as a subprogram)

@@ -133,12 +133,13 @@ class ProgramSpec:
         func_info for every function, the spec is loaded without func_info and line_info."""
         code, fixups, labels, fi, li, core, complete = linked
         self = cls.__new__(cls)
-        self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
-                         "_labels": labels, "_call_refs": None, "_li_all": li,
-                         "_func_info": None, "_line_info": None, "_fi_raw": fi, "_li_raw": li} if complete else \
-            {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups, "_labels": labels,
-             "_call_refs": None, "_li_all": li, "_func_info": [], "_line_info": [], "_fi_raw": None,
-             "_li_raw": None}
+        if complete:
+            self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
+                             "_labels": labels, "_li_all": li, "_fi_raw": fi, "_li_raw": li}
+        else:   # loaded without func_info and line_info: empty lists, no raw records
+            self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
+                             "_labels": labels, "_li_all": li, "_func_info": [], "_line_info": [],
+                             "_fi_raw": None, "_li_raw": None}
         return self
 
     @staticmethod
@@ -149,7 +150,8 @@ class ProgramSpec:
         return {"section": section, "type": info.prog_type, "attach_type": info.attach_type,
                 "attach_target": info.target, "sleepable": info.sleepable, "flags": info.prog_flags,
                 "license": license, "kern_version": kern_version, "autoload": autoload, "_insns": None,
-                "_strings": strings, "_kernel_records": None}
+                "_strings": strings, "_kernel_records": None, "_call_refs": None, "_func_info": None,
+                "_line_info": None}
 
     # -- the lists, decoded on first access ------------------------------------------------
 
