@@ -20,7 +20,6 @@ with ``object '<name>'``.
 
 from __future__ import annotations
 
-import bisect
 import struct
 from itertools import compress, repeat
 from operator import itemgetter, mul, not_, or_
