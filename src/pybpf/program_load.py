@@ -210,6 +210,11 @@ def prog_load_attr(code: bytearray, prog_type: int, expected_attach_type: int, l
     line_info records appended: one buffer holds them all, and the attr is
     filled at once (see :func:`pybpf._sys.attrs.packer`).  ``license`` is a
     C string (:func:`_license`), ``name`` the kernel's object name.
+
+    >>> attr, keep = prog_load_attr(bytearray(code), ProgType.XDP, 0, _license("GPL"), b"pass", 0, 0, 0,
+    ...                             None, 8, None, 16, 0, 0, None)   # doctest: +SKIP
+    >>> attr.insn_cnt == len(code) // 8                              # doctest: +SKIP
+    True
     """
     n = len(code)
     fi_cnt = li_cnt = 0

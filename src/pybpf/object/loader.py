@@ -10,9 +10,13 @@
    loader knows what it created.
 3. Each program's linked bytecode (made once, at parse time) is copied,
    CO-RE relocated (:func:`pybpf.btf.core.apply_relocations`), map fds and
-   extern ids patched in place, and its attr made with its
-   func_info/line_info; then all the programs are loaded back to back (see
-   ``_Loader._load_programs``).
+   extern ids patched in place, and its attr made straight from the
+   ProgramSpec with its func_info/line_info (what the programs of one kind
+   share is worked out once); then all the programs are loaded back to back,
+   and a program that fails there is loaded again the way
+   :meth:`pybpf.Program.load` does, for its verifier log and error (see
+   ``_Loader._load_programs``).  A program's :class:`LoadOptions` are made
+   only when asked for.
 4. Prog arrays get their initial programs; struct_ops maps learn the
    programs that fill their function pointers.
 
