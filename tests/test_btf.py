@@ -741,3 +741,29 @@ def test_void_and_lookup_errors():
     assert spec.types[-1] is spec.type_by_id(len(spec) - 1)
     with pytest.raises(ObjectError, match="no size"):
         sizeof(VOID)
+
+
+def test_string_table_reads_like_a_section():
+    """A small table is decoded whole; mid-string offsets, errors and identity are as for any table."""
+    from pybpf.btf.reader import StringTable
+
+    table = StringTable(b"\0int\0long\0")
+    assert (table[0], table[1], table[2], table[5]) == ("", "int", "nt", "long")
+    with pytest.raises(ObjectError, match="string offset 10 out of range"):
+        table[10]
+    with pytest.raises(ObjectError, match="string offset -1 out of range"):
+        table[-1]
+    assert len(table) == 10 and table != StringTable(b"\0int\0long\0") and hash(table) == hash(table)
+    split = StringTable(b"x\0", table)
+    assert (split[10], split[1], split.add("long"), split.add("new")) == ("x", "int", 5, 12)
+
+
+def test_name_index_with_repeated_names():
+    """The name index is read on the first lookup; repeated names give every id, in id order."""
+    int_t = Int("int", 4, IntEncoding.SIGNED)
+    spec = Spec.parse(encode([int_t, Typedef("t", int_t), Struct("t", 0), Typedef("u", int_t), Struct("t", 0)]))
+    assert spec._names._first is None
+    assert [type(t).__name__ for t in spec.types_by_name("t")] == ["Typedef", "Struct", "Struct"]
+    assert [t.id for t in spec.types_by_name("t")] == [2, 3, 5]
+    assert spec.types_by_name("int")[0].size == 4 and spec.types_by_name("nope") == []
+    assert sorted(spec._names.named_ids()) == [1, 2, 3, 4, 5]

@@ -465,22 +465,16 @@ class Spec:
 # name offset is the error a record reports first.
 
 
-def _check_id(spec: Spec, tid: int, ref: int, what: str) -> int:
-    """``ref`` (a type id in type ``tid``'s record), if it is in range."""
-    if ref >= spec._count:
-        raise spec._bad(tid, f"{what} {ref} out of range")
-    return ref
-
-
 def _decode_composite(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
-    info, strings = w[i + 1], spec.strings
+    info, strings, count = w[i + 1], spec.strings, spec._count
     name = strings[w[i]]
     kflag = info >> 31
     members = []
     for m in range(i + 3, i + 3 + 3 * (info & 0xFFFF), 3):
-        off = w[m + 2]
-        mem = Member(strings[w[m]], w[m + 1], off & 0xFFFFFF if kflag else off, off >> 24 if kflag else 0)
-        _check_id(spec, tid, w[m + 1], f"member {mem.name!r} type id")
+        off, ref = w[m + 2], w[m + 1]
+        mem = Member(strings[w[m]], ref, off & 0xFFFFFF if kflag else off, off >> 24 if kflag else 0)
+        if ref >= count:
+            raise spec._bad(tid, f"member {mem.name!r} type id {ref} out of range")
         mem._spec = spec
         members.append(mem)
     cls = Struct if info >> 24 & 31 == BTFKind.STRUCT else Union
@@ -523,21 +517,27 @@ def _decode_fwd(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
 
 
 def _decode_func_proto(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
-    strings = spec.strings
+    strings, count = spec.strings, spec._count
     strings[w[i]]   # unused, but checked like every name
     params = []
     for m in range(i + 3, i + 3 + 2 * (w[i + 1] & 0xFFFF), 2):
-        p = Param(strings[w[m]], _check_id(spec, tid, w[m + 1], "parameter type id"))
+        pname, ref = strings[w[m]], w[m + 1]
+        if ref >= count:
+            raise spec._bad(tid, f"parameter type id {ref} out of range")
+        p = Param(pname, ref)
         p._spec = spec
         params.append(p)
     return FuncProto(w[i + 2], params), w[i + 2]
 
 
 def _decode_datasec(spec: Spec, tid: int, w, i: int) -> tuple[Type, int]:
-    name = spec.strings[w[i]]
+    name, count = spec.strings[w[i]], spec._count
     secinfos = []
     for m in range(i + 3, i + 3 + 3 * (w[i + 1] & 0xFFFF), 3):
-        vs = VarSecinfo(_check_id(spec, tid, w[m], "variable type id"), w[m + 1], w[m + 2])
+        ref = w[m]
+        if ref >= count:
+            raise spec._bad(tid, f"variable type id {ref} out of range")
+        vs = VarSecinfo(ref, w[m + 1], w[m + 2])
         vs._spec = spec
         secinfos.append(vs)
     return Datasec(name, w[i + 2], secinfos), 0
