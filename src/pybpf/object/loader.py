@@ -43,8 +43,8 @@ import struct
 import ctypes
 from ctypes import byref
 from functools import partial
-from itertools import compress
-from operator import attrgetter, itemgetter
+from itertools import compress, repeat
+from operator import and_, attrgetter, itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
@@ -83,6 +83,8 @@ _NO_BTF = frozenset({
 })
 # Maps whose values are fds of other objects: their codecs come from the map family.
 _FD_VALUES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY})
+# Maps whose max_entries the loader works out (see _max_entries).
+_SIZED_BY_LOADER = frozenset({MapType.PERF_EVENT_ARRAY, MapType.RINGBUF, MapType.USER_RINGBUF})
 _EXTRA_KINDS = {
     BTFKind.FUNC: "func", BTFKind.FUNC_PROTO: "func_proto", BTFKind.VAR: "var", BTFKind.DATASEC: "datasec",
     BTFKind.FLOAT: "float", BTFKind.DECL_TAG: "decl_tag", BTFKind.TYPE_TAG: "type_tag",
@@ -144,6 +146,10 @@ _CALLX = 0x8D
 
 def _refuse_indirect_calls(specs: list[ProgramSpec]) -> None:
     """Say how to build the object before the kernel answers "unknown opcode 8d"."""
+    codes = [ps._code for ps in specs]
+    if None not in codes and not any(map(and_, map(len, codes), repeat(7))) and \
+            _CALLX not in b"".join(codes)[0::8]:
+        return  # every program linked, whole slots only, and no opcode byte is callx: nothing to decode
     for ps in specs:
         raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
         if raw is not None and _CALLX not in raw[0::8]:
@@ -351,12 +357,8 @@ class _Loader:
             return self._create_struct_ops(ms)
 
         max_entries = ms.max_entries
-        if ms.type == MapType.PERF_EVENT_ARRAY and not max_entries:
-            from pybpf.maps.info import possible_cpus
-
-            max_entries = possible_cpus()
-        elif ms.type in (MapType.RINGBUF, MapType.USER_RINGBUF):
-            max_entries = _ring_size(max_entries)
+        if ms.type in _SIZED_BY_LOADER:
+            max_entries = _max_entries(ms.type, max_entries)
         key, value = self._codecs(ms)
         pin = None
         if ms.pinning == PIN_BY_NAME and not inner and self.pin_path:
@@ -762,6 +764,17 @@ def _new_map(cls: type, ms: MapSpec, key: Any, value: Any, key_size: int | None,
               numa_node=ms.numa_node, map_extra=ms.map_extra, btf_fd=btf_fd, btf_key_type_id=btf_ids[0],
               btf_value_type_id=btf_ids[1], init=init, freeze=ms.freeze)
     return m
+
+
+def _max_entries(map_type: MapType, max_entries: int) -> int:
+    """max_entries of a perf event array (0: one per possible CPU) or a ring buffer (see :func:`_ring_size`)."""
+    if map_type == MapType.PERF_EVENT_ARRAY:
+        if max_entries:
+            return max_entries
+        from pybpf.maps.info import possible_cpus
+
+        return possible_cpus()
+    return _ring_size(max_entries)
 
 
 def _ring_size(size: int) -> int:
