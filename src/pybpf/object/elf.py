@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from itertools import compress, repeat
-from operator import itemgetter, mul, not_, or_
+from operator import and_, itemgetter, mul, not_, or_
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -46,6 +46,8 @@ _VISIBILITY = itemgetter(6)   # a symbol's visibility
 _FUNC_NAME = itemgetter(0)      # a linker.Function's name
 _FUNC_SECTION = itemgetter(1)   # its section
 _START = itemgetter(2)          # its first slot
+_FUNC_INFO = itemgetter(3)      # the func_info of what linker.link returns
+_COMPLETE = itemgetter(6)       # whether every function has its func_info
 
 
 def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
@@ -232,16 +234,16 @@ class _Parser:
         twice = None   # the first entry whose name an earlier one has: the entries before it come first
         if len(set(names)) != len(names):
             twice = next(i for i, name in enumerate(names) if name in names[:i])
-        linked_all = []
-        for f in entries[:twice]:
-            try:
-                linked = linker.link(f, functions)
-            except ObjectError as exc:
-                raise exc.add_context(f"program '{f.name}'")
-            if not linked[6] and len(linked[3]):   # func_info incomplete, but there is some
-                self.notes.append(f"program '{f.name}': func_info does not cover every function; "
-                                  "loaded without func_info/line_info")
-            linked_all.append(linked)
+        linked_all: list[tuple] = []
+        try:
+            linked_all += map(linker.link, entries[:twice], repeat(functions))   # kept up to a failing one
+        except ObjectError as exc:
+            raise exc.add_context(f"program '{names[len(linked_all)]}'")
+        # func_info incomplete ([6]), but there is some ([3])
+        incomplete = map(and_, map(not_, map(_COMPLETE, linked_all)), map(bool, map(_FUNC_INFO, linked_all)))
+        for name in compress(names, incomplete):
+            self.notes.append(f"program '{name}': func_info does not cover every function; "
+                              "loaded without func_info/line_info")
         if twice is not None:
             name = names[twice]
             raise ObjectError(f"program '{name}' is defined twice (sections '{commons[names.index(name)]['section']}' "
