@@ -17,7 +17,7 @@ Example::
 
     ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
     recs = ext.line.get("xdp")       # RecordIndex or None
-    quads = recs.words[:4 * bisect.bisect_left(recs.slots, 8)]   # line records of the first 8 instructions
+    quads = recs.words[:4 * bisect.bisect_left(recs.offs, 64)]   # line records of the first 8 instructions
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from itertools import repeat
-from operator import rshift
 
 from pybpf.btf.layout import blob_order
 from pybpf.errors import ObjectError
@@ -47,7 +45,7 @@ _HDR = struct.Struct("<IIII")
 class RecordIndex:
     """The records of one ELF section: ``width`` u32 words each, sorted by their first word."""
 
-    __slots__ = ("words", "offs", "slots", "width")
+    __slots__ = ("words", "offs", "width")
 
     def __init__(self, words: array, width: int) -> None:
         offs = words[0::width].tolist()
@@ -60,7 +58,6 @@ class RecordIndex:
             offs = [offs[i] for i in order]
         self.words = words
         self.offs = offs
-        self.slots = list(map(rshift, offs, repeat(3)))   # the instruction of each record
         self.width = width
 
 class RawExtInfo:

@@ -16,11 +16,10 @@ Example::
 
 from __future__ import annotations
 
-import bisect
 import struct
 from collections import namedtuple
-from itertools import compress, repeat
-from operator import add, and_, itemgetter, mul, not_, rshift
+from itertools import groupby
+from operator import itemgetter
 
 from pybpf.errors import ObjectError
 
@@ -71,9 +70,6 @@ _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _R_INFO = itemgetter(1)   # r_info of a REL entry: symbol << 32 | type
 _SHNDX = itemgetter(7)    # a symbol's section index
-_NAME = itemgetter(1)     # a section's name
-_INFO = itemgetter(7)     # a section's sh_info (the section a REL section applies to)
-_NO_FILE_DATA = frozenset((SHT_NULL, SHT_NOBITS))
 
 
 class Section(tuple):
@@ -158,18 +154,14 @@ def _cstr(table: bytes, off: int, what: str) -> str:
     return table[off:end].decode("utf-8", "surrogateescape")
 
 
-def _strings_at(table: bytes, offs: "list[int] | tuple[int, ...]") -> list[str]:
-    """The NUL-terminated strings of ``table`` (which ends with a NUL) at ``offs`` ("" for offset 0).
-
-    Mapped through C-level builtins (find, slice, getitem): no Python step per string."""
-    if not table.startswith(b"\0"):   # offset 0 must still read as "": one string at a time
-        find = table.find
-        return [table[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
+def _strings_at(table: bytes, offs: list[int]) -> list[str]:
+    """The NUL-terminated strings of ``table`` (which ends with a NUL) at ``offs`` ("" for offset 0)."""
     if table.isascii():  # byte offsets are character offsets: one decode for the whole table
         text = table.decode("ascii")
-        return list(map(text.__getitem__, map(slice, offs, map(text.find, repeat("\0"), offs))))
-    raw = map(table.__getitem__, map(slice, offs, map(table.find, repeat(b"\0"), offs)))
-    return list(map(bytes.decode, raw, repeat("utf-8"), repeat("surrogateescape")))
+        find = text.find
+        return [text[o:find("\0", o)] if o else "" for o in offs]
+    find = table.find
+    return [table[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
 
 
 class ElfFile:
@@ -180,8 +172,7 @@ class ElfFile:
         self.sections: list[Section] = []
         self.symbols: list[Symbol] = []
         self._by_name: dict[str, Section] = {}
-        self._rels: dict[int, "list[Section] | tuple[Section, ...]"] = {}
-        self._symtabs: list[Section] = []
+        self._rels: dict[int, list[Section]] = {}
         self._by_section: dict[int, list[Symbol]] | None = None
         self._parse_header()
         self._parse_sections()
@@ -228,9 +219,7 @@ class ElfFile:
             raise ObjectError(f"section name table [{self._shstrndx}] is not a string table inside the file")
         names = data[st[4]:st[4] + st[5]]
         nlen = len(names)
-        # the header fields as columns (zip(*rows): no Python step per section)
-        name_offs, types, flags, _addrs, offsets, sizes, links, infos, _aligns, entsizes = zip(*raw)
-        offs = list(name_offs)
+        offs = [r[0] for r in raw]
         offs[0] = 0
         if max(offs) >= nlen and max(offs):
             i = next(i for i, o in enumerate(offs) if o and o >= nlen)
@@ -240,29 +229,25 @@ class ElfFile:
             names += b"\0"
         section_names = _strings_at(names, offs)
         section_names[0] = ""
-        # where each section's bytes end (0 for NOBITS and NULL, which have none in the file)
-        has_data = map(not_, map(_NO_FILE_DATA.__contains__, types))
-        if max(map(mul, map(add, offsets, sizes), has_data)) > size:
-            i = next(i for i, r in enumerate(raw) if r[1] not in _NO_FILE_DATA and r[4] + r[5] > size)
+        ends = [r[4] + r[5] if r[1] != SHT_NOBITS and r[1] != SHT_NULL else 0 for r in raw]
+        if max(ends) > size:
+            i = next(i for i, e in enumerate(ends) if e > size)
             raise ObjectError(f"section [{i}] {section_names[i]!r}: data at byte {raw[i][4]} (+{raw[i][5]}) runs "
                               f"past the end of the {size}-byte file")
-        self.sections = sections = list(map(
-            tuple.__new__, repeat(Section),
-            zip(range(shnum), section_names, types, flags, offsets, sizes, links, infos, entsizes, repeat(data))))
-        # the first section of each name; the REL sections of each section; the symbol tables
-        by_name = self._by_name = dict(zip(reversed(section_names), reversed(sections)))
-        by_name.pop("", None)
-        rel_secs = list(compress(sections, map(SHT_REL.__eq__, types)))
-        targets = list(map(_INFO, rel_secs))
-        if len(set(targets)) == len(targets):
-            self._rels = dict(zip(targets, zip(rel_secs)))
-        else:
-            for sec in rel_secs:
-                self._rels.setdefault(sec[7], []).append(sec)
-        self._symtabs = list(compress(sections, map(SHT_SYMTAB.__eq__, types)))
+        new = tuple.__new__
+        self.sections = sections = [
+            new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, data))
+            for i, (name, (_name, stype, flags, _addr, offset, ssize, link, info, _align, entsize))
+            in enumerate(zip(section_names, raw))
+        ]
+        # the first section of each name; the REL sections of each section
+        self._by_name = {sec[1]: sec for sec in reversed(sections) if sec[1]}
+        rels = self._rels
+        for sec in [sec for sec in sections if sec[2] == SHT_REL]:
+            rels.setdefault(sec[7], []).append(sec)
 
     def _parse_symbols(self) -> None:
-        symtabs = self._symtabs
+        symtabs = [s for s in self.sections if s[2] == SHT_SYMTAB]   # s[2]: its type
         if not symtabs:
             return
         if len(symtabs) > 1:
@@ -271,38 +256,35 @@ class ElfFile:
         if symtab.entsize not in (0, _SYM.size) or symtab.size % _SYM.size:
             raise ObjectError(f"section {symtab.name!r}: symbol table of {symtab.size} bytes with entry size "
                               f"{symtab.entsize} (expected {_SYM.size})")
+        if not 0 < symtab.link < len(self.sections) or self.sections[symtab.link].type != SHT_STRTAB:
+            raise ObjectError(f"section {symtab.name!r}: string table index {symtab.link} is not a string table")
+        strtab = self.sections[symtab.link].data
+        slen = len(strtab)
         sections = self.sections
         nsec = len(sections)
-        if not 0 < symtab.link < nsec or sections[symtab.link].type != SHT_STRTAB:
-            raise ObjectError(f"section {symtab.name!r}: string table index {symtab.link} is not a string table")
-        strtab = sections[symtab.link].data
-        slen = len(strtab)
         raw = list(_SYM.iter_unpack(symtab.data))
         if not raw:
             return
-        offs, infos, others, shndxs, values, sizes = zip(*raw)   # columns
-        by_shndx = sorted(shndxs)
-        first_bad = bisect.bisect_left(by_shndx, nsec)   # the smallest index >= nsec: reserved, or bad
-        if first_bad < len(by_shndx) and by_shndx[first_bad] < SHN_LORESERVE:
-            i = next(i for i, shndx in enumerate(shndxs) if nsec <= shndx < SHN_LORESERVE)
+        bad = [i for i, r in enumerate(raw) if nsec <= r[3] < SHN_LORESERVE]
+        if bad:
+            i = bad[0]
             raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
-                              f"refers to section {shndxs[i]}, out of range ({nsec} sections)")
+                              f"refers to section {raw[i][3]}, out of range ({nsec} sections)")
+        offs = [r[0] for r in raw]
         if max(offs) >= slen and max(offs):
             i = next(i for i, o in enumerate(offs) if o and o >= slen)
             raise ObjectError(f"symbol {i}: name offset {offs[i]} is past the end of the string table "
                               f"({slen} bytes)")
         if not strtab.endswith(b"\0"):
             strtab += b"\0"
-        types = list(map(and_, infos, repeat(0xF)))
-        # Unnamed section symbols take their section's name: looked up by (type, section, name),
-        # every other symbol keeps its own name (the default of the look-up).
         names = _strings_at(strtab, offs)
-        section_names = dict(zip(zip(repeat(STT_SECTION), range(nsec), repeat("")), map(_NAME, sections)))
-        names = map(section_names.get, zip(types, shndxs, names), names)
-        self.symbols = list(map(
-            tuple.__new__, repeat(Symbol),
-            zip(range(len(raw)), names, values, sizes, types, map(rshift, infos, repeat(4)),
-                map(and_, others, repeat(3)), shndxs)))
+        new = tuple.__new__
+        # (Unnamed section symbols take their section's name.)
+        self.symbols = [
+            new(Symbol, (i, name or (sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""),
+                         value, ssize, info & 0xF, info >> 4, other & 3, shndx))
+            for i, (name, (_o, info, other, shndx, value, ssize)) in enumerate(zip(names, raw))
+        ]
 
     # -- queries ----------------------------------------------------------------------
 
@@ -312,13 +294,9 @@ class ElfFile:
     def symbols_in(self, index: int) -> list[Symbol]:
         """The symbols defined in section ``index``, in symbol table order."""
         by_sec = self._by_section
-        if by_sec is None:  # one stable sort, then each section's run of it cut out by bisect
-            syms = sorted(self.symbols, key=_SHNDX)
-            shndxs = list(map(_SHNDX, syms))
-            keys = sorted(set(shndxs))
-            runs = map(slice, map(bisect.bisect_left, repeat(shndxs), keys),
-                       map(bisect.bisect_right, repeat(shndxs), keys))
-            by_sec = self._by_section = dict(zip(keys, map(syms.__getitem__, runs)))
+        if by_sec is None:  # one stable sort and a group per section: no Python call per symbol
+            by_sec = self._by_section = {shndx: list(group) for shndx, group
+                                         in groupby(sorted(self.symbols, key=_SHNDX), _SHNDX)}
         return by_sec.get(index, [])
 
     def relocations_for(self, index: int) -> list[Relocation]:

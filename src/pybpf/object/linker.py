@@ -32,8 +32,8 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
-from itertools import compress, count, repeat
-from operator import add, and_, eq, ge, itemgetter, lshift, lt, mul, not_, or_, rshift, sub
+from itertools import compress, repeat
+from operator import add, and_, eq, itemgetter, mul
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -48,7 +48,6 @@ from pybpf.object.parts import ExternSpec, MapSpec
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
-    from pybpf.btf.reader import CoreRelo
     from pybpf.object.btf_ext import RawExtInfo, RecordIndex
 
 __all__ = ["Function", "section_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
@@ -72,11 +71,9 @@ _FLAGS = itemgetter(3)   # a section's flags
 _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
-_SNAME = itemgetter(1)              # a symbol's name
 _START = itemgetter(2)              # a Function's first slot
 _FUNC_CODE = itemgetter(4)          # its bytes
 _FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
-_STYPE = itemgetter(4)              # a symbol's type
 
 
 class Function(tuple):
@@ -155,99 +152,15 @@ def section_functions(elf: ElfFile, sec: Section, code: bytearray, calls: dict[i
                       fallback_name: str) -> list[Function]:
     """The functions of ``sec`` from its FUNC symbols (the whole section if it has none), each given
     its share of the section's pending ``calls`` (slot -> (target section index, target slot)),
-    ``fixups`` (slot -> (kind, name)) and .BTF.ext records, with slots made function-relative."""
+    ``fixups`` (slot -> (kind, name)) and .BTF.ext records, with slots made function-relative.
+
+    Plain loops: over a section's few functions and items they cost less time than chains of
+    mapped builtins (each mapped C call costs about what a few bytecodes do)."""
     n = len(code) >> 3
     code = bytes(code)
-    syms = elf.symbols_in(sec[0])
     # Symbols as tuples: (index, name, value, size, type, bind, visibility, shndx); named FUNCs only.
-    is_func = map(and_, map(eq, map(_STYPE, syms), repeat(STT_FUNC)), map(bool, map(_SNAME, syms)))
-    syms = sorted(compress(syms, is_func), key=_BY_VALUE_NAME)
-    if syms:
-        _index, names, values, sizes = list(zip(*syms))[:4]
-        starts = list(map(rshift, values, repeat(3)))
-        counts = list(map(rshift, sizes, repeat(3)))
-        ends = list(map(add, starts, counts))
-        if any(map(and_, map(or_, values, sizes), repeat(7))) or max(ends) > n or any(map(lt, starts[1:], ends)):
-            _check_functions(sec, syms, n)
-        if 0 in counts:   # empty functions have no instructions to place
-            names, starts, ends = compress(names, counts), compress(starts, counts), compress(ends, counts)
-            names, starts, ends, counts = list(names), list(starts), list(ends), list(filter(None, counts))
-    elif n:
-        names, starts, counts, ends = [fallback_name], [0], [n], [n]
-    else:
-        return []
-    cut = _Cutter(starts, ends)
-    records: list = [repeat(_EMPTY), repeat(_EMPTY)]
-    has_func_info = repeat(False)
-    core = repeat(())
-    if ext is not None:
-        name = sec[1]
-        recs = ext.func.get(name)
-        if recs is not None:
-            records[0], first = cut.records(recs)
-            # a record at the function's first instruction
-            has_func_info = map(eq, map((recs.slots + [-1]).__getitem__, first), starts)
-        recs = ext.line.get(name)
-        if recs is not None:
-            records[1], _first = cut.records(recs)
-        relos = ext.core.get(name)
-        if relos:
-            core = cut.core_relos(relos)
-    codes = map(code.__getitem__, map(slice, map(mul, starts, repeat(8)), map(mul, ends, repeat(8))))
-    return list(map(tuple.__new__, repeat(Function),
-                    zip(names, repeat(sec), starts, counts, codes, cut.shares(calls), cut.shares(fixups),
-                        *records, core, has_func_info)))
-
-
-class _Cutter:
-    """Cuts what a section has per slot into its functions' shares, slots made function-relative:
-    all mapped, no Python step per function or per item."""
-
-    def __init__(self, starts: list[int], ends: list[int]) -> None:
-        self.starts, self.ends = starts, ends
-        self._padded = [0, *starts]   # the function start at or before a slot (0 before the first)
-
-    def _local(self, slots: list[int]):
-        """Each of ``slots`` counted from the first slot of its function (or of the one before it)."""
-        return map(sub, slots, map(self._padded.__getitem__, map(bisect.bisect_right, repeat(self.starts), slots)))
-
-    def _bounds(self, slots: list[int], width: int = 1) -> tuple[list[int], object]:
-        """For each function, where its items start and end in ``slots`` (sorted), times ``width``."""
-        first = list(map(bisect.bisect_left, repeat(slots), self.starts))
-        last = map(bisect.bisect_left, repeat(slots), self.ends)
-        if width == 1:
-            return first, map(slice, first, last)
-        return first, map(slice, map(mul, first, repeat(width)), map(mul, last, repeat(width)))
-
-    def shares(self, table: dict[int, tuple]):
-        """For each function, a tuple of ``(local slot, *value)`` for the items of ``table``
-        (slot -> value tuple) inside it."""
-        if not table:
-            return repeat(())
-        slots = sorted(table)
-        rows = tuple(zip(self._local(slots), *zip(*map(table.__getitem__, slots))))
-        return map(rows.__getitem__, self._bounds(slots)[1])
-
-    def records(self, recs: "RecordIndex") -> tuple[object, list[int]]:
-        """For each function, its records of ``recs`` as an array, ``insn_off`` an instruction index
-        from its first instruction; and where each function's records start in ``recs``."""
-        width = recs.width
-        words = array(recs.words.typecode, recs.words)
-        words[0::width] = array(words.typecode, self._local(recs.slots))
-        first, cuts = self._bounds(recs.slots, width)
-        return map(words.__getitem__, cuts), first
-
-    def core_relos(self, relos: list["CoreRelo"]):
-        """For each function, its CO-RE relocations, ``insn_off`` in bytes from its first instruction."""
-        slots = [r.insn_off >> 3 for r in relos]
-        moved = [type(r)(r.insn_off - 8 * (slot - local), r.type_id, r.access_str, r.kind)
-                 for r, slot, local in zip(relos, slots, self._local(slots))]
-        return map(moved.__getitem__, self._bounds(slots)[1])
-
-
-def _check_functions(sec: Section, syms: list, n: int) -> None:
-    """Raise for the first function (by offset) that is misaligned, runs past the section's end
-    or overlaps the one before it."""
+    syms = sorted([s for s in elf.symbols_in(sec[0]) if s[4] == STT_FUNC and s[1]], key=_BY_VALUE_NAME)
+    spans: list[tuple[str, int, int]] = []   # (name, first slot, end slot)
     end = 0
     for _index, name, value, size, _type, _bind, _vis, _shndx in syms:
         if value % 8 or size % 8:
@@ -262,6 +175,70 @@ def _check_functions(sec: Section, syms: list, n: int) -> None:
                               "function before it")
         if count:
             end = start + count
+            spans.append((name, start, end))
+    if not syms and n:
+        spans.append((fallback_name, 0, n))
+    shares = [_shares(spans, calls), _shares(spans, fixups)]
+    fis = lis = cores = None
+    if ext is not None:
+        name = sec[1]
+        fis, lis, cores = _records(spans, ext.func.get(name)), _records(spans, ext.line.get(name)), ext.core.get(name)
+    new = tuple.__new__
+    out = []
+    for k, (name, start, end) in enumerate(spans):
+        lo = 8 * start
+        fi = li = _EMPTY
+        has_func_info = False
+        if fis is not None:
+            fi, has_func_info = fis[k]
+        if lis is not None:
+            li = lis[k][0]
+        core = ()
+        if cores:
+            hi = 8 * end
+            core = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in cores if lo <= r.insn_off < hi]
+        out.append(new(Function, (name, sec, start, end - start, code[lo:8 * end], shares[0][k], shares[1][k],
+                                  fi, li, core, has_func_info)))
+    return out
+
+
+def _shares(spans: list[tuple[str, int, int]], table: dict[int, tuple]) -> list[tuple]:
+    """For each function of ``spans``, a tuple of ``(local slot, *value)`` for the items of ``table``
+    (slot -> value tuple) inside it, in slot order."""
+    out: list[list] = [[] for _ in spans]
+    if table:
+        k = 0
+        last = len(spans)
+        for slot in sorted(table):
+            while k < last and slot >= spans[k][2]:
+                k += 1
+            if k == last:
+                break
+            start = spans[k][1]
+            if slot >= start:
+                out[k].append((slot - start, *table[slot]))
+    return list(map(tuple, out))
+
+
+def _records(spans: list[tuple[str, int, int]], recs: "RecordIndex | None") -> list[tuple[array, bool]] | None:
+    """For each function of ``spans``, its records of ``recs`` as an array, ``insn_off`` an instruction
+    index from its first instruction, and whether one is at that first instruction."""
+    if recs is None:
+        return None
+    offs, words, width = recs.offs, recs.words, recs.width
+    left = bisect.bisect_left
+    out = []
+    for _name, start, end in spans:
+        lo = 8 * start
+        a = left(offs, lo)
+        b = left(offs, 8 * end)
+        part = words[width * a:width * b]
+        if b - a == 1:  # one record: most functions have one func_info
+            part[0] = (part[0] - lo) >> 3
+        elif b > a:
+            part[0::width] = array(part.typecode, [(x - lo) >> 3 for x in part[0::width]])
+        out.append((part, b > a and offs[a] == lo))
+    return out
 
 
 class RelocationContext:
@@ -325,34 +302,34 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
     targets = ctx.targets
     unpack_imm = _IMM.unpack_from
     pack_imm = _IMM.pack_into
-    rels = ctx.elf.raw_relocations(sec[0])
-    roffs, infos = zip(*rels) if rels else ((), ())   # columns
-    rtypes = list(map(and_, infos, repeat(0xFFFFFFFF)))
-    if R_BPF_NONE in rtypes:   # nothing to do for these
-        keep = rtypes
-        roffs, infos, rtypes = list(compress(roffs, keep)), list(compress(infos, keep)), list(compress(keep, keep))
-    slots = list(map(rshift, roffs, repeat(3)))
-    symis = list(map(rshift, infos, repeat(32)))
-    # The first relocation not at an instruction or against no symbol: those before it come first.
-    wrong = map(or_, map(or_, map(and_, roffs, repeat(7)), map(ge, slots, repeat(n))), map(not_, symis))
-    first_wrong = next(compress(count(), wrong), None)
-    good = roffs[:first_wrong]
-    for symi in set(symis[:first_wrong]).difference(targets):   # what each symbol refers to, once
-        targets[symi] = _target(ctx, symbols[symi])
-    refs = list(map(targets.__getitem__, symis[:first_wrong]))
-    # Read only up to the first wrong one: the instruction's opcode and relocation type as one number
-    # (_CALL_REL and _LD_IMM64_REL are those that go together), its regs byte and imm.
-    whats = map(or_, map(lshift, map(code.__getitem__, good), repeat(32)), rtypes)
-    regs_bytes = map(code.__getitem__, map(add, good, repeat(1)))
-    imms = map(_FIRST, map(_IMM.unpack_from, repeat(code), map(add, good, repeat(4))))
-    for roff, i, symi, what, target, kind, regs, imm in zip(good, slots, symis, whats, refs, map(_FIRST, refs),
-                                                            regs_bytes, imms):
+    relocated: set[int] = set()
+    for roff, info in ctx.elf.raw_relocations(sec[0]):
+        rtype = info & 0xFFFFFFFF
+        if rtype == R_BPF_NONE:
+            continue
+        i = roff >> 3
+        if roff & 7 or i >= n:
+            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
+                              f"(section has {n} instructions)")
+        symi = info >> 32
+        if symi == 0:
+            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
+                              "(symbol index 0)")
+        relocated.add(i)
+        target = targets.get(symi)
+        if target is None:   # what each symbol refers to, worked out once
+            target = targets[symi] = _target(ctx, symbols[symi])
+        kind = target[0]
+        # the instruction's opcode and the relocation's type as one number: _CALL_REL and _LD_IMM64_REL
+        # are those that go together
+        what = code[roff] << 32 | rtype
+        regs = code[roff + 1]
         if what == _LD_IMM64_REL:
             if i + 1 >= n:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: 64-bit immediate load at instruction {i} "
                                   "has no second slot")
             if kind == _DATA:
-                off = imm + target[2]
+                off = unpack_imm(code, roff + 4)[0] + target[2]
                 if not 0 <= off <= target[3]:
                     raise ObjectError(f"{_where(sec, roff, symbols[symi])}: offset {off} is outside "
                                       f"'{target[5]}' ({target[4]} bytes)")
@@ -373,7 +350,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 ext = _extern(ctx, target[1], sym, _where(sec, roff, sym))
                 if ext.kind == "kconfig":
                     code[roff + 1] = _SRC_MAP_VALUE | (regs & 0xF)
-                    pack_imm(code, roff + 12, _wrap32(ext.offset + imm))
+                    pack_imm(code, roff + 12, _wrap32(ext.offset + unpack_imm(code, roff + 4)[0]))
                     pack_imm(code, roff + 4, 0)
                     fixups[i] = (FIX_MAP, ".kconfig")
                 else:
@@ -385,7 +362,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                 sym = symbols[symi]
                 raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {sym[7]:#x})")
             elif kind == _CODE:
-                off = target[2] + imm
+                off = target[2] + unpack_imm(code, roff + 4)[0]
                 if off % 8:
                     raise ObjectError(f"{_where(sec, roff, symbols[symi])}: function address {off} is not "
                                       "instruction-aligned")
@@ -414,7 +391,7 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             if after is None:
                 raise ObjectError(f"{_where(sec, roff, symbols[symi])}: call target offset {target[2]} is not "
                                   "instruction-aligned")
-            calls[i] = (target[1], after + imm)
+            calls[i] = (target[1], after + unpack_imm(code, roff + 4)[0])
         else:   # the type does not go with the instruction
             opcode, rtype = what >> 32, what & 0xFFFFFFFF
             if opcode == _CALL:
@@ -425,22 +402,16 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
                                   f"{opcode:#04x}), which is neither a 64-bit immediate load nor a call")
             raise ObjectError(f"{_where(sec, roff, symbols[symi])}: relocation type {rtype} on a 64-bit "
                               "immediate load")
-    if first_wrong is not None:
-        roff = roffs[first_wrong]
-        if roff & 7 or slots[first_wrong] >= n:
-            raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: not at an instruction "
-                              f"(section has {n} instructions)")
-        raise ObjectError(f"{section_label(sec)}: relocation at offset {roff}: refers to no symbol "
-                          "(symbol index 0)")
     # Calls inside one section need no relocation: imm is already relative.  The instructions whose
-    # opcode is a call and src a bpf-to-bpf call (callback address), less the relocated ones: found with
-    # translated bytes ANDed as integers, a bit per slot.
+    # opcode is a call and src a bpf-to-bpf call (a callback address) are found with translated bytes
+    # ANDed as integers, a bit per slot.
     opcodes, srcs = bytes(code[0::8]), bytes(code[1::8])
-    unrelocated = ~int.from_bytes(bytes(map(set(slots).__contains__, range(n))), "little")
-    for i in _slots_where(opcodes, _IS_CALL, srcs, _SRC_IS_CALL, unrelocated):
-        calls[i] = (sec[0], i + unpack_imm(code, 8 * i + 4)[0] + 1)
-    for i in _slots_where(opcodes, _IS_LD_IMM64, srcs, _SRC_IS_FUNC, unrelocated):
-        raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
+    for i in _slots_where(opcodes, _IS_CALL, srcs, _SRC_IS_CALL):
+        if i not in relocated:
+            calls[i] = (sec[0], i + unpack_imm(code, 8 * i + 4)[0] + 1)
+    for i in _slots_where(opcodes, _IS_LD_IMM64, srcs, _SRC_IS_FUNC):
+        if i not in relocated:
+            raise ObjectError(f"{section_label(sec)}: callback address at offset {8 * i} has no relocation")
 
 
 def _byte_table(match: Callable[[int], bool]) -> bytes:
@@ -453,11 +424,10 @@ _SRC_IS_CALL = _byte_table(lambda b: b >> 4 == PSEUDO_CALL)
 _SRC_IS_FUNC = _byte_table(lambda b: b >> 4 == PSEUDO_FUNC)
 
 
-def _slots_where(opcodes: bytes, opcode_table: bytes, srcs: bytes, src_table: bytes, among: int) -> list[int]:
-    """The instruction slots whose opcode byte and regs byte both match (tables of 0/1 per byte value),
-    among those whose byte in ``among`` (an integer, a byte per slot, little-endian) is odd."""
+def _slots_where(opcodes: bytes, opcode_table: bytes, srcs: bytes, src_table: bytes) -> list[int]:
+    """The instruction slots whose opcode byte and regs byte both match (tables of 0/1 per byte value)."""
     both = int.from_bytes(opcodes.translate(opcode_table), "little") & \
-        int.from_bytes(srcs.translate(src_table), "little") & among
+        int.from_bytes(srcs.translate(src_table), "little")
     if not both:
         return []
     flags = both.to_bytes(len(opcodes), "little")
