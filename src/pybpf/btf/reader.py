@@ -36,7 +36,6 @@ Example::
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate, compress, repeat
 from collections.abc import Sequence
 
 from pybpf.errors import ObjectError
@@ -81,8 +80,8 @@ class StringTable(dict):
     Strings are decoded as UTF-8 with surrogateescape, so any bytes round-trip.
 
     The table is the dict of the strings decoded so far, by offset: reading
-    one decoded already is a plain dict lookup (a small table is decoded whole
-    when it is made).  It compares and hashes by identity, as any object.
+    one decoded already is a plain dict lookup.  It compares and hashes by
+    identity, as any object.
 
     >>> t = StringTable(b"\\0int\\0")
     >>> t[1], t.add("long"), t.add("int")
@@ -96,9 +95,6 @@ class StringTable(dict):
         self._data: bytes | bytearray = data
         self.base = base
         self.start = 0 if base is None else base.start + len(base)
-        # A small table (an object's) is decoded whole at once, without a Python step per string;
-        # a large one (the kernel's) string by string as they are read.
-        super().__init__(_split(data, self.start) if len(data) <= _WHOLE_TABLE else ())
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -184,17 +180,6 @@ class StringTable(dict):
         """An independent copy (adding to it leaves this table alone)."""
         return StringTable(bytes(self._data), self.base)
 
-
-
-#: The largest string section decoded whole when it is parsed (most objects' are below 3 KiB).
-_WHOLE_TABLE = 4096
-
-
-def _split(data: bytes | bytearray, start: int) -> dict[int, str]:
-    """Every NUL-terminated string of ``data`` by its offset (``start`` + its index in ``data``)."""
-    parts = data.split(b"\0")[:-1]   # the last part is after the last NUL
-    offsets = accumulate(map((1).__add__, map(len, parts)), initial=start)
-    return dict(zip(offsets, map(str, parts, repeat("utf-8"), repeat("surrogateescape"))))
 
 
 class _Decoded(dict):
@@ -373,7 +358,13 @@ class Spec:
 
     def ids_by_kind(self, kind: int) -> list[int]:
         """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
-        return list(compress(self.own_ids(), map(int(kind).__eq__, self.kinds())))
+        kinds, first = self.kinds(), self.first_id
+        out = []
+        i = kinds.find(kind)
+        while i >= 0:   # a byte search per match: most kinds are rare
+            out.append(first + i)
+            i = kinds.find(kind, i + 1)
+        return out
 
     def kinds(self) -> bytes:
         """The kind of each own type, in id order from ``first_id`` (read once, on first use)."""

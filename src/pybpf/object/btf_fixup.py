@@ -71,12 +71,10 @@ _DATASEC_ITEMS = COMMON_WORDS + len(LAYOUTS[BTFKind.DATASEC].fixed)
 _DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
 _KINDS = {int(k): k for k in BTFKind}
 _VAR = int(BTFKind.VAR)
-_STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)
+_STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)   # (FuncLinkage's are the same)
 _IS_OBJECT = STT_OBJECT.__eq__   # of a symbol's type
 _SYM_TYPE = itemgetter(4)
-_IS_EXTERN = int(VarLinkage.EXTERN).__eq__            # of a VAR's linkage word; FUNC's EXTERN is the same 2
-_IS_GLOBAL = int(FuncLinkage.GLOBAL).__eq__
-_VLEN = (0xFFFF).__and__                              # of an info word
+_EXTERN = int(VarLinkage.EXTERN)   # VAR and FUNC linkage (FuncLinkage.EXTERN is the same 2)
 _OFFSET = itemgetter(0)
 _ENTRY_WORDS = itemgetter(1, 0, 2)   # (type, offset, size) of a sorted (offset, type, size, name) entry
 
@@ -235,10 +233,11 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         return pos + 1
 
     # Extern VARs become globals; find the .ksyms DATASEC (and an int, if it has entries).
-    present = set(map(_KINDS.__getitem__, set(btf.kinds())))   # (scan() refused unknown kinds)
-    var_ids = btf.ids_by_kind(BTFKind.VAR)
-    for tid in compress(var_ids, map(_IS_EXTERN, _word_of(words, offs, var_ids, _VAR_LINKAGE))):
-        words[offs[tid - 1] + _VAR_LINKAGE] = VarLinkage.GLOBAL
+    present = {_KINDS[k] for k in set(btf.kinds())}   # (scan() refused unknown kinds)
+    for tid in btf.ids_by_kind(BTFKind.VAR):
+        at = offs[tid - 1] + _VAR_LINKAGE
+        if words[at] == _EXTERN:
+            words[at] = _GLOBAL
     ksyms: Datasec | None = None
     if b".ksyms\0" in strings:   # (a name may be the tail of a longer string)
         for tid in btf.ids_by_kind(BTFKind.DATASEC):
@@ -281,14 +280,14 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
                 recs.set_field(var_id, "linkage", VarLinkage.GLOBAL)
                 recs.set_item(ksyms.id, j, (var_id, 4 * j, 4))
     # Other extern FUNCs (declarations of functions defined elsewhere): the kernel takes no extern linkage.
-    funcs = btf.ids_by_kind(BTFKind.FUNC)
-    linkages = list(map(_VLEN, _word_of(words, offs, funcs, _INFO)))   # a FUNC's vlen is its linkage
-    for tid in compress(funcs, map(_IS_EXTERN, linkages)):
-        recs.set_vlen(tid, FuncLinkage.GLOBAL)
     hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs}
-    if hidden:
-        for tid in compress(funcs, map(_IS_GLOBAL, linkages)):
-            start = words[offs[tid - 1] + _NAME]
+    for tid in btf.ids_by_kind(BTFKind.FUNC):
+        at = offs[tid - 1]
+        linkage = words[at + _INFO] & 0xFFFF   # a FUNC's vlen is its linkage
+        if linkage == _EXTERN:
+            recs.set_vlen(tid, FuncLinkage.GLOBAL)
+        elif hidden and linkage == _GLOBAL:
+            start = words[at + _NAME]
             if bytes(strings[start:strings.find(b"\0", start)]) in hidden:
                 recs.set_vlen(tid, FuncLinkage.STATIC)
     extra = {s: string(s) for s in extra_strings}
@@ -301,11 +300,6 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     type_bytes = words.tobytes()
     header = Header("<", HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings)).pack()
     return header + type_bytes + bytes(strings), extra
-
-
-def _word_of(words: array, offs: list[int], ids: list[int], pos: int) -> Iterable[int]:
-    """The word at ``pos`` of the record of each of ``ids`` (from 1), without a Python step per record."""
-    return map(words.__getitem__, map(pos.__add__, map(offs.__getitem__, map((-1).__add__, ids))))
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import os
 import struct
-from itertools import compress
-from operator import itemgetter
 
 from pybpf._sys.kernel import kernel_version_code, syscall_prefix
 from pybpf.btf.types import Array, BTFKind, Datasec, Enum, Func, Int, Type, Var, Void
@@ -50,8 +48,6 @@ KSYMS_SEC = ".ksyms"
 #: libbpf's helper id for calls to unresolved weak kfuncs (+ extern index): the
 #: verifier refuses them only when reachable.
 POISON_KFUNC_BASE = 2002000000
-_SHNDX = itemgetter(7)        # a symbol's section index
-_IS_UNDEF = (0).__eq__        # ... SHN_UNDEF
 
 
 def _kcfg_type(name: str, t: Type) -> tuple[str, int, int, bool]:
@@ -79,9 +75,8 @@ def collect_externs(elf: ElfFile, btf: "Spec | None") -> tuple[dict[str, ExternS
 
     Returns (externs by name, {name: reason}).
     """
-    symbols = elf.symbols   # those in no section picked without a Python step per symbol (most are defined)
-    undefined = {s.name: s for s in compress(symbols, map(_IS_UNDEF, map(_SHNDX, symbols)))
-                 if s.name and s.bind in (STB_GLOBAL, STB_WEAK)}   # (is_undefined, inlined)
+    undefined = {s.name: s for s in elf.symbols
+                 if s.shndx == 0 and s.name and s.bind in (STB_GLOBAL, STB_WEAK)}   # (is_undefined, inlined)
     externs: dict[str, ExternSpec] = {}
     problems: dict[str, str] = {}
     if not undefined:
