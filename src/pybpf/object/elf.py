@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 from itertools import compress, repeat
-from operator import and_, itemgetter, mul, not_, or_
+from operator import and_, itemgetter, not_, or_
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -44,8 +44,6 @@ _IGNORED_PREFIXES = (".rel", ".debug")
 _NAME = itemgetter(1)         # a section's name
 _VISIBILITY = itemgetter(6)   # a symbol's visibility
 _FUNC_NAME = itemgetter(0)      # a linker.Function's name
-_FUNC_SECTION = itemgetter(1)   # its section
-_START = itemgetter(2)          # its first slot
 _FUNC_INFO = itemgetter(3)      # the func_info of what linker.link returns
 _COMPLETE = itemgetter(6)       # whether every function has its func_info
 
@@ -249,9 +247,7 @@ class _Parser:
             raise ObjectError(f"program '{name}' is defined twice (sections '{commons[names.index(name)]['section']}' "
                               f"and '{commons[twice]['section']}')")
         programs = dict(zip(names, map(ProgramSpec._from_linked, commons, names, linked_all)))
-        # the program at each (section index, byte offset)
-        sec_indexes = map(itemgetter(0), map(_FUNC_SECTION, entries))
-        program_at = dict(zip(zip(sec_indexes, map(mul, map(_START, entries), repeat(8))), names))
+        program_at = {(f[1][0], 8 * f[2]): f[0] for f in entries}   # (section index, byte offset) -> name
         return programs, program_at
 
     def _variables(self, maps: dict[str, MapSpec], data_sections: dict[int, str], btf, externs):

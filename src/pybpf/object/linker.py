@@ -32,8 +32,8 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
-from itertools import compress, repeat
-from operator import add, and_, eq, itemgetter, mul
+from itertools import repeat
+from operator import add, itemgetter
 
 from pybpf.asm.opcodes import (
     PSEUDO_BTF_ID, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
@@ -66,8 +66,6 @@ _LD_IMM64_REL = _LD_IMM64 << 32 | R_BPF_64_64   # a 64-bit immediate load with i
 _SRC_MAP_VALUE = PSEUDO_MAP_VALUE << 4          # src in the regs byte
 _SRC_MAP_FD = PSEUDO_MAP_FD << 4
 _SRC_FUNC = PSEUDO_FUNC << 4
-_TYPE = itemgetter(2)    # a section's type
-_FLAGS = itemgetter(3)   # a section's flags
 _U32 = "I" if array("I").itemsize == 4 else "L"
 _EMPTY: array = array(_U32)
 _BY_VALUE_NAME = itemgetter(2, 1)   # a symbol's (value, name)
@@ -254,11 +252,8 @@ class RelocationContext:
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
         self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
-        sections = elf.sections
-        # Section.is_code of every section, mapped: PROGBITS (a bool) times the EXECINSTR flag bit
-        is_code = map(mul, map(eq, map(_TYPE, sections), repeat(SHT_PROGBITS)),
-                      map(and_, map(_FLAGS, sections), repeat(SHF_EXECINSTR)))
-        self.code_sections = frozenset(compress(range(len(sections)), is_code))
+        self.code_sections = frozenset([sec[0] for sec in elf.sections   # (Section.is_code, inlined)
+                                        if sec[2] == SHT_PROGBITS and sec[3] & SHF_EXECINSTR])
         self.targets: dict[int, tuple] = {}   # symbol index -> what it refers to (_target)
 
 
@@ -507,7 +502,8 @@ def link(entry: Function, functions: FunctionIndex) -> Linked:
     name, _sec, _start, size, code, calls, fixups, fi, li, core, complete = entry
     if not calls:
         return code, fixups, ((0, name),), fi, li, list(core), complete
-    callees = tuple(map(functions.at.get, zip(map(_SECOND, calls), map(_THIRD, calls))))
+    at_start = functions.at
+    callees = tuple([at_start.get((tsec, tslot)) for _local, tsec, tslot in calls])
     if None in callees:   # a call to the middle of a function, or to none
         find = functions.find
         callees = tuple([find(entry, local, tsec, tslot) for local, tsec, tslot in calls])
