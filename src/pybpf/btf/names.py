@@ -25,7 +25,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from itertools import compress
-from operator import itemgetter, ne
+from operator import ne
 
 from pybpf.btf.layout import U32
 
@@ -50,12 +50,13 @@ class ScanIndex:
     def _read(self) -> dict[int, int]:
         """Read every own type's name offset (no Python step per type: most specs are never searched)."""
         spec = self.spec
-        name_offs = list(map(spec._words.__getitem__, spec._offs))
-        named = list(compress(zip(name_offs, spec.own_ids()), name_offs))   # (name offset, id), named only
-        first = dict(reversed(named))                                       # the first id of a name wins
+        words = spec._words
+        name_offs = [words[i] for i in spec._offs]
+        ids = list(compress(spec.own_ids(), name_offs))        # the named types' ids
+        named = list(compress(name_offs, name_offs))           # ... and name offsets
+        first = dict(zip(reversed(named), reversed(ids)))     # the first id of a name wins
         if len(first) != len(named):
-            self._extra = list(compress(named, map(ne, map(first.__getitem__, map(itemgetter(0), named)),
-                                                   map(itemgetter(1), named))))
+            self._extra = list(compress(zip(named, ids), map(ne, map(first.__getitem__, named), ids)))
         self._first = first
         return first
 
