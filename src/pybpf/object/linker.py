@@ -85,9 +85,8 @@ class Function(tuple):
     in bytes, as :mod:`pybpf.btf.core` wants them); ``has_func_info``: a
     func_info record at its first instruction.
 
-    A tuple underneath: :func:`section_functions` makes those of a section
-    column by column, without a Python step per function.  Equal only to
-    itself (the linker keys tables by function).
+    A tuple underneath (made with one ``tuple.__new__``, read by index in
+    the linker), equal only to itself: the linker keys its tables by function.
     """
 
     __slots__ = ()
