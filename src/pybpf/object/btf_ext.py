@@ -17,11 +17,12 @@ Example::
 
     ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
     recs = ext.line.get("xdp")       # RecordIndex or None
-    quads = recs.words[:4 * bisect.bisect_left(recs.offs, 64)]   # line records of the first 8 instructions
+    (quads,) = recs.per_function([(0, 64)])   # line records of the first 8 instructions, rebased
 """
 
 from __future__ import annotations
 
+import bisect
 import struct
 import sys
 from array import array
@@ -59,6 +60,24 @@ class RecordIndex:
         self.words = words
         self.offs = offs
         self.width = width
+
+    def per_function(self, ranges: list[tuple[int, int]]) -> list[array]:
+        """For each byte range ``[lo, hi)`` of ``ranges`` (a section's functions), the records
+        with ``lo <= insn_off < hi`` as a new array, ``insn_off`` made an instruction index from ``lo``."""
+        offs, words, width = self.offs, self.words, self.width
+        left = bisect.bisect_left
+        out = []
+        for lo, hi in ranges:
+            a = left(offs, lo)
+            b = left(offs, hi)
+            recs = words[width * a:width * b]
+            if b - a == 1:  # one record: most functions have one func_info
+                recs[0] = (recs[0] - lo) >> 3
+            elif b > a:
+                recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
+            out.append(recs)
+        return out
+
 
 class RawExtInfo:
     """func_info/line_info by ELF section name (:class:`RecordIndex`), CO-RE relocations as lists."""

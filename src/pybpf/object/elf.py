@@ -20,9 +20,8 @@ with ``object '<name>'``.
 
 from __future__ import annotations
 
+import bisect
 import struct
-from itertools import compress, repeat
-from operator import and_, itemgetter, not_, or_
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -39,13 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["parse"]
 
-_IGNORED = frozenset(("", ".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab"))
-_IGNORED_PREFIXES = (".rel", ".debug")
-_NAME = itemgetter(1)         # a section's name
-_VISIBILITY = itemgetter(6)   # a symbol's visibility
-_FUNC_NAME = itemgetter(0)      # a linker.Function's name
-_FUNC_INFO = itemgetter(3)      # the func_info of what linker.link returns
-_COMPLETE = itemgetter(6)       # whether every function has its func_info
+_IGNORED = (".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab")
 
 
 def parse(data: bytes, into: type[ObjectSpec], *, name: str = "object", path: str | None = None) -> ObjectSpec:
@@ -92,10 +85,10 @@ class _Parser:
         code: list[Section] = []
         maps_sec: Section | None = None
         struct_ops_secs: list[Section] = []
-        names = list(map(_NAME, elf.sections))
-        ignored = map(or_, map(_IGNORED.__contains__, names), map(str.startswith, names, repeat(_IGNORED_PREFIXES)))
-        for sec in compress(elf.sections, map(not_, ignored)):
+        for sec in elf.sections:
             name = sec[1]
+            if not name or name in _IGNORED or name.startswith((".rel", ".debug")):
+                continue
             if sec.is_code:
                 if sec.size:
                     code.append(sec)
@@ -144,8 +137,7 @@ class _Parser:
         if raw_btf is not None and btf is not None:
             # symbols as tuples: [1] name, [4] type, [5] bind, [6] visibility (default, 0, for most)
             hidden = {sym[1] for sym in elf.symbols if sym[6] and sym[6] in (STV_HIDDEN, STV_INTERNAL)
-                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)} \
-                if any(map(_VISIBILITY, elf.symbols)) else set()
+                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)}
             # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
             kinds: set = set()
             spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)
@@ -200,10 +192,9 @@ class _Parser:
         elf = self.elf
         ctx = linker.RelocationContext(elf, maps, map_sections, data_sections, externs,
                                        extern_problems.get)
-        functions = linker.FunctionIndex()
-        strings = self._btf_spec.strings if self._btf_spec is not None else None
-        entries: list[linker.Function] = []
-        commons: list[dict] = []   # the ProgramSpec attributes of each entry's section
+        funcs_by_sec: dict[int, list[linker.Function]] = {}
+        starts: dict[int, list[int]] = {}
+        entries: list[tuple[linker.Function, str, object, bool]] = []
         for sec in code:
             data = linker.section_code(sec)
             calls: dict[int, tuple[int, int]] = {}
@@ -221,33 +212,41 @@ class _Parser:
                     raise ObjectError(f"section '{sec.name}' holds code but its name is not a known program "
                                       f"type: {unknown_section(sec_name)}")
             fallback = sec.name.lstrip("?").replace("/", "_").replace(".", "_")
-            funcs = linker.section_functions(elf, sec, data, calls, fixups, ext, fallback_name=fallback)
+            funcs = linker.split_functions(elf, sec, data, entry=not sub, fallback_name=fallback)
+            linker.assign(funcs, calls, fixups, ext)
             if not sub:
-                entries += funcs
-                commons += repeat(ProgramSpec._section_common(sec.name, info, license, kern_version, autoload,
-                                                              strings), len(funcs))
-            functions.add(sec.index, funcs)
+                entries.extend((f, sec.name, info, autoload) for f in funcs)
+            funcs_by_sec[sec.index] = funcs
+            starts[sec.index] = [f.start for f in funcs]
 
-        names = list(map(_FUNC_NAME, entries))
-        twice = None   # the first entry whose name an earlier one has: the entries before it come first
-        if len(set(names)) != len(names):
-            twice = next(i for i, name in enumerate(names) if name in names[:i])
-        linked_all: list[tuple] = []
-        try:
-            linked_all += map(linker.link, entries[:twice], repeat(functions))   # kept up to a failing one
-        except ObjectError as exc:
-            raise exc.add_context(f"program '{names[len(linked_all)]}'")
-        # func_info incomplete ([6]), but there is some ([3])
-        incomplete = map(and_, map(not_, map(_COMPLETE, linked_all)), map(bool, map(_FUNC_INFO, linked_all)))
-        for name in compress(names, incomplete):
-            self.notes.append(f"program '{name}': func_info does not cover every function; "
-                              "loaded without func_info/line_info")
-        if twice is not None:
-            name = names[twice]
-            raise ObjectError(f"program '{name}' is defined twice (sections '{commons[names.index(name)]['section']}' "
-                              f"and '{commons[twice]['section']}')")
-        programs = dict(zip(names, map(ProgramSpec._from_linked, commons, names, linked_all)))
-        program_at = {(f[1][0], 8 * f[2]): f[0] for f in entries}   # (section index, byte offset) -> name
+        def find(sec_index: int, slot: int):
+            funcs = funcs_by_sec.get(sec_index)
+            if not funcs:
+                return None
+            i = bisect.bisect_right(starts[sec_index], slot) - 1
+            if i < 0:
+                return None
+            f = funcs[i]
+            return f if slot < f.start + f.count else None
+
+        strings = self._btf_spec.strings if self._btf_spec is not None else None
+        programs: dict[str, ProgramSpec] = {}
+        program_at: dict[tuple[int, int], str] = {}
+        for f, sec_name, info, autoload in entries:
+            if f.name in programs:
+                raise ObjectError(f"program '{f.name}' is defined twice (sections '{programs[f.name].section}' "
+                                  f"and '{sec_name}')")
+            try:
+                linked = linker.link(f, find)
+            except ObjectError as exc:
+                raise exc.add_context(f"program '{f.name}'")
+            keep = linked.complete_func_info
+            if not keep and len(linked.func_info):
+                self.notes.append(f"program '{f.name}': func_info does not cover every function; "
+                                  "loaded without func_info/line_info")
+            programs[f.name] = ProgramSpec._from_linked(linked, strings, keep, f.name, sec_name, info, license,
+                                                        kern_version, autoload)
+            program_at[(f.section.index, 8 * f.start)] = f.name
         return programs, program_at
 
     def _variables(self, maps: dict[str, MapSpec], data_sections: dict[int, str], btf, externs):

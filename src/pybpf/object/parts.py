@@ -17,9 +17,7 @@ Example::
 
 from __future__ import annotations
 
-import bisect
 import os
-import struct
 
 from pybpf._record import Record
 from pybpf._sys.uapi import AttachType, MapType, ProgType
@@ -125,33 +123,38 @@ class ProgramSpec:
         self._kernel_records: tuple[bytes | None, bytes | None] | None = None
 
     @classmethod
-    def _from_linked(cls, common: dict[str, Any], name: str, linked: tuple) -> "ProgramSpec":
-        """A spec in raw form from what :func:`pybpf.object.linker.link` returns and ``common``,
-        the attributes its section gives every program (:meth:`_section_common`).
-
-        The attributes are set as one dict: the parser makes a spec per program.  Without
-        func_info for every function, the spec is loaded without func_info and line_info."""
-        code, fixups, labels, fi, li, core, complete = linked
+    def _from_linked(cls, linked: Any, strings: Any, keep_ext: bool, name: str, section: str, info: Any,
+                     license: str, kern_version: int, autoload: bool) -> "ProgramSpec":
+        """A spec in raw form from :class:`pybpf.object.linker.Linked` and the section's
+        :class:`~pybpf.object.sections.SectionInfo` (the parser makes one per program)."""
         self = cls.__new__(cls)
-        if complete:
-            self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
-                             "_labels": labels, "_li_all": li, "_fi_raw": fi, "_li_raw": li}
-        else:   # loaded without func_info and line_info: empty lists, no raw records
-            self.__dict__ = {**common, "name": name, "core_relos": core, "_code": code, "_fixups": fixups,
-                             "_labels": labels, "_li_all": li, "_func_info": [], "_line_info": [],
-                             "_fi_raw": None, "_li_raw": None}
+        self.name = name
+        self.section = section
+        self.type = info.prog_type
+        self.attach_type = info.attach_type
+        self.attach_target = info.target
+        self.sleepable = info.sleepable
+        self.flags = info.prog_flags
+        self.license = license
+        self.kern_version = kern_version
+        self.autoload = autoload
+        self.core_relos = linked.core_relos
+        self._insns = None
+        self._code = linked.code
+        self._fixups = linked.fixups
+        self._labels = linked.labels
+        self._call_refs = linked.call_refs
+        self._li_all = linked.line_info
+        self._strings = strings
+        self._kernel_records = None
+        if keep_ext:
+            self._func_info = self._line_info = None
+            self._fi_raw = linked.func_info
+            self._li_raw = linked.line_info
+        else:
+            self._func_info, self._line_info = [], []
+            self._fi_raw = self._li_raw = None
         return self
-
-    @staticmethod
-    def _section_common(section: str, info: Any, license: str, kern_version: int, autoload: bool,
-                        strings: Any) -> dict[str, Any]:
-        """The attributes :meth:`_from_linked` gives every program of one section: ``info`` is its
-        :class:`~pybpf.object.sections.SectionInfo`, ``strings`` the object's BTF strings."""
-        return {"section": section, "type": info.prog_type, "attach_type": info.attach_type,
-                "attach_target": info.target, "sleepable": info.sleepable, "flags": info.prog_flags,
-                "license": license, "kern_version": kern_version, "autoload": autoload, "_insns": None,
-                "_strings": strings, "_kernel_records": None, "_call_refs": None, "_func_info": None,
-                "_line_info": None}
 
     # -- the lists, decoded on first access ------------------------------------------------
 
@@ -206,27 +209,12 @@ class ProgramSpec:
             insns[slot].symbol = name
         for slot, _kind, ref in self._fixups:
             insns[slot].reference = ref
-        for slot, ref in self._call_refs if self._call_refs is not None else self._calls_in_code():
+        for slot, ref in self._call_refs:
             insns[slot].reference = ref
         for slot, text in self._sources().items():
             if slot < len(insns):
                 insns[slot].source = text
         return insns
-
-    def _calls_in_code(self) -> list[tuple[int, str]]:
-        """``(slot, "callee[+n]")`` of each bpf-to-bpf call and callback address of the linked code:
-        what it reaches, named after the function (``_labels``) it falls in."""
-        code = self._code or b""
-        starts = [slot for slot, _name in self._labels]
-        out = []
-        for slot, (opcode, regs, _off, imm) in enumerate(struct.iter_unpack("<BBhi", code)):
-            if (opcode == 0x85 and regs >> 4 == 1) or (opcode == 0x18 and regs >> 4 == 4):  # PSEUDO_CALL/_FUNC
-                target = slot + imm + 1
-                k = bisect.bisect_right(starts, target) - 1
-                if k >= 0:
-                    name, rel = self._labels[k][1], target - starts[k]
-                    out.append((slot, f"{name}+{rel}" if rel else name))
-        return out
 
     def _sources(self) -> dict[int, str]:
         """Instruction index -> "file.c:line: text" from the line records (raw form)."""
