@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from itertools import chain, compress
+from itertools import chain
 from operator import itemgetter
 
 from pybpf.btf.layout import (
@@ -72,8 +72,6 @@ _DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
 _KINDS = {int(k): k for k in BTFKind}
 _VAR = int(BTFKind.VAR)
 _STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)   # (FuncLinkage's are the same)
-_IS_OBJECT = STT_OBJECT.__eq__   # of a symbol's type
-_SYM_TYPE = itemgetter(4)
 _EXTERN = int(VarLinkage.EXTERN)   # VAR and FUNC linkage (FuncLinkage.EXTERN is the same 2)
 _OFFSET = itemgetter(0)
 _ENTRY_WORDS = itemgetter(1, 0, 2)   # (type, offset, size) of a sorted (offset, type, size, name) entry
@@ -122,11 +120,9 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
     datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    # symbols as tuples: [1] name, [2] value, [4] type, [5] bind, [7] section index; OBJECTs picked without
-    # a Python step per symbol (most symbols are sections, functions and labels)
-    symbols = elf.symbols
-    for _i, sname, value, _size, _type, bind, _vis, shndx in compress(symbols, map(_IS_OBJECT, map(_SYM_TYPE, symbols))):
-        if not sname or not shndx:
+    # symbols as tuples: (index, name, value, size, type, bind, visibility, section index)
+    for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:
+        if stype != STT_OBJECT or not sname or not shndx:
             continue
         if bind == STB_GLOBAL or bind == STB_WEAK:
             globals_.setdefault(sname, value)

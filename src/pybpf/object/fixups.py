@@ -18,10 +18,7 @@ Example::
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Mapping
-from itertools import repeat
-from operator import add, mul
 
 from pybpf.asm.opcodes import PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE
 from pybpf.errors import ObjectError
@@ -51,15 +48,6 @@ def patch_linked(code: bytearray, fixups: tuple[tuple[int, int, str], ...], map_
     for kfuncs in modules, or None.
     """
     pack = _IMM.pack_into
-    slots, kinds, refs = zip(*fixups)
-    if kinds.count(FIX_MAP) == len(kinds):
-        # Map references only (most programs): imm of slot s at byte 8*s + 4, all in C.
-        try:
-            deque(map(pack, repeat(code), map(add, map(mul, slots, repeat(8)), repeat(4)),
-                      map(map_fds.__getitem__, refs)), 0)
-            return None
-        except KeyError:
-            pass   # a map that does not exist: the loop below names it
     fds = None   # made for the first kfunc call: most programs have none
     for slot, kind, ref in fixups:
         if kind == FIX_MAP:

@@ -43,8 +43,7 @@ import struct
 import ctypes
 from ctypes import byref
 from functools import partial
-from itertools import compress, repeat
-from operator import and_, attrgetter, itemgetter
+from operator import itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
@@ -104,7 +103,6 @@ _KPROBE = ProgType.KPROBE
 # Program types whose attach target (and attach_btf_id) each program works out.
 _PER_PROGRAM_TARGET = _BTF_TARGET_TYPES | {ProgType.STRUCT_OPS}
 # (C-level attribute readers: no Python frame per program or map)
-_type_of, _autoload_of, _struct_ops_of = attrgetter("type"), attrgetter("autoload"), attrgetter("struct_ops")
 _ref_of = itemgetter(2)   # the name a fixup (slot, kind, name) refers to
 _PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
 
@@ -144,21 +142,16 @@ def load(spec: ObjectSpec, *, programs: Iterable[str] | None = None, pin_path: s
 _CALLX = 0x8D
 
 
-def _refuse_indirect_calls(specs: list[ProgramSpec]) -> None:
+def _refuse_indirect_calls(ps: ProgramSpec) -> None:
     """Say how to build the object before the kernel answers "unknown opcode 8d"."""
-    codes = [ps._code for ps in specs]
-    if None not in codes and not any(map(and_, map(len, codes), repeat(7))) and \
-            _CALLX not in b"".join(codes)[0::8]:
-        return  # every program linked, whole slots only, and no opcode byte is callx: nothing to decode
-    for ps in specs:
-        raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
-        if raw is not None and _CALLX not in raw[0::8]:
-            continue  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
-        for index, insn in enumerate(ps.instructions):
-            if insn.code == _CALLX:
-                raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call "
-                                  f"(callx r{insn.dst}): build BPF objects with -O2 (clang -O0 emits code the "
-                                  "kernel cannot load)")
+    raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
+    if raw is not None and _CALLX not in raw[0::8]:
+        return  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
+    for index, insn in enumerate(ps.instructions):
+        if insn.code == _CALLX:
+            raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call "
+                              f"(callx r{insn.dst}): build BPF objects with -O2 (clang -O0 emits code the "
+                              "kernel cannot load)")
 
 
 class _Loader:
@@ -183,11 +176,13 @@ class _Loader:
     def run(self, programs: Iterable[str] | None, variables: Mapping[str, Any] | None) -> None:
         spec = self.spec
         names = self._select(programs)
-        specs = list(map(spec.programs.__getitem__, names))
-        _refuse_indirect_calls(specs)
-        if _STRUCT_OPS in map(_type_of, specs) or any(map(_struct_ops_of, spec.maps.values())):
+        specs = [spec.programs[name] for name in names]
+        for ps in specs:
+            _refuse_indirect_calls(ps)
+        if any(ps.type == _STRUCT_OPS for ps in specs) or any(ms.struct_ops is not None
+                                                                for ms in spec.maps.values()):
             names = self._plan_struct_ops(names, explicit=programs is not None)
-            specs = list(map(spec.programs.__getitem__, names))
+            specs = [spec.programs[name] for name in names]
         data = self._data(variables)
         self._load_btf(names)
         self._create_maps(data)
@@ -207,7 +202,7 @@ class _Loader:
     def _select(self, programs: Iterable[str] | None) -> list[str]:
         if programs is None:
             found = self.spec.programs
-            return list(compress(found, map(_autoload_of, found.values())))
+            return [name for name, ps in found.items() if ps.autoload]
         if isinstance(programs, str):
             programs = [programs]
         names = list(dict.fromkeys(programs))
