@@ -586,6 +586,12 @@ class FunctionCompiler(ControlMixin, KernelMixin, UsdtMixin, LoopMixin, CallMixi
         b = self.expr(node.right)
         if not (is_int_type(a.type) and is_int_type(b.type)):
             raise self.error(node, "arithmetic needs integer operands")
+        if opname in ("//", "%") and a.type is int and b.type is int and not (isinstance(b, Imm) and b.value):
+            # Untyped ints divide as Python's do, and Python raises ZeroDivisionError where BPF gives 0
+            # (or the dividend): a divisor that may be 0 would make the kernel and CPython disagree.
+            raise self.error(node, f"'{opname}' of two untyped integers by a value that may be 0 (a comparison, "
+                                   "a 'not'): CPython raises ZeroDivisionError where BPF does not; give one "
+                                   "side a type, e.g. u64(...)")
         return self.arith(opname, a, b)
 
     def e_UnaryOp(self, node: ast.UnaryOp) -> Any:
