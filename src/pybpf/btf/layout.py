@@ -26,6 +26,7 @@ import struct
 import sys
 from array import array
 from collections import namedtuple
+from operator import itemgetter
 
 from pybpf.btf.types import BTFKind
 from pybpf.errors import ObjectError
@@ -230,8 +231,21 @@ def scan(words: array | list[int], first_id: int = 1, type_start: int = 0) -> li
 
 
 def kinds_of(words: array | memoryview, offs: list[int] | array) -> bytes:
-    """The kind of each record (byte ``k`` for the record at ``offs[k]``)."""
-    return bytes([words[i + 1] >> 24 & 31 for i in offs])
+    """The kind of each record (byte ``k`` for the record at ``offs[k]``).
+
+    >>> kinds_of(array(U32, [0, 0x84000000, 8, 0, 0x02000000, 1]), [0, 3])
+    b'\\x04\\x02'
+    """
+    if len(offs) < 2:   # (itemgetter of one index gives the item, not a tuple)
+        return bytes([words[offs[0] + 1] >> 24 & 31]) if offs else b""
+    # Without a Python step per record: each info word, its top byte (kind_flag, two unused
+    # bits, the kind), the kind.
+    infos = array(U32, itemgetter(*offs)(memoryview(words)[1:]))
+    return infos.tobytes()[_TOP_BYTE::4].translate(_KIND_OF_TOP)
+
+
+_TOP_BYTE = 3 if sys.byteorder == "little" else 0   # where a native u32's top byte is
+_KIND_OF_TOP = bytes(top & 31 for top in range(256))
 
 
 class Records:

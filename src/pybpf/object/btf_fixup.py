@@ -53,13 +53,17 @@ class DatasecsByName:
 
     __slots__ = ("_btf", "_ids")
 
-    def __init__(self, btf: "Spec", ids: dict[str, int]) -> None:
+    def __init__(self, btf: "Spec | None", ids: dict[str, int]) -> None:
         self._btf = btf
         self._ids = ids
 
     def get(self, name: str, default: Datasec | None = None) -> Datasec | None:
         tid = self._ids.get(name)
         return default if tid is None else self._btf.type_by_id(tid)   # type: ignore[return-value]
+
+    def id_of(self, name: str) -> int | None:
+        """The id of the DATASEC ``name``, without decoding it (None if there is none)."""
+        return self._ids.get(name)
 
 
 # Word positions in a record, from pybpf.btf.layout's statement of the layout: every record

@@ -75,7 +75,7 @@ class _Parser:
         license, kern_version = self._license_version()
         externs, extern_problems = _externs.collect_externs(elf, btf)
         kconfig_size = _externs.kconfig_layout(externs)
-        datasecs: dict[str, Datasec] | btf_fixup.DatasecsByName = {}
+        datasecs = btf_fixup.DatasecsByName(None, {})
         if btf is not None:
             datasecs = btf_fixup.fix_datasecs(btf, elf, externs, kconfig_size)
 
@@ -96,7 +96,7 @@ class _Parser:
             if name == ".maps":
                 maps_sec = sec
                 map_sections.add(sec.index)
-                self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf, datasecs.get(sec.name)))
+                self._add_maps(maps, maps_def.parse_btf_maps(elf, sec, btf, datasecs.id_of(sec.name)))
                 continue
             if sec.name == "maps":
                 map_sections.add(sec.index)
@@ -126,7 +126,7 @@ class _Parser:
                                               extern_problems, ext, license, kern_version)
         if maps_sec is not None and btf is not None:
             maps_def.collect_values(elf, maps_sec, maps, program_at,
-                                    maps_def.values_offsets(btf, maps_sec, maps, datasecs.get(maps_sec.name)))
+                                    maps_def.values_offsets(btf, maps_sec, maps, datasecs.id_of(maps_sec.name)))
         for sec in struct_ops_secs:   # struct_ops is imported: the section loop met these
             struct_ops.assign_programs(elf, sec, maps, program_at, programs)
         variables = self._variables(maps, data_sections, btf, externs)

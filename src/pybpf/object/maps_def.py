@@ -25,7 +25,7 @@ from operator import itemgetter
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.uapi import MapType
 from pybpf.btf.layout import COMMON_WORDS, LAYOUTS
-from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Member, Pointer, Struct, Type, Var
+from pybpf.btf.types import Array, BTFKind, Datasec, FuncProto, Pointer, Struct, Type, Var
 from pybpf.btf.typeinfo import resolve, sizeof
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import STT_OBJECT, STT_NOTYPE, STT_SECTION, ElfFile, Section, Symbol
@@ -94,58 +94,97 @@ def _uint_member(t: Type, map_name: str, member: str) -> int:
     return arr.nelems
 
 
-class _RawMembers:
-    """The BTF words of a map definition's spec, to read its ``__uint``/``__type`` members without
-    decoding their types (for a struct not parsed from a spec, every answer is None)."""
+class _RawBTF:
+    """The words of an object's BTF, to read map definitions without decoding what they are made
+    of (the VAR, the struct and its members, the PTR and ARRAY records of ``__uint``/``__type``).
 
-    __slots__ = ("spec", "words", "offs", "first", "count")
+    Each reader answers only for a record of the plain shape libbpf's macros make, checked as
+    decoding it would check it; for anything else it answers None and the caller decodes the
+    record, which raises what decoding always raised or handles the unusual shape.
+    """
 
-    def __init__(self, spec: "Spec | None") -> None:
-        self.spec = spec
-        if spec is not None:
-            self.words, self.offs = spec.raw_words()
-            self.first, self.count = spec.first_id, len(spec)
+    __slots__ = ("btf", "words", "offs", "first", "count", "strings")
 
-    def pointee(self, m: Member) -> int | None:
-        """The target id of the member's type if that is an unnamed PTR of this spec whose target
-        id is in range (what its decoding would accept), else None."""
-        ptr = m._type
-        if self.spec is None or m._spec is not self.spec or ptr.__class__ is not int:
-            return None
-        words, first, count = self.words, self.first, self.count
-        if first <= ptr < count:
-            i = self.offs[ptr - first]
-            if not words[i] and words[i + 1] >> 24 & 31 == _PTR and words[i + 2] < count:
-                return words[i + 2]
+    def __init__(self, btf: "Spec") -> None:
+        self.btf = btf
+        self.words, self.offs = btf.raw_words()
+        self.first, self.count = btf.first_id, len(btf)
+        self.strings = btf.strings
+
+    def _record(self, tid: int, kind: int) -> int | None:
+        """The word index of type ``tid`` if it is of ``kind``."""
+        if self.first <= tid < self.count:
+            i = self.offs[tid - self.first]
+            if self.words[i + 1] >> 24 & 31 == kind:
+                return i
         return None
 
-    def nelems(self, m: Member) -> int | None:
-        """``N`` of a member ``int (*name)[N]`` when it is exactly that: an unnamed PTR straight
-        to a well-formed unnamed ARRAY.  None for anything else, which :func:`_uint_member` then
-        decodes (and checks)."""
-        arr = self.pointee(m)
-        words, first, count = self.words, self.first, self.count
-        if arr is None or arr < first:
+    def var(self, tid: int) -> tuple[str, int] | None:
+        """(name, type id) of the VAR ``tid``."""
+        i = self._record(tid, _VAR)
+        if i is None:
             return None
-        i = self.offs[arr - first]
-        if words[i] or words[i + 1] >> 24 & 31 != _ARRAY or words[i + _ARRAY_TYPE] >= count or \
-                words[i + _ARRAY_INDEX] >= count:
+        w = self.words
+        if w[i + _VAR_LINKAGE] > 2 or w[i + 2] >= self.count:
             return None
-        return words[i + _ARRAY_NELEMS]
+        try:
+            return self.strings[w[i]], w[i + 2]
+        except ObjectError:
+            return None
+
+    def members(self, tid: int) -> list[tuple[str, int]] | None:
+        """(name, type id) of each member of the STRUCT ``tid``."""
+        i = self._record(tid, _STRUCT)
+        if i is None:
+            return None
+        w = self.words
+        items = w[i + 3:i + 3 + 3 * (w[i + 1] & 0xFFFF)]
+        types = items[1::3]
+        if types and max(types) >= self.count:
+            return None
+        strings = self.strings
+        try:
+            strings[w[i]]   # (checked, as decoding checks every name)
+            return list(zip(map(strings.__getitem__, items[0::3]), types))
+        except ObjectError:
+            return None
+
+    def pointee(self, tid: int) -> int | None:
+        """The target id of ``tid`` if that is an unnamed PTR whose target id is in range."""
+        i = self._record(tid, _PTR)
+        if i is None or self.words[i]:
+            return None
+        target = self.words[i + 2]
+        return target if target < self.count else None
+
+    def nelems(self, tid: int) -> int | None:
+        """``N`` of a member type ``int (*)[N]`` when it is exactly that: an unnamed PTR straight
+        to a well-formed unnamed ARRAY."""
+        arr = self.pointee(tid)
+        if arr is None:
+            return None
+        i = self._record(arr, _ARRAY)
+        w = self.words
+        if i is None or w[i] or w[i + _ARRAY_TYPE] >= self.count or w[i + _ARRAY_INDEX] >= self.count:
+            return None
+        return w[i + _ARRAY_NELEMS]
 
 
-_PTR, _ARRAY = int(BTFKind.PTR), int(BTFKind.ARRAY)
-# Positions of struct btf_array's words in an ARRAY record (pybpf.btf.layout states them).
+_PTR, _ARRAY, _STRUCT, _VAR = int(BTFKind.PTR), int(BTFKind.ARRAY), int(BTFKind.STRUCT), int(BTFKind.VAR)
+# Positions of fixed words in a record (pybpf.btf.layout states them).
 _ARRAY_TYPE, _ARRAY_INDEX, _ARRAY_NELEMS = (COMMON_WORDS + LAYOUTS[BTFKind.ARRAY].fixed.index(f)
                                             for f in ("type", "index_type", "nelems"))
+_VAR_LINKAGE = COMMON_WORDS + LAYOUTS[BTFKind.VAR].fixed.index("linkage")
+_DATASEC_ITEMS = COMMON_WORDS + len(LAYOUTS[BTFKind.DATASEC].fixed)
+_DATASEC_ITEM = len(LAYOUTS[BTFKind.DATASEC].item)
 
 
-def _type_member(m: Member, raw: _RawMembers, map_name: str, member: str) -> tuple[Type, int]:
-    target_id = raw.pointee(m)
+def _type_member(raw: _RawBTF, tid: int, map_name: str, member: str) -> tuple[Type, int]:
+    target_id = raw.pointee(tid)
     if target_id is not None:   # 'T *member' itself: T without decoding the pointer
-        target = raw.spec.type_by_id(target_id)   # type: ignore[union-attr]
+        target = raw.btf.type_by_id(target_id)
     else:
-        ptr = resolve(m.type)
+        ptr = resolve(raw.btf.type_by_id(tid))
         if not isinstance(ptr, Pointer):
             raise ObjectError(f"{_where(map_name)}: field '{member}' is not a pointer "
                               f"(__type() makes 'T *{member}')")
@@ -157,28 +196,30 @@ def _type_member(m: Member, raw: _RawMembers, map_name: str, member: str) -> tup
     return target, size
 
 
-def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[MapSpec, Type | None]:
-    """A MapSpec from a BTF map definition struct; also returns the inner map struct if any.
+def parse_map_def(name: str, raw: _RawBTF, struct_id: int, *, inner: bool = False
+                  ) -> tuple[MapSpec, Type | None]:
+    """A MapSpec from the BTF map definition struct ``struct_id`` (through typedefs and qualifiers);
+    also returns the inner map struct if any.
 
     For prog arrays the second value is the FUNC_PROTO of ``values``.
     """
-    t = resolve(struct_t)
-    if not isinstance(t, Struct):
-        raise ObjectError(f"{_where(name)}: definition is a {t.kind.name}, not a struct")
-    spec = MapSpec(name=name, type=MapType.UNSPEC, section=".maps")
+    members = raw.members(struct_id)
+    if members is None:
+        t = resolve(raw.btf.type_by_id(struct_id))
+        if not isinstance(t, Struct):
+            raise ObjectError(f"{_where(name)}: definition is a {t.kind.name}, not a struct")
+        members = [(m.name, m.type_id) for m in t.members]
+    spec = MapSpec(name, MapType.UNSPEC, section=".maps")
     values_elem: Type | None = None
     has: set[str] = set()
-    members = t.members
-    raw = _RawMembers(t._spec)
-    for i, m in enumerate(members):
-        mname = m.name
+    for i, (mname, mtype) in enumerate(members):
         if mname in has:
             raise ObjectError(f"{_where(name)}: field '{mname}' given twice")
         has.add(mname)
         if mname in _INT_FIELDS:
-            value = raw.nelems(m)
+            value = raw.nelems(mtype)
             if value is None:
-                value = _uint_member(m.type, name, mname)
+                value = _uint_member(raw.btf.type_by_id(mtype), name, mname)
             if mname == "type":
                 spec.type = map_type(value)
             elif mname == "map_flags":
@@ -201,7 +242,7 @@ def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[Ma
             else:
                 setattr(spec, mname, value)
         elif mname in _KV_ATTRS:
-            typ, size = _type_member(m, raw, name, mname)
+            typ, size = _type_member(raw, mtype, name, mname)
             size_attr, type_attr = _KV_ATTRS[mname]
             current = getattr(spec, size_attr)
             if current and current != size:
@@ -214,7 +255,7 @@ def parse_map_def(name: str, struct_t: Type, *, inner: bool = False) -> tuple[Ma
                 raise ObjectError(f"{_where(name)}: multi-level inner maps are not supported")
             if i != len(members) - 1:
                 raise ObjectError(f"{_where(name)}: 'values' must be the last field")
-            arr = m.type
+            arr = raw.btf.type_by_id(mtype)
             if not isinstance(arr, Array):
                 raise ObjectError(f"{_where(name)}: 'values' must be an array (use __array())")
             if arr.nelems:
@@ -251,33 +292,47 @@ def _defaults(spec: MapSpec) -> None:
         spec.value_size = spec.value_size or 4
 
 
-def parse_btf_maps(elf: ElfFile, sec: Section, btf: "Spec | None", datasec: Type | None = None
+def _datasec_id(btf: "Spec", sec: Section, datasec_id: int | None) -> int | None:
+    if datasec_id is None:
+        datasec = btf.find(sec.name, BTFKind.DATASEC)
+        datasec_id = datasec.id if isinstance(datasec, Datasec) else None
+    return datasec_id
+
+
+def parse_btf_maps(elf: ElfFile, sec: Section, btf: "Spec | None", datasec_id: int | None = None
                    ) -> dict[str, MapSpec]:
-    """MapSpecs of the ``.maps`` section, in definition order (``datasec``: its DATASEC, if known)."""
+    """MapSpecs of the ``.maps`` section, in definition order (``datasec_id``: its DATASEC, if known:
+    one :func:`pybpf.object.btf_fixup.fix_datasecs` checked)."""
     if btf is None:
         raise ObjectError("BTF is required for maps in '.maps' (build with clang -g)")
-    if datasec is None:
-        datasec = btf.find(sec.name, BTFKind.DATASEC)
-    if not isinstance(datasec, Datasec):
+    datasec_id = _datasec_id(btf, sec, datasec_id)
+    if datasec_id is None:
         raise ObjectError(f"section '{sec.name}': no DATASEC in the BTF describes it")
+    raw = _RawBTF(btf)
+    words = raw.words
+    at = raw.offs[datasec_id - raw.first] + _DATASEC_ITEMS
+    var_ids = words[at:at + _DATASEC_ITEM * (words[at - _DATASEC_ITEMS + 1] & 0xFFFF):_DATASEC_ITEM]
     syms = {s.name: s for s in elf.symbols_in(sec.index)
             if s.name and s.type in (STT_OBJECT, STT_NOTYPE)}
     out: list[MapSpec] = []
-    for vs in datasec.vars:
-        var = vs.var
-        if not isinstance(var, Var):
-            raise ObjectError(f"section '{sec.name}': DATASEC member {var.name!r} is a {var.kind.name}, not a VAR")
-        name = var.name
+    for var_id in var_ids:
+        var = raw.var(var_id)
+        if var is None:
+            t = btf.type_by_id(var_id)
+            if not isinstance(t, Var):
+                raise ObjectError(f"section '{sec.name}': DATASEC member {t.name!r} is a {t.kind.name}, not a VAR")
+            var = t.name, t.type_id
+        name, type_id = var
         sym = syms.get(name)
         if sym is None:
             raise ObjectError(f"section '{sec.name}': map '{name}' has no ELF symbol")
         if sym.value + sym.size > sec.size:
             raise ObjectError(f"section '{sec.name}': map '{name}' at offset {sym.value} (+{sym.size}) is "
                               f"past the end of the section ({sec.size} bytes)")
-        spec, elem = parse_map_def(name, var.type)
+        spec, elem = parse_map_def(name, raw, type_id)
         spec.offset = sym.value
         if isinstance(elem, Struct):
-            inner, _ = parse_map_def(f"{name}.inner", elem, inner=True)
+            inner, _ = parse_map_def(f"{name}.inner", raw, elem.id, inner=True)
             if inner.type == MapType.UNSPEC:
                 raise ObjectError(f"{_where(name)}: inner map definition has no type")
             spec.inner = inner
@@ -357,16 +412,16 @@ def collect_values(elf: ElfFile, sec: Section, maps: dict[str, MapSpec],
         m.contents.sort()
 
 
-def values_offsets(btf: "Spec", sec: Section, maps: dict[str, MapSpec], datasec: Type | None = None
+def values_offsets(btf: "Spec", sec: Section, maps: dict[str, MapSpec], datasec_id: int | None = None
                    ) -> dict[str, int]:
     """The byte offset of 'values' in each map definition that has one."""
     out: dict[str, int] = {}
     if not any(m.inner is not None or m.type == MapType.PROG_ARRAY for m in maps.values()):
         return out  # only map-in-maps and prog arrays have 'values'
-    if datasec is None:
-        datasec = btf.find(sec.name, BTFKind.DATASEC)
-    if not isinstance(datasec, Datasec):
+    datasec_id = _datasec_id(btf, sec, datasec_id)
+    if datasec_id is None:
         return out
+    datasec = btf.type_by_id(datasec_id)
     for vs in datasec.vars:
         var = vs.var
         t = resolve(var.type) if isinstance(var, Var) else None
