@@ -154,16 +154,6 @@ def _cstr(table: bytes, off: int, what: str) -> str:
     return table[off:end].decode("utf-8", "surrogateescape")
 
 
-def _strings_at(table: bytes, offs: list[int]) -> list[str]:
-    """The NUL-terminated strings of ``table`` (which ends with a NUL) at ``offs`` ("" for offset 0)."""
-    if table.isascii():  # byte offsets are character offsets: one decode for the whole table
-        text = table.decode("ascii")
-        find = text.find
-        return [text[o:find("\0", o)] if o else "" for o in offs]
-    find = table.find
-    return [table[o:find(b"\0", o)].decode("utf-8", "surrogateescape") if o else "" for o in offs]
-
-
 class ElfFile:
     """Sections, symbols and relocations of a BPF ELF object held in ``data``."""
 
@@ -227,24 +217,32 @@ class ElfFile:
                               f"({nlen} bytes)")
         if not names.endswith(b"\0"):
             names += b"\0"
-        section_names = _strings_at(names, offs)
-        section_names[0] = ""
-        ends = [r[4] + r[5] if r[1] != SHT_NOBITS and r[1] != SHT_NULL else 0 for r in raw]
-        if max(ends) > size:
-            i = next(i for i, e in enumerate(ends) if e > size)
-            raise ObjectError(f"section [{i}] {section_names[i]!r}: data at byte {raw[i][4]} (+{raw[i][5]}) runs "
-                              f"past the end of the {size}-byte file")
-        new = tuple.__new__
-        self.sections = sections = [
-            new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, data))
-            for i, (name, (_name, stype, flags, _addr, offset, ssize, link, info, _align, entsize))
-            in enumerate(zip(section_names, raw))
-        ]
-        # the first section of each name; the REL sections of each section
-        self._by_name = {sec[1]: sec for sec in reversed(sections) if sec[1]}
+        # One pass builds everything (a pass per column costs more: an object has dozens of sections).
+        text = names.decode("ascii") if names.isascii() else None   # then byte offsets are str offsets
+        find = text.find if text is not None else names.find
+        self.sections = sections = []
+        by_name = self._by_name
         rels = self._rels
-        for sec in [sec for sec in sections if sec[2] == SHT_REL]:
-            rels.setdefault(sec[7], []).append(sec)
+        append = sections.append
+        new = tuple.__new__
+        i = 0
+        for name_off, stype, flags, _addr, offset, ssize, link, info, _align, entsize in raw:
+            if not i:
+                name = ""
+            elif text is not None:
+                name = text[name_off:find("\0", name_off)]
+            else:
+                name = names[name_off:find(b"\0", name_off)].decode("utf-8", "surrogateescape")
+            if offset + ssize > size and stype != SHT_NOBITS and stype != SHT_NULL:
+                raise ObjectError(f"section [{i}] {name!r}: data at byte {offset} (+{ssize}) runs past the end "
+                                  f"of the {size}-byte file")
+            sec = new(Section, (i, name, stype, flags, offset, ssize, link, info, entsize, data))
+            append(sec)
+            if name and name not in by_name:   # the first section of each name
+                by_name[name] = sec
+            if stype == SHT_REL:   # the REL sections of each section
+                rels.setdefault(info, []).append(sec)
+            i += 1
 
     def _parse_symbols(self) -> None:
         symtabs = [s for s in self.sections if s[2] == SHT_SYMTAB]   # s[2]: its type
@@ -270,21 +268,27 @@ class ElfFile:
             i = bad[0]
             raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
                               f"refers to section {raw[i][3]}, out of range ({nsec} sections)")
-        offs = [r[0] for r in raw]
-        if max(offs) >= slen and max(offs):
-            i = next(i for i, o in enumerate(offs) if o and o >= slen)
-            raise ObjectError(f"symbol {i}: name offset {offs[i]} is past the end of the string table "
-                              f"({slen} bytes)")
         if not strtab.endswith(b"\0"):
             strtab += b"\0"
-        names = _strings_at(strtab, offs)
+        text = strtab.decode("ascii") if strtab.isascii() else None   # then byte offsets are str offsets
+        find = text.find if text is not None else strtab.find
+        self.symbols = symbols = []
+        append = symbols.append
         new = tuple.__new__
-        # (Unnamed section symbols take their section's name.)
-        self.symbols = [
-            new(Symbol, (i, name or (sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""),
-                         value, ssize, info & 0xF, info >> 4, other & 3, shndx))
-            for i, (name, (_o, info, other, shndx, value, ssize)) in enumerate(zip(names, raw))
-        ]
+        i = 0
+        for name_off, info, other, shndx, value, ssize in raw:
+            if not name_off:
+                # (Unnamed section symbols take their section's name.)
+                name = sections[shndx][1] if info & 0xF == STT_SECTION and shndx < nsec else ""
+            elif name_off >= slen:
+                raise ObjectError(f"symbol {i}: name offset {name_off} is past the end of the string table "
+                                  f"({slen} bytes)")
+            elif text is not None:
+                name = text[name_off:find("\0", name_off)]
+            else:
+                name = strtab[name_off:find(b"\0", name_off)].decode("utf-8", "surrogateescape")
+            append(new(Symbol, (i, name, value, ssize, info & 0xF, info >> 4, other & 3, shndx)))
+            i += 1
 
     # -- queries ----------------------------------------------------------------------
 
