@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
+import struct
 
 from pybpf._record import FrozenRecord
 from pybpf._sys.attrs import ProgLoadAttr, packer
@@ -35,7 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Mapping, Sequence
 
-__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "prog_load_attr"]
+__all__ = ["DEFAULT_LOG_SIZE", "MAX_LOG_SIZE", "MIN_LOG_SIZE", "LoadOptions", "prog_load_attr", "prog_load_attrs"]
 
 
 DEFAULT_LOG_SIZE = 64 * 1024
@@ -238,6 +239,48 @@ def prog_load_attr(code: bytearray, prog_type: int, expected_attach_type: int, l
         li_size if li_cnt else 0, insns + n + fi_cnt * fi_size if li_cnt else 0, li_cnt,
         attach_btf_id, attach_prog_fd, fd_array_addr,
     )), keep
+
+
+_PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
+_pack_prog_load_attr = _prog_load_attr_of.layout.pack_into   # type: ignore[attr-defined]
+
+
+def prog_load_attrs(rows: Sequence[tuple[Any, ...]], pieces: Sequence[bytes]) -> tuple[list[int | None], list[Any]]:
+    """The BPF_PROG_LOAD attrs of many programs, in two buffers in all.
+
+    ``pieces`` (joined into one buffer) holds the instructions, func_info
+    (8-byte records) and line_info (16-byte records) of every program;
+    each row of ``rows`` is (prog_type, insn_cnt, offset of the
+    instructions in that buffer, address of the license C string,
+    kern_version, flags, name, expected_attach_type, btf_fd, offset of the
+    func_info, its count, offset of the line_info, its count,
+    attach_btf_id, attach_prog_fd, address of the fd_array or 0).  The
+    attrs lie side by side in a second buffer.  Returns the address of
+    each program's attr (None where a value does not fit its field: that
+    program is prepared the ordinary way, which says which) and the
+    buffers that must outlive the syscalls.  Two ctypes buffers, not two
+    per program: making one costs as much as packing a whole attr.
+    """
+    code = _c_char_at(bytearray().join(pieces))   # (the c_char keeps its bytearray alive)
+    base = _addressof(code)
+    attrs = bytearray(_PROG_LOAD_SIZE * len(rows))
+    block = _c_char_at(attrs)
+    at = _addressof(block)
+    pack = _pack_prog_load_attr
+    addresses: list[int | None] = []
+    append = addresses.append
+    offset = 0
+    for (prog_type, insn_cnt, insns, license, kern_version, flags, name, eat, btf_fd, fi, fi_cnt, li, li_cnt,
+         attach_btf_id, attach_prog_fd, fd_array) in rows:
+        try:
+            pack(attrs, offset, prog_type, insn_cnt, base + insns, license, kern_version, flags, name, eat, btf_fd,
+                 8 if fi_cnt else 0, base + fi if fi_cnt else 0, fi_cnt, 16 if li_cnt else 0,
+                 base + li if li_cnt else 0, li_cnt, attach_btf_id, attach_prog_fd, fd_array)
+            append(at + offset)
+        except struct.error:
+            append(None)
+        offset += _PROG_LOAD_SIZE
+    return addresses, [code, block]
 
 
 def _bad_records(kind: str, records: bytes, rec_size: int) -> BPFError:

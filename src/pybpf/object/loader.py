@@ -104,6 +104,7 @@ _PER_PROGRAM_TARGET = _BTF_TARGET_TYPES | {ProgType.STRUCT_OPS}
 # (C-level attribute readers: no Python frame per program or map)
 _ref_of = itemgetter(2)   # the name a fixup (slot, kind, name) refers to
 _PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
+_COOKIE_HELPER = COOKIE_CALL[4]   # the helper number's byte in the call
 
 
 def pin_path_for(pin_path: str, name: str) -> str:
@@ -434,7 +435,7 @@ class _Loader:
         loaded again the ordinary way (:meth:`Program.load`'s steps), with the
         verifier log; errors come in program order.
         """
-        prepared, failure = self._prepare_programs(specs, resolver)
+        prepared, attrs, _keep, failure = self._prepare_programs(specs, resolver)
         obj = self.obj
         programs = obj.programs
         rodata = obj.maps.get(".rodata")
@@ -444,8 +445,8 @@ class _Loader:
             if self.log_level:
                 results.extend([-1] * len(prepared))
             else:
-                bpf_each(_PROG_LOAD, [p[3] for p in prepared], _PROG_LOAD_SIZE, results)
-            for (ps, eat, kept, _attr, _keep, options, refs_rodata), res in zip(prepared, results):
+                bpf_each(_PROG_LOAD, attrs, _PROG_LOAD_SIZE, results)
+            for (ps, eat, kept, options, refs_rodata), res in zip(prepared, results):
                 done += 1   # from here on the FD below (or the error) owns this load
                 if res >= 0:
                     prog = Program(FD(res, "program"), name=ps.name, type=_PROG_TYPES.get(ps.type, ps.type),
@@ -494,23 +495,29 @@ class _Loader:
             pass
 
     def _prepare_programs(self, specs: list[ProgramSpec], resolver: "_externs.KsymResolver",
-                          ) -> tuple[list[tuple[Any, ...]], BaseException | None]:
-        """Each program ready to load, as (ps, expected attach type, the instructions, the attr by
-        reference, the buffers it points to, what makes its LoadOptions, whether it refers to
-        .rodata); and the error of the program that could not be prepared (the ones after it are not).
+                          ) -> tuple[list[tuple[Any, ...]], list[Any], list[Any], BaseException | None]:
+        """Each program ready to load, as (ps, expected attach type, the instructions, what makes its
+        LoadOptions, whether it refers to .rodata); the address of its attr (or ``byref`` of it);
+        the buffers those point to; and the error of the program that could not be prepared (the
+        ones after it are not).
 
-        The attr is made from the ProgramSpec at once (:func:`~pybpf.program_load.prog_load_attr`);
-        what programs of one kind share (type, attach type, license, version, flags) is worked out
-        once; the :class:`LoadOptions` only if they are asked for: a failed load, a log,
-        ``Program.load_options``, ``clone()``.
+        The attrs are made from the ProgramSpecs at once, in two buffers for all the programs
+        (:func:`~pybpf.program_load.prog_load_attrs`); what programs of one kind share (type,
+        attach type, license, version, flags) is worked out once; the :class:`LoadOptions` only if
+        they are asked for: a failed load, a log, ``Program.load_options``, ``clone()``.
         """
         prepared: list[tuple[Any, ...]] = []
         append = prepared.append
+        attrs: list[Any] = []   # per program: its index in rows (batched) or byref of its own attr
+        rows: list[tuple[Any, ...]] = []
+        pieces: list[bytes] = []   # the instructions, func_info and line_info of the batched programs
+        at = 0   # where the next piece starts
+        keep: list[Any] = []
+        failure: BaseException | None = None
         extern = partial(self._extern, resolver=resolver)   # resolves an extern a program refers to
         map_fds: dict[str, int] | None = None                # made for the first program with fixups
         externs = self.spec.externs
         btf_fd, btf_fd_number, log_level = self.btf_fd, self._btf_fd_number, self.log_level
-        make_attr = program_load.prog_load_attr
         last_kind = shared = None
         for ps in specs:
             try:
@@ -548,9 +555,12 @@ class _Loader:
                 kind = (ps.type, ps.attach_type, ps.license, ps.kern_version, ps.flags)
                 if kind != last_kind:
                     last_kind, shared = kind, self._kind(*kind)
+                    keep.append(shared[2])
+                    license = ctypes.addressof(shared[2])
             except BaseException as exc:  # raised after the programs before it, as when loading one by one
-                return prepared, exc
-            prog_type, eat, license, kern_version, flags = shared
+                failure = exc
+                break
+            prog_type, eat, _license_buf, kern_version, flags = shared
             if attach is not None:
                 eat = attach[0]
             options = partial(_load_options, ps, eat, kern_version, btf_fd, func_info, line_info, attach, fd_array,
@@ -562,25 +572,63 @@ class _Loader:
                     _eat, attach_btf_id, attach_obj, attach_prog = attach
                     target = attach_obj or attach_prog
                     attach_fd = fd_of(target) if target else 0
-                if kept and not len(kept) & 7 and not (COOKIE_CALL in kept and _lacks_cookies()):
-                    try:
-                        attr, keep = make_attr(
-                            code, prog_type, eat or 0, license, object_name(ps.name) if ps.name else b"",
-                            kern_version or 0, flags, btf_fd_number if func_info else 0, func_info, 8, line_info, 16,
-                            attach_btf_id, attach_fd, fd_array)
-                        append((ps, eat, kept, byref(attr), keep, options, refs_rodata))
-                        continue
-                    except BPFError:
-                        pass   # a value the attr cannot hold: Program._prepare says which, with context
-                # What the fast path leaves to the ordinary one: code it refuses (empty, a partial
-                # instruction), cookie calls this kernel lacks, values that do not fit.
+                # (the helper's number first: a byte search is cheap, a search for the whole call is not)
+                if kept and not len(kept) & 7 and not (_COOKIE_HELPER in kept and COOKIE_CALL in kept
+                                                       and _lacks_cookies()):
+                    n = len(kept)
+                    fds = 0
+                    if fd_array is not None:
+                        fds = (ctypes.c_int32 * len(fd_array))(*(fd_of(f) for f in fd_array))
+                        keep.append(fds)
+                        fds = ctypes.addressof(fds)
+                    fi_cnt = len(func_info) >> 3 if func_info else 0
+                    li_cnt = len(line_info) >> 4 if line_info else 0
+                    rows.append((prog_type, n >> 3, at, license, kern_version, flags,
+                                 object_name(ps.name) if ps.name else b"", eat or 0,
+                                 btf_fd_number if func_info else 0, at + n, fi_cnt, at + n + 8 * fi_cnt, li_cnt,
+                                 attach_btf_id, attach_fd, fds))
+                    pieces.append(kept)
+                    at += n
+                    if fi_cnt:
+                        pieces.append(func_info)
+                        at += len(func_info)
+                    if li_cnt:
+                        pieces.append(line_info)
+                        at += len(line_info)
+                    attrs.append(len(rows) - 1)
+                    append((ps, eat, kept, options, refs_rodata))
+                    continue
+                # What the batch leaves to the ordinary path: code it refuses (empty, a partial
+                # instruction), cookie calls this kernel lacks.
                 p = Program._prepare(kept, options())
             except BPFError as exc:
-                return prepared, self._btf_hint(exc, ps)
+                failure = self._btf_hint(exc, ps)
+                break
             except BaseException as exc:
-                return prepared, exc
-            append((ps, eat, kept, byref(p.attr), p.keep, options, refs_rodata))
-        return prepared, None
+                failure = exc
+                break
+            attrs.append(byref(p.attr))
+            keep.append(p.keep)
+            append((ps, eat, kept, options, refs_rodata))
+        if rows:
+            addresses, buffers = program_load.prog_load_attrs(rows, pieces)
+            keep.extend(buffers)
+            for index, attr in enumerate(attrs):
+                if attr.__class__ is not int:
+                    continue
+                address = addresses[attr]
+                if address is None:   # a value its field cannot hold: Program._prepare says which, with context
+                    ps, _eat, kept, options, _refs = prepared[index]
+                    try:
+                        p = Program._prepare(kept, options())
+                    except BaseException as exc:
+                        failure = self._btf_hint(exc, ps) if isinstance(exc, BPFError) else exc
+                        del prepared[index:], attrs[index:]
+                        break
+                    keep.append(p.keep)
+                    address = byref(p.attr)
+                attrs[index] = address
+        return prepared, attrs, keep, failure
 
     def _listed_code(self, ps: ProgramSpec, extern: Callable[[Any], Any]) -> tuple[bytearray, Any, Any, bool]:
         """(code, the instruction list, fd_array, refers to .rodata) of a program given as instructions."""
