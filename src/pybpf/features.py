@@ -116,6 +116,7 @@ _map_cache: dict[int, _Result] = {}
 _helper_cache: dict[tuple[int, int], _Result] = {}
 _btf_cache: dict[str, _Result] = {}
 _feature_cache: dict[str, _Result] = {}
+_btf_kind_answers: dict[str, bool] = {}   # btf_kind_supported's answers by kind name, from _btf_cache
 _depth = _local()
 
 
@@ -220,10 +221,14 @@ def btf_kind_supported(kind: str) -> bool:
     >>> btf_kind_supported("enum64")     # Linux 6.0
     True
     """
+    known = _btf_kind_answers.get(kind)   # (a loader asks about five kinds per object)
+    if known is not None:
+        return known
     if kind not in BTF_KINDS:
         raise ValueError(f"unknown BTF kind {kind!r}; known: {', '.join(BTF_KINDS)}")
     blob = _probes.BTF_KIND_PROBE[kind]
-    return _cached(_btf_cache, blob, lambda: _probes.probe_btf(blob), f"BTF kind {kind}")[0]
+    known = _btf_kind_answers[kind] = _cached(_btf_cache, blob, lambda: _probes.probe_btf(blob), f"BTF kind {kind}")[0]
+    return known
 
 
 # ---------------------------------------------------------------- named features
@@ -622,5 +627,5 @@ def clear_cache() -> None:
     True
     """
     with _lock:
-        for cache in (_prog_cache, _map_cache, _helper_cache, _btf_cache, _feature_cache):
+        for cache in (_prog_cache, _map_cache, _helper_cache, _btf_cache, _feature_cache, _btf_kind_answers):
             cache.clear()

@@ -44,11 +44,11 @@ from pybpf.maps import batch as _batch
 from pybpf.maps.batch import _DELETE, _ELEM_SIZE, _LOOKUP, _NEXT_KEY, _UPDATE, NOT_SUPPORTED
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
-from pybpf.maps.scratch import FirstUse, Layout
+from pybpf.maps.scratch import Layout, PerThread
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, Iterable, Iterator
+    from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 __all__ = ["Map", "MapInfo", "create", "map_class", "FAMILIES", "possible_cpus", "PERCPU_TYPES"]
 
@@ -133,7 +133,7 @@ class Map(Pinnable):
     __slots__ = (
         "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "_id", "map_extra",
         "_label", "_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack",
-        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "btf", "__weakref__",
+        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "btf", "_codec_source", "__weakref__",
     )
 
     #: the kernel map type the family constructor creates (None: the generic class)
@@ -175,15 +175,24 @@ class Map(Pinnable):
         inner_map: "Map | None" = None, numa_node: int | None = None, map_extra: int = 0,
         btf_fd: int = 0, btf_key_type_id: int = 0, btf_value_type_id: int = 0,
         btf_vmlinux_value_type_id: int = 0, init: bytes | None = None, freeze: bool = False,
+        codecs: Callable[[], tuple[Any, Any]] | None = None,
     ) -> None:
+        """Create the map and wrap it.  ``codecs``, when given, makes the (key, value) codecs on first
+        use (see :meth:`__getattr__`) of a map of ``key_size``/``value_size`` bytes whose family's
+        codecs cannot fail: the object loader's, whose BTF codecs most loads never use."""
         flags = int(self._create_flags(int(flags)))
-        try:  # (not contextlib's context(): a generator per map)
-            kc, vc = self._codecs(key, key_size, value, value_size, flags)
-        except BPFError as exc:
-            raise exc.add_context(_label(name, None))
+        self._codec_source = codecs
+        if codecs is None:
+            try:  # (not contextlib's context(): a generator per map)
+                kc, vc = self._codecs(key, key_size, value, value_size, flags)
+            except BPFError as exc:
+                raise exc.add_context(_label(name, None))
+            key_size, value_size = kc.size, vc.size
+        else:
+            kc = vc = None
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
-        values = (map_type, kc.size, vc.size, max_entries, flags,
+        values = (map_type, key_size, value_size, max_entries, flags,
                   inner_map.fd if inner_map is not None else 0, numa_node or 0,
                   object_name(name) if name else b"", 0, btf_fd or 0, btf_key_type_id or 0,
                   btf_value_type_id or 0, btf_vmlinux_value_type_id or 0, map_extra or 0, 0, 0)
@@ -196,11 +205,11 @@ class Map(Pinnable):
         fd = FD(res, label)
         try:
             if init is not None:
-                _write_first(res, kc.size, vc.size, init, label)
+                _write_first(res, key_size, value_size, init, label)
             if freeze:
                 _freeze_fd(res, label)
             # No BPF_OBJ_GET_INFO_BY_FD: the map is what was asked for (the id is read when needed).
-            self._setup(fd, (map_type, kc.size, vc.size, max_entries, flags, 0, map_extra or 0, freeze), kc, vc,
+            self._setup(fd, (map_type, key_size, value_size, max_entries, flags, 0, map_extra or 0, freeze), kc, vc,
                         name, label)
         except BaseException:
             fd.close()
@@ -221,7 +230,8 @@ class Map(Pinnable):
 
     def _setup(self, fd: FD, info: tuple, key_codec: Any, value_codec: Any, name: str, label: str) -> None:
         """``info``: (type, key_size, value_size, max_entries, flags, id (0: not asked yet), map_extra,
-        frozen) of the kernel's map (see :func:`_info_of`); ``label`` is :func:`_label` of the map."""
+        frozen) of the kernel's map (see :func:`_info_of`); ``label`` is :func:`_label` of the map.
+        The codecs are None when ``_codec_source`` makes them on first use."""
         self._fd = fd
         self.name = name
         kind, self.key_size, self.value_size, self.max_entries, flags, map_id, self.map_extra, _frozen = info
@@ -237,9 +247,30 @@ class Map(Pinnable):
         self._pinned: str | None = None
         #: the BTF of the object the map was loaded from (readers look ``record="struct event"`` up in it)
         self.btf: Any = None
-        self._install_codecs(key_codec, value_codec)
-        self._layout = layout = Layout(fd.fileno(), self._kc.size, self._vc.size)
-        self._tls = FirstUse(self, layout)
+        if key_codec is not None:
+            self._install_codecs(key_codec, value_codec)
+        self._layout: Layout | None = None   # made with the scratch buffers (_tls), on first use
+
+    def __getattr__(self, name: str) -> Any:
+        """What a map makes on first use: its per-thread scratch buffers (``_tls``; a map made by a
+        loader is often never read or written from Python) and, for a map the object loader made,
+        its codecs (from BTF, see :mod:`pybpf.object.map_setup`).  Only for what is not there yet:
+        the hot paths then read plain attributes."""
+        if name == "_tls":
+            fd = self._fd._fd   # (-1 once closed: the buffers then name no map, as after close())
+            layout = self._layout = Layout(fd if fd >= 0 else 0xFFFFFFFF, self._kc.size, self._vc.size)
+            tls = self._tls = PerThread(layout)
+            return tls
+        if name in _CODEC_SLOTS:
+            try:
+                source = _codec_source_of(self)   # (the slot itself: no __getattr__ for it)
+            except AttributeError:
+                source = None
+            if source is not None:
+                self._install_codecs(*source())
+                self._codec_source = None
+                return getattr(self, name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def _install_codecs(self, key_codec: Any, value_codec: Any) -> None:
         if key_codec.size != self.key_size:
@@ -319,6 +350,7 @@ class Map(Pinnable):
                 have = MapType(raw.type).name if raw.type in MapType._value2member_map_ else str(raw.type)
                 raise TypeError(f"map id {raw.id} is a {have} map, not a {cls.__name__}")
             obj = target.__new__(target)
+            obj._codec_source = None
             kc, vc = target._codecs(key, raw.key_size, value, raw.value_size, raw.map_flags)
             name = raw.name.decode(errors="replace")
             obj._setup(fd, (raw.type, raw.key_size, raw.value_size, raw.max_entries, raw.map_flags, raw.id,
@@ -357,7 +389,8 @@ class Map(Pinnable):
         """Close the fd (the kernel frees the map once nothing else holds it)."""
         if not self._fd.closed:
             self._release()
-            self._layout.invalidate()
+            if self._layout is not None:
+                self._layout.invalidate()
             self._fd.close()
 
     def _release(self) -> None:
@@ -718,6 +751,9 @@ _map_create_attr_of = packer(MapCreateAttr)
 _map_elem_attr_of = packer(MapElemAttr, ("map_fd", "key", "value"))
 _FREEZE = int(Cmd.MAP_FREEZE)
 _MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
+# The attributes Map._install_codecs sets (made on first use for a map the object loader made).
+_CODEC_SLOTS = frozenset({"_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack"})
+_codec_source_of = Map._codec_source.__get__  # type: ignore[attr-defined]
 _FLAGS: dict[int, MapFlag] = {}
 
 

@@ -18,7 +18,7 @@ import weakref
 from pybpf._sys.attrs import MapElemAttr
 from pybpf.maps.batch import buffer
 
-__all__ = ["Scratch", "Layout", "PerThread", "FirstUse"]
+__all__ = ["Scratch", "Layout", "PerThread"]
 
 
 class Scratch:
@@ -78,27 +78,3 @@ class Layout:
 class PerThread(_local):
     def __init__(self, layout: Layout) -> None:
         self.s = layout.scratch()
-
-
-class FirstUse:
-    """Stands in for a map's :class:`PerThread` until the first single-element operation.
-
-    A map made by a loader is often never read or written from Python; its
-    buffers (three attrs, a key and a value buffer) are made on first use,
-    when this object puts the real :class:`PerThread` in the map's place, so
-    the hot paths keep reading a plain attribute.
-    """
-
-    __slots__ = ("_map", "_layout")
-
-    def __init__(self, owner: object, layout: Layout) -> None:
-        self._map = weakref.ref(owner)
-        self._layout = layout
-
-    @property
-    def s(self) -> Scratch:
-        tls = PerThread(self._layout)
-        owner = self._map()
-        if owner is not None:
-            owner._tls = tls  # type: ignore[attr-defined]
-        return tls.s

@@ -57,9 +57,11 @@ from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, ObjectError, context
 from pybpf.maps import Map, map_class
 from pybpf.object import btf_fixup, externs as _externs
-from pybpf.object.map_setup import check_compatible, kernel_max_entries, map_codec, new_map, write_data
+from pybpf.object.map_setup import (
+    FD_VALUE_TYPES, btf_codecs, check_compatible, family_codecs, kernel_max_entries, new_map, write_data,
+)
 from pybpf.object.fixups import LazyResolver, LineTable, RawLineTable, line_strings, patch_linked, patch_listed
-from pybpf.object.object import Object, ObjectVariable
+from pybpf.object.object import Object
 from pybpf.object.parts import MapSpec, ProgramSpec, encode_variable
 from pybpf.program import Program, _lacks_cookies
 from pybpf import program_load
@@ -79,8 +81,7 @@ _NO_BTF = frozenset({
     MapType.SOCKMAP, MapType.SOCKHASH, MapType.QUEUE, MapType.STACK, MapType.RINGBUF,
     MapType.USER_RINGBUF, MapType.PROG_ARRAY,
 })
-# Maps whose values are fds of other objects: their codecs come from the map family.
-_FD_VALUES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY})
+_BASE_CODECS = Map._codecs.__func__   # families that keep it take BTF codecs as they are
 # Maps whose max_entries the loader works out (see _max_entries).
 _SIZED_BY_LOADER = frozenset({MapType.PERF_EVENT_ARRAY, MapType.RINGBUF, MapType.USER_RINGBUF})
 _EXTRA_KINDS = {
@@ -195,7 +196,7 @@ class _Loader:
                 self._target_resolver.close()
         self._init_prog_arrays()
         self._bind_struct_ops()
-        self._variables()
+        self.obj._variable_specs = dict(spec.variables)   # Object.variables are made when first asked for
 
     # -- selection and variables ----------------------------------------------------------
 
@@ -300,9 +301,9 @@ class _Loader:
             cached = (blob, frozenset(btf_fixup.kinds_present(blob)))
             spec._btf_kinds = cached  # type: ignore[attr-defined]
         present = cached[1]
-        missing = [kind for kind in present if kind in _EXTRA_KINDS
-                   and not features.btf_kind_supported(_EXTRA_KINDS[kind])]
-        func_global = BTFKind.FUNC not in present or features.btf_kind_supported("func_global")
+        supported = features.btf_kind_supported
+        missing = [kind for kind in present.intersection(_EXTRA_KINDS) if not supported(_EXTRA_KINDS[kind])]
+        func_global = BTFKind.FUNC not in present or supported("func_global")
         if not missing and func_global:
             return blob
         return btf_fixup.sanitize_for_kernel(blob, _ALL_KINDS.difference(missing), func_global)
@@ -334,19 +335,6 @@ class _Loader:
                 obj.maps[name].pin(path)
             obj._to_pin.clear()
 
-    def _codecs(self, ms: MapSpec) -> tuple[Any, Any]:
-        # Cached on the MapSpec while its types and sizes stay the same.
-        key = (ms.type, ms.key_type, ms.key_size, ms.value_type, ms.value_size)
-        cached = ms._codec_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if ms.type in _FD_VALUES:
-            out = (map_codec(ms.key_type, ms.key_size) if ms.type == MapType.HASH_OF_MAPS else None), None
-        else:
-            out = map_codec(ms.key_type, ms.key_size), map_codec(ms.value_type, ms.value_size)
-        ms._codec_cache = (key, out)
-        return out
-
     def _create_map(self, ms: MapSpec, data: bytes | None, *, inner: bool = False) -> Any:
         if ms.struct_ops is not None:
             return self._create_struct_ops(ms)
@@ -354,11 +342,11 @@ class _Loader:
         max_entries = ms.max_entries
         if ms.type in _SIZED_BY_LOADER:
             max_entries = kernel_max_entries(ms.type, max_entries)
-        key, value = self._codecs(ms)
         pin = None
         if ms.pinning == PIN_BY_NAME and not inner and self.pin_path:
             pin = pin_path_for(self.pin_path, ms.name)
             if os.path.exists(pin):
+                key, value = btf_codecs(ms)
                 reused = Map.from_pin(pin, key=key, value=value)
                 try:
                     check_compatible(ms, reused, pin, max_entries)
@@ -381,24 +369,33 @@ class _Loader:
             data = None
         if data is not None and (ms.freeze or not ms.flags & _MMAPABLE):
             init, data = data, None
-        key_size = None if key is not None else ms.key_size
-        value_size = None if value is not None else ms.value_size
-        if ms.type in _FD_VALUES:
-            key_size, value_size = (ms.key_size if key is None else None), None
         cls = map_class(ms.type)
+        codecs = None
+        if cls._codecs.__func__ is _BASE_CODECS:
+            # The family takes the BTF codecs as they are: they are made when the map is first read or
+            # written from Python (most loads never do), for a map of the sizes the spec gives.
+            codecs = partial(family_codecs, cls, ms)
+            key = value = None
+            key_size, value_size = ms.key_size, ms.value_size
+        else:
+            key, value = btf_codecs(ms)
+            key_size = None if key is not None else ms.key_size
+            value_size = None if value is not None else ms.value_size
+            if ms.type in FD_VALUE_TYPES:
+                key_size, value_size = (ms.key_size if key is None else None), None
         try:
             btf_ids = self._btf_ids(ms)
             if btf_ids:
                 try:
                     m = new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init,
-                                 self._btf_fd_number, btf_ids)
+                                 self._btf_fd_number, btf_ids, codecs)
                 except BPFError as exc:
                     if exc.errno is None:
                         raise
-                    m = new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init)
+                    m = new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init, codecs=codecs)
                     self.obj.notes.append(f"map '{ms.name}': created without BTF ({exc})")
             else:
-                m = new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init)
+                m = new_map(cls, ms, key, value, key_size, value_size, max_entries, tmpl, init, codecs=codecs)
         finally:
             if tmpl is not None:
                 tmpl.close()
@@ -774,12 +771,6 @@ class _Loader:
                         continue
                     m[key] = prog
 
-    def _variables(self) -> None:
-        obj = self.obj
-        for name, vs in self.spec.variables.items():
-            m = obj.maps.get(vs.map.name)
-            if m is not None:
-                obj.variables[name] = ObjectVariable(vs, m, obj)
 
 
 def _load_options(ps: ProgramSpec, expected_attach_type: Any, kern_version: int, btf_fd: Any,

@@ -28,19 +28,21 @@ if TYPE_CHECKING:
     from typing import Any
     from pybpf.object.parts import MapSpec
 
-__all__ = ["new_map", "kernel_max_entries", "ring_size", "map_codec", "write_data", "check_compatible"]
+__all__ = ["new_map", "kernel_max_entries", "ring_size", "btf_codecs", "family_codecs", "map_codec", "write_data",
+           "check_compatible"]
 
 
 def new_map(cls: type, ms: MapSpec, key: Any, value: Any, key_size: int | None, value_size: int | None,
              max_entries: int, inner: Any, init: bytes | None, btf_fd: int = 0,
-             btf_ids: tuple[int, int] = (0, 0)) -> Any:
+             btf_ids: tuple[int, int] = (0, 0), codecs: Any = None) -> Any:
     """A new map of ``cls`` (its family, :func:`pybpf.maps.map_class`) for ``ms``: what
-    :func:`pybpf.maps.create` does, without its keyword arguments passed on once more."""
+    :func:`pybpf.maps.create` does, without its keyword arguments passed on once more.
+    ``codecs``: makes the codecs on first use instead (:func:`family_codecs`)."""
     m = cls.__new__(cls)
     m._create(int(ms.type), key=key, value=value, key_size=key_size, value_size=value_size,
               max_entries=max_entries, flags=ms.flags, name=ms.kernel_name or ms.name, inner_map=inner,
               numa_node=ms.numa_node, map_extra=ms.map_extra, btf_fd=btf_fd, btf_key_type_id=btf_ids[0],
-              btf_value_type_id=btf_ids[1], init=init, freeze=ms.freeze)
+              btf_value_type_id=btf_ids[1], init=init, freeze=ms.freeze, codecs=codecs)
     return m
 
 
@@ -65,6 +67,34 @@ def ring_size(size: int) -> int:
     while n < size:
         n <<= 1
     return n
+
+
+# Maps whose values are fds of other objects: their codecs come from the map family.
+FD_VALUE_TYPES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY})
+
+
+def btf_codecs(ms: MapSpec) -> tuple[Any, Any]:
+    """The key and value codecs the BTF of ``ms`` gives (None: raw bytes, or the family's own);
+    cached on the MapSpec while its types and sizes stay the same."""
+    key = (ms.type, ms.key_type, ms.key_size, ms.value_type, ms.value_size)
+    cached = ms._codec_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if ms.type in FD_VALUE_TYPES:
+        out = (map_codec(ms.key_type, ms.key_size) if ms.type == MapType.HASH_OF_MAPS else None), None
+    else:
+        out = map_codec(ms.key_type, ms.key_size), map_codec(ms.value_type, ms.value_size)
+    ms._codec_cache = (key, out)
+    return out
+
+
+def family_codecs(cls: Any, ms: MapSpec) -> tuple[Any, Any]:
+    """The codecs of the map ``cls`` made for ``ms``, for a family that takes the BTF codecs as they
+    are (``Map._codecs``): the BTF's where it gives one, the family's defaults or raw bytes of
+    the spec's sizes otherwise."""
+    key, value = btf_codecs(ms)
+    return cls._codecs(key, None if key is not None else ms.key_size, value,
+                       None if value is not None else ms.value_size, int(cls._create_flags(int(ms.flags))))
 
 
 # Scalar codec names by (signed, size): ints, enums and pointers read as Python ints.

@@ -46,7 +46,8 @@ class Object:
         owner = f"object '{spec.name}'"
         self.programs: dict[str, Any] = NameTable(kind="program", owner=owner)
         self.maps: dict[str, Any] = NameTable(kind="map", owner=owner)
-        self.variables: dict[str, ObjectVariable] = NameTable(kind="variable", owner=owner)
+        self._variables: dict[str, ObjectVariable] | None = None   # made on first access
+        self._variable_specs: dict[str, VariableSpec] = {}          # what the loader leaves for it
         self.btf_error: str | None = None
         self.notes: list[str] = []
         self._btf_fd: Any = None
@@ -54,6 +55,21 @@ class Object:
         self._reused: set[str] = set()
         self._to_pin: list[tuple[str, str]] = []
         self._closed = False
+
+    @property
+    def variables(self) -> dict[str, ObjectVariable]:
+        """The object's global variables by name (:class:`ObjectVariable`), in the maps this load made."""
+        variables = self._variables
+        if variables is None:
+            variables = self._variables = NameTable(kind="variable", owner=f"object '{self.name}'")
+            maps = self.maps
+            for name, vs in self._variable_specs.items():
+                m = maps.get(vs.map.name)
+                if m is not None:
+                    var = variables[name] = ObjectVariable(vs, m, self)
+                    if self._closed:
+                        var._release()
+        return variables
 
     @property
     def btf(self) -> Any:
@@ -79,7 +95,7 @@ class Object:
         if self._closed:
             return
         self._closed = True
-        for var in self.variables.values():
+        for var in (self._variables or {}).values():
             var._release()
         for m in self._raw_maps.values():
             m.close()
