@@ -70,6 +70,8 @@ _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _R_INFO = itemgetter(1)   # r_info of a REL entry: symbol << 32 | type
 _SHNDX = itemgetter(7)    # a symbol's section index
+_FIRST = itemgetter(0)    # a section header's name offset
+_SHNDX_OF_RAW = itemgetter(3)   # st_shndx of an unpacked symbol table entry
 
 
 class Section(tuple):
@@ -163,6 +165,7 @@ class ElfFile:
         self.symbols: list[Symbol] = []
         self._by_name: dict[str, Section] = {}
         self._rels: dict[int, list[Section]] = {}
+        self._symtabs: list[Section] = []
         self._by_section: dict[int, list[Symbol]] | None = None
         self._parse_header()
         self._parse_sections()
@@ -209,11 +212,9 @@ class ElfFile:
             raise ObjectError(f"section name table [{self._shstrndx}] is not a string table inside the file")
         names = data[st[4]:st[4] + st[5]]
         nlen = len(names)
-        offs = [r[0] for r in raw]
-        offs[0] = 0
-        if max(offs) >= nlen and max(offs):
-            i = next(i for i, o in enumerate(offs) if o and o >= nlen)
-            raise ObjectError(f"section [{i}]: name offset {offs[i]} is past the end of the string table "
+        if max(map(_FIRST, raw[1:]), default=0) >= max(nlen, 1):   # (section 0 has no name)
+            i = next(i for i in range(1, len(raw)) if raw[i][0] >= max(nlen, 1))
+            raise ObjectError(f"section [{i}]: name offset {raw[i][0]} is past the end of the string table "
                               f"({nlen} bytes)")
         if not names.endswith(b"\0"):
             names += b"\0"
@@ -223,6 +224,7 @@ class ElfFile:
         self.sections = sections = []
         by_name = self._by_name
         rels = self._rels
+        symtabs = self._symtabs
         append = sections.append
         new = tuple.__new__
         i = 0
@@ -242,10 +244,12 @@ class ElfFile:
                 by_name[name] = sec
             if stype == SHT_REL:   # the REL sections of each section
                 rels.setdefault(info, []).append(sec)
+            elif stype == SHT_SYMTAB:
+                symtabs.append(sec)
             i += 1
 
     def _parse_symbols(self) -> None:
-        symtabs = [s for s in self.sections if s[2] == SHT_SYMTAB]   # s[2]: its type
+        symtabs = self._symtabs
         if not symtabs:
             return
         if len(symtabs) > 1:
@@ -263,9 +267,8 @@ class ElfFile:
         raw = list(_SYM.iter_unpack(symtab.data))
         if not raw:
             return
-        bad = [i for i, r in enumerate(raw) if nsec <= r[3] < SHN_LORESERVE]
-        if bad:
-            i = bad[0]
+        if any(nsec <= shndx < SHN_LORESERVE for shndx in set(map(_SHNDX_OF_RAW, raw))):
+            i = next(i for i, r in enumerate(raw) if nsec <= r[3] < SHN_LORESERVE)
             raise ObjectError(f"section {symtab.name!r}: symbol {i} at byte {symtab.offset + i * _SYM.size} "
                               f"refers to section {raw[i][3]}, out of range ({nsec} sections)")
         if not strtab.endswith(b"\0"):
