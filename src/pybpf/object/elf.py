@@ -193,7 +193,7 @@ class _Parser:
         ctx = linker.RelocationContext(elf, maps, map_sections, data_sections, externs,
                                        extern_problems.get)
         funcs_by_sec: dict[int, list[linker.Function]] = {}
-        starts: dict[int, list[int]] = {}
+        at_start: dict[tuple[int, int], linker.Function] = {}
         entries: list[tuple[linker.Function, str, object, bool]] = []
         for sec in code:
             data = linker.section_code(sec)
@@ -217,13 +217,17 @@ class _Parser:
             if not sub:
                 entries.extend((f, sec.name, info, autoload) for f in funcs)
             funcs_by_sec[sec.index] = funcs
-            starts[sec.index] = [f.start for f in funcs]
+            for f in funcs:
+                at_start[(sec.index, f.start)] = f
 
         def find(sec_index: int, slot: int):
+            f = at_start.get((sec_index, slot))   # (calls target a function's first instruction)
+            if f is not None:
+                return f
             funcs = funcs_by_sec.get(sec_index)
             if not funcs:
                 return None
-            i = bisect.bisect_right(starts[sec_index], slot) - 1
+            i = bisect.bisect_right([f.start for f in funcs], slot) - 1
             if i < 0:
                 return None
             f = funcs[i]
@@ -240,8 +244,8 @@ class _Parser:
                 linked = linker.link(f, find)
             except ObjectError as exc:
                 raise exc.add_context(f"program '{f.name}'")
-            keep = linked.complete_func_info
-            if not keep and len(linked.func_info):
+            keep = linked[7]   # func_info covers every function
+            if not keep and len(linked[4]):
                 self.notes.append(f"program '{f.name}': func_info does not cover every function; "
                                   "loaded without func_info/line_info")
             programs[f.name] = ProgramSpec._from_linked(linked, strings, keep, f.name, sec_name, info, license,

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from pybpf.btf.reader import CoreRelo
     from pybpf.object.btf_ext import RawExtInfo
 
-__all__ = ["Function", "split_functions", "apply_relocations", "link", "Linked", "FIX_MAP", "FIX_EXTERN",
+__all__ = ["Function", "split_functions", "apply_relocations", "link", "FIX_MAP", "FIX_EXTERN",
            "FIX_KFUNC"]
 
 FIX_MAP = 1      # ld_imm64: imm = fd of the map named (src already PSEUDO_MAP_FD / PSEUDO_MAP_VALUE)
@@ -348,36 +348,20 @@ def _extern(ctx: RelocationContext, name: str, bind: int, where: str) -> ExternS
 # ---------------------------------------------------------------------- linking
 
 
-class Linked:
-    """One linked program: ``code`` (bytes), ``fixups`` ``(slot, kind, name)``, ``labels``
-    ``(slot, function name)``, ``call_refs`` ``(slot, "callee[+n]")`` and its .BTF.ext
-    records: func_info and line_info in the kernel's layout (``insn_off`` in
-    instructions), CO-RE relocations with ``insn_off`` in bytes."""
-
-    __slots__ = ("code", "fixups", "labels", "call_refs", "func_info", "line_info", "core_relos",
-                 "complete_func_info")
-
-    def __init__(self, code: bytes, fixups: tuple[tuple[int, int, str], ...], labels: tuple[tuple[int, str], ...],
-                 call_refs: tuple[tuple[int, str], ...], func_info: array, line_info: array,
-                 core_relos: list["CoreRelo"], complete_func_info: bool) -> None:
-        self.code = code
-        self.fixups = fixups
-        self.labels = labels
-        self.call_refs = call_refs
-        self.func_info = func_info
-        self.line_info = line_info
-        self.core_relos = core_relos
-        self.complete_func_info = complete_func_info
-
-
-def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked:
+def link(entry: Function, find: Callable[[int, int], Function | None]) -> tuple:
     """The instructions of ``entry`` followed by every subprogram it reaches.
 
     ``find(section index, slot)`` returns the function containing that slot.
+    Returns ``(code, fixups, labels, call_refs, func_info, line_info,
+    core_relos, complete_func_info)``: the linked bytes, ``(slot, kind,
+    name)`` fixups, ``(slot, function name)`` labels, ``(slot,
+    "callee[+n]")`` call references, func_info and line_info in the
+    kernel's layout (``insn_off`` in instructions), CO-RE relocations with
+    ``insn_off`` in bytes, and whether func_info covers every function.
     """
     if not entry.calls:
-        return Linked(entry.code, tuple(entry.fixups), ((0, entry.name),), (), entry.func_info, entry.line_info,
-                      list(entry.core_relos), entry.has_func_info)
+        return (entry.code, tuple(entry.fixups), ((0, entry.name),), (), entry.func_info, entry.line_info,
+                list(entry.core_relos), entry.has_func_info)
     order = [entry]
     placed = {entry: 0}
     total = entry.count
@@ -402,8 +386,8 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
             pack(code, 8 * at + 4, tpos + rel - at - 1)
             call_refs.append((at, f"{target.name}+{rel}" if rel else target.name))
     if len(order) == 1:  # only calls to itself
-        return Linked(bytes(code), tuple(entry.fixups), ((0, entry.name),), tuple(call_refs), entry.func_info,
-                      entry.line_info, list(entry.core_relos), entry.has_func_info)
+        return (bytes(code), tuple(entry.fixups), ((0, entry.name),), tuple(call_refs), entry.func_info,
+                entry.line_info, list(entry.core_relos), entry.has_func_info)
     fixups: list[tuple[int, int, str]] = list(entry.fixups)
     labels: list[tuple[int, str]] = [(0, entry.name)]
     fi, li = entry.func_info, entry.line_info   # concatenated into new arrays: these stay the entry's
@@ -421,7 +405,7 @@ def link(entry: Function, find: Callable[[int, int], Function | None]) -> Linked
         fi = fi + moved[1]
         li = li + moved[2]
         core += moved[3]
-    return Linked(bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete)
+    return (bytes(code), tuple(fixups), tuple(labels), tuple(call_refs), fi, li, core, complete)
 
 
 def _moved(f: Function, base: int) -> tuple:

@@ -111,7 +111,7 @@ class ProgramSpec:
         self._insns: list[Instruction] | None = instructions
         self._func_info: list["FuncInfo"] | None = func_info if func_info is not None else []
         self._line_info: list["LineInfo"] | None = line_info if line_info is not None else []
-        # The raw form (ELF specs, see pybpf.object.linker.Linked): None once decoded.
+        # The raw form (ELF specs, see pybpf.object.linker.link): None once decoded.
         self._code: bytes | None = None
         self._fixups: tuple[tuple[int, int, str], ...] = ()
         self._labels: tuple[tuple[int, str], ...] = ()
@@ -125,8 +125,9 @@ class ProgramSpec:
     @classmethod
     def _from_linked(cls, linked: Any, strings: Any, keep_ext: bool, name: str, section: str, info: Any,
                      license: str, kern_version: int, autoload: bool) -> "ProgramSpec":
-        """A spec in raw form from :class:`pybpf.object.linker.Linked` and the section's
+        """A spec in raw form from what :func:`pybpf.object.linker.link` returns and the section's
         :class:`~pybpf.object.sections.SectionInfo` (the parser makes one per program)."""
+        code, fixups, labels, call_refs, func_info, line_info, core_relos, _complete = linked
         self = cls.__new__(cls)
         self.name = name
         self.section = section
@@ -138,19 +139,19 @@ class ProgramSpec:
         self.license = license
         self.kern_version = kern_version
         self.autoload = autoload
-        self.core_relos = linked.core_relos
+        self.core_relos = core_relos
         self._insns = None
-        self._code = linked.code
-        self._fixups = linked.fixups
-        self._labels = linked.labels
-        self._call_refs = linked.call_refs
-        self._li_all = linked.line_info
+        self._code = code
+        self._fixups = fixups
+        self._labels = labels
+        self._call_refs = call_refs
+        self._li_all = line_info
         self._strings = strings
         self._kernel_records = None
         if keep_ext:
             self._func_info = self._line_info = None
-            self._fi_raw = linked.func_info
-            self._li_raw = linked.line_info
+            self._fi_raw = func_info
+            self._li_raw = line_info
         else:
             self._func_info, self._line_info = [], []
             self._fi_raw = self._li_raw = None
