@@ -166,6 +166,7 @@ class ElfFile:
         self._by_name: dict[str, Section] = {}
         self._rels: dict[int, list[Section]] = {}
         self._symtabs: list[Section] = []
+        self.code_sections: set[int] = set()   # indexes of the sections of code (also empty ones)
         self._by_section: dict[int, list[Symbol]] | None = None
         self._parse_header()
         self._parse_sections()
@@ -225,6 +226,7 @@ class ElfFile:
         by_name = self._by_name
         rels = self._rels
         symtabs = self._symtabs
+        code_sections = self.code_sections
         append = sections.append
         new = tuple.__new__
         i = 0
@@ -246,10 +248,13 @@ class ElfFile:
                 rels.setdefault(info, []).append(sec)
             elif stype == SHT_SYMTAB:
                 symtabs.append(sec)
+            elif stype == SHT_PROGBITS and flags & SHF_EXECINSTR:
+                code_sections.add(i)
             i += 1
 
     def _parse_symbols(self) -> None:
         symtabs = self._symtabs
+        code_sections = self.code_sections
         if not symtabs:
             return
         if len(symtabs) > 1:

@@ -39,7 +39,7 @@ from pybpf.asm.opcodes import (
 )
 from pybpf.errors import ObjectError
 from pybpf.object.elffile import (
-    R_BPF_64_32, R_BPF_64_64, R_BPF_NONE, SHF_EXECINSTR, SHT_PROGBITS, STB_GLOBAL, STB_WEAK, STT_FUNC, ElfFile,
+    R_BPF_64_32, R_BPF_64_64, R_BPF_NONE, STB_GLOBAL, STB_WEAK, STT_FUNC, ElfFile,
     Section,
 )
 from pybpf.object.parts import ExternSpec, MapSpec
@@ -196,8 +196,7 @@ class RelocationContext:
         self.externs = externs
         self.extern_error = extern_error      # why an undefined symbol is not an extern
         self._map_at = {(m.section, m.offset): m for m in reversed(list(maps.values()))}
-        self.code_sections = frozenset([sec[0] for sec in elf.sections   # (Section.is_code, inlined)
-                                        if sec[2] == SHT_PROGBITS and sec[3] & SHF_EXECINSTR])
+        self.code_sections = elf.code_sections
 
 
 def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
