@@ -16,6 +16,8 @@ Example::
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pybpf._record import FrozenRecord
 from pybpf._sys.flags import ProgFlag
 from pybpf._sys.uapi import AttachType as A
@@ -154,8 +156,12 @@ _RETPROBE_KINDS = {"kretprobe", "uretprobe", "kretprobe.multi", "uretprobe.multi
 SECTION_RULES = {name: (ptype, atype, exact) for name, ptype, atype, exact in _RULES}
 
 
+@lru_cache(maxsize=512)
 def parse_section(section: str) -> SectionInfo | None:
-    """Describe the program in ``section``; None if no rule matches (not a program section)."""
+    """Describe the program in ``section``; None if no rule matches (not a program section).
+
+    The answer depends on the name alone and is read-only, so it is kept per name: an object names
+    a few sections, and programs load from the same objects again and again."""
     rule = SECTION_RULES.get(section)
     if rule is not None and rule[2]:
         return _info(section, section, None)  # exact names may contain a slash
