@@ -172,6 +172,26 @@ class Program(Pinnable, AttachMethods):
         self.verifier_log = verifier_log
         self._load_options = load_options
 
+    @classmethod
+    def _loaded(cls, fd: int, name: str, type: ProgType, expected_attach_type: Any, insns: bytes, license: str,
+                load_options: Callable[[], LoadOptions], section: str, spec: Any, obj: Any) -> "Program":
+        """The Program of an object loader's program: the fd it loaded (now owned here), what
+        :meth:`__init__` sets, and ``section``, ``spec`` and ``object`` (no keyword arguments:
+        made once per program of every load)."""
+        self = cls.__new__(cls)
+        self._fd = FD(fd, "program")
+        self.name = name
+        self.type = type
+        self.expected_attach_type = expected_attach_type
+        self.insns = insns
+        self.license = license
+        self.verifier_log = ""
+        self._load_options = load_options
+        self.section = section
+        self.spec = spec
+        self.object = obj
+        return self
+
     def _options(self) -> LoadOptions | None:
         options = self._load_options
         if options is not None and not isinstance(options, LoadOptions):

@@ -48,7 +48,7 @@ from operator import itemgetter
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
 from pybpf._sys.kernel import kernel_version_code
-from pybpf._sys.syscall import FD, bpf_each, fd_of, object_name
+from pybpf._sys.syscall import bpf_each, fd_of, object_name
 from pybpf._sys.attrs import ProgLoadAttr
 from pybpf._sys.uapi import Cmd, MapType, ProgType
 from pybpf.asm.cookie import COOKIE_CALL
@@ -437,6 +437,7 @@ class _Loader:
         programs = obj.programs
         rodata = obj.maps.get(".rodata")
         results: list[int] = []   # the fds loaded (-1: load again below)
+        loaded = Program._loaded
         done = 0
         try:
             if self.log_level:
@@ -446,16 +447,16 @@ class _Loader:
             for (ps, eat, kept, options, refs_rodata), res in zip(prepared, results):
                 done += 1   # from here on the FD below (or the error) owns this load
                 if res >= 0:
-                    prog = Program(FD(res, "program"), name=ps.name, type=_PROG_TYPES.get(ps.type, ps.type),
-                                   expected_attach_type=eat, insns=kept, license=ps.license, load_options=options)
+                    prog = loaded(res, ps.name, _PROG_TYPES.get(ps.type, ps.type), eat, kept, ps.license, options,
+                                  ps.section, ps, obj)
                 else:
                     try:
                         prog = Program._complete(Program._prepare(kept, options()), None)
                     except BPFError as exc:
                         raise self._btf_hint(exc, ps)
-                prog.section = ps.section
-                prog.spec = ps
-                prog.object = obj
+                    prog.section = ps.section
+                    prog.spec = ps
+                    prog.object = obj
                 programs[ps.name] = prog
                 if rodata is not None and not refs_rodata:
                     self._bind_rodata(prog, rodata)
