@@ -44,7 +44,7 @@ from pybpf.maps import batch as _batch
 from pybpf.maps.batch import _DELETE, _ELEM_SIZE, _LOOKUP, _NEXT_KEY, _UPDATE, NOT_SUPPORTED
 from pybpf.maps.codec import PerCPUCodec, make_codec
 from pybpf.maps.info import PERCPU_TYPES, MapInfo, flags_text, possible_cpus
-from pybpf.maps.scratch import Layout, PerThread
+from pybpf.maps.scratch import CodecsOnFirstUse, FirstUse, Layout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class Map(Pinnable):
     __slots__ = (
         "_fd", "name", "type", "key_size", "value_size", "max_entries", "flags", "_id", "map_extra",
         "_label", "_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack",
-        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "btf", "_codec_source", "__weakref__",
+        "_layout", "_tls", "_nobatch", "_no_lookup_and_delete", "_pinned", "btf", "__weakref__",
     )
 
     #: the kernel map type the family constructor creates (None: the generic class)
@@ -177,11 +177,11 @@ class Map(Pinnable):
         btf_vmlinux_value_type_id: int = 0, init: bytes | None = None, freeze: bool = False,
         codecs: Callable[[], tuple[Any, Any]] | None = None,
     ) -> None:
-        """Create the map and wrap it.  ``codecs``, when given, makes the (key, value) codecs on first
-        use (see :meth:`__getattr__`) of a map of ``key_size``/``value_size`` bytes whose family's
-        codecs cannot fail: the object loader's, whose BTF codecs most loads never use."""
+        """Create the map and wrap it.  ``codecs``, when given, makes the (key, value) codecs of a map
+        of ``key_size``/``value_size`` bytes the first time one is used (see
+        :class:`~pybpf.maps.scratch.CodecsOnFirstUse`), for a family whose codecs cannot fail: the
+        object loader's, whose BTF codecs most loads never use."""
         flags = int(self._create_flags(int(flags)))
-        self._codec_source = codecs
         if codecs is None:
             try:  # (not contextlib's context(): a generator per map)
                 kc, vc = self._codecs(key, key_size, value, value_size, flags)
@@ -189,7 +189,7 @@ class Map(Pinnable):
                 raise exc.add_context(_label(name, None))
             key_size, value_size = kc.size, vc.size
         else:
-            kc = vc = None
+            kc, vc = CodecsOnFirstUse.pair(self, codecs, key_size, value_size)
         if numa_node is not None:
             flags |= MapFlag.NUMA_NODE
         values = (map_type, key_size, value_size, max_entries, flags,
@@ -230,8 +230,7 @@ class Map(Pinnable):
 
     def _setup(self, fd: FD, info: tuple, key_codec: Any, value_codec: Any, name: str, label: str) -> None:
         """``info``: (type, key_size, value_size, max_entries, flags, id (0: not asked yet), map_extra,
-        frozen) of the kernel's map (see :func:`_info_of`); ``label`` is :func:`_label` of the map.
-        The codecs are None when ``_codec_source`` makes them on first use."""
+        frozen) of the kernel's map (see :func:`_info_of`); ``label`` is :func:`_label` of the map."""
         self._fd = fd
         self.name = name
         kind, self.key_size, self.value_size, self.max_entries, flags, map_id, self.map_extra, _frozen = info
@@ -247,30 +246,9 @@ class Map(Pinnable):
         self._pinned: str | None = None
         #: the BTF of the object the map was loaded from (readers look ``record="struct event"`` up in it)
         self.btf: Any = None
-        if key_codec is not None:
-            self._install_codecs(key_codec, value_codec)
-        self._layout: Layout | None = None   # made with the scratch buffers (_tls), on first use
-
-    def __getattr__(self, name: str) -> Any:
-        """What a map makes on first use: its per-thread scratch buffers (``_tls``; a map made by a
-        loader is often never read or written from Python) and, for a map the object loader made,
-        its codecs (from BTF, see :mod:`pybpf.object.map_setup`).  Only for what is not there yet:
-        the hot paths then read plain attributes."""
-        if name == "_tls":
-            fd = self._fd._fd   # (-1 once closed: the buffers then name no map, as after close())
-            layout = self._layout = Layout(fd if fd >= 0 else 0xFFFFFFFF, self._kc.size, self._vc.size)
-            tls = self._tls = PerThread(layout)
-            return tls
-        if name in _CODEC_SLOTS:
-            try:
-                source = _codec_source_of(self)   # (the slot itself: no __getattr__ for it)
-            except AttributeError:
-                source = None
-            if source is not None:
-                self._install_codecs(*source())
-                self._codec_source = None
-                return getattr(self, name)
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        self._install_codecs(key_codec, value_codec)
+        self._layout: Layout | None = None   # made with the first scratch buffers
+        self._tls = FirstUse(self)
 
     def _install_codecs(self, key_codec: Any, value_codec: Any) -> None:
         if key_codec.size != self.key_size:
@@ -292,6 +270,8 @@ class Map(Pinnable):
 
         >>> m.set_codecs(value="<II")    # 8-byte values now read as (a, b)
         """
+        if self._key_codec.__class__ is CodecsOnFirstUse:
+            self._key_codec.resolve()   # (an object loader's codecs, made now)
         kc, vc = self._codecs(key if key is not None else self._key_codec, self.key_size,
                               value if value is not None else self._value_codec, self.value_size,
                               int(self.flags))
@@ -350,7 +330,6 @@ class Map(Pinnable):
                 have = MapType(raw.type).name if raw.type in MapType._value2member_map_ else str(raw.type)
                 raise TypeError(f"map id {raw.id} is a {have} map, not a {cls.__name__}")
             obj = target.__new__(target)
-            obj._codec_source = None
             kc, vc = target._codecs(key, raw.key_size, value, raw.value_size, raw.map_flags)
             name = raw.name.decode(errors="replace")
             obj._setup(fd, (raw.type, raw.key_size, raw.value_size, raw.max_entries, raw.map_flags, raw.id,
@@ -751,9 +730,6 @@ _map_create_attr_of = packer(MapCreateAttr)
 _map_elem_attr_of = packer(MapElemAttr, ("map_fd", "key", "value"))
 _FREEZE = int(Cmd.MAP_FREEZE)
 _MAP_TYPES: dict[int, MapType] = {int(t): t for t in MapType}
-# The attributes Map._install_codecs sets (made on first use for a map the object loader made).
-_CODEC_SLOTS = frozenset({"_key_codec", "_value_codec", "_kc", "_vc", "_kpack", "_vpack", "_vunpack"})
-_codec_source_of = Map._codec_source.__get__  # type: ignore[attr-defined]
 _FLAGS: dict[int, MapFlag] = {}
 
 

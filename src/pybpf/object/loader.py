@@ -56,6 +56,7 @@ from pybpf.asm.instruction import Instruction, encode_all
 from pybpf.btf.types import BTFKind
 from pybpf.errors import BPFError, ObjectError, context
 from pybpf.maps import Map, map_class
+from pybpf.maps.info import PERCPU_TYPES
 from pybpf.object import btf_fixup, externs as _externs
 from pybpf.object.map_setup import (
     FD_VALUE_TYPES, btf_codecs, check_compatible, family_codecs, kernel_max_entries, new_map, write_data,
@@ -371,9 +372,10 @@ class _Loader:
             init, data = data, None
         cls = map_class(ms.type)
         codecs = None
-        if cls._codecs.__func__ is _BASE_CODECS:
-            # The family takes the BTF codecs as they are: they are made when the map is first read or
-            # written from Python (most loads never do), for a map of the sizes the spec gives.
+        if cls._codecs.__func__ is _BASE_CODECS and ms.type not in PERCPU_TYPES:
+            # The family takes the BTF codecs as they are (and does not wrap them): they are made when
+            # the map is first read or written from Python (most loads never do), for a map of the
+            # sizes the spec gives (see pybpf.maps.scratch.CodecsOnFirstUse).
             codecs = partial(family_codecs, cls, ms)
             key = value = None
             key_size, value_size = ms.key_size, ms.value_size
