@@ -311,8 +311,11 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             continue
         raise ObjectError(f"{_where(sec, roff, sym)}: refers to section '{target.name}', which is neither code, "
                           "a map nor global data")
-    # Calls inside one section need no relocation: imm is already relative.
+    # Calls inside one section need no relocation: imm is already relative.  (Each relocated
+    # instruction is a call or an ld_imm64: when there are no others, there is nothing to look at.)
     opcodes = bytes(code[0::8])
+    if opcodes.count(_CALL) + opcodes.count(_LD_IMM64) == len(relocated):
+        return
     i = opcodes.find(_CALL)
     while i >= 0:
         if i not in relocated and code[8 * i + 1] >> 4 == PSEUDO_CALL:
