@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import struct
 from collections import namedtuple
-from itertools import groupby
 from operator import itemgetter
 
 from pybpf.errors import ObjectError
@@ -69,7 +68,6 @@ _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _R_INFO = itemgetter(1)   # r_info of a REL entry: symbol << 32 | type
-_SHNDX = itemgetter(7)    # a symbol's section index
 _FIRST = itemgetter(0)    # a section header's name offset
 _SHNDX_OF_RAW = itemgetter(3)   # st_shndx of an unpacked symbol table entry
 
@@ -167,7 +165,7 @@ class ElfFile:
         self._rels: dict[int, list[Section]] = {}
         self._symtabs: list[Section] = []
         self.code_sections: set[int] = set()   # indexes of the sections of code (also empty ones)
-        self._by_section: dict[int, list[Symbol]] | None = None
+        self._by_section: dict[int, list[Symbol]] = {}
         self._parse_header()
         self._parse_sections()
         self._parse_symbols()
@@ -254,7 +252,6 @@ class ElfFile:
 
     def _parse_symbols(self) -> None:
         symtabs = self._symtabs
-        code_sections = self.code_sections
         if not symtabs:
             return
         if len(symtabs) > 1:
@@ -281,6 +278,7 @@ class ElfFile:
         text = strtab.decode("ascii") if strtab.isascii() else None   # then byte offsets are str offsets
         find = text.find if text is not None else strtab.find
         self.symbols = symbols = []
+        by_section = self._by_section   # the symbols of each section, in table order
         append = symbols.append
         new = tuple.__new__
         i = 0
@@ -295,7 +293,13 @@ class ElfFile:
                 name = text[name_off:find("\0", name_off)]
             else:
                 name = strtab[name_off:find(b"\0", name_off)].decode("utf-8", "surrogateescape")
-            append(new(Symbol, (i, name, value, ssize, info & 0xF, info >> 4, other & 3, shndx)))
+            sym = new(Symbol, (i, name, value, ssize, info & 0xF, info >> 4, other & 3, shndx))
+            append(sym)
+            in_section = by_section.get(shndx)
+            if in_section is None:
+                by_section[shndx] = [sym]
+            else:
+                in_section.append(sym)
             i += 1
 
     # -- queries ----------------------------------------------------------------------
@@ -305,11 +309,7 @@ class ElfFile:
 
     def symbols_in(self, index: int) -> list[Symbol]:
         """The symbols defined in section ``index``, in symbol table order."""
-        by_sec = self._by_section
-        if by_sec is None:  # one stable sort and a group per section: no Python call per symbol
-            by_sec = self._by_section = {shndx: list(group) for shndx, group
-                                         in groupby(sorted(self.symbols, key=_SHNDX), _SHNDX)}
-        return by_sec.get(index, [])
+        return self._by_section.get(index, [])
 
     def relocations_for(self, index: int) -> list[Relocation]:
         """The REL entries that apply to section ``index`` (all its .rel sections)."""
