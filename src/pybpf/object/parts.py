@@ -46,8 +46,11 @@ class NameTable(dict):
     pybpf.errors.NameNotFoundError: object 'x.bpf.o': no map 'count'; did you mean 'counts'?
     """
 
+    __slots__ = ("kind", "owner")
+
     def __init__(self, items: Mapping[str, Any] | None = None, *, kind: str = "entry", owner: str = "") -> None:
-        super().__init__(items or {})
+        if items:
+            self.update(items)
         self.kind = kind
         self.owner = owner
 
