@@ -165,22 +165,42 @@ def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dic
                 f.fixups.append((slot - f.start, kind, ref))
     if ext is None:
         return
-    name = funcs[0].section.name
+    name = funcs[0].section[1]
     fidx, lidx, core = ext.func.get(name), ext.line.get(name), ext.core.get(name)
-    ranges = [(8 * f.start, 8 * (f.start + f.count)) for f in funcs]
-    if fidx is not None:
-        for f, (lo, _hi), recs in zip(funcs, ranges, fidx.per_function(ranges)):
-            if recs:
-                f.has_func_info = fidx.offs[bisect.bisect_left(fidx.offs, lo)] == lo
-                f.func_info = recs
-    if lidx is not None:
-        for f, recs in zip(funcs, lidx.per_function(ranges)):
-            f.line_info = recs
+    left = bisect.bisect_left
+    if fidx is not None:   # func_info: (insn_off, type_id), most often one at the start of each function
+        offs, words = fidx.offs, fidx.words
+        for f in funcs:
+            lo = 8 * f.start
+            a = left(offs, lo)
+            b = left(offs, lo + 8 * f.count, a)
+            if b > a:
+                f.func_info = _rebased(words[2 * a:2 * b], 2, lo)
+                f.has_func_info = offs[a] == lo
+    if lidx is not None:   # line_info: (insn_off, file_name_off, line_off, line_col)
+        offs, words = lidx.offs, lidx.words
+        for f in funcs:
+            lo = 8 * f.start
+            a = left(offs, lo)
+            b = left(offs, lo + 8 * f.count, a)
+            if b > a:
+                f.line_info = _rebased(words[4 * a:4 * b], 4, lo)
     if core:
         core_offs = [r.insn_off for r in core]
-        for f, (lo, hi) in zip(funcs, ranges):
-            a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
+        for f in funcs:
+            lo, hi = 8 * f.start, 8 * (f.start + f.count)
+            a, b = left(core_offs, lo), left(core_offs, hi)
             f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
+
+
+def _rebased(recs: array, width: int, lo: int) -> array:
+    """``recs`` (records of ``width`` words, the first an ``insn_off`` in bytes in the section) with
+    that ``insn_off`` made an instruction index from byte ``lo``."""
+    if len(recs) == width:   # one record: most functions have one func_info
+        recs[0] = (recs[0] - lo) >> 3
+    else:
+        recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
+    return recs
 
 
 class RelocationContext:
