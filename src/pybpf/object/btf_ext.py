@@ -17,12 +17,11 @@ Example::
 
     ext = RawExtInfo.parse(elf.section_by_name(".BTF.ext").data, btf)
     recs = ext.line.get("xdp")       # RecordIndex or None
-    (quads,) = recs.per_function([(0, 64)])   # line records of the first 8 instructions, rebased
+    recs.words[:4 * recs.offs.count(0)]   # the line records of the section's first instruction
 """
 
 from __future__ import annotations
 
-import bisect
 import struct
 import sys
 from array import array
@@ -44,7 +43,8 @@ _HDR = struct.Struct("<IIII")
 
 
 class RecordIndex:
-    """The records of one ELF section: ``width`` u32 words each, sorted by their first word."""
+    """The records of one ELF section: ``width`` u32 words each, sorted by their first word (``offs``:
+    those words, as a list to bisect; :func:`pybpf.object.linker.assign` cuts out each function's)."""
 
     __slots__ = ("words", "offs", "width")
 
@@ -60,23 +60,6 @@ class RecordIndex:
         self.words = words
         self.offs = offs
         self.width = width
-
-    def per_function(self, ranges: list[tuple[int, int]]) -> list[array]:
-        """For each byte range ``[lo, hi)`` of ``ranges`` (a section's functions), the records
-        with ``lo <= insn_off < hi`` as a new array, ``insn_off`` made an instruction index from ``lo``."""
-        offs, words, width = self.offs, self.words, self.width
-        left = bisect.bisect_left
-        out = []
-        for lo, hi in ranges:
-            a = left(offs, lo)
-            b = left(offs, hi)
-            recs = words[width * a:width * b]
-            if b - a == 1:  # one record: most functions have one func_info
-                recs[0] = (recs[0] - lo) >> 3
-            elif b > a:
-                recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
-            out.append(recs)
-        return out
 
 
 class RawExtInfo:
