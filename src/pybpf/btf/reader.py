@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import compress
 
 from pybpf.errors import ObjectError
 from pybpf.btf.ext import CoreRelo, CoreRelocKind, ExtInfo, FuncInfo, LineInfo
@@ -62,6 +63,10 @@ _FUNC_LINKAGES = tuple(FuncLinkage)
 _VAR_LINKAGES = tuple(VarLinkage)
 _ENUM_SIZES = (1, 2, 4, 8)
 _FLOAT_SIZES = (2, 4, 8, 12, 16)
+
+
+# For each kind, the byte translation table that keeps only that kind's byte nonzero.
+_ONLY = tuple(bytes(int(b == k) for b in range(256)) for k in range(32))
 
 
 def _s32(v: int) -> int:
@@ -359,12 +364,13 @@ class Spec:
     def ids_by_kind(self, kind: int) -> list[int]:
         """The ids of this blob's own types of ``kind`` (a BTFKind), ascending; nothing is decoded."""
         kinds, first = self.kinds(), self.first_id
-        out = []
-        i = kinds.find(kind)
-        while i >= 0:   # a byte search per match: most kinds are rare
-            out.append(first + i)
-            i = kinds.find(kind, i + 1)
-        return out
+        lo = kinds.find(kind)
+        if lo < 0 or kinds.find(kind, lo + 1) < 0:   # (none or one, as most kinds of most blobs)
+            return [] if lo < 0 else [first + lo]
+        hi = kinds.rfind(kind) + 1
+        # The ids from the first to the last of the kind whose byte is that kind (its translation
+        # is nonzero), without a Python step per type.
+        return list(compress(range(first + lo, first + hi), kinds[lo:hi].translate(_ONLY[kind])))
 
     def kinds(self) -> bytes:
         """The kind of each own type, in id order from ``first_id`` (read once, on first use)."""

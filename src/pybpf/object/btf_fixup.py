@@ -24,13 +24,14 @@ re-encoding; the few types it appends are encoded by the writer.
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
-from itertools import chain
+from itertools import chain, compress
 from operator import itemgetter
 
 from pybpf.btf.layout import (
-    COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Header, Records, kinds_of, read_header, scan, type_words,
+    BTF_MAGIC, COMMON_WORDS, HEADER_LEN, LAYOUTS, U32, Records, kinds_of, read_header, scan, type_words,
 )
 from pybpf.btf.types import BTFKind, Datasec, FuncLinkage, Int, IntEncoding, Var, VarLinkage
 from pybpf.errors import ObjectError
@@ -78,6 +79,9 @@ _VAR = int(BTFKind.VAR)
 _STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)   # (FuncLinkage's are the same)
 _EXTERN = int(VarLinkage.EXTERN)   # VAR and FUNC linkage (FuncLinkage.EXTERN is the same 2)
 _OFFSET = itemgetter(0)
+_HEADER = struct.Struct("<HBBIIIII")   # struct btf_header, little-endian (pybpf.btf.layout.Header)
+_TYPE = itemgetter(4)   # a symbol's type
+_IS_OBJECT = STT_OBJECT.__eq__
 _ENTRY_WORDS = itemgetter(1, 0, 2)   # (type, offset, size) of a sorted (offset, type, size, name) entry
 
 
@@ -124,9 +128,11 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
     datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    # symbols as tuples: (index, name, value, size, type, bind, visibility, section index)
-    for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:
-        if stype != STT_OBJECT or not sname or not shndx:
+    # symbols as tuples: (index, name, value, size, type, bind, visibility, section index); the
+    # data (OBJECT) symbols, a few of them, picked without a Python step per symbol
+    symbols = elf.symbols
+    for _i, sname, value, _size, _type, bind, _vis, shndx in compress(symbols, map(_IS_OBJECT, map(_TYPE, symbols))):
+        if not sname or not shndx:
             continue
         if bind == STB_GLOBAL or bind == STB_WEAK:
             globals_.setdefault(sname, value)
@@ -215,7 +221,8 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     spec_words, offs = btf.raw_words()
     recs = Records(array(U32, spec_words), offs)
     words = recs.words
-    strings = bytearray(raw[hdr.str_start:hdr.str_start + hdr.str_len]) or bytearray(b"\0")
+    str_start = hdr.str_start
+    strings = bytearray(raw[str_start:str_start + hdr.str_len]) or bytearray(b"\0")
     found: dict[str, int] = {}
 
     def string(s: str) -> int:
@@ -233,7 +240,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
         return pos + 1
 
     # Extern VARs become globals; find the .ksyms DATASEC (and an int, if it has entries).
-    present = {_KINDS[k] for k in set(btf.kinds())}   # (scan() refused unknown kinds)
+    present = set(map(_KINDS.__getitem__, set(btf.kinds())))   # (scan() refused unknown kinds)
     for tid in btf.ids_by_kind(BTFKind.VAR):
         at = offs[tid - 1] + _VAR_LINKAGE
         if words[at] == _EXTERN:
@@ -280,7 +287,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
                 recs.set_field(var_id, "linkage", VarLinkage.GLOBAL)
                 recs.set_item(ksyms.id, j, (var_id, 4 * j, 4))
     # Other extern FUNCs (declarations of functions defined elsewhere): the kernel takes no extern linkage.
-    hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs}
+    hidden = {n.encode("utf-8", "surrogateescape") for n in hidden_funcs} if hidden_funcs else ()
     for tid in btf.ids_by_kind(BTFKind.FUNC):
         at = offs[tid - 1]
         linkage = words[at + _INFO] & 0xFFFF   # a FUNC's vlen is its linkage
@@ -290,7 +297,7 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
             start = words[at + _NAME]
             if bytes(strings[start:strings.find(b"\0", start)]) in hidden:
                 recs.set_vlen(tid, FuncLinkage.STATIC)
-    extra = {s: string(s) for s in extra_strings}
+    extra = {s: string(s) for s in extra_strings} if extra_strings else {}
     if kinds is not None:  # what kinds_present() of the result says
         kinds.update(present)
     if appended:
@@ -298,8 +305,8 @@ def kernel_blob(raw: bytes, btf: "Spec", externs: dict[str, ExternSpec],
     if sys.byteorder != "little":  # pragma: no cover
         words.byteswap()
     type_bytes = words.tobytes()
-    header = Header("<", HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings)).pack()
-    return header + type_bytes + bytes(strings), extra
+    header = _HEADER.pack(BTF_MAGIC, 1, 0, HEADER_LEN, 0, len(type_bytes), len(type_bytes), len(strings))
+    return b"".join((header, type_bytes, strings)), extra
 
 
 def string_offsets(blob: bytes, strings: Iterable[str]) -> dict[str, int]:

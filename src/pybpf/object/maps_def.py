@@ -68,6 +68,8 @@ def internal_map_name(object_name: str, section: str) -> str:
         pfx_len = min(_OBJ_NAME_LEN - sfx_len - 1, len(object_name))
     name = object_name[:pfx_len] + section[:sfx_len]
     if name.isascii():
+        if name.replace(".", "").replace("_", "").isalnum():   # (the usual name: nothing to replace)
+            return name
         return name.translate(_NAME_CHARS)
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name)
 
@@ -209,7 +211,7 @@ def parse_map_def(name: str, raw: _RawBTF, struct_id: int, *, inner: bool = Fals
         if not isinstance(t, Struct):
             raise ObjectError(f"{_where(name)}: definition is a {t.kind.name}, not a struct")
         members = [(m.name, m.type_id) for m in t.members]
-    spec = MapSpec(name, MapType.UNSPEC, section=".maps")
+    spec = MapSpec(name, MapType.UNSPEC, 0, 0, 0, 0, None, 0, 0, None, None, None, None, None, False, ".maps")
     values_elem: Type | None = None
     has: set[str] = set()
     for i, (mname, mtype) in enumerate(members):
@@ -495,9 +497,9 @@ def global_data_map(object_name: str, section: str, size: int, data: bytes, data
     are frozen after their contents are written.
     """
     flags = _MMAPABLE | (_RDONLY_PROG if readonly else 0)
-    return MapSpec(name=section, type=MapType.ARRAY, key_size=4, value_size=size, max_entries=1,
-                   flags=flags, value_type=datasec, data=bytes(data), freeze=readonly, section=section,
-                   kernel_name=internal_map_name(object_name, section))
+    # (by position: a call with a dozen keywords costs twice as much)
+    return MapSpec(section, MapType.ARRAY, 4, size, 1, flags, None, 0, 0, None, datasec, None, None, bytes(data),
+                   readonly, section, internal_map_name(object_name, section))
 
 
 def data_section_kind(sec: Section) -> str | None:
