@@ -156,6 +156,8 @@ class Type:
     kind: ClassVar[BTFKind] = BTFKind.UNKNOWN
 
     def __init__(self, name: str = "") -> None:
+        # (Subclasses call their base's __init__ by name: on CPython 3.11, super() costs as much
+        # as the rest of making a type, and decoding BTF makes many.)
         self.id: int | None = None
         self.name = name
         self._spec: Any = None
@@ -217,7 +219,7 @@ class Void(Type):
     kind = BTFKind.UNKNOWN
 
     def __init__(self) -> None:
-        super().__init__("")
+        Type.__init__(self, "")
         self.id = 0
 
     def __repr__(self) -> str:
@@ -242,7 +244,7 @@ class Int(Type):
 
     def __init__(self, name: str, size: int, encoding: IntEncoding | int = IntEncoding.NONE,
                  bits: int | None = None, offset: int = 0) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.size = size
         self.encoding = encoding if encoding.__class__ is IntEncoding else IntEncoding(encoding)
         self.bits = 8 * size if bits is None else bits
@@ -282,7 +284,7 @@ class Pointer(Type):
     target_id = _ref_id("_target")
 
     def __init__(self, target: Type, name: str = "") -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._target = target
 
     def _holders(self) -> list[tuple[Any, str]]:
@@ -304,7 +306,7 @@ class Array(Type):
     index_type_id = _ref_id("_index_type")
 
     def __init__(self, elem: Type, index_type: Type | None, nelems: int) -> None:
-        super().__init__("")
+        Type.__init__(self, "")
         self._elem = elem
         self._index_type = index_type
         self.nelems = nelems
@@ -365,7 +367,7 @@ class Composite(Type):
     __slots__ = ("size", "members")
 
     def __init__(self, name: str, size: int, members: Iterable[Member] = ()) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.size = size
         self.members: list[Member] = list(members)
 
@@ -453,7 +455,7 @@ class Enum(Type):
 
     def __init__(self, name: str, size: int = 4, values: Iterable[tuple[str, int]] = (),
                  signed: bool = False) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.size = size
         self.values: list[EnumValue] = [EnumValue(n, v) for n, v in values]
         self.signed = signed
@@ -484,7 +486,7 @@ class Enum64(Enum):
 
     def __init__(self, name: str, size: int = 8, values: Iterable[tuple[str, int]] = (),
                  signed: bool = False) -> None:
-        super().__init__(name, size, values, signed)
+        Enum.__init__(self, name, size, values, signed)
 
 
 class Fwd(Type):
@@ -498,7 +500,7 @@ class Fwd(Type):
     kind = BTFKind.FWD
 
     def __init__(self, name: str, is_union: bool = False) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.is_union = is_union
 
 
@@ -515,7 +517,7 @@ class Typedef(Type):
     type_id = _ref_id("_type")
 
     def __init__(self, name: str, type: Type) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._type = type
 
     def _holders(self) -> list[tuple[Any, str]]:
@@ -534,7 +536,7 @@ class Qualifier(Type):
     type_id = _ref_id("_type")
 
     def __init__(self, type: Type, name: str = "") -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._type = type
 
     def _holders(self) -> list[tuple[Any, str]]:
@@ -588,7 +590,7 @@ class TypeTag(Qualifier):
     kind = BTFKind.TYPE_TAG
 
     def __init__(self, type: Type, name: str = "", attribute: bool = False) -> None:
-        super().__init__(type, name)
+        Qualifier.__init__(self, type, name)
         self.attribute = attribute
 
 
@@ -634,7 +636,7 @@ class FuncProto(Type):
     ret_id = _ref_id("_ret")
 
     def __init__(self, ret: Type, params: Iterable[Param | tuple[str, Type]] = ()) -> None:
-        super().__init__("")
+        Type.__init__(self, "")
         self._ret = ret
         self.params: list[Param] = [p if isinstance(p, Param) else Param(*p) for p in params]
 
@@ -661,7 +663,7 @@ class Func(Type):
     proto_id = _ref_id("_proto")
 
     def __init__(self, name: str, proto: Type, linkage: FuncLinkage | int = FuncLinkage.STATIC) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._proto = proto
         self.linkage = linkage if linkage.__class__ is FuncLinkage else FuncLinkage(linkage)
 
@@ -682,7 +684,7 @@ class Var(Type):
     type_id = _ref_id("_type")
 
     def __init__(self, name: str, type: Type, linkage: VarLinkage | int = VarLinkage.STATIC) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._type = type
         self.linkage = linkage if linkage.__class__ is VarLinkage else VarLinkage(linkage)
 
@@ -732,7 +734,7 @@ class Datasec(Type):
     kind = BTFKind.DATASEC
 
     def __init__(self, name: str, size: int = 0, vars: Iterable[VarSecinfo] = ()) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.size = size
         self.vars: list[VarSecinfo] = list(vars)
 
@@ -769,7 +771,7 @@ class Float(Type):
     kind = BTFKind.FLOAT
 
     def __init__(self, name: str, size: int) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self.size = size
 
 
@@ -786,7 +788,7 @@ class DeclTag(Type):
     type_id = _ref_id("_type")
 
     def __init__(self, name: str, type: Type, component_idx: int = -1, attribute: bool = False) -> None:
-        super().__init__(name)
+        Type.__init__(self, name)
         self._type = type
         self.component_idx = component_idx
         self.attribute = attribute      # kind flag (Linux 6.13): a whole C attribute

@@ -40,6 +40,7 @@ _U32 = "I" if array("I").itemsize == 4 else "L"
 _HEADER_LEN = 24
 _HEADER_LEN_CORE = 32
 _HDR = struct.Struct("<IIII")
+_SECTION_HEADER = {order: struct.Struct(order + "II") for order in "<>"}   # name_off, num_info
 
 
 class RecordIndex:
@@ -82,12 +83,15 @@ class RawExtInfo:
             cr_off, cr_len = struct.unpack_from(order + "II", data, 24)
         self = cls()
         r = _Reader(data, order, hdr_len, spec)
-        for name, words in r.sections("func_info", fi_off, fi_len, 8, r.check_func_info):
-            self.func[name] = RecordIndex(words, 2)
-        for name, words in r.sections("line_info", li_off, li_len, 16, r.check_line_info):
-            self.line[name] = RecordIndex(words, 4)
-        for name, words in r.sections("core_relo", cr_off, cr_len, 16, r.check_core_relo):
-            self.core[name] = r.core_relos(words)
+        if fi_len:
+            for name, words in r.sections("func_info", fi_off, fi_len, 8):
+                self.func[name] = RecordIndex(words, 2)
+        if li_len:
+            for name, words in r.sections("line_info", li_off, li_len, 16):
+                self.line[name] = RecordIndex(words, 4)
+        if cr_len:
+            for name, words in r.sections("core_relo", cr_off, cr_len, 16):
+                self.core[name] = r.core_relos(words)
         return self
 
 
@@ -105,12 +109,10 @@ class _Reader:
         except ObjectError:
             raise ObjectError(f"BTF.ext: {what} string offset {off} out of range at byte {at}") from None
 
-    def sections(self, what: str, off: int, length: int, min_rec: int,
-                 check: Callable[[array, int, list[int]], None]) -> list[tuple[str, array]]:
-        """(section name, records) in file order; a name seen twice gets its records appended."""
+    def sections(self, what: str, off: int, length: int, min_rec: int) -> list[tuple[str, array]]:
+        """(section name, records) in file order, each checked; a name seen twice gets its records
+        appended."""
         out: dict[str, array] = {}
-        if length == 0:
-            return []
         data = self.data
         start = self.hdr_len + off
         end = start + length
@@ -124,12 +126,20 @@ class _Reader:
             raise ObjectError(f"BTF.ext: {what} record size {rec_size} invalid at byte {start}")
         width = min_rec // 4
         stride = rec_size // 4
+        check = self.check_func_info if what == "func_info" else \
+            self.check_line_info if what == "line_info" else self.check_core_relo
+        strings = self.spec.strings
+        header = _SECTION_HEADER[self.order]
         pos = start + 4
         while pos < end:
             if pos + 8 > end:
                 raise ObjectError(f"BTF.ext: {what} section header truncated at byte {pos}")
-            name_off, num = struct.unpack_from(self.order + "II", data, pos)
-            name = self.string(name_off, pos, f"{what} section name")
+            name_off, num = header.unpack_from(data, pos)
+            try:
+                name = strings[name_off]
+            except ObjectError:
+                raise ObjectError(f"BTF.ext: {what} section name string offset {name_off} out of range "
+                                  f"at byte {pos}") from None
             recs_end = pos + 8 + num * rec_size
             if recs_end > end:
                 raise ObjectError(f"BTF.ext: {what} of section {name!r}: {num} records of "
@@ -143,7 +153,7 @@ class _Reader:
                     packed[k::width] = words[k::stride]
                 words = packed
             # where record i starts in the file, for messages
-            check(words, pos + 8, [rec_size])
+            check(words, pos + 8, rec_size)
             have = out.get(name)
             if have is None:
                 out[name] = words
@@ -159,41 +169,34 @@ class _Reader:
                 return ObjectError(message(words[i + field], at + (i // width) * rec_size + 4 * field))
         return ObjectError(message(-1, at))  # pragma: no cover - only called when one is bad
 
-    def check_func_info(self, words: array, at: int, rec: list[int]) -> None:
+    def check_func_info(self, words: array, at: int, rec_size: int) -> None:
         n = len(self.spec)
         if words and max(words[1::2]) >= n:
-            raise self._bad_record(words, 2, 1, n, at, rec[0],
+            raise self._bad_record(words, 2, 1, n, at, rec_size,
                                    lambda tid, where: f"BTF.ext: func_info type id {tid} out of range at byte {where}")
 
-    def _string_limit(self) -> int | None:
-        strings = self.spec.strings
-        if getattr(strings, "base", None) is not None:
-            return None
-        return max(len(strings), 1)
-
-    def _check_strings(self, words: array, width: int, field: int, at: int, rec_size: int, what: str) -> None:
+    def check_line_info(self, words: array, at: int, rec_size: int) -> None:
         if not words:
             return
-        limit = self._string_limit()
-        if limit is None:  # pragma: no cover - an object's BTF is never split
-            for i in range(0, len(words), width):
-                self.string(words[i + field], at + (i // width) * rec_size + 4 * field, what)
+        strings = self.spec.strings
+        if strings.base is not None:  # pragma: no cover - an object's BTF is never split
+            for i in range(0, len(words), 4):
+                self.string(words[i + 1], at + (i // 4) * rec_size + 4, "line_info file name")
+                self.string(words[i + 2], at + (i // 4) * rec_size + 8, "line_info line")
             return
-        if max(words[field::width]) >= limit:
-            raise self._bad_record(
-                words, width, field, limit, at, rec_size,
-                lambda off, where: f"BTF.ext: {what} string offset {off} out of range at byte {where}")
+        limit = max(len(strings), 1)
+        for field, what in ((1, "line_info file name"), (2, "line_info line")):
+            if max(words[field::4]) >= limit:
+                raise self._bad_record(
+                    words, 4, field, limit, at, rec_size,
+                    lambda off, where: f"BTF.ext: {what} string offset {off} out of range at byte {where}")
 
-    def check_line_info(self, words: array, at: int, rec: list[int]) -> None:
-        self._check_strings(words, 4, 1, at, rec[0], "line_info file name")
-        self._check_strings(words, 4, 2, at, rec[0], "line_info line")
-
-    def check_core_relo(self, words: array, at: int, rec: list[int]) -> None:
+    def check_core_relo(self, words: array, at: int, rec_size: int) -> None:
         from pybpf.btf.reader import CoreRelocKind
 
         n = len(self.spec)
         for i in range(0, len(words), 4):
-            where = at + (i // 4) * rec[0]
+            where = at + (i // 4) * rec_size
             tid, access_off, kind = words[i + 1], words[i + 2], words[i + 3]
             if kind not in CoreRelocKind._value2member_map_:
                 raise ObjectError(f"BTF.ext: unknown CO-RE relocation kind {kind} at byte {where + 12}")
