@@ -238,10 +238,10 @@ def kinds_of(words: array | memoryview, offs: list[int] | array) -> bytes:
     """
     if len(offs) < 2:   # (itemgetter of one index gives the item, not a tuple)
         return bytes([words[offs[0] + 1] >> 24 & 31]) if offs else b""
-    # Without a Python step per record: each info word, its top byte (kind_flag, two unused
-    # bits, the kind), the kind.
-    infos = array(U32, itemgetter(*offs)(memoryview(words)[1:]))
-    return infos.tobytes()[_TOP_BYTE::4].translate(_KIND_OF_TOP)
+    # Without a Python step per record: the top byte (kind_flag, two unused bits, the kind) of
+    # the info word of a record starting at each word index, those of the records, their kinds.
+    top = words.tobytes()[_TOP_BYTE + 4::4]
+    return bytes(itemgetter(*offs)(top)).translate(_KIND_OF_TOP)
 
 
 _TOP_BYTE = 3 if sys.byteorder == "little" else 0   # where a native u32's top byte is

@@ -264,13 +264,8 @@ class _Parser:
         for index, map_name in data_sections.items():
             sec = elf.sections[index]
             m = maps[map_name]
-            types: dict[tuple[str, int], object] = {}
             ds = m.value_type
-            if isinstance(ds, Datasec):
-                for vs in ds.vars:
-                    var = vs.var
-                    if isinstance(var, Var):
-                        types[(var.name, vs.offset)] = var.type
+            types = maps_def.variable_types(btf, ds) if isinstance(ds, Datasec) else {}
             for sym in maps_def.data_symbols(elf, sec):
                 if sym.size == 0 or sym.value + sym.size > sec.size or sym.name in variables:
                     continue

@@ -35,7 +35,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf.reader import Spec
 
-__all__ = ["internal_map_name", "parse_btf_maps", "parse_legacy_maps", "global_data_map", "map_type"]
+__all__ = ["internal_map_name", "parse_btf_maps", "parse_legacy_maps", "global_data_map", "map_type",
+           "variable_types"]
 
 _OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, counting the NUL
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
@@ -346,6 +347,22 @@ def parse_btf_maps(elf: ElfFile, sec: Section, btf: "Spec | None", datasec_id: i
             raise ObjectError(f"section '{sec.name}': map '{m.name}' is defined twice")
         maps[m.name] = m
     return maps
+
+
+def variable_types(btf: "Spec", datasec: Datasec) -> dict[tuple[str, int], Type]:
+    """The type of each VAR of ``datasec`` (a DATASEC of ``btf``) by its name and offset, the VARs
+    read from the raw words (checked as decoding them checks them)."""
+    raw = _RawBTF(btf)
+    types: dict[tuple[str, int], Type] = {}
+    for vs in datasec.vars:
+        var = raw.var(vs.var_id)
+        if var is None:
+            t = vs.var
+            if not isinstance(t, Var):
+                continue
+            var = t.name, t.type_id
+        types[(var[0], vs.offset)] = btf.type_by_id(var[1])
+    return types
 
 
 def map_at(maps: dict[str, MapSpec], section: str, offset: int) -> MapSpec | None:
