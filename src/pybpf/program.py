@@ -148,6 +148,7 @@ class Program(Pinnable, AttachMethods):
     section: str | None = None
     spec: Any = None
     object: Any = None
+    _links: Any = None   # the links attached through it ({id: Link} in the instance, see AttachMethods)
 
     def __init__(
         self,
@@ -379,7 +380,7 @@ class Program(Pinnable, AttachMethods):
 
         The kernel frees the program once no link, pin or fd holds it.
         """
-        if "_links" in self.__dict__:   # (most programs never had one)
+        if self._links is not None:   # (most programs never had one)
             self.close_links()
         self._fd.close()
 

@@ -43,7 +43,7 @@ import struct
 import ctypes
 from ctypes import byref
 from functools import partial
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from pybpf._sys.flags import PIN_BY_NAME, MapFlag
 from pybpf._sys.fs import ensure_bpffs
@@ -105,6 +105,7 @@ _KPROBE = ProgType.KPROBE
 _PER_PROGRAM_TARGET = _BTF_TARGET_TYPES | {ProgType.STRUCT_OPS}
 # (C-level attribute readers: no Python frame per program or map)
 _ref_of = itemgetter(2)   # the name a fixup (slot, kind, name) refers to
+_type_of = attrgetter("type")
 _PROG_LOAD_SIZE = ctypes.sizeof(ProgLoadAttr)
 _COOKIE_HELPER = COOKIE_CALL[4]   # the helper number's byte in the call
 
@@ -145,10 +146,8 @@ _CALLX = 0x8D
 
 
 def _refuse_indirect_calls(ps: ProgramSpec) -> None:
-    """Say how to build the object before the kernel answers "unknown opcode 8d"."""
-    raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
-    if raw is not None and _CALLX not in raw[0::8]:
-        return  # the opcode byte of every slot (an ld_imm64's second slot has 0): no callx, nothing decoded
+    """Say how to build the object before the kernel answers "unknown opcode 8d" (for a program
+    whose linked bytes may hold a callx, or that is given as instructions)."""
     for index, insn in enumerate(ps.instructions):
         if insn.code == _CALLX:
             raise ObjectError(f"program '{ps.name}': instruction {index} is an indirect call "
@@ -180,9 +179,10 @@ class _Loader:
         names = self._select(programs)
         specs = [spec.programs[name] for name in names]
         for ps in specs:
-            _refuse_indirect_calls(ps)
-        if any(ps.type == _STRUCT_OPS for ps in specs) or any(ms.struct_ops is not None
-                                                                for ms in spec.maps.values()):
+            raw = ps._code   # the linked bytes; None once decoded into instructions (ProgramSpec keeps one form)
+            if raw is None or _CALLX in raw[0::8]:   # (the opcode byte of every slot: an ld_imm64's second has 0)
+                _refuse_indirect_calls(ps)
+        if _STRUCT_OPS in map(_type_of, specs) or any(ms.struct_ops is not None for ms in spec.maps.values()):
             names = self._plan_struct_ops(names, explicit=programs is not None)
             specs = [spec.programs[name] for name in names]
         data = self._data(variables)
@@ -294,7 +294,7 @@ class _Loader:
         return encode(btf.types, strings=strings)
 
     def _sanitize(self, blob: bytes) -> bytes:
-        from pybpf import features
+        from pybpf.features import btf_kind_supported as supported   # (a module: no package import machinery)
 
         spec = self.spec
         cached = getattr(spec, "_btf_kinds", None)   # set by the parser for its blob
@@ -302,7 +302,6 @@ class _Loader:
             cached = (blob, frozenset(btf_fixup.kinds_present(blob)))
             spec._btf_kinds = cached  # type: ignore[attr-defined]
         present = cached[1]
-        supported = features.btf_kind_supported
         missing = [kind for kind in present.intersection(_EXTRA_KINDS) if not supported(_EXTRA_KINDS[kind])]
         func_global = BTFKind.FUNC not in present or supported("func_global")
         if not missing and func_global:
