@@ -302,22 +302,8 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             raise ObjectError(f"{_where(sec, roff, sym)}: symbol is not in a section (index {shndx:#x})")
         target = sections[shndx]
         value = sym[2]
-        if shndx in code_sections:
-            off = value + imm
-            if off % 8:
-                raise ObjectError(f"{_where(sec, roff, sym)}: function address {off} is not instruction-aligned")
-            code[roff + 1] = (PSEUDO_FUNC << 4) | regs
-            calls[i] = (shndx, off // 8)
-            continue
-        if shndx in map_sections:
-            m = map_at.get((target.name, value))
-            if m is None:
-                raise ObjectError(f"{_where(sec, roff, sym)}: no map is defined at offset {value} of "
-                                  f"'{target.name}'")
-            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
-            pack_imm(code, roff + 4, 0)
-            fixups[i] = (FIX_MAP, m.name)
-            continue
+        # (A section is code, maps or global data, never two of them: global data, the most common
+        # target, is looked for first.)
         data_map = data_sections.get(shndx)
         if data_map is not None:
             off = imm + value
@@ -328,6 +314,22 @@ def apply_relocations(ctx: RelocationContext, sec: Section, code: bytearray,
             pack_imm(code, roff + 12, off)
             pack_imm(code, roff + 4, 0)
             fixups[i] = (FIX_MAP, data_map)
+            continue
+        if shndx in code_sections:
+            off = value + imm
+            if off % 8:
+                raise ObjectError(f"{_where(sec, roff, sym)}: function address {off} is not instruction-aligned")
+            code[roff + 1] = (PSEUDO_FUNC << 4) | regs
+            calls[i] = (shndx, off // 8)
+            continue
+        if shndx in map_sections:
+            m = map_at.get((target[1], value))
+            if m is None:
+                raise ObjectError(f"{_where(sec, roff, sym)}: no map is defined at offset {value} of "
+                                  f"'{target.name}'")
+            code[roff + 1] = (PSEUDO_MAP_FD << 4) | regs
+            pack_imm(code, roff + 4, 0)
+            fixups[i] = (FIX_MAP, m.name)
             continue
         raise ObjectError(f"{_where(sec, roff, sym)}: refers to section '{target.name}', which is neither code, "
                           "a map nor global data")
