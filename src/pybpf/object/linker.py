@@ -46,9 +46,9 @@ from pybpf.object.parts import ExternSpec, MapSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from typing import Callable, Iterator
     from pybpf.btf.reader import CoreRelo
-    from pybpf.object.btf_ext import RawExtInfo
+    from pybpf.object.btf_ext import RawExtInfo, RecordIndex
 
 __all__ = ["Function", "split_functions", "apply_relocations", "link", "FIX_MAP", "FIX_EXTERN",
            "FIX_KFUNC"]
@@ -167,40 +167,36 @@ def assign(funcs: list[Function], calls: dict[int, tuple[int, int]], fixups: dic
         return
     name = funcs[0].section[1]
     fidx, lidx, core = ext.func.get(name), ext.line.get(name), ext.core.get(name)
-    left = bisect.bisect_left
     if fidx is not None:   # func_info: (insn_off, type_id), most often one at the start of each function
-        offs, words = fidx.offs, fidx.words
-        for f in funcs:
-            lo = 8 * f.start
-            a = left(offs, lo)
-            b = left(offs, lo + 8 * f.count, a)
-            if b > a:
-                f.func_info = _rebased(words[2 * a:2 * b], 2, lo)
-                f.has_func_info = offs[a] == lo
+        for f, recs, at_start in _records_of(funcs, fidx):
+            f.func_info, f.has_func_info = recs, at_start
     if lidx is not None:   # line_info: (insn_off, file_name_off, line_off, line_col)
-        offs, words = lidx.offs, lidx.words
-        for f in funcs:
-            lo = 8 * f.start
-            a = left(offs, lo)
-            b = left(offs, lo + 8 * f.count, a)
-            if b > a:
-                f.line_info = _rebased(words[4 * a:4 * b], 4, lo)
+        for f, recs, _at_start in _records_of(funcs, lidx):
+            f.line_info = recs
     if core:
         core_offs = [r.insn_off for r in core]
         for f in funcs:
             lo, hi = 8 * f.start, 8 * (f.start + f.count)
-            a, b = left(core_offs, lo), left(core_offs, hi)
+            a, b = bisect.bisect_left(core_offs, lo), bisect.bisect_left(core_offs, hi)
             f.core_relos = [type(r)(r.insn_off - lo, r.type_id, r.access_str, r.kind) for r in core[a:b]]
 
 
-def _rebased(recs: array, width: int, lo: int) -> array:
-    """``recs`` (records of ``width`` words, the first an ``insn_off`` in bytes in the section) with
-    that ``insn_off`` made an instruction index from byte ``lo``."""
-    if len(recs) == width:   # one record: most functions have one func_info
-        recs[0] = (recs[0] - lo) >> 3
-    else:
-        recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
-    return recs
+def _records_of(funcs: list[Function], index: "RecordIndex") -> Iterator[tuple[Function, array, bool]]:
+    """For each of ``funcs`` that has records in ``index`` (its section's): the function, its records
+    as a new array with ``insn_off`` made an instruction index from the function's first, and
+    whether one of them is at that first instruction."""
+    offs, words, width, left = index.offs, index.words, index.width, bisect.bisect_left
+    for f in funcs:
+        lo = 8 * f.start
+        a = left(offs, lo)
+        b = left(offs, lo + 8 * f.count, a)
+        if b > a:
+            recs = words[width * a:width * b]
+            if b - a == 1:   # one record: most functions have one func_info
+                recs[0] = (recs[0] - lo) >> 3
+            else:
+                recs[0::width] = array(recs.typecode, [(x - lo) >> 3 for x in recs[0::width]])
+            yield f, recs, offs[a] == lo
 
 
 class RelocationContext:
