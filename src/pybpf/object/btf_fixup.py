@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from itertools import chain, compress
+from itertools import chain
 from operator import itemgetter
 
 from pybpf.btf.layout import (
@@ -80,8 +80,6 @@ _STATIC, _GLOBAL = int(VarLinkage.STATIC), int(VarLinkage.GLOBAL)   # (FuncLinka
 _EXTERN = int(VarLinkage.EXTERN)   # VAR and FUNC linkage (FuncLinkage.EXTERN is the same 2)
 _OFFSET = itemgetter(0)
 _HEADER = struct.Struct("<HBBIIIII")   # struct btf_header, little-endian (pybpf.btf.layout.Header)
-_TYPE = itemgetter(4)   # a symbol's type
-_IS_OBJECT = STT_OBJECT.__eq__
 _ENTRY_WORDS = itemgetter(1, 0, 2)   # (type, offset, size) of a sorted (offset, type, size, name) entry
 
 
@@ -128,11 +126,9 @@ def _fix(btf: "Spec", elf: ElfFile, externs: dict[str, ExternSpec], kconfig_size
     datasecs.sort(key=itemgetter(0))  # stable: same-named ones stay in id order
     globals_: dict[str, int] = {}
     locals_: dict[tuple[int, str], list[int]] = {}
-    # symbols as tuples: (index, name, value, size, type, bind, visibility, section index); the
-    # data (OBJECT) symbols, a few of them, picked without a Python step per symbol
-    symbols = elf.symbols
-    for _i, sname, value, _size, _type, bind, _vis, shndx in compress(symbols, map(_IS_OBJECT, map(_TYPE, symbols))):
-        if not sname or not shndx:
+    # symbols as tuples: (index, name, value, size, type, bind, visibility, section index)
+    for _i, sname, value, _size, stype, bind, _vis, shndx in elf.symbols:
+        if stype != STT_OBJECT or not sname or not shndx:
             continue
         if bind == STB_GLOBAL or bind == STB_WEAK:
             globals_.setdefault(sname, value)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import struct
-from operator import itemgetter
 
 from pybpf.btf.types import Datasec, Var
 from pybpf.errors import BPFError, ObjectError
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["parse"]
 
-_VISIBILITY = itemgetter(6)   # a symbol's visibility
 _IGNORED = (".BTF", ".BTF.ext", ".llvm_addrsig", ".symtab", ".strtab", ".shstrtab")
 
 
@@ -137,12 +135,9 @@ class _Parser:
                           license=license, kern_version=kern_version, externs=externs, path=self.path,
                           notes=self.notes)
         if raw_btf is not None and btf is not None:
-            # symbols as tuples: [1] name, [4] type, [5] bind, [6] visibility (default, 0, for most:
-            # checked without a Python step per symbol)
-            hidden = set()
-            if any(map(_VISIBILITY, elf.symbols)):
-                hidden = {sym[1] for sym in elf.symbols if sym[6] in (STV_HIDDEN, STV_INTERNAL)
-                          and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)}
+            # symbols as tuples: [1] name, [4] type, [5] bind, [6] visibility (default, 0, for most)
+            hidden = {sym[1] for sym in elf.symbols if sym[6] and sym[6] in (STV_HIDDEN, STV_INTERNAL)
+                      and sym[4] == STT_FUNC and sym[5] in (STB_GLOBAL, STB_WEAK)}
             # Line info keeps its string offsets into .BTF, which the kernel blob keeps.
             kinds: set = set()
             spec._kernel_btf, _ = btf_fixup.kernel_blob(raw_btf, btf, externs, (), hidden, kinds)
