@@ -328,3 +328,121 @@ def test_a_missing_name_says_what_the_object_has() -> None:
                                    "(it has 'count_getppid')")
         assert obj.maps.get("typo") is None and "calls" in obj.maps
         obj.variables["hits"].value      # the real names still work
+
+
+# -- the BPF_PROG_LOADs of an object, on two threads ---------------------------------------
+
+
+def _prog_load_threads(monkeypatch) -> list[int]:
+    """Record the thread of every BPF_PROG_LOAD from now on; the list it returns fills as they happen."""
+    import threading
+
+    import pybpf._sys.syscall as sc
+    from pybpf._sys import Cmd
+
+    threads: list[int] = []
+    real = sc._syscall4
+
+    def recording(nr, cmd, addr, size):
+        if int(getattr(cmd, "value", cmd)) == Cmd.PROG_LOAD:
+            threads.append(threading.get_ident())
+        return real(nr, cmd, addr, size)
+
+    monkeypatch.setattr(sc, "_syscall4", recording)
+    return threads
+
+
+def test_programs_load_on_two_threads_and_keep_their_order(monkeypatch):
+    """With more than one CPU, a helper thread makes 4 of the 10 BPF_PROG_LOADs; every fd still
+    belongs to the program of that name (the kernel's name for it says so)."""
+    import threading
+
+    import pybpf._sys.syscall as sc
+
+    threads = _prog_load_threads(monkeypatch)
+    with spec_of("obj_many").load() as obj:
+        names = {name: prog.info().name for name, prog in obj.programs.items()}
+    assert names == {f"prog_{n}": f"prog_{n}" for n in range(10)}
+    mine = threads.count(threading.get_ident())
+    if sc._cpus() > 1:
+        assert (mine, len(threads)) == (6, 10)
+    else:
+        assert (mine, len(threads)) == (10, 10)
+
+
+def test_one_cpu_loads_on_one_thread(monkeypatch):
+    import threading
+
+    import pybpf._sys.syscall as sc
+
+    monkeypatch.setattr(sc, "_cpus", lambda: 1)
+    threads = _prog_load_threads(monkeypatch)
+    with spec_of("obj_many").load() as obj:
+        assert len(obj.programs) == 10
+    assert threads == [threading.get_ident()] * 10
+
+
+def test_an_interrupted_load_closes_what_both_threads_loaded(monkeypatch):
+    """Ctrl-C on the main thread in the middle of its loads: the helper's fds are waited for and closed
+    with the rest (the conftest fixture fails the test on any leaked fd)."""
+    import threading
+
+    import pybpf._sys.syscall as sc
+    from pybpf._sys import Cmd
+
+    monkeypatch.setattr(sc, "_cpus", lambda: 2)
+    real = sc._syscall4
+    main = threading.get_ident()
+    seen = []
+
+    def interrupted(nr, cmd, addr, size):
+        if int(getattr(cmd, "value", cmd)) == Cmd.PROG_LOAD and threading.get_ident() == main:
+            if len(seen) == 2:
+                raise KeyboardInterrupt   # between two loads, as a signal handler would
+            seen.append(real(nr, cmd, addr, size))
+            return seen[-1]
+        return real(nr, cmd, addr, size)
+
+    spec = spec_of("obj_many")
+    monkeypatch.setattr(sc, "_syscall4", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        spec.load()
+    assert len(seen) == 2 and min(seen) >= 0
+    monkeypatch.setattr(sc, "_syscall4", real)
+    with spec.load() as obj:   # the helper is free again
+        assert len(obj.programs) == 10
+
+
+def test_loads_from_two_threads_at_once_and_after_fork():
+    """Two user threads loading at the same time share the helper (one of them goes without it);
+    a forked child, which has no helper thread, starts its own."""
+    import threading
+
+    path = build("obj_many")
+    errors: list[BaseException] = []
+
+    def load_five() -> None:
+        try:
+            for _ in range(5):
+                with pybpf.ObjectSpec.from_file(path).load() as obj:
+                    assert obj.programs["prog_9"].info().name == "prog_9"
+        except BaseException as exc:   # reported below, on the test's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=load_five) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with pybpf.ObjectSpec.from_file(path).load() as obj:
+                ok = [obj.programs[f"prog_{n}"].info().name for n in range(10)] == [f"prog_{n}" for n in range(10)]
+            os._exit(0 if ok else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -20,7 +20,7 @@ import errno as _errno
 import functools
 import os
 import resource
-from _thread import allocate_lock   # threading.Lock itself, without importing threading
+from _thread import allocate_lock, start_new_thread   # threading's Lock and thread, without importing threading
 
 from pybpf.errors import SyscallError
 from pybpf._sys.uapi import Cmd
@@ -129,17 +129,112 @@ def bpf(cmd: Cmd, attr: ctypes.Structure, *, op: str | None = None, hint_for: Ca
 def bpf_each(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> None:
     """bpf(``cmd``, attr) for each of ``attrs`` (``ctypes.byref`` of attrs of ``size`` bytes), back to back.
 
-    Appends each result to ``results``: the new fd, or -1 where the call
-    failed (the errno is not kept: a caller redoes a failed call with
-    :func:`bpf`, which retries, explains and raises).  The caller owns the
-    fds in ``results`` as soon as they are there, also when this is
-    interrupted.  Nothing else runs between the calls: loaders issue their
-    BPF_PROG_LOADs this way, because Python work between two loads evicts the
-    caches the verifier and the JIT run in.
+    Appends each result to ``results``, in the order of ``attrs``: the new
+    fd, or -1 where the call failed (the errno is not kept: a caller redoes a
+    failed call with :func:`bpf`, which retries, explains and raises).  The
+    caller owns the fds in ``results`` as soon as they are there, also when
+    this is interrupted (then they may be out of order).
+
+    The calls must not depend on one another.  Where the process may run on
+    more than one CPU, a helper thread makes the last share of them while
+    this one makes the first: the kernel runs two BPF_PROG_LOADs side by side
+    (ten small XDP programs: 0.92 ms one after the other, 0.58 ms on two
+    threads, Linux 6.18, 2 CPUs).  No Python work runs between two calls of
+    one thread: it would evict the caches the verifier and the JIT run in.
     """
+    share = len(attrs) * 2 // 5 if _cpus() > 1 else 0   # the helper starts ~20 us late: it takes less
+    helper = (_helper or _start_helper()) if share else None
+    if helper is None or not helper.busy.acquire(False):   # (another thread is using it: no wait)
+        _issue(cmd, attrs, size, results)
+        return
+    try:
+        mine = len(attrs) - share
+        theirs: list[int] = []
+        helper.job = (cmd, attrs[mine:], size, theirs)
+        helper.go.release()
+        try:
+            _issue(cmd, attrs[:mine], size, results)
+        finally:
+            helper.wait()   # its fds reach ``results`` whatever happened here
+            results.extend(theirs)
+    finally:
+        helper.busy.release()
+
+
+def _issue(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> None:
     call, nr, ccmd, csize, append = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size), results.append
     for attr in attrs:
         append(call(nr, ccmd, attr, csize))
+
+
+class _Helper:
+    """A thread that makes a share of :func:`bpf_each`'s calls, started on first use and kept.
+
+    It blocks every signal, so that they reach the main thread as they would
+    without it; ctypes lets go of the GIL for the length of each syscall.
+    """
+
+    def __init__(self) -> None:
+        self.busy = allocate_lock()   # held by the bpf_each that hands it a job
+        self.go = allocate_lock()
+        self.go.acquire()
+        self.finished = allocate_lock()
+        self.finished.acquire()
+        self.job: tuple[int, Sequence[Any], int, list[int]] | None = None
+        start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        while True:
+            self.go.acquire()
+            try:
+                _issue(*self.job)
+            finally:
+                self.job = None
+                self.finished.release()
+
+    def wait(self) -> None:
+        """Until the job handed over is done; an interruption waits too, and is raised afterwards."""
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self.finished.acquire()
+                break
+            except BaseException as exc:  # KeyboardInterrupt: the helper's fds must reach the caller first
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+
+
+_helper: _Helper | None = None
+_helper_lock = allocate_lock()
+
+
+def _start_helper() -> _Helper:
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = _Helper()
+        return _helper
+
+
+def _forget_helper() -> None:
+    global _helper, _helper_lock
+    _helper, _helper_lock = None, allocate_lock()   # a forked child has no helper thread
+
+
+os.register_at_fork(after_in_child=_forget_helper)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpus() -> int:
+    """How many CPUs this process may run on (read once)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except OSError:
+        return 1
 
 
 def cmd_name(cmd: int) -> str:

@@ -425,10 +425,11 @@ class _Loader:
         """Prepare every program, then load them back to back, then wrap them.
 
         All the Python work (copying, fds and ids filled in, attrs) comes first
-        and the BPF_PROG_LOADs follow one another with nothing between them
-        (:func:`~pybpf._sys.syscall.bpf_each`): Python work between two loads
-        evicts the caches the verifier runs in, which costs the kernel more than
-        the work itself (about 10 us a program, measured on Linux 6.18).  A
+        and the BPF_PROG_LOADs follow one another with nothing between them, on
+        two threads where there are two CPUs (:func:`~pybpf._sys.syscall.bpf_each`):
+        Python work between two loads evicts the caches the verifier runs in,
+        which costs the kernel more than the work itself (about 10 us a program,
+        measured on Linux 6.18).  A
         program that fails there (or all of them, when a log is asked for) is
         loaded again the ordinary way (:meth:`Program.load`'s steps), with the
         verifier log; errors come in program order.
