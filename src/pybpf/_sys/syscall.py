@@ -130,45 +130,50 @@ def bpf_each(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> N
     """bpf(``cmd``, attr) for each of ``attrs`` (``ctypes.byref`` of attrs of ``size`` bytes), back to back.
 
     Appends each result to ``results``, in the order of ``attrs``: the new
-    fd, or -1 where the call failed (the errno is not kept: a caller redoes a
-    failed call with :func:`bpf`, which retries, explains and raises).  The
-    caller owns the fds in ``results`` as soon as they are there, also when
-    this is interrupted (then they may be out of order).
+    fd, or -1 where the call failed or was not made (the errno is not kept: a
+    caller redoes a failed call with :func:`bpf`, which retries, explains and
+    raises).  The caller owns the fds in ``results``, also when this is
+    interrupted.
 
     The calls must not depend on one another.  Where the process may run on
-    more than one CPU, a helper thread makes the last share of them while
-    this one makes the first: the kernel runs two BPF_PROG_LOADs side by side
+    more than one CPU, a helper thread takes the next call whenever it is
+    free, as this one does: the kernel runs two BPF_PROG_LOADs side by side
     (ten small XDP programs: 0.92 ms one after the other, 0.58 ms on two
-    threads, Linux 6.18, 2 CPUs).  No Python work runs between two calls of
-    one thread: it would evict the caches the verifier and the JIT run in.
+    threads, Linux 6.18, 2 CPUs), and neither thread waits for the other
+    longer than one call.  No Python work runs between two calls of one
+    thread: it would evict the caches the verifier and the JIT run in.
     """
-    share = len(attrs) * 2 // 5 if _cpus() > 1 else 0   # the helper starts ~20 us late: it takes less
-    helper = (_helper or _start_helper()) if share else None
+    out = [-1] * len(attrs)
+    todo = enumerate(attrs)   # shared: each call is taken by one thread (the GIL guards next())
+    helper = (_helper or _start_helper()) if len(attrs) > 1 and _cpus() > 1 else None
     if helper is None or not helper.busy.acquire(False):   # (another thread is using it: no wait)
-        _issue(cmd, attrs, size, results)
+        _issue(cmd, todo, size, out)
+        results.extend(out)
         return
     try:
-        mine = len(attrs) - share
-        theirs: list[int] = []
-        helper.job = (cmd, attrs[mine:], size, theirs)
+        helper.job = (cmd, todo, size, out)
         helper.go.release()
         try:
-            _issue(cmd, attrs[:mine], size, results)
+            _issue(cmd, todo, size, out)
+        except BaseException:
+            for _ in todo:   # (interrupted) the helper stops after the call it is making
+                pass
+            raise
         finally:
             helper.wait()   # its fds reach ``results`` whatever happened here
-            results.extend(theirs)
+            results.extend(out)
     finally:
         helper.busy.release()
 
 
-def _issue(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> None:
-    call, nr, ccmd, csize, append = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size), results.append
-    for attr in attrs:
-        append(call(nr, ccmd, attr, csize))
+def _issue(cmd: int, todo: Iterator[tuple[int, Any]], size: int, out: list[int]) -> None:
+    call, nr, ccmd, csize = _syscall4, _C_NR_BPF, ctypes.c_long(cmd), ctypes.c_ulong(size)
+    for i, attr in todo:
+        out[i] = call(nr, ccmd, attr, csize)
 
 
 class _Helper:
-    """A thread that makes a share of :func:`bpf_each`'s calls, started on first use and kept.
+    """A thread that takes :func:`bpf_each`'s calls beside the caller, started on first use and kept.
 
     It blocks every signal, so that they reach the main thread as they would
     without it; ctypes lets go of the GIL for the length of each syscall.
@@ -180,7 +185,7 @@ class _Helper:
         self.go.acquire()
         self.finished = allocate_lock()
         self.finished.acquire()
-        self.job: tuple[int, Sequence[Any], int, list[int]] | None = None
+        self.job: tuple[int, Iterator[tuple[int, Any]], int, list[int]] | None = None
         start_new_thread(self._run, ())
 
     def _run(self) -> None:
@@ -308,7 +313,7 @@ def error(err: int, op: str, *, hint: str | None = None, cls: type[SyscallError]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Protocol, Sequence, Union
+    from typing import Any, Callable, Iterator, Protocol, Sequence, Union
 
     class HasFD(Protocol):
         """Anything that owns a kernel file descriptor: maps, programs, links, BTF, sockets, files."""
