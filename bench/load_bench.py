@@ -99,14 +99,17 @@ def run_libbpf(obj: Path, iterations: int) -> dict[str, float]:
                          text=True).stdout
     values = {name: int(value) / 1e6 for name, value in (line.split() for line in out.splitlines())}
     return {"parse": values["open_median"], "load": values["load_median"], "close": values["close_median"],
-            "total": values["total_median"], "first": values["first_total"]}
+            "total": values["total_median"], "first": values["first_total"], "cpu": values["cpu_mean"]}
 
 
 def run_pybpf(obj: Path, iterations: int) -> dict[str, float]:
     import pybpf
 
     parse, load, close, total = [], [], [], []
-    for _ in range(iterations):
+    cpu0 = 0.0
+    for i in range(iterations):
+        if i == 1:
+            cpu0 = time.process_time()   # user + system, every thread of the process
         t0 = time.perf_counter()
         spec = pybpf.ObjectSpec.from_file(obj)
         t1 = time.perf_counter()
@@ -120,7 +123,7 @@ def run_pybpf(obj: Path, iterations: int) -> dict[str, float]:
         total.append(t3 - t0)
     med = lambda xs: statistics.median(xs[1:]) * 1e3  # noqa: E731
     return {"parse": med(parse), "load": med(load), "close": med(close), "total": med(total),
-            "first": total[0] * 1e3}
+            "first": total[0] * 1e3, "cpu": (time.process_time() - cpu0) / (iterations - 1) * 1e3}
 
 
 PY_COUNT_CHILD = r"""
@@ -368,6 +371,7 @@ def main() -> int:
         print(row("total", py["total"], c["total"], goal="goal <= 1.5x" + (
             "  ok" if py["total"] <= 1.5 * c["total"] else "  MISSED")))
         print(row("first iteration (cold)", py["first"], c["first"]))
+        print(row("CPU time per iteration (all threads)", py["cpu"], c["cpu"]))
         if counts.get(name):
             pyc, cc = counts[name]
             print(row("bpf(2) calls per warm load+close", sum(pyc.values()), sum(cc.values()), "n"))

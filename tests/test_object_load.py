@@ -394,6 +394,7 @@ def test_an_interrupted_load_closes_what_both_threads_loaded(monkeypatch):
     """Ctrl-C on the main thread in the middle of its loads: the helper's fds are waited for and closed
     with the rest (the conftest fixture fails the test on any leaked fd)."""
     import threading
+    import time
 
     import pybpf._sys.syscall as sc
     from pybpf._sys import Cmd
@@ -409,6 +410,8 @@ def test_an_interrupted_load_closes_what_both_threads_loaded(monkeypatch):
                 raise KeyboardInterrupt   # between two loads, as a signal handler would
             seen.append(real(nr, cmd, addr, size))
             return seen[-1]
+        if int(getattr(cmd, "value", cmd)) == Cmd.PROG_LOAD:
+            time.sleep(0.002)   # the helper is slow: the main thread surely makes three
         return real(nr, cmd, addr, size)
 
     spec = spec_of("obj_many")
@@ -454,3 +457,33 @@ def test_loads_from_two_threads_at_once_and_after_fork():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_what_the_helper_meets_is_raised_by_the_caller_and_the_helper_lives_on(monkeypatch):
+    """An exception on the helper thread (here ctypes refusing an argument) is raised by the caller
+    once the calls are done, and the helper takes the next object's loads as before."""
+    import ctypes
+    import threading
+    import time
+
+    import pybpf._sys.syscall as sc
+
+    monkeypatch.setattr(sc, "_cpus", lambda: 2)
+    main = threading.get_ident()
+
+    def refused_on_the_helper(nr, cmd, addr, size):
+        if threading.get_ident() != main:
+            raise ctypes.ArgumentError("argument 3: wrong type")
+        time.sleep(0.005)   # the helper surely takes one
+        return -1
+
+    monkeypatch.setattr(sc, "_syscall4", refused_on_the_helper)
+    out: list[int] = []
+    with pytest.raises(ctypes.ArgumentError, match="wrong type"):
+        sc.bpf_each(5, [None] * 4, 8, out)
+    assert len(out) == 4
+    monkeypatch.undo()
+    monkeypatch.setattr(sc, "_cpus", lambda: 2)
+    threads = _prog_load_threads(monkeypatch)
+    with spec_of("obj_many").load() as obj:
+        assert len(obj.programs) == 10 and len(threads) == 10

@@ -4,7 +4,8 @@
 //
 // Prints "name value" lines (nanoseconds): first_open/first_load/first_close
 // (the first iteration, cold), then the median and the minimum of the others
-// for open, load, close and total.  Used by bench/load_bench.py.
+// for open, load, close and total, and cpu_mean: the process's CPU time (user
+// and system) per iteration over the others.  Used by bench/load_bench.py.
 // Build: cc -O2 bench/c/load_bench.c -lbpf -lelf -lz -o bench/build/load_bench
 
 #include <stdio.h>
@@ -19,6 +20,14 @@ static long long now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -43,7 +52,7 @@ static void report(const char *name, long long *v, int n)
 
 int main(int argc, char **argv)
 {
-	long long *open_t, *load_t, *close_t, *total_t;
+	long long *open_t, *load_t, *close_t, *total_t, cpu0 = 0;
 	int n, i;
 
 	if (argc != 3 || (n = atoi(argv[2])) < 2) {
@@ -61,6 +70,8 @@ int main(int argc, char **argv)
 		struct bpf_object *obj;
 		int err;
 
+		if (i == 1)
+			cpu0 = cpu_ns();
 		t0 = now_ns();
 		obj = bpf_object__open_file(argv[1], NULL);
 		if (libbpf_get_error(obj)) {
@@ -87,5 +98,6 @@ int main(int argc, char **argv)
 	report("load", load_t + 1, n - 1);
 	report("close", close_t + 1, n - 1);
 	report("total", total_t + 1, n - 1);
+	printf("cpu_mean %lld\n", (cpu_ns() - cpu0) / (n - 1));
 	return 0;
 }

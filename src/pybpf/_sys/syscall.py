@@ -162,6 +162,9 @@ def bpf_each(cmd: int, attrs: Sequence[Any], size: int, results: list[int]) -> N
         finally:
             helper.wait()   # its fds reach ``results`` whatever happened here
             results.extend(out)
+            error, helper.error = helper.error, None
+        if error is not None:
+            raise error
     finally:
         helper.busy.release()
 
@@ -186,6 +189,7 @@ class _Helper:
         self.finished = allocate_lock()
         self.finished.acquire()
         self.job: tuple[int, Iterator[tuple[int, Any]], int, list[int]] | None = None
+        self.error: BaseException | None = None
         start_new_thread(self._run, ())
 
     def _run(self) -> None:
@@ -196,6 +200,8 @@ class _Helper:
             self.go.acquire()
             try:
                 _issue(*self.job)
+            except BaseException as exc:   # (a bad attr) raised by the caller, as without the helper
+                self.error = exc
             finally:
                 self.job = None
                 self.finished.release()
