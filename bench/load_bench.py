@@ -126,6 +126,22 @@ def run_pybpf(obj: Path, iterations: int) -> dict[str, float]:
             "first": total[0] * 1e3, "cpu": (time.process_time() - cpu0) / (iterations - 1) * 1e3}
 
 
+RUN_PYBPF_CHILD = r"""
+import json, sys
+sys.path[:0] = [{bench!r}, {src!r}, {tests!r}]
+from load_bench import run_pybpf
+print(json.dumps(run_pybpf({obj!r}, {n})))
+"""
+
+
+def run_pybpf_on(python: str, obj: Path, iterations: int) -> dict[str, float]:
+    """:func:`run_pybpf` in a process of another interpreter (pybpf needs only the standard library)."""
+    code = RUN_PYBPF_CHILD.format(bench=str(HERE), src=str(ROOT / "src"), tests=str(ROOT / "tests"),
+                                  obj=str(obj), n=iterations)
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
 PY_COUNT_CHILD = r"""
 import sys
 sys.path.insert(0, {src!r})
