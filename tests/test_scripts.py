@@ -42,3 +42,21 @@ def test_venv_helper_creates_a_venv_and_puts_it_first_on_path(tmp_path):
     marker.write_text("")
     subprocess.run(["bash", "-c", "source scripts/venv.sh"], cwd=tmp_path, check=True)
     assert marker.exists()
+
+
+def test_venv_helper_takes_the_directory_and_interpreter_it_is_given(tmp_path):
+    """scripts/bench.sh's venv: PYBPF_VENV names the directory, PYBPF_PYTHON the interpreter it is made from."""
+    import os
+    import sys
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(SCRIPTS / "venv.sh", tmp_path / "scripts" / "venv.sh")
+    base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    env = dict(os.environ, PYBPF_VENV=str(tmp_path / "other"), PYBPF_PYTHON=base)
+    out = subprocess.run(["bash", "-c", "source scripts/venv.sh; command -v python3"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(tmp_path / "other" / "bin" / "python3")
+    cfg = (tmp_path / "other" / "pyvenv.cfg").read_text()
+    if sys.version_info >= (3, 11):   # (venv writes the command it was made with since 3.11)
+        assert f"command = {base} -m venv {tmp_path / 'other'}" in cfg
+    assert not (tmp_path / ".venv").exists()
