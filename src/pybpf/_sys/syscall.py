@@ -193,9 +193,12 @@ class _Helper:
         start_new_thread(self._run, ())
 
     def _run(self) -> None:
-        import signal
+        try:
+            import signal
 
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        except (ImportError, OSError, ValueError):   # the thread must live: callers wait for it
+            pass
         while True:
             self.go.acquire()
             try:
