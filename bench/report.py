@@ -10,7 +10,8 @@ the same run (machines are shared and noisy: absolute times move with the
 load, printed with the machine; ratios in one run hold).
 
 Measured here: ``import pybpf``; object parse + load + close against libbpf
-(bench/load_bench.py's objects and C program); the whole process that loads a
+(bench/load_bench.py's objects and C program, each side in a process of its
+own; with ``--also-python``, pybpf's on a second interpreter too); the whole process that loads a
 CO-RE object and exits, against a C program doing the same (wall time and
 peak RSS from ``wait4``); attaching 1,000 and 10,000 uprobes with cookies
 (bench/attach_bench.py's targets: uprobe_multi against libbpf per-probe,
