@@ -20,6 +20,7 @@ import errno as _errno
 import functools
 import os
 import resource
+import sys
 from _thread import allocate_lock, start_new_thread   # threading's Lock and thread, without importing threading
 
 from pybpf.errors import SyscallError
@@ -244,7 +245,10 @@ os.register_at_fork(after_in_child=_forget_helper)
 
 @functools.lru_cache(maxsize=None)
 def _cpus() -> int:
-    """How many CPUs this process may run on (read once)."""
+    """How many CPUs this process may run on (read once); 1 on a free-threaded build, where the
+    iterator bpf_each's threads share is not guarded by the GIL."""
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except OSError:
