@@ -6,12 +6,15 @@ import ctypes
 import errno
 import os
 import struct
+import threading
+import time
 
 import pytest
 
 import pybpf
 from buildprogs import build
-from pybpf._sys import MapFlag, PerfEventAttr, PerfType
+import pybpf._sys.syscall as sc
+from pybpf._sys import Cmd, MapFlag, PerfEventAttr, PerfType
 from pybpf._sys import perf as _perf
 
 pytestmark = pytest.mark.root  # against the kernel: needs root
@@ -335,11 +338,6 @@ def test_a_missing_name_says_what_the_object_has() -> None:
 
 def _prog_load_threads(monkeypatch) -> list[int]:
     """Record the thread of every BPF_PROG_LOAD from now on; the list it returns fills as they happen."""
-    import threading
-
-    import pybpf._sys.syscall as sc
-    from pybpf._sys import Cmd
-
     threads: list[int] = []
     real = sc._syscall4
 
@@ -356,11 +354,6 @@ def test_programs_load_on_two_threads_and_keep_their_order(monkeypatch):
     """With more than one CPU, a helper thread takes the next BPF_PROG_LOAD whenever it is free (here
     the main thread's loads are slowed down, so that it surely takes some); every fd still belongs to
     the program of that name (the kernel's name for it says so)."""
-    import threading
-    import time
-
-    import pybpf._sys.syscall as sc
-
     monkeypatch.setattr(sc, "_cpus", lambda: 2)
     threads = _prog_load_threads(monkeypatch)
     recording, main = sc._syscall4, threading.get_ident()
@@ -379,10 +372,6 @@ def test_programs_load_on_two_threads_and_keep_their_order(monkeypatch):
 
 
 def test_one_cpu_loads_on_one_thread(monkeypatch):
-    import threading
-
-    import pybpf._sys.syscall as sc
-
     monkeypatch.setattr(sc, "_cpus", lambda: 1)
     threads = _prog_load_threads(monkeypatch)
     with spec_of("obj_many").load() as obj:
@@ -393,12 +382,6 @@ def test_one_cpu_loads_on_one_thread(monkeypatch):
 def test_an_interrupted_load_closes_what_both_threads_loaded(monkeypatch):
     """Ctrl-C on the main thread in the middle of its loads: the helper's fds are waited for and closed
     with the rest (the conftest fixture fails the test on any leaked fd)."""
-    import threading
-    import time
-
-    import pybpf._sys.syscall as sc
-    from pybpf._sys import Cmd
-
     monkeypatch.setattr(sc, "_cpus", lambda: 2)
     real = sc._syscall4
     main = threading.get_ident()
@@ -427,8 +410,6 @@ def test_an_interrupted_load_closes_what_both_threads_loaded(monkeypatch):
 def test_loads_from_two_threads_at_once_and_after_fork():
     """Two user threads loading at the same time share the helper (one of them goes without it);
     a forked child, which has no helper thread, starts its own."""
-    import threading
-
     path = build("obj_many")
     errors: list[BaseException] = []
 
@@ -462,12 +443,6 @@ def test_loads_from_two_threads_at_once_and_after_fork():
 def test_what_the_helper_meets_is_raised_by_the_caller_and_the_helper_lives_on(monkeypatch):
     """An exception on the helper thread (here ctypes refusing an argument) is raised by the caller
     once the calls are done, and the helper takes the next object's loads as before."""
-    import ctypes
-    import threading
-    import time
-
-    import pybpf._sys.syscall as sc
-
     monkeypatch.setattr(sc, "_cpus", lambda: 2)
     main = threading.get_ident()
 
